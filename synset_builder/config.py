@@ -1,0 +1,103 @@
+"""One settings object for the whole toolkit.
+
+Read from ``SYNSET_*`` environment variables and an optional ``synset.toml`` in the
+working directory; built once at the edge (CLI, web app factory) and passed down
+explicitly, so stages never read globals and tests can hand in their own.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from synset_builder.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite:///./synset.db"
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with the embedded defaults (SQLite + ./data)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SYNSET_", toml_file="synset.toml", extra="ignore", frozen=True
+    )
+
+    database_url: str = DEFAULT_DATABASE_URL
+    data_dir: Path = Path("./data")
+    # Where NLTK looks for WordNet first; a folder we build from Debian's files if needed.
+    nltk_data: Path | None = None
+    secret_key: str | None = None
+
+    # Image sources (tests point these at 127.0.0.1).
+    openverse_url: str = "https://api.openverse.org"
+    openverse_client_id: str | None = None
+    openverse_client_secret: str | None = None
+    wikimedia_url: str = "https://commons.wikimedia.org/w/api.php"
+    flickr_url: str = "https://api.flickr.com/services/rest/"
+    flickr_key: str | None = None
+    contact: str = Field(default="https://github.com/synset-builder/synset-builder")
+    allow_private_networks: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL: {value!r}") from exc
+        if url.get_backend_name() not in {"sqlite", "postgresql"}:
+            raise ValueError(
+                f"unsupported database {url.get_backend_name()!r}: use sqlite:/// or "
+                "postgresql+psycopg://"
+            )
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def images_dir(self) -> Path:
+        return self.data_dir / "images"
+
+    def ensure_data_dir(self) -> Path:
+        """Create the data folder, or say in one sentence why it cannot be used."""
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"The data folder {self.data_dir} cannot be created: {exc.strerror}."
+            ) from exc
+        if not os.access(self.data_dir, os.W_OK):
+            raise ConfigError(f"The data folder {self.data_dir} is not writable.")
+        return self.data_dir
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, turning validation errors into one line."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "settings"
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"Setting SYNSET_{field.upper()} is invalid: {msg}.") from exc

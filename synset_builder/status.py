@@ -1,0 +1,105 @@
+"""The funnel per synset: how far each category has come through the pipeline.
+
+Each stage contributes counters here under the names design.md fixes
+(``queries, candidates, failed, clean, rejected, votes, accepted,
+rejected_by_vote, undecided``), so scripts reading ``synset status --json`` can
+rely on them. A counter is one GROUP BY query returning ``{synset_id: count}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from synset_builder.db.models import Candidate, Consensus, Query, Synset, Vote
+
+Counter = Callable[[Session], dict[int, int]]
+
+
+def _grouped(session: Session, stmt: Select) -> dict[int, int]:
+    return {sid: n for sid, n in session.execute(stmt)}
+
+
+def count_queries(session: Session) -> dict[int, int]:
+    return _grouped(
+        session,
+        select(Query.synset_id, func.count()).where(Query.active).group_by(Query.synset_id),
+    )
+
+
+def count_candidates(session: Session) -> dict[int, int]:
+    return _grouped(
+        session, select(Candidate.synset_id, func.count()).group_by(Candidate.synset_id)
+    )
+
+
+def count_votes(session: Session) -> dict[int, int]:
+    return _grouped(
+        session,
+        select(Candidate.synset_id, func.count(Vote.id))
+        .join(Vote, Vote.candidate_id == Candidate.id)
+        .group_by(Candidate.synset_id),
+    )
+
+
+def _decisions(decision: str) -> Counter:
+    def count(session: Session) -> dict[int, int]:
+        return _grouped(
+            session,
+            select(Candidate.synset_id, func.count())
+            .join(Consensus, Consensus.candidate_id == Candidate.id)
+            .where(Consensus.decision == decision)
+            .group_by(Candidate.synset_id),
+        )
+
+    return count
+
+
+# Ordered as the pipeline runs; later stages add their counters here.
+COUNTERS: dict[str, Counter] = {
+    "queries": count_queries,
+    "candidates": count_candidates,
+    "votes": count_votes,
+    "accepted": _decisions("accepted"),
+    "rejected_by_vote": _decisions("rejected"),
+    "undecided": _decisions("undecided"),
+}
+
+
+@dataclass(frozen=True)
+class SynsetStatus:
+    wnid: str
+    name: str
+    target: bool
+    goal: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "wnid": self.wnid,
+            "name": self.name,
+            "target": self.target,
+            "goal": self.goal,
+            "counts": self.counts,
+        }
+
+
+def funnel(session: Session, *, targets_only: bool = False) -> list[SynsetStatus]:
+    """One entry per synset (targets first in wnid order), with every counter."""
+    tallies = {name: counter(session) for name, counter in COUNTERS.items()}
+    stmt = select(Synset).order_by(Synset.target.desc(), Synset.wnid)
+    if targets_only:
+        stmt = stmt.where(Synset.target)
+    return [
+        SynsetStatus(
+            wnid=s.wnid,
+            name=s.name,
+            target=s.target,
+            goal=s.goal,
+            counts={name: tally.get(s.id, 0) for name, tally in tallies.items()},
+        )
+        for s in session.scalars(stmt)
+    ]
