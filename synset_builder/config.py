@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     # Where NLTK looks for WordNet first; a folder we build from Debian's files if needed.
     nltk_data: Path | None = None
+    # Debian's wordnet-base files, used when NLTK has no corpus of its own.
+    wordnet_dir: Path = Path("/usr/share/wordnet")
     secret_key: str | None = None
 
     # Image sources (tests point these at 127.0.0.1).
@@ -47,6 +49,32 @@ class Settings(BaseSettings):
     flickr_key: str | None = None
     contact: str = Field(default="https://github.com/synset-builder/synset-builder")
     allow_private_networks: bool = False
+
+    # Clean stage (synset clean): quality thresholds and near-duplicate search.
+    clean_min_side: int = Field(default=100, ge=0)
+    clean_max_aspect: float = Field(default=4.0, ge=1.0)
+    clean_min_sharpness: float = Field(default=30.0, ge=0.0)
+    clean_min_spread: float = Field(default=12.0, ge=0.0)
+    clean_placeholder_synsets: int = Field(default=3, ge=2)
+    clean_max_distance: int = Field(default=8, ge=0, le=31)
+    clean_hash: str = "phash"
+    clean_workers: int | None = None
+
+    # Annotator web app (synset serve).
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
+    web_grid_size: int = Field(default=24, ge=1, le=200)
+    web_gold_fraction: float = Field(default=0.1, ge=0.0, le=1.0)
+    web_lease_seconds: int = Field(default=600, ge=5)
+    # Fallback rule until consensus decides: stop serving an item after this many votes.
+    web_max_votes: int = Field(default=3, ge=1)
+    web_max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    web_login_attempts: int = Field(default=5, ge=1)
+    web_login_window_seconds: int = Field(default=900, ge=1)
+    web_workers: int = Field(default=1, ge=1)
+    # Crowd platforms: /join?worker=ID&study=KEY works only when the key is set.
+    crowd_study_key: str | None = None
+    crowd_pages: int = Field(default=10, ge=1)
 
     @field_validator("database_url")
     @classmethod

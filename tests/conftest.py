@@ -178,3 +178,6 @@ def photos() -> list[Path]:
     files = sorted(PHOTOS.glob("*.JPEG"))
     assert files, f"test photos missing at {PHOTOS}"
     return files
+
+
+from tests.wordnet_fixtures import nltk_data_dir, wn, wordnet_env  # noqa: E402, F401

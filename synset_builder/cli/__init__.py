@@ -14,6 +14,7 @@ import sys
 
 import click
 import typer
+from alembic.util import CommandError
 from sqlalchemy.exc import DBAPIError
 
 from synset_builder import __version__
@@ -65,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     except SynsetError as exc:
         typer.echo(f"error: {exc}", err=True)
         return exc.exit_code
+    except CommandError as exc:
+        typer.echo(f"error: the database migrations cannot run: {exc}", err=True)
+        return DatabaseUnavailable.exit_code
     except DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         typer.echo(f"error: database error: {reason}", err=True)

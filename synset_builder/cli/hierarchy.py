@@ -1,0 +1,134 @@
+"""``synset hierarchy ...``: build and inspect the category hierarchy."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import typer
+from nltk.corpus.reader.wordnet import WordNetCorpusReader
+from sqlalchemy import select
+from tqdm import tqdm
+
+from synset_builder import hierarchy as h
+from synset_builder.cli.common import open_session, print_json, settings
+from synset_builder.config import Settings
+from synset_builder.db.models import Synset
+from synset_builder.errors import InvalidInput, NotFound
+from synset_builder.hierarchy_view import as_json, as_tree
+from synset_builder.queries import edit_queries
+from synset_builder.wordnet import locate_wordnet, open_wordnet
+
+hierarchy_app = typer.Typer(help="Build the category hierarchy from WordNet or your own synsets.")
+
+
+@lru_cache(maxsize=4)
+def _reader(root: Path) -> WordNetCorpusReader:
+    # WordNet is immutable; loading its indexes takes seconds, so keep one per process.
+    from synset_builder.wordnet import WordNetSource
+
+    return open_wordnet(WordNetSource("cached", root))
+
+
+def wordnet(cfg: Settings) -> WordNetCorpusReader:
+    return _reader(locate_wordnet(cfg.nltk_data, cfg.data_dir, cfg.wordnet_dir).root)
+
+
+@hierarchy_app.command("add")
+def add(
+    names: list[str] = typer.Argument(None, help="wnids (n02084071), names (dog.n.01) or lemmas."),
+    depth: int | None = typer.Option(
+        None, "--depth", min=0, help="Levels of hyponyms to add (default: all; 0: only itself)."
+    ),
+    leaves: bool = typer.Option(False, "--leaves", help="Keep only the leaves as targets."),
+    file: Path | None = typer.Option(None, "--file", help="A list of wnids, one per line."),
+    ilsvrc2012: bool = typer.Option(False, "--ilsvrc2012", help="The 1000 ILSVRC-2012 classes."),
+    exclude: list[str] = typer.Option([], "--exclude", help="Drop this subtree (repeatable)."),
+) -> None:
+    """Add synsets (with their descendants) as targets, and their ancestors up to entity."""
+    cfg = settings()
+    listed = list(h.read_wnid_file(file)) if file else []
+    if ilsvrc2012:
+        listed += h.ilsvrc2012_wnids()
+    if not names and not listed:
+        raise InvalidInput("Name at least one synset, or give --file or --ilsvrc2012.")
+    with open_session(cfg) as session:
+        wn = wordnet(cfg)
+        roots = [h.resolve(wn, n) for n in names or []]
+        items = tqdm(listed, desc="resolving", unit="synset", disable=len(listed) < 200)
+        listed_roots = [h.resolve(wn, w) for w in items]
+        excluded = [h.resolve(wn, e) for e in exclude]
+        named = h.select_synsets(roots, depth=depth, leaves=leaves, exclude=excluded)
+        # Lists add exactly what they list, unless --depth says otherwise.
+        lists = h.select_synsets(listed_roots, depth=depth or 0, leaves=leaves, exclude=excluded)
+        selection = h.Selection(
+            named.targets | lists.targets,
+            (named.others | lists.others) - named.targets - lists.targets,
+        )
+        report = h.store(session, selection)
+    typer.echo(
+        f"Added {report.targets_new} target synsets ({report.targets_total} in all), "
+        f"{report.ancestors_new} ancestors, {report.edges_new} edges, "
+        f"{report.queries_new} queries."
+    )
+    if report.not_imageable:
+        shown = ", ".join(report.not_imageable[:5])
+        typer.echo(
+            f"warning: {len(report.not_imageable)} targets are abstract (outside "
+            f"physical_entity) and hard to photograph: {shown}"
+            + (" ..." if len(report.not_imageable) > 5 else ""),
+            err=True,
+        )
+
+
+@hierarchy_app.command("add-custom")
+def add_custom(
+    name: str = typer.Argument(..., help="The category's name."),
+    parent: str = typer.Option(..., "--parent", help="wnid (or name) of its parent."),
+    gloss: str = typer.Option(..., "--gloss", help="One sentence saying what it is."),
+    query: list[str] = typer.Option([], "--query", help="An extra search query (repeatable)."),
+) -> None:
+    """Add a category that is not in WordNet, with a stable generated id."""
+    cfg = settings()
+    with open_session(cfg) as session:
+        row, created = h.add_custom(
+            session, wordnet(cfg), name, parent=parent, gloss=gloss, queries=query
+        )
+        typer.echo(f"{'Added' if created else 'Already there:'} {row.name} ({row.wnid})")
+
+
+@hierarchy_app.command("queries")
+def queries(
+    wnid: str = typer.Argument(..., help="The synset."),
+    add: list[str] = typer.Option([], "--add", help="Add a query (repeatable)."),
+    remove: list[str] = typer.Option([], "--remove", help="Remove a query (repeatable)."),
+) -> None:
+    """Show, add or remove a synset's search queries (removed ones are kept, inactive)."""
+    with open_session(settings()) as session:
+        row = session.scalar(select(Synset).where(Synset.wnid == wnid))
+        if row is None:
+            raise NotFound(f"{wnid} is not in the hierarchy.")
+        for q in edit_queries(session, row, add=add, remove=remove):
+            typer.echo(f"{'  ' if q.active else '- '}{q.text}  ({q.kind})")
+
+
+@hierarchy_app.command("show")
+def show(
+    wnid: str | None = typer.Argument(None, help="Show only this synset's subtree."),
+    as_json_flag: bool = typer.Option(False, "--json", help="A JSON list for scripts."),
+    depth: int | None = typer.Option(None, "--depth", min=0, help="Levels to print."),
+) -> None:
+    """The tree: * marks targets; [candidates/clean/accepted] per synset."""
+    with open_session(settings()) as session:
+        if as_json_flag:
+            print_json(as_json(session, wnid))
+            return
+        lines = as_tree(session, wnid, depth)
+    if not lines:
+        typer.echo("The hierarchy is empty; add synsets with 'synset hierarchy add'.")
+    for line in lines:
+        typer.echo(line)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(hierarchy_app, name="hierarchy")
