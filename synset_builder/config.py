@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     # Clean stage (synset clean): quality thresholds and near-duplicate search.
     clean_min_side: int = Field(default=100, ge=0)
     clean_max_aspect: float = Field(default=4.0, ge=1.0)
-    clean_min_sharpness: float = Field(default=30.0, ge=0.0)
+    clean_min_sharpness: float = Field(default=100.0, ge=0.0)
     clean_min_spread: float = Field(default=12.0, ge=0.0)
     clean_placeholder_synsets: int = Field(default=3, ge=2)
     clean_max_distance: int = Field(default=8, ge=0, le=31)
@@ -66,8 +66,6 @@ class Settings(BaseSettings):
     web_grid_size: int = Field(default=24, ge=1, le=200)
     web_gold_fraction: float = Field(default=0.1, ge=0.0, le=1.0)
     web_lease_seconds: int = Field(default=600, ge=5)
-    # Fallback rule until consensus decides: stop serving an item after this many votes.
-    web_max_votes: int = Field(default=3, ge=1)
     web_max_body_bytes: int = Field(default=1_000_000, ge=1024)
     web_login_attempts: int = Field(default=5, ge=1)
     web_login_window_seconds: int = Field(default=900, ge=1)

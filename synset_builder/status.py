@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from synset_builder.db.models import Candidate, Consensus, Query, Synset, Vote
+from synset_builder.db.models import (
+    Candidate,
+    Consensus,
+    FetchFailure,
+    Image,
+    Query,
+    Synset,
+    Vote,
+)
+from synset_builder.pool import clean_clause, cleaned_clause, passed_clean_clause
 
 Counter = Callable[[Session], dict[int, int]]
 
@@ -34,6 +43,36 @@ def count_candidates(session: Session) -> dict[int, int]:
     return _grouped(
         session, select(Candidate.synset_id, func.count()).group_by(Candidate.synset_id)
     )
+
+
+def count_failed(session: Session) -> dict[int, int]:
+    """URLs the crawler could not use and has not since fetched on a retry."""
+    return _grouped(
+        session,
+        select(FetchFailure.synset_id, func.count())
+        .where(FetchFailure.resolved.is_(False))
+        .group_by(FetchFailure.synset_id),
+    )
+
+
+def _cleaned(in_pool: bool) -> Select:
+    pool = clean_clause() if in_pool else ~passed_clean_clause()
+    return (
+        select(Candidate.synset_id, func.count())
+        .join(Image, Image.id == Candidate.image_id)
+        .where(cleaned_clause(), pool)
+        .group_by(Candidate.synset_id)
+    )
+
+
+def count_clean(session: Session) -> dict[int, int]:
+    """Candidates the clean stage looked at and left for voting (see synset_builder.pool)."""
+    return _grouped(session, _cleaned(True))
+
+
+def count_rejected(session: Session) -> dict[int, int]:
+    """Candidates the clean stage took out: bad quality, near duplicate, reference copy."""
+    return _grouped(session, _cleaned(False))
 
 
 def count_votes(session: Session) -> dict[int, int]:
@@ -62,6 +101,9 @@ def _decisions(decision: str) -> Counter:
 COUNTERS: dict[str, Counter] = {
     "queries": count_queries,
     "candidates": count_candidates,
+    "failed": count_failed,
+    "clean": count_clean,
+    "rejected": count_rejected,
     "votes": count_votes,
     "accepted": _decisions("accepted"),
     "rejected_by_vote": _decisions("rejected"),

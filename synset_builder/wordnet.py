@@ -14,6 +14,7 @@ import os
 import shutil
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from nltk.corpus.reader.wordnet import WordNetCorpusReader
@@ -140,3 +141,16 @@ def open_wordnet(source: WordNetSource) -> WordNetCorpusReader:
         # No Open Multilingual WordNet here; English is all we need.
         warnings.simplefilter("ignore")
         return WordNetCorpusReader(str(source.root), None)
+
+
+@lru_cache(maxsize=4)
+def _cached_reader(root: Path) -> WordNetCorpusReader:
+    # WordNet is immutable and its indexes take seconds to load: one reader per process.
+    return open_wordnet(WordNetSource("cached", root))
+
+
+def load_wordnet(
+    nltk_data: Path | None, data_dir: Path, debian_dir: Path = DEBIAN_WORDNET
+) -> WordNetCorpusReader:
+    """The reader for the configured WordNet, loaded once per process."""
+    return _cached_reader(locate_wordnet(nltk_data, data_dir, debian_dir).root)

@@ -19,9 +19,9 @@ def nltk_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def wn(nltk_data_dir: Path) -> WordNetCorpusReader:
-    from synset_builder.cli.hierarchy import _reader
+    from synset_builder.wordnet import load_wordnet
 
-    return _reader(nltk_data_dir / "corpora" / "wordnet")
+    return load_wordnet(nltk_data_dir, nltk_data_dir)
 
 
 @pytest.fixture

@@ -44,10 +44,15 @@ def _root(
     """Settings come from SYNSET_* variables and ./synset.toml (see README)."""
 
 
-for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-    if _info.name.startswith("_") or _info.name == "common":
-        continue
-    importlib.import_module(f"{__name__}.{_info.name}").register(app)
+# `synset --help` lists commands in pipeline order; modules not named here come last.
+PIPELINE = (
+    "init", "hierarchy", "crawl", "clean", "users", "gold", "serve", "votes", "consensus",
+    "export", "train", "takedown", "status",
+)  # fmt: skip
+_modules = [m.name for m in pkgutil.iter_modules(__path__) if m.name not in ("common",)]
+for _name in sorted(_modules, key=lambda n: (PIPELINE.index(n) if n in PIPELINE else 99, n)):
+    if not _name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_name}").register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,36 +2,31 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from nltk.corpus.reader.wordnet import WordNetCorpusReader
 from sqlalchemy import select
 from tqdm import tqdm
 
-from synset_builder import hierarchy as h
 from synset_builder.cli.common import open_session, print_json, settings
 from synset_builder.config import Settings
 from synset_builder.db.models import Synset
 from synset_builder.errors import InvalidInput, NotFound
 from synset_builder.hierarchy_view import as_json, as_tree
 from synset_builder.queries import edit_queries
-from synset_builder.wordnet import locate_wordnet, open_wordnet
+
+if TYPE_CHECKING:
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
 hierarchy_app = typer.Typer(help="Build the category hierarchy from WordNet or your own synsets.")
 
 
-@lru_cache(maxsize=4)
-def _reader(root: Path) -> WordNetCorpusReader:
-    # WordNet is immutable; loading its indexes takes seconds, so keep one per process.
-    from synset_builder.wordnet import WordNetSource
-
-    return open_wordnet(WordNetSource("cached", root))
-
-
 def wordnet(cfg: Settings) -> WordNetCorpusReader:
-    return _reader(locate_wordnet(cfg.nltk_data, cfg.data_dir, cfg.wordnet_dir).root)
+    # NLTK takes over a second to import: only the commands that need it pay for it.
+    from synset_builder.wordnet import load_wordnet
+
+    return load_wordnet(cfg.nltk_data, cfg.data_dir, cfg.wordnet_dir)
 
 
 @hierarchy_app.command("add")
@@ -46,6 +41,8 @@ def add(
     exclude: list[str] = typer.Option([], "--exclude", help="Drop this subtree (repeatable)."),
 ) -> None:
     """Add synsets (with their descendants) as targets, and their ancestors up to entity."""
+    from synset_builder import hierarchy as h
+
     cfg = settings()
     listed = list(h.read_wnid_file(file)) if file else []
     if ilsvrc2012:
@@ -89,6 +86,8 @@ def add_custom(
     query: list[str] = typer.Option([], "--query", help="An extra search query (repeatable)."),
 ) -> None:
     """Add a category that is not in WordNet, with a stable generated id."""
+    from synset_builder import hierarchy as h
+
     cfg = settings()
     with open_session(cfg) as session:
         row, created = h.add_custom(

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -107,6 +108,33 @@ class Image(Base):
     quality_reason: Mapped[str | None] = mapped_column(String(200), default=None)
     dup_group: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Clean stage: a curator's override of a quality rejection (`synset clean --keep`).
+    keep: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Flagged, not rejected: some categories are legitimately photographed in grey.
+    greyscale: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    # Variance of the Laplacian of a downscaled grey copy; picks the best of a dup group.
+    sharpness: Mapped[float | None] = mapped_column(Float, default=None)
+    # The reference-set file (`synset clean --against`) this picture is a copy of.
+    reference_match: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class ImageHash(Base):
+    """Perceptual hashes of one image: the full picture, central crops and the mirror.
+
+    One hash of the full picture cannot match crops or flips at a safe distance, so
+    the clean stage matches when any of these is near another image's full hash.
+    Signed int64 like ``Image.phash``.
+    """
+
+    __tablename__ = "image_hash"
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("image.id"), primary_key=True)
+    # phash | dhash
+    algo: Mapped[str] = mapped_column(String(16), primary_key=True)
+    full: Mapped[int] = mapped_column(BigInteger)
+    crop90: Mapped[int] = mapped_column(BigInteger)
+    crop80: Mapped[int] = mapped_column(BigInteger)
+    mirror: Mapped[int] = mapped_column(BigInteger)
 
 
 class Candidate(Base):
@@ -127,6 +155,69 @@ class Candidate(Base):
     landing_url: Mapped[str | None] = mapped_column(Text, default=None)
     title: Mapped[str | None] = mapped_column(Text, default=None)
     fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Clean stage: the candidate of the same synset kept in place of this near copy.
+    near_duplicate_of: Mapped[int | None] = mapped_column(
+        ForeignKey("candidate.id"), default=None, index=True
+    )
+    # Set when this picture (or a near copy) is also a candidate of an unrelated
+    # synset: the image's dup_group, so voting and export can look at them together.
+    conflict_group: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
+
+
+class FetchFailure(Base):
+    """A URL the crawler could not turn into an image, kept as data with its reason.
+
+    One row per (synset, URL), found again by ``synset crawl --retry-failed``; a
+    later success marks it resolved instead of deleting it. The URL is keyed by
+    its sha256 because real URLs outgrow what a PostgreSQL btree index accepts.
+    """
+
+    __tablename__ = "fetch_failure"
+    __table_args__ = (UniqueConstraint("synset_id", "url_sha256"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    synset_id: Mapped[int] = mapped_column(ForeignKey("synset.id"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    url_sha256: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(32))
+    query: Mapped[str | None] = mapped_column(String(300), default=None)
+    rank: Mapped[int | None] = mapped_column(Integer, default=None)
+    license: Mapped[str | None] = mapped_column(String(100), default=None)
+    creator: Mapped[str | None] = mapped_column(String(300), default=None)
+    landing_url: Mapped[str | None] = mapped_column(Text, default=None)
+    title: Mapped[str | None] = mapped_column(Text, default=None)
+    # timeout | http_404 | not_an_image | too_large | decompression_bomb | robots | ...
+    reason: Mapped[str] = mapped_column(String(32), index=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    resolved: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class CrawlPage(Base):
+    """A result page of a source whose every hit has been downloaded or recorded.
+
+    Lets a re-run (or ``--refill``) skip pages it has finished instead of asking
+    the service again, and remember that a (source, query) ran dry.
+    """
+
+    __tablename__ = "crawl_page"
+    __table_args__ = (UniqueConstraint("synset_id", "source", "query", "page"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    synset_id: Mapped[int] = mapped_column(ForeignKey("synset.id"), index=True)
+    # The source spec (``openverse``, ``urls:FILE``, ...).
+    source: Mapped[str] = mapped_column(String(500))
+    # The query text, "" for sources that take none.
+    query: Mapped[str] = mapped_column(String(300), default="")
+    page: Mapped[int] = mapped_column(Integer)
+    hits: Mapped[int] = mapped_column(Integer, default=0)
+    # The source said there is nothing after this page.
+    last: Mapped[bool] = mapped_column(Boolean, default=False)
+    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Annotator(Base):
@@ -140,6 +231,12 @@ class Annotator(Base):
     # annotator | curator | admin
     role: Mapped[str] = mapped_column(String(16), default="annotator")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # A curator can switch an account off; its votes stay, it can no longer log in.
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Crowd workers (Prolific, Mechanical Turk) arrive by id instead of a password.
+    worker_id: Mapped[str | None] = mapped_column(String(100), unique=True, default=None)
+    completion_code: Mapped[str | None] = mapped_column(String(32), default=None)
+    pages_done: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Vote(Base):
@@ -177,6 +274,33 @@ class Consensus(Base):
     decision: Mapped[str] = mapped_column(String(16), index=True)
     method: Mapped[str] = mapped_column(String(32))
     n_votes: Mapped[int] = mapped_column(Integer, default=0)
+    # In its synset's initial subset (dynamic consensus): served first, to 10 votes.
+    initial: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class AnnotatorQuality(Base):
+    """An annotator's measured skill: gold accuracy and the consensus model's estimate.
+
+    Curators read it on the dashboard; an annotator below the skill floor is
+    excluded from consensus and from serving, with the reason kept here.
+    """
+
+    __tablename__ = "annotator_quality"
+
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotator.id"), primary_key=True)
+    votes: Mapped[int] = mapped_column(Integer, default=0)
+    gold_total: Mapped[int] = mapped_column(Integer, default=0)
+    gold_correct: Mapped[int] = mapped_column(Integer, default=0)
+    # P(yes | item is a yes) and P(no | item is a no), smoothed toward the pool.
+    sensitivity: Mapped[float] = mapped_column(Float, default=0.8)
+    specificity: Mapped[float] = mapped_column(Float, default=0.8)
+    # Soft confusion counts from decided items: {"yy", "yn", "ny", "nn"} (truth, vote).
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    excluded: Mapped[bool] = mapped_column(Boolean, default=False)
+    exclusion_reason: Mapped[str | None] = mapped_column(Text, default=None)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
@@ -194,3 +318,94 @@ class Export(Base):
     seed: Mapped[int] = mapped_column(Integer, default=0)
     manifest_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Requeue(Base):
+    """A candidate sent back to the annotators (e.g. a trainer's suspect), with why.
+
+    Open while ``resolved_at`` is empty: consensus treats the candidate as needing
+    more votes. Rows are never deleted, so every reopening can be explained.
+    """
+
+    __tablename__ = "requeue"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidate.id"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class Lease(Base):
+    """The annotator an item is lent to until ``expires_at``; one row per candidate.
+
+    The primary key makes "one holder at a time" a constraint rather than a
+    convention; a vote is only taken from the holder, and an expired row may be
+    taken over by the next annotator who asks for work.
+    """
+
+    __tablename__ = "lease"
+
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidate.id"), primary_key=True)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotator.id"), index=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class Report(Base):
+    """An annotator's "report this image" (offensive, private, wrong licence).
+
+    While unresolved, or once a curator removed it, the image leaves every queue.
+    """
+
+    __tablename__ = "report"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("image.id"), index=True)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotator.id"))
+    reason: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # kept | removed, set by a curator
+    resolution: Mapped[str | None] = mapped_column(String(16), default=None)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class Unsure(Base):
+    """An item an annotator skipped as "unsure": no vote, but never shown to them again."""
+
+    __tablename__ = "unsure"
+
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidate.id"), primary_key=True)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotator.id"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LoginFailure(Base):
+    """A failed login, kept so attempts can be limited per account and per address."""
+
+    __tablename__ = "login_failure"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+
+
+class Takedown(Base):
+    """A withdrawal request: every image matching it leaves every queue and export.
+
+    Matched by the image's sha256, or by the URL or creator of any of its
+    candidates. Never deleted: ``revoked_at`` reverses it and keeps the record.
+    """
+
+    __tablename__ = "takedown"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # sha256 | url | creator
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    value: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    revoke_reason: Mapped[str | None] = mapped_column(Text, default=None)

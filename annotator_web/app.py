@@ -1,0 +1,167 @@
+"""The annotator web app: ``create_app(settings)`` builds everything it needs.
+
+No module-level state: the engine, the session factory, the templates and the
+signing secret live on ``app.state``, so tests can run several apps side by side
+against different databases, and ``synset serve`` can run several workers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from annotator_web.auth import csrf_token, secret_key
+from annotator_web.deps import LoginRequired
+from annotator_web.routes import api, auth_pages, dashboard, images, task_pages
+from synset_builder import __version__
+from synset_builder.config import Settings, load_settings
+from synset_builder.db.session import make_engine, session_factory
+
+HERE = Path(__file__).resolve().parent
+SESSION_COOKIE = "synset_session"
+SESSION_DAYS = 14
+WORKER_THREADS = 16
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+        exceeded = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    exceeded = True
+                    raise BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            # The framework may turn our exception into its own error page; answer 413.
+            if not exceeded:
+                await send(message)
+            elif message["type"] == "http.response.start":
+                await self._refuse(scope, receive, send)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except BodyTooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = json.dumps({"detail": f"Request body over {self.limit} bytes."}).encode()
+        response = Response(body, status_code=413, media_type="application/json")
+        await response(scope, receive, send)
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get(
+        "accept", ""
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    cfg = settings or load_settings()
+    # Sync routes run in a bounded thread pool with one connection per thread (plus a few
+    # for streamed downloads): requests queue for a thread, never time out on the pool.
+    engine = make_engine(
+        cfg.database_url, pool_size=WORKER_THREADS, max_overflow=4, pool_timeout=120
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="synset-builder annotator",
+        version=__version__,
+        description="Vote on candidate images; curate the pool. Authenticate with "
+        "POST /api/session; the session cookie carries the login.",
+    )
+    app.state.settings = cfg
+    app.state.engine = engine
+    app.state.sessionmaker = session_factory(engine)
+    templates = Jinja2Templates(directory=HERE / "templates")  # autoescape is on for .html
+    templates.env.globals["csrf_token"] = csrf_token
+    app.state.templates = templates
+
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=secret_key(cfg),
+        session_cookie=SESSION_COOKIE,
+        max_age=SESSION_DAYS * 86400,
+        same_site="lax",
+        https_only=False,
+    )
+    app.add_middleware(BodyLimit, limit=cfg.web_max_body_bytes)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    for module in (auth_pages, task_pages, dashboard, images, api):
+        app.include_router(module.router)
+
+    @app.exception_handler(LoginRequired)
+    async def _to_login(request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse(f"/login?next={exc.next_url}", status_code=303)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Response:
+        if _wants_html(request) and exc.status_code in (403, 404, 415, 429):
+            return templates.TemplateResponse(
+                request,
+                "message.html",
+                {"title": f"Error {exc.status_code}", "message": exc.detail, "user": None},
+                status_code=exc.status_code,
+            )
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        message = "Invalid request: " + "; ".join(problems)
+        return JSONResponse({"detail": message, "errors": jsonable(exc.errors())}, status_code=422)
+
+    return app
+
+
+def jsonable(errors: object) -> object:
+    return json.loads(json.dumps(errors, default=str))
+
+
+def factory() -> FastAPI:
+    """For ``uvicorn --factory annotator_web.app:factory`` (settings from the environment)."""
+    return create_app(load_settings())

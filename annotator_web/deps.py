@@ -1,0 +1,109 @@
+"""FastAPI dependencies: a database session per request, the logged-in user, roles.
+
+Pages and the API differ only in how they refuse: a page redirects an anonymous
+visitor to the login form, the API answers 401. Role checks answer 403 on both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy.orm import Session
+
+from annotator_web.auth import csrf_ok
+from synset_builder.config import Settings
+from synset_builder.db.models import Annotator
+
+CURATOR_ROLES = ("curator", "admin")
+
+
+class LoginRequired(Exception):
+    """Raised by page dependencies; the app turns it into a redirect to /login."""
+
+    def __init__(self, next_url: str) -> None:
+        super().__init__(next_url)
+        self.next_url = next_url
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request: committed when the route returns, rolled back on error."""
+    session = request.app.state.sessionmaker()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def _user(request: Request, session: Session) -> Annotator | None:
+    uid = request.session.get("uid")
+    if uid is None:
+        return None
+    user = session.get(Annotator, uid)
+    # End the read transaction now: the route body runs in another pool thread, and a
+    # request holding a connection while it waits for a thread can starve the pool.
+    session.commit()
+    if user is None or user.disabled:
+        request.session.clear()
+        return None
+    return user
+
+
+def page_user(request: Request, session: SessionDep) -> Annotator:
+    user = _user(request, session)
+    if user is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise LoginRequired(quote(target, safe="/?=&"))
+    return user
+
+
+def api_user(request: Request, session: SessionDep) -> Annotator:
+    user = _user(request, session)
+    if user is None:
+        raise HTTPException(status_code=401, detail="Log in first (POST /api/session).")
+    return user
+
+
+def page_curator(user: Annotated[Annotator, Depends(page_user)]) -> Annotator:
+    if user.role not in CURATOR_ROLES:
+        raise HTTPException(status_code=403, detail="This page is for curators.")
+    return user
+
+
+def api_curator(user: Annotated[Annotator, Depends(api_user)]) -> Annotator:
+    if user.role not in CURATOR_ROLES:
+        raise HTTPException(status_code=403, detail="This endpoint is for curators.")
+    return user
+
+
+def check_csrf(request: Request, token: str | None) -> None:
+    if not csrf_ok(request, token):
+        raise HTTPException(status_code=403, detail="The form expired; reload the page and retry.")
+
+
+def require_json(request: Request) -> None:
+    """The API takes JSON only: a cross-site HTML form cannot produce it."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json":
+        raise HTTPException(status_code=415, detail="Send the body as application/json.")
+
+
+PageUser = Annotated[Annotator, Depends(page_user)]
+ApiUser = Annotated[Annotator, Depends(api_user)]
+PageCurator = Annotated[Annotator, Depends(page_curator)]
+ApiCurator = Annotated[Annotator, Depends(api_curator)]
+JsonBody = Depends(require_json)

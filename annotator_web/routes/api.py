@@ -1,0 +1,136 @@
+"""The JSON API (documented at /openapi.json); same query functions as the pages.
+
+It authenticates by the session cookie (POST /api/session) and takes only
+``application/json`` bodies, which a cross-site HTML form cannot send, so it needs
+no CSRF token.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from annotator_web.deps import ApiUser, SessionDep, SettingsDep, require_json
+from annotator_web.reports import REPORT_REASONS, report_image
+from annotator_web.routes.task_pages import WNID
+from annotator_web.stats import my_stats, synset_rows
+from annotator_web.tasks import next_task, record_votes
+from synset_builder.errors import InvalidInput, NotFound
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+
+class SynsetRef(BaseModel):
+    wnid: str
+    name: str
+    gloss: str
+
+
+class Item(BaseModel):
+    candidate_id: int
+    image_url: str
+
+
+class TaskOut(BaseModel):
+    synset: SynsetRef | None
+    items: list[Item]
+
+
+class VoteIn(BaseModel):
+    candidate_id: int
+    label: bool
+
+
+class VotesIn(BaseModel):
+    votes: list[VoteIn] = Field(max_length=1000)
+    unsure: list[int] = Field(default_factory=list, max_length=1000)
+    elapsed_ms: int | None = Field(default=None, ge=0)
+
+
+class VotesOut(BaseModel):
+    accepted: int = Field(description="Votes newly recorded by this request.")
+    already: int = Field(description="Items this annotator had already answered.")
+    refused: list[int] = Field(description="Items not leased to the caller, or decided.")
+
+
+class ReportIn(BaseModel):
+    candidate_id: int
+    reason: str = Field(description=", ".join(REPORT_REASONS))
+
+
+@router.get("/tasks/next", response_model=TaskOut)
+def tasks_next(
+    session: SessionDep,
+    cfg: SettingsDep,
+    user: ApiUser,
+    n: Annotated[int, Query(ge=1, le=200)] = 24,
+    synset: Annotated[str | None, Query(pattern=WNID)] = None,
+) -> TaskOut:
+    """Lease up to ``n`` items of one synset to the caller (the server picks one if unset)."""
+    try:
+        task = next_task(session, annotator=user, n=n, wnid=synset, cfg=cfg, decorate=False)
+    except NotFound as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    session.commit()
+    ref = (
+        SynsetRef(wnid=task.synset.wnid, name=task.synset.name, gloss=task.synset.gloss)
+        if task.synset
+        else None
+    )
+    return TaskOut(
+        synset=ref,
+        items=[Item(candidate_id=i.candidate_id, image_url=i.image_url) for i in task.items],
+    )
+
+
+@router.post("/votes", response_model=VotesOut, dependencies=[Depends(require_json)])
+def votes(body: VotesIn, session: SessionDep, cfg: SettingsDep, user: ApiUser) -> VotesOut:
+    """Record answers; a repeat of recorded votes answers ``accepted: 0``."""
+    try:
+        result = record_votes(
+            session,
+            annotator=user,
+            votes=[(v.candidate_id, v.label) for v in body.votes],
+            unsure=body.unsure,
+            elapsed_ms=body.elapsed_ms,
+            cfg=cfg,
+        )
+    except InvalidInput as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
+    session.commit()
+    return VotesOut(accepted=result.accepted, already=result.already, refused=result.refused)
+
+
+@router.post("/reports", dependencies=[Depends(require_json)])
+def reports(body: ReportIn, session: SessionDep, user: ApiUser) -> dict[str, bool]:
+    """Report an image (offensive, private, wrong licence): it leaves every queue."""
+    try:
+        report_image(session, annotator=user, candidate_id=body.candidate_id, reason=body.reason)
+    except NotFound as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    except InvalidInput as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
+    session.commit()
+    return {"reported": True}
+
+
+@router.get("/synsets")
+def synsets(session: SessionDep, user: ApiUser) -> list[dict[str, object]]:
+    """Target synsets with their funnel counts and goal progress."""
+    return synset_rows(session)
+
+
+@router.get("/synsets/{wnid}")
+def synset(wnid: str, session: SessionDep, user: ApiUser) -> dict[str, object]:
+    rows = synset_rows(session, wnid)
+    if not rows:
+        raise HTTPException(status_code=404, detail=f"Unknown synset {wnid!r}.")
+    return rows[0]
+
+
+@router.get("/me")
+def me(session: SessionDep, user: ApiUser) -> dict[str, object]:
+    """Your votes today, total, gold accuracy, pages done and crowd completion code."""
+    return my_stats(session, user)

@@ -1,0 +1,134 @@
+"""Curator pages: progress per synset, annotators, reports, gold, goals, CSV of votes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from sqlalchemy import select
+
+from annotator_web.deps import PageCurator, SessionDep, check_csrf
+from annotator_web.stats import annotator_rows, open_reports, synset_rows, votes_csv
+from annotator_web.tasks import now_utc
+from synset_builder.db.models import Annotator, Report, Synset
+from synset_builder.errors import NotFound
+from synset_builder.gold import set_gold
+
+router = APIRouter(prefix="/dashboard", include_in_schema=False)
+
+
+def _back(note: str) -> Response:
+    return RedirectResponse(f"/dashboard?note={note}", status_code=303)
+
+
+@router.get("")
+def dashboard(
+    request: Request, session: SessionDep, user: PageCurator, note: str | None = None
+) -> Response:
+    return request.app.state.templates.TemplateResponse(
+        request,
+        "dashboard.html",
+        {
+            "user": user,
+            "synsets": synset_rows(session),
+            "annotators": annotator_rows(session),
+            "reports": open_reports(session),
+            "note": note,
+        },
+    )
+
+
+@router.post("/annotators/{annotator_id}")
+def set_disabled(
+    annotator_id: int,
+    request: Request,
+    session: SessionDep,
+    user: PageCurator,
+    disabled: Annotated[bool, Form()],
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, csrf_token)
+    target = session.get(Annotator, annotator_id)
+    if target is None:
+        raise HTTPException(status_code=404, detail="No such annotator.")
+    if target.id == user.id:
+        raise HTTPException(status_code=403, detail="You cannot disable your own account.")
+    if target.role == "admin" and user.role != "admin":
+        raise HTTPException(status_code=403, detail="Only an admin can disable an admin.")
+    target.disabled = disabled
+    session.commit()
+    return _back("disabled" if disabled else "enabled")
+
+
+@router.post("/synsets/{wnid}/goal")
+def set_goal(
+    wnid: str,
+    request: Request,
+    session: SessionDep,
+    user: PageCurator,
+    goal: Annotated[int, Form(ge=1, le=10_000_000)],
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, csrf_token)
+    synset = session.scalar(select(Synset).where(Synset.wnid == wnid))
+    if synset is None:
+        raise HTTPException(status_code=404, detail=f"Unknown synset {wnid!r}.")
+    synset.goal = goal
+    session.commit()
+    return _back("goal")
+
+
+@router.post("/reports/{report_id}")
+def resolve_report(
+    report_id: int,
+    request: Request,
+    session: SessionDep,
+    user: PageCurator,
+    resolution: Annotated[Literal["kept", "removed"], Form()],
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """Kept: the image goes back into the queues. Removed: it stays out (nothing deleted)."""
+    check_csrf(request, csrf_token)
+    report = session.get(Report, report_id)
+    if report is None:
+        raise HTTPException(status_code=404, detail="No such report.")
+    report.resolution = resolution
+    report.resolved_at = now_utc()
+    session.commit()
+    return _back(resolution)
+
+
+@router.post("/gold")
+def mark_gold(
+    request: Request,
+    session: SessionDep,
+    user: PageCurator,
+    candidate_id: Annotated[int, Form()],
+    answer: Annotated[bool, Form()],
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, csrf_token)
+    try:
+        set_gold(session, candidate_id, answer)
+    except NotFound as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    session.commit()
+    return _back("gold")
+
+
+@router.get("/votes.csv")
+def download_votes(request: Request, user: PageCurator) -> Response:
+    """Every vote as item,worker,label (+ wnid, time, date), streamed."""
+    maker = request.app.state.sessionmaker
+
+    def rows() -> Iterator[str]:
+        with maker() as session:
+            yield from votes_csv(session)
+
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="votes.csv"'},
+    )

@@ -1,0 +1,180 @@
+"""Export throughput: ``run_export`` against a plain single-process Pillow loop.
+
+Inputs are the real test photos, enlarged to a 1024 px longer side (the size a
+crawl of Openverse or Wikimedia typically stores) in several distinct variants,
+stored through ``store.add_image`` in a fresh SQLite database and accepted by
+consensus. Both sides write ``<split>/<wnid>/<sha256>.jpg`` JPEGs without
+metadata from the same stored files, in the same process tree:
+
+* baseline: ``Image.open -> exif_transpose -> convert -> resize -> save``, one
+  process, the loop everyone writes first (re-encoding is how it drops EXIF);
+* ours: ``run_export`` end to end (selection, splits, files, manifest, checksums,
+  datasheet), with ``--workers`` processes, and again with one worker to show
+  how much comes from ``Image.draft`` and the byte-level strip alone.
+
+Usage: ``.venv/bin/python bench/export.py [--quick] [--resize 256] [--workers N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image as PILImage
+from PIL import ImageEnhance, ImageOps
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from synset_builder.db import migrate  # noqa: E402
+from synset_builder.db.models import Candidate, Consensus, Synset  # noqa: E402
+from synset_builder.db.session import make_engine, session_scope  # noqa: E402
+from synset_builder.export import ExportConfig, run_export  # noqa: E402
+from synset_builder.export_render import RenderSpec  # noqa: E402
+from synset_builder.store import add_image  # noqa: E402
+
+PHOTOS = ROOT.parent / "shared" / "testdata" / "photos"
+VARIANTS = [
+    lambda im: im,
+    ImageOps.mirror,
+    lambda im: ImageEnhance.Brightness(im).enhance(1.15),
+    lambda im: im.crop((im.width // 20, im.height // 20, im.width, im.height)),
+    lambda im: ImageEnhance.Contrast(im).enhance(1.2),
+    lambda im: ImageOps.mirror(ImageEnhance.Color(im).enhance(0.8)),
+    lambda im: ImageEnhance.Sharpness(im).enhance(1.5),
+    lambda im: im.crop((0, 0, im.width * 19 // 20, im.height * 19 // 20)),
+]
+
+
+def make_inputs(n_variants: int) -> list[bytes]:
+    out = []
+    for photo in sorted(PHOTOS.glob("*.JPEG")):
+        with PILImage.open(photo) as im:
+            base = im.convert("RGB")
+        scale = 1024 / max(base.size)
+        base = base.resize(
+            (round(base.width * scale), round(base.height * scale)), PILImage.LANCZOS
+        )
+        for transform in VARIANTS[:n_variants]:
+            buf = io.BytesIO()
+            transform(base).save(buf, "JPEG", quality=90)
+            out.append(buf.getvalue())
+    return out
+
+
+def build_database(workdir: Path, blobs: list[bytes], n_classes: int = 20) -> tuple[str, Path]:
+    url = f"sqlite:///{workdir / 'bench.db'}"
+    migrate.upgrade(url)
+    data_dir = workdir / "data"
+    engine = make_engine(url)
+    with session_scope(engine) as s:
+        synsets = [
+            Synset(wnid=f"n9{i:07d}", name=f"class {i}", target=True) for i in range(n_classes)
+        ]
+        s.add_all(synsets)
+        s.flush()
+        for i, data in enumerate(blobs):
+            image = add_image(s, data_dir, data)
+            cand = Candidate(image_id=image.id, synset_id=synsets[i % n_classes].id, source="bench")
+            s.add(cand)
+            s.flush()
+            s.add(Consensus(candidate_id=cand.id, p_yes=0.95, decision="accepted", method="bench"))
+    engine.dispose()
+    return url, data_dir
+
+
+def plain_loop(url: str, data_dir: Path, out: Path, resize: int | None) -> int:
+    """The baseline: one process, decode everything, re-encode everything."""
+    from sqlalchemy import select
+
+    from synset_builder.db.models import Image
+
+    engine = make_engine(url)
+    with session_scope(engine) as s:
+        rows = s.execute(
+            select(Image.sha256, Image.path, Synset.wnid)
+            .join(Candidate, Candidate.image_id == Image.id)
+            .join(Synset, Synset.id == Candidate.synset_id)
+        ).all()
+    engine.dispose()
+    for sha, path, wnid in rows:
+        with PILImage.open(data_dir / path) as opened:
+            img = ImageOps.exif_transpose(opened).convert("RGB")
+        if resize is not None and min(img.size) > resize:
+            scale = resize / min(img.size)
+            img = img.resize((round(img.width * scale), round(img.height * scale)))
+        target = out / "train" / wnid / f"{sha}.jpg"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        img.save(target, "JPEG", quality=90)
+    return len(rows)
+
+
+def ours(url: str, data_dir: Path, out: Path, resize: int | None, workers: int) -> int:
+    engine = make_engine(url)
+    with session_scope(engine) as s:
+        config = ExportConfig(out=out, render=RenderSpec(resize=resize), workers=workers)
+        report = run_export(s, data_dir, config, database=url)
+    engine.dispose()
+    return report.images
+
+
+def timed(label: str, fn, *args) -> float:  # noqa: ANN001 - a bench helper
+    start = time.perf_counter()
+    n = fn(*args)
+    seconds = time.perf_counter() - start
+    rate = n / seconds
+    print(f"  {label:<44} {n:5d} images  {seconds:7.2f} s  {rate:8.1f} img/s", flush=True)
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="143 images instead of 1144")
+    parser.add_argument("--resize", type=int, default=256)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-export-"))
+    try:
+        blobs = make_inputs(1 if args.quick else len(VARIANTS))
+        url, data_dir = build_database(workdir, blobs)
+        print(
+            f"{len(blobs)} stored JPEGs (longer side 1024), "
+            f"{args.workers} workers, {os.cpu_count()} cores"
+        )
+        results = {}
+        for resize in (args.resize, None):
+            tag = f"resize {resize}" if resize else "no resize"
+            print(f"{tag}:")
+            base = timed(
+                "plain Pillow loop (1 process)",
+                plain_loop,
+                url,
+                data_dir,
+                workdir / f"p{resize}",
+                resize,
+            )
+            one = timed(
+                "synset export --workers 1", ours, url, data_dir, workdir / f"o1{resize}", resize, 1
+            )
+            many = timed(
+                f"synset export --workers {args.workers}",
+                ours, url, data_dir, workdir / f"o{resize}", resize, args.workers,
+            )  # fmt: skip
+            results[tag] = (base, one, many)
+            print(
+                f"  speed-up over the plain loop: {many / base:.2f}x "
+                f"({one / base:.2f}x with 1 worker)"
+            )
+        print("summary:", {k: f"{v[2] / v[0]:.2f}x" for k, v in results.items()})
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

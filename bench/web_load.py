@@ -1,0 +1,261 @@
+"""Load test of the annotator web app: N annotators fetching 24-item tasks and submitting.
+
+Runs ``synset serve`` (uvicorn, one worker per core) on a fresh PostgreSQL database
+on 127.0.0.1, seeded with S synsets x M candidates, then a bounded asyncio load
+generator (one httpx client per simulated annotator, each with its own session
+cookie) in this process. Each annotator loops: ``GET /api/tasks/next?n=24`` then
+``POST /api/votes`` with random labels, as fast as the server answers. Reported:
+votes/s recorded by the server, p50/p95/p99 latency of fetch and submit, errors.
+
+    .venv/bin/python bench/web_load.py            # N = 50 and 200, 30 s each
+    .venv/bin/python bench/web_load.py --quick    # N = 10, 5 s
+
+The load generator shares the machine's cores with the server, so the figures are
+a lower bound for a server with the machine to itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from synset_builder.accounts import hash_password  # noqa: E402
+from synset_builder.db import migrate  # noqa: E402
+from synset_builder.db.models import Annotator, Candidate, Image, Synset, Vote  # noqa: E402
+
+PG_ADMIN = os.environ.get(
+    "SYNSET_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+PASSWORD = "bench-password"
+PHOTO = next((ROOT / ".." / "shared" / "testdata" / "photos").resolve().glob("*.JPEG"))
+
+
+@dataclass
+class Stats:
+    fetch_ms: list[float] = field(default_factory=list)
+    submit_ms: list[float] = field(default_factory=list)
+    accepted: int = 0
+    errors: int = 0
+    empty: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+
+    def error(self, what: str) -> None:
+        self.errors += 1
+        self.statuses[what] = self.statuses.get(what, 0) + 1
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def seed(url: str, synsets: int, per_synset: int, annotators: int) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(Synset),
+            [
+                {"wnid": f"n{90000000 + k}", "name": f"class {k}", "lemmas": [f"class{k}"],
+                 "gloss": "a benchmark class", "origin": "custom", "target": True, "goal": 10**6,
+                 "imageable": True}
+                for k in range(synsets)
+            ],
+        )  # fmt: skip
+        sids = list(conn.scalars(select(Synset.id)))
+        conn.execute(
+            insert(Image),
+            [
+                {"sha256": uuid.uuid4().hex * 2, "path": str(PHOTO), "width": 500, "height": 375,
+                 "format": "JPEG", "bytes": 1000}
+                for _ in range(synsets * per_synset)
+            ],
+        )  # fmt: skip
+        images = list(conn.scalars(select(Image.id).order_by(Image.id)))
+        conn.execute(
+            insert(Candidate),
+            [
+                {"image_id": image_id, "synset_id": sids[k % synsets], "source": "bench", "rank": k}
+                for k, image_id in enumerate(images)
+            ],
+        )
+        pw = hash_password(PASSWORD)
+        conn.execute(
+            insert(Annotator),
+            [
+                {"username": f"a{k}", "password_hash": pw, "role": "annotator", "disabled": False,
+                 "pages_done": 0}
+                for k in range(annotators)
+            ],
+        )  # fmt: skip
+    engine.dispose()
+
+
+async def login(client: httpx.AsyncClient, name: str, stats: Stats) -> bool:
+    r = await client.post("/api/session", json={"username": name, "password": PASSWORD})
+    if r.status_code != 200:
+        stats.error(f"login {r.status_code}")
+    return r.status_code == 200
+
+
+async def annotate(client: httpx.AsyncClient, deadline: float, stats: Stats) -> None:
+    """One simulated annotator: fetch a 24-item task, label it, submit, repeat."""
+    while time.monotonic() < deadline:
+        try:
+            await one_page(client, stats)
+        except httpx.TransportError as exc:
+            stats.error(type(exc).__name__)
+
+
+async def one_page(client: httpx.AsyncClient, stats: Stats) -> None:
+    t0 = time.perf_counter()
+    r = await client.get("/api/tasks/next", params={"n": 24})
+    stats.fetch_ms.append((time.perf_counter() - t0) * 1000)
+    if r.status_code != 200:
+        stats.error(f"fetch {r.status_code}")
+        return
+    items = r.json()["items"]
+    if not items:
+        stats.empty += 1
+        await asyncio.sleep(0.2)
+        return
+    votes = [{"candidate_id": i["candidate_id"], "label": random.random() < 0.6} for i in items]
+    t0 = time.perf_counter()
+    r = await client.post("/api/votes", json={"votes": votes})
+    stats.submit_ms.append((time.perf_counter() - t0) * 1000)
+    if r.status_code != 200:
+        stats.error(f"submit {r.status_code}")
+        return
+    stats.accepted += r.json()["accepted"]
+
+
+async def run_load(base: str, n: int, seconds: float) -> tuple[Stats, float]:
+    """Log everyone in first (argon2 is slow on purpose), then start the clock."""
+    stats = Stats()
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    clients = [httpx.AsyncClient(base_url=base, timeout=60, limits=limits) for _ in range(n)]
+    try:
+        sem = asyncio.Semaphore(8)
+
+        async def guarded_login(k: int) -> bool:
+            async with sem:
+                return await login(clients[k], f"a{k}", stats)
+
+        ok = await asyncio.gather(*(guarded_login(k) for k in range(n)))
+        t0 = time.monotonic()
+        await asyncio.gather(
+            *(annotate(c, t0 + seconds, stats) for c, good in zip(clients, ok, strict=True) if good)
+        )
+        return stats, time.monotonic() - t0
+    finally:
+        await asyncio.gather(*(c.aclose() for c in clients))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="N = 10 for 5 s on a small database")
+    parser.add_argument("--n", type=int, action="append", help="concurrent annotators (repeatable)")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    levels = args.n or ([10] if args.quick else [50, 200])
+    seconds = 5.0 if args.quick else args.seconds
+    synsets, per_synset = (4, 500) if args.quick else (20, 5000)
+
+    name = f"synset_bench_web_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+    data_dir = Path(tempfile.mkdtemp(prefix="synset-bench-web-"))
+    server = None
+    try:
+        migrate.upgrade(url)
+        t0 = time.perf_counter()
+        seed(url, synsets, per_synset, max(levels))
+        print(
+            f"seeded {synsets} synsets x {per_synset} candidates "
+            f"in {time.perf_counter() - t0:.1f} s"
+        )
+        port = free_port()
+        env = {**os.environ, "SYNSET_DATABASE_URL": url, "SYNSET_DATA_DIR": str(data_dir),
+               "SYNSET_WEB_GOLD_FRACTION": "0"}  # fmt: skip
+        synset_cli = Path(sys.executable).parent / "synset"
+        server = subprocess.Popen(
+            [str(synset_cli), "serve", "--port", str(port), "--workers", str(args.workers)],
+            env=env, stdout=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(600):  # startup imports take a while on a busy 2-core machine
+            if server.poll() is not None:
+                raise SystemExit(f"the server exited with {server.returncode}")
+            try:
+                httpx.get(f"{base}/login", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        print(
+            f"server: uvicorn, {args.workers} workers; PostgreSQL on 127.0.0.1; "
+            f"cores: {os.cpu_count()}"
+        )
+        print(
+            f"{'N':>5} {'votes/s':>9} {'fetch p50/p95/p99 ms':>24} "
+            f"{'submit p50/p95/p99 ms':>24} {'errors':>7}"
+        )
+        engine = create_engine(url)
+        for n in levels:
+            before = engine.connect().execute(select(func.count()).select_from(Vote)).scalar()
+            stats, elapsed = asyncio.run(run_load(base, n, seconds))
+            after = engine.connect().execute(select(func.count()).select_from(Vote)).scalar()
+            rate = (after - before) / elapsed
+            f = "/".join(f"{pct(stats.fetch_ms, q):.0f}" for q in (0.5, 0.95, 0.99))
+            s = "/".join(f"{pct(stats.submit_ms, q):.0f}" for q in (0.5, 0.95, 0.99))
+            print(f"{n:>5} {rate:>9.0f} {f:>24} {s:>24} {stats.errors:>7}", flush=True)
+            if stats.statuses:
+                print(f"      errors: {stats.statuses}")
+            if stats.empty:
+                print(f"      ({stats.empty} empty task answers: the pool ran dry for some)")
+            print(f"      target 2000 votes/s: ratio {rate / 2000:.2f}; mean fetch "
+                  f"{statistics.fmean(stats.fetch_ms or [0]):.0f} ms")  # fmt: skip
+        engine.dispose()
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGINT)  # the supervisor and its workers
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    main()

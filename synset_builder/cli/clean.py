@@ -1,0 +1,108 @@
+"""``synset clean``: quality filter and near-duplicate removal before anyone votes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from sqlalchemy import select
+from sqlalchemy.orm import aliased
+
+from synset_builder.clean import CleanReport, keep, run_clean
+from synset_builder.cli.common import open_session, print_json, settings
+from synset_builder.config import Settings
+from synset_builder.db.models import Candidate, Image, Synset
+from synset_builder.errors import InvalidInput
+from synset_builder.fingerprint import HASHERS
+from synset_builder.quality import CleanConfig
+
+
+def _config(cfg: Settings, max_distance: int | None, min_side: int | None, algo: str | None):
+    try:
+        return CleanConfig(
+            min_side=cfg.clean_min_side if min_side is None else min_side,
+            max_aspect=cfg.clean_max_aspect,
+            min_sharpness=cfg.clean_min_sharpness,
+            min_spread=cfg.clean_min_spread,
+            placeholder_synsets=cfg.clean_placeholder_synsets,
+            max_distance=cfg.clean_max_distance if max_distance is None else max_distance,
+            hash=algo or cfg.clean_hash,
+            workers=cfg.clean_workers,
+        )
+    except ValueError as exc:
+        raise InvalidInput(f"Invalid clean option: {exc}.") from exc
+
+
+def _print_duplicates(session) -> None:  # noqa: ANN001 - a Session
+    kept = aliased(Candidate)
+    kept_image = aliased(Image)
+    rows = session.execute(
+        select(Image.sha256, Synset.wnid, kept_image.sha256)
+        .join(Candidate, Candidate.image_id == Image.id)
+        .join(Synset, Synset.id == Candidate.synset_id)
+        .join(kept, kept.id == Candidate.near_duplicate_of)
+        .join(kept_image, kept_image.id == kept.image_id)
+        .order_by(Synset.wnid, Image.sha256)
+    )
+    for sha, wnid, original in rows:
+        typer.echo(f"{sha}  near_duplicate: of {original} in {wnid}")
+
+
+def _summary(report: CleanReport, dry_run: bool) -> None:
+    verb = "would be" if dry_run else "are"
+    typer.echo(f"Hashed {report.hashed} new image(s).")
+    if report.missing:
+        typer.echo(f"{report.missing} image file(s) are missing; they are looked for next run.")
+    total = sum(report.reasons.values())
+    typer.echo(f"{total} image(s) {verb} rejected by quality:")
+    for reason, n in sorted(report.reasons.items()):
+        typer.echo(f"  {reason}: {n}")
+    typer.echo(f"{report.near_duplicates} candidate(s) {verb} near duplicates "
+               f"({report.groups} group(s) of near-identical images).")  # fmt: skip
+    typer.echo(f"{report.conflicts} candidate(s) share a picture with an unrelated synset.")
+    typer.echo(f"{report.reference_matches} image(s) copy a reference picture.")
+    typer.echo(f"{report.greyscale} image(s) are greyscale (flagged, kept).")
+
+
+def clean(
+    max_distance: int | None = typer.Option(
+        None, "--max-distance", help="Hamming distance for near duplicates (default 8)."
+    ),
+    min_side: int | None = typer.Option(
+        None, "--min-side", help="Reject images whose shorter side is below PX (default 100)."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print what would be rejected and why; change nothing."
+    ),
+    keep_sha: list[str] = typer.Option(
+        [], "--keep", metavar="SHA256", help="Keep this image whatever the filter says."
+    ),
+    against: Path | None = typer.Option(
+        None, "--against", help="Flag copies of pictures in this folder or export."
+    ),
+    algo: str | None = typer.Option(None, "--hash", help="phash (default) or dhash."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Reject broken, tiny, blurred, blank and placeholder images; mark near duplicates."""
+    if algo is not None and algo not in HASHERS:
+        raise InvalidInput(f"Unknown hash {algo!r}; use one of {', '.join(HASHERS)}.")
+    cfg = settings()
+    clean_cfg = _config(cfg, max_distance, min_side, algo)
+    with open_session(cfg) as session:
+        for sha in keep_sha:
+            keep(session, sha)
+        report = run_clean(session, cfg.data_dir, clean_cfg, against=against, commit=not dry_run)
+        if dry_run and not as_json:
+            for sha, reason in report.rejected:
+                typer.echo(f"{sha}  {reason}")
+            _print_duplicates(session)
+        if dry_run:
+            session.rollback()
+    if as_json:
+        print_json({"dry_run": dry_run, **report.as_json()})
+    else:
+        _summary(report, dry_run)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("clean")(clean)

@@ -1,0 +1,133 @@
+"""``synset consensus``: recompute decisions from the votes, and compare methods."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from synset_builder.cli.common import open_session, print_json, settings
+from synset_builder.consensus import METHODS
+from synset_builder.consensus.dynamic import DynamicConfig
+from synset_builder.consensus.evaluate import evaluate
+from synset_builder.consensus.quality import ExclusionRule, quality_report
+from synset_builder.consensus.recompute import RecomputeConfig, recompute
+from synset_builder.errors import InvalidInput
+
+consensus_app = typer.Typer(
+    help="Turn votes into decisions (dynamic consensus, Dawid-Skene, majority).",
+    invoke_without_command=True,
+)
+
+
+def _dynamic_config(threshold: float, max_votes: int, initial_size: int, initial_votes: int):
+    try:
+        return DynamicConfig(
+            threshold=threshold,
+            max_votes=max_votes,
+            initial_size=initial_size,
+            initial_votes=initial_votes,
+        )
+    except ValueError as exc:
+        raise InvalidInput(f"Invalid consensus option: {exc}.") from exc
+
+
+def _fmt(value: float | None, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+@consensus_app.callback()
+def consensus(
+    ctx: typer.Context,
+    method: str = typer.Option("dynamic", "--method", help="dynamic, dawid-skene or majority."),
+    threshold: float = typer.Option(0.95, help="Confidence needed to accept or reject."),
+    max_votes: int = typer.Option(10, "--max-votes", help="Vote cap before 'undecided'."),
+    initial_size: int = typer.Option(10, help="Initial subset size per synset."),
+    initial_votes: int = typer.Option(10, help="Votes each initial item gets."),
+    skill_floor: float = typer.Option(0.6, help="Exclude annotators below this skill."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Recompute every decision from all votes (idempotent) and print a summary per synset."""
+    if ctx.invoked_subcommand is not None:
+        return
+    cfg = RecomputeConfig(
+        method=method,
+        dynamic=_dynamic_config(threshold, max_votes, initial_size, initial_votes),
+        exclusion=ExclusionRule(floor=skill_floor),
+    )
+    with open_session(settings()) as session:
+        outcome = recompute(session, cfg)
+    if as_json:
+        print_json(
+            {
+                "method": method,
+                "synsets": [s.as_json() for s in outcome.synsets],
+                "excluded": outcome.excluded,
+            }
+        )
+        return
+    if not outcome.synsets:
+        typer.echo("No votes yet; nothing to decide.")
+    header = ["wnid", "name", "accepted", "rejected", "undecided", "pending", "votes", "precision"]
+    table = [
+        [s.wnid, s.name[:28], str(s.accepted), str(s.rejected), str(s.undecided),
+         str(s.pending), _fmt(s.mean_votes, "{:.2f}"), _fmt(s.precision, "{:.3f}")]
+        for s in outcome.synsets
+    ]  # fmt: skip
+    if table:
+        widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
+        for row in [header, *table]:
+            typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+        typer.echo(f"method: {method}; votes = mean votes per decided item.")
+    for name, reason in sorted(outcome.excluded.items()):
+        typer.echo(f"excluded {name}: {reason}")
+
+
+@consensus_app.command("evaluate")
+def evaluate_cmd(
+    votes: Path = typer.Argument(..., help="CSV: item, worker, label (any header)."),
+    truth: Path = typer.Option(..., "--truth", help="CSV: item, truth (any header)."),
+    methods: list[str] = typer.Option(
+        [], "--method", help="Method to evaluate (repeatable); default: all."
+    ),
+    max_votes: int | None = typer.Option(None, "--max-votes", help="Use at most N votes/item."),
+    threshold: float = typer.Option(0.95, help="Dynamic: confidence needed to stop."),
+    as_json: bool = typer.Option(False, "--json", help="Print [{method, accuracy, mean_votes}]."),
+) -> None:
+    """Accuracy of each method against known answers, and the votes it spent per item."""
+    cfg = _dynamic_config(threshold, DynamicConfig().max_votes, 10, 10)
+    results = evaluate(votes, truth, methods=methods or list(METHODS), max_votes=max_votes,
+                       config=cfg)  # fmt: skip
+    if as_json:
+        print_json([r.as_json() for r in results])
+        return
+    typer.echo(f"{'method':<12}  {'accuracy':>8}  {'votes/item':>10}  items")
+    for r in results:
+        typer.echo(f"{r.method:<12}  {r.accuracy:>8.4f}  {r.mean_votes:>10.2f}  {r.items}")
+
+
+@consensus_app.command("annotators")
+def annotators_cmd(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Annotator quality as of the last 'synset consensus': skill, gold, exclusion."""
+    with open_session(settings()) as session:
+        rows = quality_report(session)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        typer.echo("No annotator measured yet; run 'synset consensus' first.")
+        return
+    typer.echo(f"{'annotator':<24} {'votes':>6} {'gold':>9} {'sens':>5} {'spec':>5}  status")
+    for r in rows:
+        gold = f"{r['gold_correct']}/{r['gold_total']}"
+        status = f"excluded: {r['exclusion_reason']}" if r["excluded"] else "ok"
+        typer.echo(
+            f"{r['username'][:24]:<24} {r['votes']:>6} {gold:>9} "
+            f"{r['sensitivity']:>5.2f} {r['specificity']:>5.2f}  {status}"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(consensus_app, name="consensus")

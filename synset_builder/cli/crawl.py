@@ -1,0 +1,92 @@
+"""``synset crawl``: collect candidates for the target synsets."""
+
+from __future__ import annotations
+
+import typer
+
+from synset_builder.cli.common import open_session, print_json, settings
+from synset_builder.crawl import CrawlConfig, crawl
+from synset_builder.errors import InvalidInput
+from synset_builder.fetch import FetchConfig
+from synset_builder.sources import SourceError, make_source
+from synset_builder.sources.http import user_agent
+
+
+def crawl_command(
+    synset: list[str] = typer.Option([], "--synset", help="Only this wnid (repeatable)."),
+    source: list[str] = typer.Option(
+        [],
+        "--source",
+        help="openverse | wikimedia | flickr | urls:FILE | dir:PATH (repeatable; "
+        "default openverse).",
+    ),
+    per_synset: int = typer.Option(
+        1000, "--per-synset", help="Stop a synset at this many candidates (per round in --refill)."
+    ),
+    concurrency: int = typer.Option(32, "--concurrency", help="Downloads at once, in all."),
+    per_host: int = typer.Option(8, "--per-host", help="Downloads at once from one host."),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Only try again the URLs that failed before."
+    ),
+    refill: bool = typer.Option(
+        False,
+        "--refill",
+        help="Add candidates where the acceptance rate so far will not reach the goal.",
+    ),
+    max_side: int | None = typer.Option(
+        None, "--max-side", help="Store a copy downscaled to this many pixels per side."
+    ),
+    timeout: float = typer.Option(20.0, "--timeout", help="Seconds to wait for a server."),
+    retries: int = typer.Option(2, "--retries", help="Tries again on timeouts and 5xx."),
+    max_bytes: int = typer.Option(20 * 1024 * 1024, "--max-bytes", help="Largest file taken."),
+    ignore_robots: bool = typer.Option(
+        False, "--ignore-robots", help="Download even where X-Robots-Tag says noai/noindex."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Search the sources with every synset's queries and download the hits."""
+    for name, value in (("--per-synset", per_synset), ("--concurrency", concurrency)):
+        if value < 1:
+            raise InvalidInput(f"{name} must be at least 1.")
+    if per_host < 1 or (max_side is not None and max_side < 16):
+        raise InvalidInput("--per-host must be at least 1 and --max-side at least 16.")
+    cfg = settings()
+    data_dir = cfg.ensure_data_dir()
+    sources = [make_source(spec, cfg) for spec in (source or ["openverse"])]
+    fetch = FetchConfig(
+        user_agent=user_agent(cfg),
+        connect_timeout=min(timeout, 10.0),
+        read_timeout=timeout,
+        retries=retries,
+        max_bytes=max_bytes,
+        per_host=per_host,
+        allow_private=cfg.allow_private_networks,
+        honour_robots=not ignore_robots,
+        max_side=max_side,
+    )
+    crawl_cfg = CrawlConfig(
+        fetch=fetch,
+        per_synset=per_synset,
+        concurrency=concurrency,
+        wnids=tuple(synset),
+        retry_failed=retry_failed,
+        refill=refill,
+        progress=not quiet,
+    )
+    with open_session(cfg) as session:
+        tallies = crawl(session, data_dir, sources, crawl_cfg)
+    if tallies and all(t.errors and not t.found for t in tallies.values()):
+        first = next(t.errors[0] for t in tallies.values())
+        raise SourceError(f"No source could be searched. {first}")
+    if as_json:
+        print_json({name: t.as_json() for name, t in tallies.items()})
+        return
+    for name, tally in tallies.items():
+        typer.echo(tally.line(name))
+        for error in dict.fromkeys(tally.errors[:20]):
+            typer.echo(f"warning: {error}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("crawl")(crawl_command)

@@ -1,0 +1,122 @@
+"""``synset train`` (baseline + report) and ``synset requeue`` (suspects back to voting).
+
+torch is imported only when ``synset train`` runs, so every other command starts
+fast and works without the ``train`` extra.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from synset_builder.cli.common import open_session, print_json, settings
+from synset_builder.errors import SynsetError
+from synset_builder.train.requeue import RequeueResult, read_suspects, requeue
+
+
+class TrainExtraMissing(SynsetError):
+    """torch or matplotlib is not installed."""
+
+
+def _requeue_file(path: Path, source: str) -> RequeueResult:
+    suspects = read_suspects(path)
+    with open_session(settings()) as session:
+        return requeue(session, suspects, source=source)
+
+
+def _say_requeued(result: RequeueResult) -> None:
+    typer.echo(
+        f"Requeued {len(result.requeued)} candidate(s) for more votes "
+        f"({len(result.already_open)} already waiting, {len(result.not_found)} not in this "
+        "database)."
+    )
+
+
+def train_command(
+    export_dir: Path = typer.Argument(
+        ..., help="An export folder (imagefolder, webdataset or csv)."
+    ),
+    arch: str = typer.Option("resnet18", help="resnet18, resnet34 or resnet50."),
+    epochs: int = typer.Option(16, min=1, help="Training epochs."),
+    device: str = typer.Option("auto", help="auto (CUDA when present), cpu or cuda."),
+    out: Path | None = typer.Option(
+        None, help="Where reports and the checkpoint go (default: runs/<export>-<arch>)."
+    ),
+    seed: int = typer.Option(0, help="Seed for weights, shuffling and crops."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt."),
+    init: Path | None = typer.Option(None, help="Start from these weights (fine-tuning)."),
+    image_size: int = typer.Option(160, help="Training crop side in pixels."),
+    batch_size: int = typer.Option(128, help="Images per step."),
+    width: int = typer.Option(64, help="Channels of the first stage (64 = the paper's)."),
+    lr: float | None = typer.Option(None, help="Peak learning rate (default 0.1 x batch/256)."),
+    compile_model: bool = typer.Option(False, "--compile", help="Use torch.compile."),
+    workers: int = typer.Option(4, help="Threads decoding JPEGs into the cache."),
+    export_format: str | None = typer.Option(
+        None, "--format", help="imagefolder, webdataset or csv (default: what the export holds)."
+    ),
+    max_suspects: int = typer.Option(200, help="Most rows written to suspects.csv."),
+    folds: int = typer.Option(
+        0, help="Also find suspects in the train split with K held-out-fold models (K trainings)."
+    ),
+    cache_dir: Path | None = typer.Option(None, help="Decoded-image cache (default OUT/cache)."),
+    do_requeue: bool = typer.Option(
+        False, "--requeue", help="Send the suspects back for more votes afterwards."
+    ),
+) -> None:
+    """Train a baseline ResNet on an export; write report.json, plots and suspects.csv."""
+    try:
+        from synset_builder.train.config import TrainConfig
+        from synset_builder.train.folds import add_held_out
+        from synset_builder.train.loop import train
+        from synset_builder.train.report import write_reports
+    except ImportError as exc:
+        raise TrainExtraMissing(
+            f"Training needs the train extra ({exc.name} is missing): "
+            "pip install 'synset-builder[train]'."
+        ) from exc
+    cfg = TrainConfig(
+        arch=arch, epochs=epochs, device=device, seed=seed, image_size=image_size,
+        batch_size=batch_size, width=width, lr=lr, compile=compile_model, workers=workers,
+        max_suspects=max_suspects, folds=folds, export_format=export_format, init=init,
+        cache_dir=cache_dir,
+    )  # fmt: skip
+    out = out or Path("runs") / f"{export_dir.resolve().name}-{arch}"
+    result = train(export_dir, out, cfg, resume=resume)
+    if cfg.folds:
+        add_held_out(result, out, cfg.folds)
+    report = write_reports(result, out)
+    for split, top1 in report["top1"].items():
+        typer.echo(
+            f"{split:5s} top-1 {top1:.3f}  top-5 {report['top5'][split]:.3f}  "
+            f"({report['images'][split]} images)"
+        )
+    if "held_out" in report:
+        held = report["held_out"]
+        typer.echo(
+            f"train top-1 {held['top1']:.3f}  top-5 {held['top5']:.3f}  "
+            f"(held-out folds, {held['images']} images)"
+        )
+    typer.echo(
+        f"{report['images_per_second']:.1f} images/s on {report['device_name']}; "
+        f"{report['suspects']['count']} suspect(s) in {out / 'suspects.csv'}."
+    )
+    if do_requeue:
+        _say_requeued(_requeue_file(out / "suspects.csv", f"synset train {out}"))
+
+
+def requeue_command(
+    suspects_csv: Path = typer.Argument(..., help="A suspects.csv written by 'synset train'."),
+    as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+) -> None:
+    """Mark the candidates in SUSPECTS_CSV undecided so annotators vote on them again."""
+    result = _requeue_file(suspects_csv, str(suspects_csv))
+    if as_json:
+        print_json(result.as_json())
+    else:
+        _say_requeued(result)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)
+    app.command("requeue")(requeue_command)

@@ -1,0 +1,175 @@
+"""Export layouts: one small writer per format, picked from :data:`WRITERS`.
+
+The layouts are the contract with trainers (and with ``synset_builder.train``):
+
+* ``imagefolder``: ``<split>/<wnid>/<sha256>.jpg``, what torchvision's ImageFolder reads;
+* ``webdataset``: ``webdataset/<split>-000000.tar`` shards of about ``shard_size``
+  bytes, each sample three members ``<sha256>.jpg``, ``.cls`` (class index as text)
+  and ``.json`` (its manifest row), samples contiguous as WebDataset expects;
+* ``csv``: no image files, the manifest only (paths point at the stored originals).
+
+Files are written under a temporary name and renamed, so an interrupted export
+never leaves a half file under a final name; tar members get a fixed owner and
+time, so the same export twice gives byte-identical shards.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+MANIFEST_COLUMNS = (
+    "path", "split", "wnid", "class_index", "sha256", "width", "height", "source", "url",
+    "license", "creator", "votes_yes", "votes_no", "p_yes",
+    # Beyond the fixed columns: the near-duplicate group (for `synset verify`) and
+    # how many faces were blurred in this file.
+    "group", "faces",
+)  # fmt: skip
+TAR_MTIME = 946_684_800  # 2000-01-01: fixed, so shards are reproducible
+DEFAULT_SHARD_SIZE = 1_000_000_000
+
+
+def atomic_write(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class FormatWriter(Protocol):
+    """Receives every exported file once per label; returns the files it made."""
+
+    name: str
+
+    def add(self, row: dict[str, str], data: bytes, *, unchanged: bool) -> None: ...
+
+    def finish(self) -> list[str]:
+        """Close everything; the paths (relative to OUT) of every file written."""
+        ...
+
+
+def imagefolder_path(split: str, wnid: str, sha256: str) -> str:
+    return f"{split}/{wnid}/{sha256}.jpg"
+
+
+class ImageFolderWriter:
+    name = "imagefolder"
+
+    def __init__(self, out: Path, shard_size: int) -> None:
+        self.out = out
+        self.files: list[str] = []
+
+    def add(self, row: dict[str, str], data: bytes, *, unchanged: bool) -> None:
+        rel = imagefolder_path(row["split"], row["wnid"], row["sha256"])
+        target = self.out / rel
+        # A file reused from the previous run of this export is already these bytes.
+        if not (unchanged and target.is_file()):
+            atomic_write(target, data)
+        self.files.append(rel)
+
+    def finish(self) -> list[str]:
+        return self.files
+
+
+class WebDatasetWriter:
+    name = "webdataset"
+
+    def __init__(self, out: Path, shard_size: int) -> None:
+        self.folder = out / "webdataset"
+        self.shard_size = shard_size
+        self.open: dict[str, tuple[tarfile.TarFile, Path, Path, int]] = {}
+        self.count: dict[str, int] = {}
+        self.files: list[str] = []
+        self.written: set[str] = set()
+
+    def _shard(self, split: str, need: int) -> tuple[tarfile.TarFile, str]:
+        if split in self.open:
+            tar, tmp, final, size = self.open[split]
+            if size + need <= self.shard_size or size == 0:
+                return tar, final.name
+            self._close(split)
+        n = self.count.get(split, 0)
+        self.count[split] = n + 1
+        self.folder.mkdir(parents=True, exist_ok=True)
+        final = self.folder / f"{split}-{n:06d}.tar"
+        fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=self.folder)
+        os.close(fd)
+        # Closed in _close, when the shard is full or the export ends.
+        tar = tarfile.open(tmp_name, "w", format=tarfile.USTAR_FORMAT)  # noqa: SIM115
+        self.open[split] = (tar, Path(tmp_name), final, 0)
+        return tar, final.name
+
+    def add(self, row: dict[str, str], data: bytes, *, unchanged: bool) -> None:
+        if row["sha256"] in self.written:
+            return  # a multi-label image: one sample, its labels listed in the .json
+        self.written.add(row["sha256"])
+        split = row["split"]
+        tar, shard = self._shard(split, len(data) + 2048)
+        if not row.get("path"):
+            row["path"] = f"webdataset/{shard}#{row['sha256']}.jpg"
+        meta = json.dumps(row, ensure_ascii=False, sort_keys=True).encode()
+        for ext, payload in (("jpg", data), ("cls", row["class_index"].encode()), ("json", meta)):
+            info = tarfile.TarInfo(f"{row['sha256']}.{ext}")
+            info.size, info.mtime, info.mode = len(payload), TAR_MTIME, 0o644
+            tar.addfile(info, io.BytesIO(payload))
+        t, tmp, final, size = self.open[split]
+        self.open[split] = (t, tmp, final, size + len(data) + len(meta) + 3 * 512)
+
+    def _close(self, split: str) -> None:
+        tar, tmp, final, _ = self.open.pop(split)
+        tar.close()
+        os.replace(tmp, final)
+        self.files.append(f"webdataset/{final.name}")
+
+    def finish(self) -> list[str]:
+        for split in list(self.open):
+            self._close(split)
+        return self.files
+
+
+class CsvWriter:
+    """The manifest is always written; this format just asks for no image files."""
+
+    name = "csv"
+
+    def __init__(self, out: Path, shard_size: int) -> None:
+        pass
+
+    def add(self, row: dict[str, str], data: bytes, *, unchanged: bool) -> None:
+        return None
+
+    def finish(self) -> list[str]:
+        return []
+
+
+WRITERS: dict[str, type[ImageFolderWriter] | type[WebDatasetWriter] | type[CsvWriter]] = {
+    "imagefolder": ImageFolderWriter,
+    "webdataset": WebDatasetWriter,
+    "csv": CsvWriter,
+}
+
+
+def parse_size(text: str) -> int:
+    """``1GB``, ``500MB``, ``64k`` or plain bytes."""
+    from synset_builder.errors import InvalidInput
+
+    units = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+    raw = text.strip().upper().removesuffix("B").removesuffix("I")
+    number, unit = (raw[:-1], raw[-1]) if raw and raw[-1] in units else (raw, "")
+    try:
+        value = int(float(number) * units[unit])
+    except ValueError as exc:
+        raise InvalidInput(f"--shard-size {text!r} is not a size like 1GB or 500MB.") from exc
+    if value < 1024:
+        raise InvalidInput(f"--shard-size {text!r} is below 1 KB.")
+    return value

@@ -1,0 +1,91 @@
+"""The curator's dashboard, the votes CSV, gold marking, goals and thumbnails."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from PIL import Image as PILImage
+from sqlalchemy import select
+
+from synset_builder.db.models import Gold, Synset
+from synset_builder.db.session import session_scope
+from tests.annotator_web.webtools import Web, csrf_of
+
+
+def vote_page(client, label: bool) -> list[int]:  # noqa: ANN001 - a TestClient
+    items = [i["candidate_id"] for i in client.get("/api/tasks/next?n=4").json()["items"]]
+    votes = [{"candidate_id": c, "label": label} for c in items]
+    assert client.post("/api/votes", json={"votes": votes, "elapsed_ms": 8000}).status_code == 200
+    return items
+
+
+def test_dashboard_shows_funnel_annotators_and_exports_votes(web: Web) -> None:
+    ann, bob, cur = web.client("ann"), web.client("bob"), web.client("cur")
+    ann_items = vote_page(ann, True)
+    bob_items = vote_page(bob, False)
+    with session_scope(web.engine) as s:
+        s.add(Gold(candidate_id=web.seeded.candidate_ids[-1], answer=True))
+    html = cur.get("/dashboard").text
+    assert "whippet" in html and web.seeded.wnid in html
+    assert ">ann<" in html and ">bob<" in html
+    assert "2.0" in html  # seconds per vote: 8000 ms over 4 items
+    rows = {r["wnid"]: r for r in cur.get("/api/synsets").json()}
+    whippet = rows[web.seeded.wnid]
+    assert whippet["counts"]["candidates"] == 12 and whippet["counts"]["votes"] == 8
+    assert whippet["votes_last_hour"] == 8
+    r = cur.get("/dashboard/votes.csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    got = list(csv.DictReader(io.StringIO(r.text)))
+    assert {(int(g["item"]), g["worker"], g["label"]) for g in got} == {
+        *((c, "ann", "1") for c in ann_items),
+        *((c, "bob", "0") for c in bob_items),
+    }
+
+
+def test_curator_sets_goals_and_marks_gold(web: Web) -> None:
+    cur = web.client("cur")
+    token = csrf_of(cur.get("/dashboard").text)
+    r = cur.post(
+        f"/dashboard/synsets/{web.seeded.wnid}/goal", data={"goal": 50, "csrf_token": token}
+    )
+    assert r.status_code == 303
+    target = web.seeded.candidate_ids[3]
+    r = cur.post(
+        "/dashboard/gold", data={"candidate_id": target, "answer": "false", "csrf_token": token}
+    )
+    assert r.status_code == 303
+    assert (
+        cur.post(
+            "/dashboard/gold", data={"candidate_id": 99999, "answer": "true", "csrf_token": token}
+        ).status_code
+        == 404
+    )
+    with session_scope(web.engine) as s:
+        assert s.scalar(select(Synset.goal).where(Synset.wnid == web.seeded.wnid)) == 50
+        assert s.scalar(select(Gold.answer).where(Gold.candidate_id == target)) is False
+    assert web.client("ann").get(f"/api/synsets/{web.seeded.wnid}").json()["goal"] == 50
+
+
+def test_thumbnails_are_small_cached_and_revalidated(web: Web) -> None:
+    ann = web.client("ann")
+    image_id = web.seeded.image_ids[0]
+    r = ann.get(f"/img/{image_id}/thumb")
+    assert r.status_code == 200
+    assert "immutable" in r.headers["cache-control"]
+    with PILImage.open(io.BytesIO(r.content)) as im:
+        assert max(im.size) <= 320
+    assert list((web.cfg.data_dir / "thumbs" / "thumb").rglob("*.jpg"))
+    again = ann.get(f"/img/{image_id}/thumb", headers={"If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    large = ann.get(f"/img/{image_id}/large")
+    assert large.status_code == 200 and len(large.content) > len(r.content)
+    assert ann.get(f"/img/{image_id}/original").status_code == 422
+    assert ann.get("/img/999999/thumb").status_code == 404
+
+
+def test_openapi_documents_the_api(web: Web) -> None:
+    spec = web.client().get("/openapi.json").json()
+    for path in ("/api/session", "/api/tasks/next", "/api/votes", "/api/synsets", "/api/me"):
+        assert path in spec["paths"]
+    assert "/task" not in spec["paths"]

@@ -1,0 +1,136 @@
+"""The web app's view of consensus: what is served, in which order, and when it stops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from synset_builder.consensus.dynamic import DynamicConfig
+from synset_builder.consensus.live import after_votes, open_clause, priority_order
+from synset_builder.db.models import Candidate, Consensus, Gold, Image, Requeue
+from synset_builder.pool import clean_clause
+from tests.consensus_data import cast, make_annotators, make_synset
+
+SMALL = DynamicConfig(initial_size=3, initial_votes=4, max_votes=6)
+
+
+def served(session: Session, synset_id: int) -> list[int]:
+    return list(
+        session.scalars(
+            select(Candidate.id)
+            .join(Image, Image.id == Candidate.image_id)
+            .where(Candidate.synset_id == synset_id, clean_clause(), open_clause())
+            .order_by(*priority_order())
+        )
+    )
+
+
+def state(session: Session, cid: int) -> Consensus:
+    session.expire_all()
+    return session.get(Consensus, cid)
+
+
+def test_initial_subset_is_what_was_served_first_and_stays_first(
+    session: Session, photos: list[Path], tmp_path: Path
+) -> None:
+    cands = make_synset(session, "n01", photos, tmp_path, 8)
+    sid = cands[0].synset_id
+    first = served(session, sid)
+    assert sorted(first) == sorted(c.id for c in cands)
+    people = make_annotators(session, ["a", "b"])
+    top = session.get(Candidate, first[0])
+    cast(session, top, people[0], True)
+    after_votes(session, [top.id], config=SMALL)
+    initial = set(session.scalars(select(Consensus.candidate_id).where(Consensus.initial)).all())
+    assert initial == set(first[:3])
+    assert set(served(session, sid)[:3]) == initial
+
+
+def test_initial_items_need_their_votes_then_confident_items_stop(
+    session: Session, photos: list[Path], tmp_path: Path
+) -> None:
+    cands = make_synset(session, "n02", photos, tmp_path, 6)
+    sid = cands[0].synset_id
+    people = make_annotators(session, [f"p{i}" for i in range(8)])
+    order = served(session, sid)
+    init_item = session.get(Candidate, order[0])
+    # Unanimous "yes" is not enough for an initial item before initial_votes votes.
+    for who in people[:3]:
+        cast(session, init_item, who, True)
+        after_votes(session, [init_item.id], config=SMALL)
+    assert state(session, init_item.id).decision == "pending"
+    assert init_item.id in served(session, sid)
+    cast(session, init_item, people[3], True)
+    after_votes(session, [init_item.id], config=SMALL)
+    row = state(session, init_item.id)
+    assert row.decision == "accepted" and row.p_yes >= 0.95 and row.n_votes == 4
+    assert init_item.id not in served(session, sid)
+
+    # A non-initial item stops as soon as the posterior passes the threshold.
+    other = session.get(Candidate, order[-1])
+    votes_used = 0
+    for who in people:
+        cast(session, other, who, False)
+        votes_used += 1
+        after_votes(session, [other.id], config=SMALL)
+        if state(session, other.id).decision != "pending":
+            break
+    row = state(session, other.id)
+    assert row.decision == "rejected" and row.p_yes <= 0.05
+    assert votes_used < SMALL.max_votes
+    assert other.id not in served(session, sid)
+
+
+def test_split_votes_hit_the_cap_and_become_undecided(
+    session: Session, photos: list[Path], tmp_path: Path
+) -> None:
+    cands = make_synset(session, "n03", photos, tmp_path, 6)
+    people = make_annotators(session, [f"q{i}" for i in range(6)])
+    item = session.get(Candidate, served(session, cands[0].synset_id)[-1])
+    for i, who in enumerate(people):
+        cast(session, item, who, i % 2 == 0)
+        after_votes(session, [item.id], config=SMALL)
+    row = state(session, item.id)
+    assert (row.decision, row.n_votes, row.initial) == ("undecided", SMALL.max_votes, False)
+    assert 0.05 < row.p_yes < 0.95
+    assert item.id not in served(session, cands[0].synset_id)
+
+
+def test_requeued_item_is_served_again_until_fresh_votes_decide_it(
+    session: Session, photos: list[Path], tmp_path: Path
+) -> None:
+    cands = make_synset(session, "n04", photos, tmp_path, 6)
+    sid = cands[0].synset_id
+    people = make_annotators(session, [f"r{i}" for i in range(10)])
+    item = session.get(Candidate, served(session, sid)[-1])
+    for who in people[:3]:
+        cast(session, item, who, True)
+        after_votes(session, [item.id], config=SMALL)
+    assert state(session, item.id).decision == "accepted"
+    rq = Requeue(candidate_id=item.id, reason="trainer suspect")
+    session.add(rq)
+    state(session, item.id).decision = "undecided"
+    session.flush()
+    assert item.id in served(session, sid)
+    assert served(session, sid)[0] != item.id or state(session, item.id).initial is False
+    for who in people[3:6]:
+        cast(session, item, who, False)
+        after_votes(session, [item.id], config=SMALL)
+    session.expire_all()
+    assert session.get(Requeue, rq.id).resolved_at is not None
+    assert state(session, item.id).decision in {"rejected", "undecided"}
+    assert item.id not in served(session, sid)
+
+
+def test_gold_items_are_decided_by_their_answer(
+    session: Session, photos: list[Path], tmp_path: Path
+) -> None:
+    cands = make_synset(session, "n05", photos, tmp_path, 4)
+    session.add(Gold(candidate_id=cands[1].id, answer=False))
+    (who,) = make_annotators(session, ["g"])
+    cast(session, cands[1], who, True)
+    after_votes(session, [cands[1].id], config=SMALL)
+    row = state(session, cands[1].id)
+    assert (row.decision, row.p_yes) == ("rejected", 0.0)
