@@ -16,12 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, exists, func, select, update
+from sqlalchemy import ColumnElement, Select, and_, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from annotator_web import queue
 from synset_builder.config import Settings
+from synset_builder.consensus import live
 from synset_builder.db.models import (
     Annotator,
     Candidate,
@@ -39,6 +40,8 @@ from synset_builder.pool import clean_clause
 
 # Picks lost to a concurrent request are replaced by new picks this many times at most.
 RACE_RETRIES = 5
+# live.serve_key() values lie in [0, SERVE_KEY_RANGE).
+SERVE_KEY_RANGE = 2147483629
 
 
 def now_utc() -> datetime:
@@ -99,6 +102,19 @@ def _under_goal() -> ColumnElement[bool]:
     return and_(Synset.target.is_(True), accepted < Synset.goal)
 
 
+def below_goal(session: Session, synset: Synset) -> bool:
+    """``_under_goal()`` for one synset, cheaply: a synset with fewer candidates than its
+    goal cannot have reached it, so the accepted count (a join) is only needed near it."""
+    if not synset.target or synset.goal is None:
+        return False
+    total = session.scalar(
+        select(func.count()).select_from(Candidate).where(Candidate.synset_id == synset.id)
+    )
+    if (total or 0) < synset.goal:
+        return True
+    return bool(session.scalar(select(exists().where(Synset.id == synset.id, _under_goal()))))
+
+
 def _take(session: Session, ids: Sequence[int], annotator_id: int, cfg: Settings) -> list[int]:
     """Lease ``ids`` to the annotator where nobody else holds them; the ids obtained."""
     if not ids:
@@ -121,27 +137,97 @@ def _lease_new(
     session: Session, *, synset_id: int, annotator_id: int, n: int, gold: bool, cfg: Settings
 ) -> list[int]:
     """Lease up to ``n`` fresh items; losing a race for some just means picking again."""
-    is_gold = exists().where(Gold.candidate_id == Candidate.id)
     taken: list[int] = []
+    # Before the first submit fixes the initial subset, serve from the lowest keys:
+    # those are the items the subset will be made of (live.ensure_initial_subset).
+    start = 0
+    if not gold and queue.has_initial_subset(session, synset_id):
+        start = random.randrange(SERVE_KEY_RANGE)
     for _ in range(RACE_RETRIES):
         if len(taken) >= n:
             break
-        stmt = (
-            select(Candidate.id)
-            .join(Image, Image.id == Candidate.image_id)
-            .where(Candidate.synset_id == synset_id, *_available_to(annotator_id, now_utc()))
-            .where(is_gold if gold else and_(~is_gold, queue.open_clause()))
-            .where(Candidate.id.not_in(taken))
-            .limit(n - len(taken))
-        )
-        stmt = stmt.order_by(func.random()) if gold else stmt.order_by(*queue.priority_order())
-        if session.get_bind().dialect.name == "postgresql":
-            stmt = stmt.with_for_update(of=Candidate, skip_locked=True)
-        picks = list(session.scalars(stmt))
+        want = n - len(taken)
+        if gold:
+            picks = _pick_gold(session, synset_id, annotator_id, want, taken)
+        else:
+            picks = _pick_fresh(session, synset_id, annotator_id, want, taken, start)
         if not picks:
             break
         taken += _take(session, picks, annotator_id, cfg)
     return taken
+
+
+def _candidates(
+    session: Session, synset_id: int, annotator_id: int, skip: Sequence[int]
+) -> Select[tuple[int]]:
+    """Candidates of the synset this annotator may be served now (not yet ordered)."""
+    stmt = (
+        select(Candidate.id)
+        .join(Image, Image.id == Candidate.image_id)
+        .where(Candidate.synset_id == synset_id, *_available_to(annotator_id, now_utc()))
+    )
+    if skip:
+        stmt = stmt.where(Candidate.id.not_in(skip))
+    return stmt
+
+
+def _locked(session: Session, stmt: Select[tuple[int]]) -> Select[tuple[int]]:
+    """PostgreSQL: lock the picks, skipping rows a concurrent request is leasing."""
+    if session.get_bind().dialect.name == "postgresql":
+        return stmt.with_for_update(of=Candidate, skip_locked=True)
+    return stmt
+
+
+def _pick_gold(
+    session: Session, synset_id: int, annotator_id: int, n: int, skip: Sequence[int]
+) -> list[int]:
+    """Gold items in random order (joined from the small gold table, no synset scan)."""
+    stmt = (
+        _candidates(session, synset_id, annotator_id, skip)
+        .join(Gold, Gold.candidate_id == Candidate.id)
+        .order_by(func.random())
+        .limit(n)
+    )
+    return list(session.scalars(_locked(session, stmt)))
+
+
+def _pick_fresh(
+    session: Session,
+    synset_id: int,
+    annotator_id: int,
+    n: int,
+    skip: Sequence[int],
+    start: int,
+) -> list[int]:
+    """Up to ``n`` open items in consensus priority order, read tier by tier.
+
+    Equivalent to ordering by ``queue.priority_order()``, except that the last
+    tier (the bulk of the synset) is walked from ``start`` and wraps around, so
+    concurrent annotators begin at different places instead of all stepping over
+    the same leased and decided items at the front of the key order.
+    """
+    base = _candidates(session, synset_id, annotator_id, skip).where(
+        ~exists().where(Gold.candidate_id == Candidate.id)
+    )
+    key = queue.serve_key()
+    *first, rest = queue.serving_tiers()
+    # The small tiers are usually empty: a cheap probe (no availability filters)
+    # saves planning and running the full query for them on most fetches.
+    queries = [
+        base.where(tier)
+        for tier in first
+        if session.scalar(select(exists().where(Candidate.synset_id == synset_id, tier)))
+    ]
+    queries += [base.where(rest, key >= start), base.where(rest, key < start)]
+    picks: list[int] = []
+    for stmt in queries:
+        if len(picks) >= n:
+            break
+        if picks:
+            stmt = stmt.where(Candidate.id.not_in(picks))
+        stmt = stmt.order_by(key, Candidate.id).limit(n - len(picks))
+        picks += session.scalars(_locked(session, stmt))
+    return picks
 
 
 def synset_path(session: Session, synset: Synset, depth: int = 4) -> list[str]:
@@ -176,12 +262,14 @@ def accepted_examples(session: Session, synset_id: int, n: int = 4) -> list[int]
 
 
 def _synset_order(session: Session, annotator_id: int) -> list[Synset]:
-    """Synsets still under their goal: the annotator's current one first, then shuffled.
+    """Target synsets: the annotator's current one first, then shuffled.
 
     Staying on one synset keeps the annotator's mental model; shuffling the rest
     spreads many annotators over many synsets, so they rarely contend for items.
     """
-    synsets = list(session.scalars(select(Synset).where(_under_goal())))
+    # The goal is checked per synset as it comes up (next_task): counting the accepted
+    # items of every synset on every fetch was the most expensive query of a fetch.
+    synsets = list(session.scalars(select(Synset).where(Synset.target.is_(True))))
     random.shuffle(synsets)
     last = session.scalar(
         select(Candidate.synset_id)
@@ -215,12 +303,14 @@ def next_task(
         synset = session.scalar(select(Synset).where(Synset.wnid == wnid))
         if synset is None:
             raise NotFound(f"Unknown synset {wnid!r}.")
-        if not session.scalar(select(exists().where(Synset.id == synset.id, _under_goal()))):
+        if not below_goal(session, synset):
             return Task(synset=synset, path=synset_path(session, synset))
         choices = [synset]
     else:
         choices = _synset_order(session, annotator.id)
     for synset in choices:
+        if wnid is None and not below_goal(session, synset):
+            continue
         ids = _fill(session, synset_id=synset.id, annotator_id=annotator.id, n=n, cfg=cfg)
         if ids or wnid is not None:
             break
@@ -359,7 +449,7 @@ def record_votes(
             .where(Lease.candidate_id.in_(released), Lease.annotator_id == me)
             .values(expires_at=now)
         )
-    queue.after_votes(session, recorded)
+    queue.after_votes(session, recorded, live.config_from(cfg))
     if recorded:
         _count_page(session, annotator, cfg)
     return VoteResult(accepted=len(recorded), already=len(done), refused=refused)

@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     web_login_attempts: int = Field(default=5, ge=1)
     web_login_window_seconds: int = Field(default=900, ge=1)
     web_workers: int = Field(default=1, ge=1)
+    # Consensus stopping rule, shared by `synset consensus` and the web app's live
+    # updates so both decide by the same rule (see consensus/dynamic.py).
+    consensus_threshold: float = Field(default=0.95, gt=0.5, lt=1.0)
+    consensus_max_votes: int = Field(default=10, ge=1)
+    consensus_initial_size: int = Field(default=10, ge=0)
+    consensus_initial_votes: int = Field(default=10, ge=1)
+    consensus_shrink: float = Field(default=10.0, ge=0.0)
+    consensus_requeue_votes: int = Field(default=3, ge=1)
     # Crowd platforms: /join?worker=ID&study=KEY works only when the key is set.
     crowd_study_key: str | None = None
     crowd_pages: int = Field(default=10, ge=1)

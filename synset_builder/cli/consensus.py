@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -10,6 +11,7 @@ from synset_builder.cli.common import open_session, print_json, settings
 from synset_builder.consensus import METHODS
 from synset_builder.consensus.dynamic import DynamicConfig
 from synset_builder.consensus.evaluate import evaluate
+from synset_builder.consensus.live import config_from
 from synset_builder.consensus.quality import ExclusionRule, quality_report
 from synset_builder.consensus.recompute import RecomputeConfig, recompute
 from synset_builder.errors import InvalidInput
@@ -20,13 +22,21 @@ consensus_app = typer.Typer(
 )
 
 
-def _dynamic_config(threshold: float, max_votes: int, initial_size: int, initial_votes: int):
+def _dynamic_config(
+    threshold: float | None,
+    max_votes: int | None,
+    initial_size: int | None,
+    initial_votes: int | None,
+) -> DynamicConfig:
+    """The options given, the rest from the settings (the rule the web app applies live)."""
     try:
-        return DynamicConfig(
-            threshold=threshold,
-            max_votes=max_votes,
-            initial_size=initial_size,
-            initial_votes=initial_votes,
+        base = config_from(settings())
+        return replace(
+            base,
+            threshold=base.threshold if threshold is None else threshold,
+            max_votes=base.max_votes if max_votes is None else max_votes,
+            initial_size=base.initial_size if initial_size is None else initial_size,
+            initial_votes=base.initial_votes if initial_votes is None else initial_votes,
         )
     except ValueError as exc:
         raise InvalidInput(f"Invalid consensus option: {exc}.") from exc
@@ -40,10 +50,18 @@ def _fmt(value: float | None, pattern: str) -> str:
 def consensus(
     ctx: typer.Context,
     method: str = typer.Option("dynamic", "--method", help="dynamic, dawid-skene or majority."),
-    threshold: float = typer.Option(0.95, help="Confidence needed to accept or reject."),
-    max_votes: int = typer.Option(10, "--max-votes", help="Vote cap before 'undecided'."),
-    initial_size: int = typer.Option(10, help="Initial subset size per synset."),
-    initial_votes: int = typer.Option(10, help="Votes each initial item gets."),
+    threshold: float | None = typer.Option(
+        None, help="Confidence needed to accept or reject [settings: 0.95]."
+    ),
+    max_votes: int | None = typer.Option(
+        None, "--max-votes", help="Vote cap before 'undecided' [settings: 10]."
+    ),
+    initial_size: int | None = typer.Option(
+        None, help="Initial subset size per synset [settings: 10]."
+    ),
+    initial_votes: int | None = typer.Option(
+        None, help="Votes each initial item gets [settings: 10]."
+    ),
     skill_floor: float = typer.Option(0.6, help="Exclude annotators below this skill."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:

@@ -24,10 +24,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, case, exists, func, literal, or_, select
+from sqlalchemy import ColumnElement, case, exists, func, literal_column, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from synset_builder.config import Settings
 from synset_builder.consensus.dynamic import DynamicConfig, binary_posterior, decide
 from synset_builder.consensus.quality import (
     COUNT_KEYS,
@@ -49,6 +50,7 @@ from synset_builder.pool import clean_clause
 
 __all__ = [
     "after_votes",
+    "config_from",
     "exclusion_reason",
     "may_vote",
     "open_clause",
@@ -57,12 +59,30 @@ __all__ = [
 ]
 
 DEFAULT = DynamicConfig()
+
+
+def config_from(settings: Settings) -> DynamicConfig:
+    """The stopping rule from the settings: the web app and ``synset consensus`` share it."""
+    return DynamicConfig(
+        threshold=settings.consensus_threshold,
+        max_votes=settings.consensus_max_votes,
+        initial_size=settings.consensus_initial_size,
+        initial_votes=settings.consensus_initial_votes,
+        shrink=settings.consensus_shrink,
+        requeue_votes=settings.consensus_requeue_votes,
+    )
+
+
 DECIDED = ("accepted", "rejected", "undecided")
 
 
 def serve_key() -> ColumnElement[int]:
-    """A pseudo-random but stable key per candidate (Knuth's multiplicative hash)."""
-    return (Candidate.id * literal(2654435761)) % literal(2147483629)
+    """A pseudo-random but stable key per candidate (Knuth's multiplicative hash).
+
+    The constants are inlined, not bound, so the query text matches the expression
+    index ``ix_candidate_serve_key`` the web app walks (migration 0010).
+    """
+    return (Candidate.id * literal_column("2654435761")) % literal_column("2147483629")
 
 
 def _requeued() -> ColumnElement[bool]:
@@ -93,9 +113,16 @@ def _utc(moment: datetime) -> datetime:
 
 def ensure_initial_subset(session: Session, synset_id: int, config: DynamicConfig) -> None:
     """Fix a synset's initial subset once, from the pool, in the order items are served."""
+    # The synset filter sits inside EXISTS: outside it, the EXISTS was correlated to
+    # every candidate row and only the first row was looked at, so the subset was
+    # re-picked (an ordered scan of the whole synset) on most submits.
     if config.initial_size == 0 or session.scalar(
-        select(exists().where(Consensus.initial, Consensus.candidate_id == Candidate.id)).where(
-            Candidate.synset_id == synset_id
+        select(
+            exists().where(
+                Consensus.initial,
+                Consensus.candidate_id == Candidate.id,
+                Candidate.synset_id == synset_id,
+            )
         )
     ):
         return

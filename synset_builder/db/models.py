@@ -17,12 +17,14 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -141,7 +143,11 @@ class Candidate(Base):
     """An (image, synset) pair with the provenance of how it was found."""
 
     __tablename__ = "candidate"
-    __table_args__ = (UniqueConstraint("image_id", "synset_id"),)
+    __table_args__ = (
+        UniqueConstraint("image_id", "synset_id"),
+        # The web app walks a synset's candidates in serve-key order (live.serve_key).
+        Index("ix_candidate_serve_key", "synset_id", text("id * 2654435761 % 2147483629")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("image.id"), index=True)
@@ -267,6 +273,15 @@ class Consensus(Base):
     """The current decision on a candidate, recomputable from the votes at any time."""
 
     __tablename__ = "consensus"
+    # The web app serves a synset's initial subset first; this finds it without a scan.
+    __table_args__ = (
+        Index(
+            "ix_consensus_initial",
+            "candidate_id",
+            postgresql_where=text("initial"),
+            sqlite_where=text("initial"),
+        ),
+    )
 
     candidate_id: Mapped[int] = mapped_column(ForeignKey("candidate.id"), primary_key=True)
     p_yes: Mapped[float] = mapped_column(Float)
