@@ -4,6 +4,6 @@ RUN apt-get update && apt-get install -y --no-install-recommends wordnet-base wo
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY . .
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir ".[dask]"
 ENV SYNSET_DATA_DIR=/data
 EXPOSE 8000

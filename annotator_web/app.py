@@ -18,6 +18,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import make_url
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -94,8 +96,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     cfg = settings or load_settings()
     # Sync routes run in a bounded thread pool with one connection per thread (plus a few
     # for streamed downloads): requests queue for a thread, never time out on the pool.
+    extra: dict[str, object] = {}
+    if make_url(cfg.database_url).get_backend_name() == "postgresql":
+        # psycopg prepares a statement after 5 runs and PostgreSQL may then switch to a
+        # generic plan, which cannot use the serve-key start or the synset's statistics:
+        # the lease query went from ~5 ms to hundreds under load. Always plan per call.
+        extra["connect_args"] = {
+            "connect_timeout": 5,
+            "options": "-c plan_cache_mode=force_custom_plan",
+        }
     engine = make_engine(
-        cfg.database_url, pool_size=WORKER_THREADS, max_overflow=4, pool_timeout=120
+        cfg.database_url, pool_size=WORKER_THREADS, max_overflow=4, pool_timeout=120, **extra
     )
 
     @asynccontextmanager
@@ -154,6 +165,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
         message = "Invalid request: " + "; ".join(problems)
         return JSONResponse({"detail": message, "errors": jsonable(exc.errors())}, status_code=422)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_down(request: Request, exc: Exception) -> Response:
+        # A lost or refused connection: answer at once; pool_pre_ping reconnects later.
+        message = "The database is unavailable; try again shortly."
+        headers = {"Retry-After": "5"}
+        if _wants_html(request):
+            return templates.TemplateResponse(
+                request,
+                "message.html",
+                {"title": "Service unavailable", "message": message, "user": None},
+                status_code=503,
+                headers=headers,
+            )
+        return JSONResponse({"detail": message}, status_code=503, headers=headers)
+
+    @app.exception_handler(DataError)
+    async def _bad_value(request: Request, exc: DataError) -> Response:
+        # A value the column cannot hold (NUL in text, a number out of range): the caller's.
+        return JSONResponse({"detail": "Invalid request: a value is out of range."}, 422)
 
     return app
 

@@ -55,6 +55,8 @@ def login(
     session: Session, *, username: str, password: str, address: str, cfg: Settings
 ) -> Annotator | None:
     """Check a password under the rate limit; the account, or None for a wrong password."""
+    # PostgreSQL text cannot hold NUL; no account has one, so it counts as a wrong name.
+    username = username.replace("\x00", "\ufffd")
     since = now_utc() - timedelta(seconds=cfg.web_login_window_seconds)
     by_account = session.scalar(
         select(func.count(LoginFailure.id)).where(

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from annotator_web.auth import csrf_ok
 from synset_builder.config import Settings
 from synset_builder.db.models import Annotator
+from synset_builder.db.session import session_scope
 
 CURATOR_ROLES = ("curator", "admin")
 
@@ -30,15 +31,8 @@ class LoginRequired(Exception):
 
 def get_session(request: Request) -> Iterator[Session]:
     """One session per request: committed when the route returns, rolled back on error."""
-    session = request.app.state.sessionmaker()
-    try:
+    with session_scope(request.app.state.sessionmaker) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def get_settings(request: Request) -> Settings:

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from synset_builder import dedup
 from synset_builder.db.models import Candidate, Image, ImageHash, SynsetEdge
+from synset_builder.distributed import BatchRunner
 from synset_builder.errors import InvalidInput, NotFound
 from synset_builder.fingerprint import fingerprint_all
 from synset_builder.quality import CleanConfig, placeholders, reason_key, verdict
@@ -72,7 +73,12 @@ def keep(session: Session, sha256: str) -> None:
 
 
 def _fingerprint_new(
-    session: Session, data_dir: Path, cfg: CleanConfig, commit: bool, report: CleanReport
+    session: Session,
+    data_dir: Path,
+    cfg: CleanConfig,
+    commit: bool,
+    report: CleanReport,
+    runner: BatchRunner | None = None,
 ) -> None:
     """Decode and hash the images never looked at (or never hashed with this algo).
 
@@ -89,7 +95,7 @@ def _fingerprint_new(
     if not todo:
         return
     paths = [image_file(data_dir, p) for _, p, _ in todo]
-    results = fingerprint_all(paths, cfg.hash, cfg.workers)
+    results = fingerprint_all(paths, cfg.hash, cfg.workers, runner=runner)
     bar = tqdm(zip(todo, results, strict=True), total=len(todo), desc="hash", unit="img")
     updates: list[dict[str, object]] = []
     hashes: list[dict[str, object]] = []
@@ -279,10 +285,14 @@ def reference_files(path: Path) -> list[Path]:
 
 
 def _apply_reference(
-    session: Session, against: Path, cfg: CleanConfig, report: CleanReport
+    session: Session,
+    against: Path,
+    cfg: CleanConfig,
+    report: CleanReport,
+    runner: BatchRunner | None = None,
 ) -> None:
     files = reference_files(against)
-    fps = list(fingerprint_all(files, cfg.hash, cfg.workers))
+    fps = list(fingerprint_all(files, cfg.hash, cfg.workers, runner=runner))
     readable = [(f, fp) for f, fp in zip(files, fps, strict=True) if fp.error is None]
     refs = dedup.HashTable.from_rows([fp.hashes for _, fp in readable])
     ids, table = _load_table(session, cfg.hash)
@@ -305,14 +315,19 @@ def run_clean(
     *,
     against: Path | None = None,
     commit: bool = True,
+    runner: BatchRunner | None = None,
 ) -> CleanReport:
-    """Run the whole stage; with ``commit=False`` nothing is committed (dry runs)."""
+    """Run the whole stage; with ``commit=False`` nothing is committed (dry runs).
+
+    With a ``runner`` (``--cluster``) the hashing runs on Dask workers; the results and
+    every write are the same as a single-machine run.
+    """
     report = CleanReport()
-    _fingerprint_new(session, data_dir, cfg, commit, report)
+    _fingerprint_new(session, data_dir, cfg, commit, report, runner)
     group_of = _apply_groups(session, cfg, report)
     _apply_placeholders(session, cfg, group_of, report)
     if against is not None:
-        _apply_reference(session, against, cfg, report)
+        _apply_reference(session, against, cfg, report, runner)
     _apply_representatives(session, group_of, report)
     session.flush()
     # The bulk updates above bypass loaded objects; let callers see what was written.

@@ -22,6 +22,8 @@ import numpy as np
 import scipy.fft
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from synset_builder.distributed import BatchRunner
+
 # Long side of the copy everything is measured and hashed on. pHash looks at 32x32
 # anyway, and decoding at 1/4 or 1/8 scale is what makes hashing fast; blur is
 # still plain at this size (thresholds in quality.py are set for it).
@@ -170,12 +172,26 @@ def _fingerprint_many(batch: list[tuple[str, str]]) -> list[Fingerprint]:
 
 
 def fingerprint_all(
-    paths: Iterable[str | Path], algo: str = "phash", workers: int | None = None, chunk: int = 64
+    paths: Iterable[str | Path],
+    algo: str = "phash",
+    workers: int | None = None,
+    chunk: int = 64,
+    runner: BatchRunner | None = None,
 ) -> Iterator[Fingerprint]:
-    """Fingerprints in input order, computed by ``workers`` processes (default: all cores)."""
+    """Fingerprints in input order, computed by ``workers`` processes (default: all cores).
+
+    With a ``runner`` (a Dask cluster) the same batches run on its workers instead.
+    """
     if algo not in HASHERS:
         raise ValueError(f"unknown hash {algo!r}; choose one of {', '.join(HASHERS)}")
     jobs = [(str(p), algo) for p in paths]
+    if runner is not None:
+        size = runner.batch_size
+        for result in runner.map(
+            _fingerprint_many, [jobs[i : i + size] for i in range(0, len(jobs), size)]
+        ):
+            yield from result
+        return
     batches = [jobs[i : i + chunk] for i in range(0, len(jobs), chunk)]
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(batches) <= 1:

@@ -28,6 +28,14 @@ from synset_builder.splits import SPLITS
 from synset_builder.takedown import active_values, taken_down_shas
 
 OWNED = (*SPLITS, "webdataset")
+MANIFEST_KEYS = {"path", "split", "wnid", "class_index", "sha256"}
+
+
+def _int(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -55,9 +63,29 @@ def _sha(path: Path) -> str:
     return h.hexdigest()
 
 
-def _read_manifest(out: Path) -> list[dict[str, str]]:
-    with (out / "manifest.csv").open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+def _read_manifest(out: Path, problems: list[str]) -> list[dict[str, str]]:
+    """The complete rows; a row cut short (a truncated copy) is a problem, not a crash."""
+    rows = []
+    try:
+        with (out / "manifest.csv").open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            for row in reader:
+                if None in row or None in row.values() or not row.keys() >= MANIFEST_KEYS:
+                    problems.append(f"manifest.csv line {reader.line_num} is incomplete")
+                    continue
+                rows.append(row)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        problems.append(f"manifest.csv is unreadable: {exc}")
+    return rows
+
+
+def _class_index(out: Path, problems: list[str]) -> dict[str, int] | None:
+    try:
+        classes = json.loads((out / "classes.json").read_text(encoding="utf-8"))
+        return {str(c["wnid"]): int(c["index"]) for c in classes}
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+        problems.append("classes.json is unreadable or cut short")
+        return None
 
 
 def _straddling(rows: list[dict[str, str]], key: str) -> dict[str, set[str]]:
@@ -102,7 +130,7 @@ def verify_export(out: Path, session: Session | None = None) -> VerifyReport:
             rel = path.relative_to(out).as_posix()
             if path.is_file() and rel not in listed:
                 problems.append(f"file not in the export's checksums: {rel}")
-    rows = _read_manifest(out)
+    rows = _read_manifest(out, problems)
     report.images = len({r["sha256"] for r in rows})
     _check_rows(out, rows, listed, problems)
     _check_shards(out, rows, listed, problems)
@@ -114,8 +142,7 @@ def verify_export(out: Path, session: Session | None = None) -> VerifyReport:
 def _check_rows(
     out: Path, rows: list[dict[str, str]], listed: dict[str, str], problems: list[str]
 ) -> None:
-    classes = json.loads((out / "classes.json").read_text(encoding="utf-8"))
-    index = {str(c["wnid"]): int(c["index"]) for c in classes}
+    index = _class_index(out, problems)
     for sha, splits in sorted(_straddling(rows, "sha256").items()):
         problems.append(f"image {sha} is in several splits: {', '.join(sorted(splits))}")
     for group, splits in sorted(_straddling(rows, "group").items()):
@@ -123,7 +150,7 @@ def _check_rows(
             f"near-duplicate group {group} spans several splits: {', '.join(sorted(splits))}"
         )
     for row in rows:
-        if index.get(row["wnid"]) != int(row["class_index"]):
+        if index is not None and index.get(row["wnid"]) != _int(row["class_index"]):
             problems.append(f"{row['path']}: class index {row['class_index']} is not {row['wnid']}")
         path = row["path"]
         if path.startswith(SPLITS) and path not in listed:

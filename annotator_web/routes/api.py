@@ -28,6 +28,10 @@ class SynsetRef(BaseModel):
     gloss: str
 
 
+# Ids are 32-bit integer columns; a larger number is a 422, not a database error.
+DbId = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+
+
 class Item(BaseModel):
     candidate_id: int
     image_url: str
@@ -39,14 +43,14 @@ class TaskOut(BaseModel):
 
 
 class VoteIn(BaseModel):
-    candidate_id: int
+    candidate_id: DbId
     label: bool
 
 
 class VotesIn(BaseModel):
     votes: list[VoteIn] = Field(max_length=1000)
-    unsure: list[int] = Field(default_factory=list, max_length=1000)
-    elapsed_ms: int | None = Field(default=None, ge=0)
+    unsure: list[DbId] = Field(default_factory=list, max_length=1000)
+    elapsed_ms: int | None = Field(default=None, ge=0, le=2**31 - 1)
 
 
 class VotesOut(BaseModel):
@@ -56,7 +60,7 @@ class VotesOut(BaseModel):
 
 
 class ReportIn(BaseModel):
-    candidate_id: int
+    candidate_id: DbId
     reason: str = Field(description=", ".join(REPORT_REASONS))
 
 

@@ -12,6 +12,7 @@ from synset_builder.clean import CleanReport, keep, run_clean
 from synset_builder.cli.common import open_session, print_json, settings
 from synset_builder.config import Settings
 from synset_builder.db.models import Candidate, Image, Synset
+from synset_builder.distributed import cluster_runner
 from synset_builder.errors import InvalidInput
 from synset_builder.fingerprint import HASHERS
 from synset_builder.quality import CleanConfig
@@ -82,16 +83,21 @@ def clean(
     ),
     algo: str | None = typer.Option(None, "--hash", help="phash (default) or dhash."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    cluster: str | None = typer.Option(
+        None, "--cluster", help="Hash on Dask: local:N workers or tcp://HOST:PORT (a scheduler)."
+    ),
 ) -> None:
     """Reject broken, tiny, blurred, blank and placeholder images; mark near duplicates."""
     if algo is not None and algo not in HASHERS:
         raise InvalidInput(f"Unknown hash {algo!r}; use one of {', '.join(HASHERS)}.")
     cfg = settings()
     clean_cfg = _config(cfg, max_distance, min_side, algo)
-    with open_session(cfg) as session:
+    with cluster_runner(cluster) as runner, open_session(cfg) as session:
         for sha in keep_sha:
             keep(session, sha)
-        report = run_clean(session, cfg.data_dir, clean_cfg, against=against, commit=not dry_run)
+        report = run_clean(
+            session, cfg.data_dir, clean_cfg, against=against, commit=not dry_run, runner=runner
+        )
         if dry_run and not as_json:
             for sha, reason in report.rejected:
                 typer.echo(f"{sha}  {reason}")

@@ -6,6 +6,8 @@ import typer
 
 from synset_builder.cli.common import open_session, print_json, settings
 from synset_builder.crawl import CrawlConfig, crawl
+from synset_builder.crawl_cluster import crawl_on_cluster
+from synset_builder.distributed import cluster_runner
 from synset_builder.errors import InvalidInput
 from synset_builder.fetch import FetchConfig
 from synset_builder.sources import SourceError, make_source
@@ -44,6 +46,9 @@ def crawl_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    cluster: str | None = typer.Option(
+        None, "--cluster", help="Crawl synsets on Dask: local:N workers or tcp://HOST:PORT."
+    ),
 ) -> None:
     """Search the sources with every synset's queries and download the hits."""
     for name, value in (("--per-synset", per_synset), ("--concurrency", concurrency)):
@@ -74,8 +79,12 @@ def crawl_command(
         refill=refill,
         progress=not quiet,
     )
-    with open_session(cfg) as session:
-        tallies = crawl(session, data_dir, sources, crawl_cfg)
+    with cluster_runner(cluster) as runner, open_session(cfg) as session:
+        if runner is None:
+            tallies = crawl(session, data_dir, sources, crawl_cfg)
+        else:
+            specs = [s.spec for s in sources]
+            tallies = crawl_on_cluster(session, runner, cfg, specs, crawl_cfg)
     if tallies and all(t.errors and not t.found for t in tallies.values()):
         first = next(t.errors[0] for t in tallies.values())
         raise SourceError(f"No source could be searched. {first}")

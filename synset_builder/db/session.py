@@ -63,9 +63,15 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error."""
-    session = Session(bind=engine, expire_on_commit=False)
+def session_scope(bind: Engine | sessionmaker[Session]) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error.
+
+    ``bind`` is an engine (CLI, stages) or a configured sessionmaker (the web app).
+    """
+    if isinstance(bind, sessionmaker):
+        session = bind()
+    else:
+        session = Session(bind=bind, expire_on_commit=False)
     try:
         yield session
         session.commit()

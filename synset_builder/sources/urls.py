@@ -34,25 +34,38 @@ class UrlListSource:
         self._rows: dict[str, list[list[str]]] | None = None
 
     def _load(self) -> dict[str, list[list[str]]]:
+        # Read and check the whole file before the first fetch: a bad list writes nothing.
         if self._rows is None:
-            with self.path.open(newline="", encoding="utf-8") as fh:
-                first = fh.readline()
-                fh.seek(0)
-                tab = self.path.suffix.lower() == ".tsv" or "\t" in first
-                rows: dict[str, list[list[str]]] = defaultdict(list)
-                for line_no, row in enumerate(csv.reader(fh, delimiter="\t" if tab else ","), 1):
-                    if not row or row[0].strip().startswith("#"):
-                        continue
-                    if line_no == 1 and row[0].strip().lower() == "wnid":
-                        continue
-                    if len(row) < 2 or not row[1].strip():
-                        raise InvalidInput(
-                            f"Line {line_no} of {self.path} has no URL; expected "
-                            "wnid,url[,license,creator,landing_url]."
-                        )
-                    rows[row[0].strip()].append([c.strip() for c in row])
-            self._rows = dict(rows)
+            try:
+                self._rows = self._read()
+            except UnicodeDecodeError as exc:
+                raise InvalidInput(
+                    f"The URL list {self.path} is not UTF-8 text (byte {exc.start})."
+                ) from exc
+            except csv.Error as exc:
+                raise InvalidInput(f"The URL list {self.path} is not valid CSV: {exc}.") from exc
         return self._rows
+
+    def _read(self) -> dict[str, list[list[str]]]:
+        with self.path.open(newline="", encoding="utf-8") as fh:
+            first = fh.readline()
+            fh.seek(0)
+            tab = self.path.suffix.lower() == ".tsv" or "\t" in first
+            rows: dict[str, list[list[str]]] = defaultdict(list)
+            for line_no, row in enumerate(csv.reader(fh, delimiter="\t" if tab else ","), 1):
+                if not row or row[0].strip().startswith("#"):
+                    continue
+                if line_no == 1 and row[0].strip().lower() == "wnid":
+                    continue
+                if len(row) < 2 or not row[1].strip():
+                    raise InvalidInput(
+                        f"Line {line_no} of {self.path} has no URL; expected "
+                        "wnid,url[,license,creator,landing_url]."
+                    )
+                if any("\x00" in c for c in row):
+                    raise InvalidInput(f"Line {line_no} of {self.path} contains a NUL byte.")
+                rows[row[0].strip()].append([c.strip() for c in row])
+        return dict(rows)
 
     def search(self, synset: SynsetRef, query: str | None, page: int) -> SearchPage:
         rows = self._load().get(synset.wnid, [])

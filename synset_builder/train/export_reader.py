@@ -101,21 +101,42 @@ class WebDataset:
         return sorted((root / "webdataset").glob(f"{split}-*.tar"))
 
     def read(self, root: Path, split: str) -> Iterator[tuple[ExportItem, bytes]]:
+        seen = 0
         for shard in self._shards(root, split):
-            # Samples are contiguous in a shard; group members by their key (the sha256).
-            key, parts = None, {}
-            with tarfile.open(shard) as tar:
-                for member in tar:
-                    if not member.isfile():
-                        continue
-                    stem, _, ext = member.name.rpartition("/")[2].partition(".")
-                    if stem != key:
-                        if key is not None:
-                            yield self._sample(shard, split, key, parts)
-                        key, parts = stem, {}
-                    parts[ext] = tar.extractfile(member).read()  # type: ignore[union-attr]
-            if key is not None:
-                yield self._sample(shard, split, key, parts)
+            try:
+                for sample in self._read_shard(shard, split):
+                    seen += 1
+                    yield sample
+            except (tarfile.TarError, EOFError) as exc:
+                # A shard copied half-way: one sentence, not a tarfile traceback.
+                raise ExportUnreadable(
+                    f"The shard {shard} is truncated or corrupt: {exc}."
+                ) from exc
+        # A tar cut on a block boundary reads as a shorter, valid archive: count against
+        # the manifest, which lists every image of the split once.
+        if (root / "manifest.csv").is_file():
+            listed = sum(1 for row in _manifest_rows(root) if row["split"] == split)
+            if seen != listed:
+                raise ExportUnreadable(
+                    f"The {split} shards of {root} hold {seen} samples but the manifest lists "
+                    f"{listed}: a shard is truncated; re-export or copy it again."
+                )
+
+    def _read_shard(self, shard: Path, split: str) -> Iterator[tuple[ExportItem, bytes]]:
+        # Samples are contiguous in a shard; group members by their key (the sha256).
+        key, parts = None, {}
+        with tarfile.open(shard) as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                stem, _, ext = member.name.rpartition("/")[2].partition(".")
+                if stem != key:
+                    if key is not None:
+                        yield self._sample(shard, split, key, parts)
+                    key, parts = stem, {}
+                parts[ext] = tar.extractfile(member).read()  # type: ignore[union-attr]
+        if key is not None:
+            yield self._sample(shard, split, key, parts)
 
     def _sample(
         self, shard: Path, split: str, key: str, parts: dict[str, bytes]
@@ -150,12 +171,27 @@ FORMATS: dict[str, ExportFormat] = {
 }
 
 
+MANIFEST_KEYS = {"path", "split", "wnid", "class_index", "sha256"}
+
+
 def _manifest_rows(root: Path) -> list[dict[str, str]]:
     path = root / "manifest.csv"
     if not path.is_file():
         raise ExportUnreadable(f"The export {root} has no manifest.csv.")
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+    rows = []
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            for row in reader:
+                # A copy cut mid-row leaves a short last row: refuse before training starts.
+                if None in row or None in row.values() or not row.keys() >= MANIFEST_KEYS:
+                    raise ExportUnreadable(
+                        f"The manifest {path} is cut short or malformed at line {reader.line_num}."
+                    )
+                rows.append(row)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ExportUnreadable(f"The manifest {path} is unreadable: {exc}.") from exc
+    return rows
 
 
 @dataclass(frozen=True)
