@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from synset_builder.config import Settings
@@ -15,6 +20,9 @@ from synset_builder.db.models import Candidate, FetchFailure, Image, Query, Syns
 from synset_builder.db.session import make_engine, session_scope
 from synset_builder.fetch import FetchConfig
 from synset_builder.sources import make_source
+from tests.photo_server import PhotoServer
+
+SYNSET = os.path.join(os.path.dirname(sys.executable), "synset")
 
 
 def add_target(session: Session, wnid: str, name: str, queries: Sequence[str] = ()) -> Synset:
@@ -91,3 +99,65 @@ def snapshot(settings: Settings) -> dict[str, object]:
         "files": files,
         "tmp": leftovers,
     }
+
+
+# --- interrupted crawls (kill -9 and run again) ------------------------------------------
+
+RESUME_TARGETS = (("n01440764", "tench"), ("n01514668", "cock"), ("n02084071", "dog"))
+
+
+def seed_resume_targets(settings: Settings) -> None:
+    engine = make_engine(settings.database_url)
+    with session_scope(engine) as session:
+        for wnid, name in RESUME_TARGETS:
+            add_target(session, wnid, name)
+    engine.dispose()
+
+
+def resume_url_rows(server: PhotoServer) -> list[tuple[str, str]]:
+    """tench: every photo and a 404 every tenth; cock: redirects, duplicates, an HTML
+    page; dog: a slice. Per-synset 30 stops tench and cock part-way."""
+    names = server.names
+    rows = []
+    for i, name in enumerate(names):
+        rows.append(("n01440764", server.url(f"/photos/{name}")))
+        if i % 10 == 0:
+            rows.append(("n01440764", server.url(f"/missing/{i}.jpg")))
+    rows += [("n01514668", server.url(f"/r/1/photos/{n}")) for n in reversed(names)]
+    rows += [("n01514668", server.url(p)) for p in ("/same/a.jpg", "/same/b.jpg", "/html.jpg")]
+    rows += [("n02084071", server.url(f"/r/2/photos/{n}")) for n in names[40:60]]
+    return rows
+
+
+def crawl_command(settings: Settings, urls: Path) -> tuple[list[str], dict[str, str]]:
+    """``synset crawl`` as a subprocess, so it can be killed with SIGKILL."""
+    env = {
+        **os.environ,
+        "SYNSET_DATABASE_URL": settings.database_url,
+        "SYNSET_DATA_DIR": str(settings.data_dir),
+        "SYNSET_ALLOW_PRIVATE_NETWORKS": "1",
+    }
+    args = [SYNSET, "crawl", "--source", f"urls:{urls}", "--per-synset", "30"]
+    return [*args, "--concurrency", "4", "--per-host", "4", "--retries", "0", "--quiet"], env
+
+
+def count_candidates(settings: Settings) -> int:
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            return session.scalar(select(func.count()).select_from(Candidate)) or 0
+    finally:
+        engine.dispose()
+
+
+def kill_when(args: list[str], env: dict[str, str], settings: Settings, target: int) -> int:
+    """Start the crawl, SIGKILL it once ``target`` candidates exist; the count at the kill."""
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while count_candidates(settings) < target and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else "finished too early"
+        time.sleep(0.02)
+    assert proc.poll() is None, "the crawl finished before it could be interrupted"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    return count_candidates(settings)
