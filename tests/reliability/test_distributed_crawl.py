@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from synset_builder.config import Settings
-from tests.crawl_support import snapshot, url_list
+from tests.crawl_support import crawl_command, seed_resume_targets, snapshot, url_list
 from tests.photo_server import PhotoServer
-from tests.synset_builder.test_crawl_resume import _command, _seed
 
 pytestmark = pytest.mark.slow
 
@@ -32,9 +31,9 @@ def test_cluster_crawl_equals_single_process(db_factory, tmp_path: Path) -> None
         rows += [("n02084071", server.url(f"/r/2/photos/{n}")) for n in names[50:70]]
         urls = url_list(tmp_path / "urls.csv", rows)
         for cfg in (single, spread):
-            _seed(cfg)
+            seed_resume_targets(cfg)
         for cfg, extra in ((single, []), (spread, ["--cluster", "local:2"])):
-            args, env = _command(cfg, urls)
+            args, env = crawl_command(cfg, urls)
             done = subprocess.run(
                 [*args, *extra], env=env, capture_output=True, text=True, timeout=240
             )
