@@ -11,7 +11,6 @@ so) without one.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import tarfile
 from collections import defaultdict
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from synset_builder.db.models import Image
 from synset_builder.errors import InvalidInput, NotFound
+from synset_builder.export_folder import sha_file
 from synset_builder.export_select import group_keys
 from synset_builder.splits import SPLITS
 from synset_builder.takedown import active_values, taken_down_shas
@@ -53,14 +53,6 @@ class VerifyReport:
 
     def as_json(self) -> dict[str, object]:
         return {**self.__dict__, "ok": self.ok}
-
-
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _read_manifest(out: Path, problems: list[str]) -> list[dict[str, str]]:
@@ -111,7 +103,7 @@ def verify_export(out: Path, session: Session | None = None) -> VerifyReport:
         recorded = {}
         problems.append("export.json is missing or unreadable: the checksum list is unprotected")
     for name, digest in recorded.items():
-        if (out / name).is_file() and _sha(out / name) != digest:
+        if (out / name).is_file() and sha_file(out / name) != digest:
             problems.append(f"{name} was changed after the export was written")
     listed: dict[str, str] = {}
     for line in (out / "checksums.sha256").read_text(encoding="utf-8").splitlines():
@@ -122,7 +114,7 @@ def verify_export(out: Path, session: Session | None = None) -> VerifyReport:
         path = out / rel
         if not path.is_file():
             problems.append(f"missing file: {rel}")
-        elif _sha(path) != digest:
+        elif sha_file(path) != digest:
             problems.append(f"checksum mismatch: {rel}")
         report.files_checked += 1
     for top in OWNED:
