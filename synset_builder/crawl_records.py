@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from synset_builder.db.models import Candidate, Consensus, CrawlPage, FetchFailure, Image
@@ -122,6 +123,25 @@ def _provenance(outcome: Outcome) -> dict[str, object]:
     }
 
 
+def _insert_images(session: Session, rows: list[dict[str, object]]) -> dict[str, int]:
+    """Insert image rows that another writer may be inserting now; sha256 -> id for all.
+
+    On a cluster two workers can meet the same bytes for two synsets at once: the
+    unique sha256 makes one insert wait for the other, and ON CONFLICT DO NOTHING
+    turns the loser into a no-op whose id is read back. Rows come sorted by sha256,
+    so two such writers always lock in the same order and cannot deadlock.
+    """
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(Image).on_conflict_do_nothing(index_elements=[Image.sha256])
+    ids = dict(session.execute(stmt.returning(Image.sha256, Image.id), rows).all())
+    lost = [r["sha256"] for r in rows if r["sha256"] not in ids]
+    if lost:
+        ids.update(
+            session.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(lost))).all()
+        )
+    return ids
+
+
 def record(
     session: Session,
     entries: Sequence[tuple[int, Outcome]],
@@ -148,10 +168,7 @@ def record(
                     "bytes": o.info.nbytes,
                 }
         if fresh:
-            rows = session.execute(
-                insert(Image).returning(Image.sha256, Image.id), list(fresh.values())
-            )
-            ids.update({sha: i for sha, i in rows})
+            ids.update(_insert_images(session, [fresh[sha] for sha in sorted(fresh)]))
     pairs: set[tuple[int, int]] = set()
     if ok:
         pairs = {
