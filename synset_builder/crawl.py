@@ -2,12 +2,14 @@
 
 Shape: per synset, a lazy stream of hits (page 1 of every query, then page 2,
 ...), downloaded by a thread pool (:class:`~synset_builder.fetch.Fetcher`, one
-plain call per hit, so it can be distributed later) and written to the database
-in stream order (:mod:`synset_builder.crawl_records`). A synset takes hits until
-it holds ``per_synset`` candidates, counting downloads in flight, so the set of
-hits tried is always the shortest prefix of the stream that fills the quota:
-an interrupted crawl, run again, ends exactly where an uninterrupted one does.
-Finished pages are remembered, so a re-run does not ask the services again.
+plain call per hit) and written to the database in stream order
+(:mod:`synset_builder.crawl_records`). A synset takes hits until it holds
+``per_synset`` candidates, counting downloads in flight, so the set of hits tried
+is always the shortest prefix of the stream that fills the quota: an interrupted
+crawl, run again, ends exactly where an uninterrupted one does. Finished pages are
+remembered, so a re-run does not ask the services again. ``--cluster`` walks the
+same streams by the same rule and sends the downloads and writes to Dask workers
+(:mod:`synset_builder.crawl_cluster`).
 """
 
 from __future__ import annotations
@@ -78,14 +80,18 @@ def search_page(source: Source, synset: SynsetRef, query: str | None, page: int)
     return source.search(synset, query, page)
 
 
-def _stream(
+def hit_stream(
     job: Job,
     sources: Sequence[Source],
     finished: dict,
     tallies: dict[str, Tally],
     down: set[str],
 ) -> Iterator[Item]:
-    """Hits of a synset, spread over its queries: page 1 of each, then page 2, ..."""
+    """Hits of a synset, spread over its queries: page 1 of each, then page 2, ...
+
+    Shared by the local and the cluster crawl: the order of this stream decides
+    which hits a synset takes and which URL of two equal files becomes the candidate.
+    """
     pairs = [(src, q) for src in sources for q in (job.queries if src.uses_queries else (None,))]
     page = 1
     while pairs:
@@ -122,7 +128,8 @@ def _stream(
         page += 1
 
 
-def _failure_stream(session: Session, job: Job, tallies: dict[str, Tally]) -> Iterator[Item]:
+def failure_stream(session: Session, job: Job, tallies: dict[str, Tally]) -> Iterator[Item]:
+    """The URLs that failed before (``--retry-failed``), oldest first."""
     for row in records.open_failures(session, job.synset_id):
         local = url2pathname(urlsplit(row.url).path) if row.source == "dir" else None
         tallies.setdefault(row.source, Tally()).found += 1
@@ -193,6 +200,13 @@ def plan(session: Session, cfg: CrawlConfig) -> list[Job]:
     return jobs
 
 
+def open_jobs(session: Session, cfg: CrawlConfig, counts: dict[int, int]) -> list[Job]:
+    """The planned synsets that still need candidates (all of them with --retry-failed)."""
+    return [
+        j for j in plan(session, cfg) if cfg.retry_failed or j.want > counts.get(j.synset_id, 0)
+    ]
+
+
 def refill_target(have: int, accepted: int, rejected: int, goal: int) -> int:
     """Candidates a synset needs to reach ``goal`` accepted images at its acceptance rate.
 
@@ -235,18 +249,16 @@ def crawl(
     tallies: dict[str, Tally] = {s.name: Tally() for s in sources}
     down: set[str] = set()  # specs of services found unreachable in this run
     counts = records.candidate_counts(session)
-    jobs = [
-        j for j in plan(session, cfg) if cfg.retry_failed or j.want > counts.get(j.synset_id, 0)
-    ]
+    jobs = open_jobs(session, cfg, counts)
     fetcher = Fetcher(cfg.fetch, data_dir)
 
     def start(job: Job) -> _Stream:
         have = counts.get(job.synset_id, 0)
         if cfg.retry_failed:
-            return _Stream(job, _failure_stream(session, job, tallies), set(), have)
+            return _Stream(job, failure_stream(session, job, tallies), set(), have)
         finished = records.finished_pages(session, job.synset_id)
         seen = records.known_urls(session, job.synset_id)
-        return _Stream(job, _stream(job, sources, finished, tallies, down), seen, have)
+        return _Stream(job, hit_stream(job, sources, finished, tallies, down), seen, have)
 
     waiting = list(reversed(jobs))
     active: list[_Stream] = []

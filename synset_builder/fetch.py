@@ -16,6 +16,8 @@ import ipaddress
 import socket
 import threading
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -77,6 +79,28 @@ class Failed:
 
 Outcome = Fetched | Failed
 
+# host -> a context manager held around each download attempt from that host.
+HostSlots = Callable[[str], AbstractContextManager[object]]
+
+
+class LocalHostSlots:
+    """``--per-host`` within one process: a bounded semaphore per host name.
+
+    On a Dask cluster :class:`synset_builder.distributed.ClusterHostSlots` takes its
+    place, so the limit holds across every worker.
+    """
+
+    def __init__(self, per_host: int) -> None:
+        self.per_host = per_host
+        self._lock = threading.Lock()
+        self._hosts: dict[str, threading.BoundedSemaphore] = {}
+
+    def __call__(self, host: str) -> threading.BoundedSemaphore:
+        with self._lock:
+            if host not in self._hosts:
+                self._hosts[host] = threading.BoundedSemaphore(self.per_host)
+            return self._hosts[host]
+
 
 class _Refused(Exception):
     def __init__(self, reason: str, detail: str = "", retry: bool = False, wait: float = 0):
@@ -121,7 +145,9 @@ class Fetcher:
     request (measured 0.55 vs 1.07 ms on loopback), which is the budget on 2 cores.
     """
 
-    def __init__(self, cfg: FetchConfig, data_dir: Path) -> None:
+    def __init__(
+        self, cfg: FetchConfig, data_dir: Path, host_slots: HostSlots | None = None
+    ) -> None:
         self.cfg = cfg
         self.data_dir = Path(data_dir)
         self._http = urllib3.PoolManager(
@@ -131,15 +157,8 @@ class Fetcher:
             headers={"User-Agent": cfg.user_agent, "Accept": "image/*;q=0.9,*/*;q=0.1"},
         )
         self._timeout = urllib3.Timeout(connect=cfg.connect_timeout, read=cfg.read_timeout)
-        self._lock = threading.Lock()
-        self._hosts: dict[str, threading.BoundedSemaphore] = {}
+        self._host_slot = host_slots or LocalHostSlots(cfg.per_host)
         self._resolved: dict[tuple[str, int], bool] = {}
-
-    def _host_slot(self, host: str) -> threading.BoundedSemaphore:
-        with self._lock:
-            if host not in self._hosts:
-                self._hosts[host] = threading.BoundedSemaphore(self.cfg.per_host)
-            return self._hosts[host]
 
     def _check_address(self, url: str) -> None:
         parts = urlsplit(url)

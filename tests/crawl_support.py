@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from synset_builder.config import Settings
 from synset_builder.crawl import CrawlConfig, crawl
 from synset_builder.crawl_records import Tally
-from synset_builder.db.models import Candidate, FetchFailure, Image, Query, Synset
+from synset_builder.db.models import Candidate, CrawlPage, FetchFailure, Image, Query, Synset
 from synset_builder.db.session import make_engine, session_scope
 from synset_builder.fetch import FetchConfig
 from synset_builder.sources import make_source
@@ -87,6 +87,10 @@ def snapshot(settings: Settings) -> dict[str, object]:
                 (wnid[f.synset_id], f.url, f.reason, f.attempts, f.resolved)
                 for f in s.scalars(select(FetchFailure))
             )
+            pages = sorted(
+                (wnid[p.synset_id], p.source, p.query, p.page, p.hits, p.last)
+                for p in s.scalars(select(CrawlPage))
+            )
     finally:
         engine.dispose()
     root = settings.data_dir
@@ -96,6 +100,7 @@ def snapshot(settings: Settings) -> dict[str, object]:
         "candidates": cands,
         "images": images,
         "failures": fails,
+        "pages": pages,
         "files": files,
         "tmp": leftovers,
     }
@@ -150,14 +155,70 @@ def count_candidates(settings: Settings) -> int:
         engine.dispose()
 
 
-def kill_when(args: list[str], env: dict[str, str], settings: Settings, target: int) -> int:
-    """Start the crawl, SIGKILL it once ``target`` candidates exist; the count at the kill."""
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def kill_when(
+    args: list[str], env: dict[str, str], settings: Settings, target: int, *, group: bool = False
+) -> int:
+    """Start the crawl, SIGKILL it once ``target`` candidates exist; the count at the kill.
+
+    ``group``: the crawl runs in its own process group and the whole group is killed,
+    as a terminal or a container stop does: the driver and its local Dask workers.
+    """
+    proc = subprocess.Popen(
+        args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=group
+    )
     deadline = time.monotonic() + 60
     while count_candidates(settings) < target and time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else "finished too early"
         time.sleep(0.02)
     assert proc.poll() is None, "the crawl finished before it could be interrupted"
-    os.kill(proc.pid, signal.SIGKILL)
+    if group:
+        os.killpg(proc.pid, signal.SIGKILL)
+    else:
+        os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     return count_candidates(settings)
+
+
+# --- cluster crawls: one synset searched with several queries ------------------------
+
+MULTI_QUERY = ("n02084071", "dog", ("n02", "n01", "terrier"))
+
+
+def seed_cluster_targets(settings: Settings) -> None:
+    """tench and cock (URL lists) and dog, searched on Openverse with three queries."""
+    engine = make_engine(settings.database_url)
+    with session_scope(engine) as session:
+        for wnid, name in RESUME_TARGETS[:2]:
+            add_target(session, wnid, name)
+        add_target(session, *MULTI_QUERY)
+    engine.dispose()
+
+
+def cluster_url_rows(server: PhotoServer) -> list[tuple[str, str]]:
+    """Per-synset 30 binds everywhere. dog: a slow URL, 10 photos under other URLs than
+    Openverse gives them, two more URLs of the slow one's file, a 404 and an HTML page
+    come first in its stream, so later Openverse hits of the same files are duplicates
+    that must not count, even though they finish downloading first; its 30 end inside
+    page 1 of its second query."""
+    names = server.names
+    n02 = [n for n in names if n.lower().startswith("n02")]
+    rows = [("n01440764", server.url(f"/missing/{i}.jpg")) for i in range(3)]
+    rows += [("n01440764", server.url(f"/photos/{n}")) for n in names[:40]]
+    rows += [("n01514668", server.url(f"/r/1/photos/{n}")) for n in names[30:60]]
+    rows += [("n01514668", server.url(p)) for p in ("/same/a.jpg", "/same/b.jpg", "/html.jpg")]
+    rows += [("n02084071", server.url("/slow.jpg"))]  # the file of names[0], late
+    rows += [("n02084071", server.url(f"/r/1/photos/{n}")) for n in n02[5:15]]
+    rows += [
+        ("n02084071", server.url(p))
+        for p in ("/same/a.jpg", "/same/b.jpg", "/missing/dog.jpg", "/html.jpg")
+    ]
+    return rows
+
+
+def cluster_crawl_command(
+    settings: Settings, urls: Path, server: PhotoServer, *extra: str
+) -> tuple[list[str], dict[str, str]]:
+    """``synset crawl`` of the URL list, then Openverse (the photo server's), per-synset 30."""
+    args, env = crawl_command(settings, urls)
+    env["SYNSET_OPENVERSE_URL"] = server.url("/openverse")
+    return [*args, "--source", "openverse", *extra], env

@@ -25,8 +25,12 @@ def crawl_command(
     per_synset: int = typer.Option(
         1000, "--per-synset", help="Stop a synset at this many candidates (per round in --refill)."
     ),
-    concurrency: int = typer.Option(32, "--concurrency", help="Downloads at once, in all."),
-    per_host: int = typer.Option(8, "--per-host", help="Downloads at once from one host."),
+    concurrency: int = typer.Option(
+        32, "--concurrency", help="Downloads at once, in all (with --cluster: per task)."
+    ),
+    per_host: int = typer.Option(
+        8, "--per-host", help="Downloads at once from one host (with --cluster: cluster-wide)."
+    ),
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Only try again the URLs that failed before."
     ),
@@ -47,7 +51,9 @@ def crawl_command(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     cluster: str | None = typer.Option(
-        None, "--cluster", help="Crawl synsets on Dask: local:N workers or tcp://HOST:PORT."
+        None,
+        "--cluster",
+        help="Download on Dask, split by synset and result page: local:N or tcp://HOST:PORT.",
     ),
 ) -> None:
     """Search the sources with every synset's queries and download the hits."""
@@ -83,8 +89,7 @@ def crawl_command(
         if runner is None:
             tallies = crawl(session, data_dir, sources, crawl_cfg)
         else:
-            specs = [s.spec for s in sources]
-            tallies = crawl_on_cluster(session, runner, cfg, specs, crawl_cfg)
+            tallies = crawl_on_cluster(session, runner, data_dir, sources, crawl_cfg)
     if tallies and all(t.errors and not t.found for t in tallies.values()):
         first = next(t.errors[0] for t in tallies.values())
         raise SourceError(f"No source could be searched. {first}")
