@@ -15,16 +15,24 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import exists, func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
 from synset_builder import dedup
+from synset_builder.clean_rows import (
+    hash_on_cluster,
+    image_file,
+    is_missing,
+    pending,
+    rows_for,
+    write_rows,
+)
 from synset_builder.db.models import Candidate, Image, ImageHash, SynsetEdge
 from synset_builder.distributed import BatchRunner
 from synset_builder.errors import InvalidInput, NotFound
 from synset_builder.fingerprint import fingerprint_all
-from synset_builder.quality import CleanConfig, placeholders, reason_key, verdict
+from synset_builder.quality import CleanConfig, placeholders, reason_key
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 _COMMIT_EVERY = 500
@@ -59,11 +67,6 @@ class CleanReport:
         }
 
 
-def image_file(data_dir: Path, path: str) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() else data_dir / p
-
-
 def keep(session: Session, sha256: str) -> None:
     """A curator's override: this picture stays in the pool whatever the filter says."""
     image = session.scalar(select(Image).where(Image.sha256 == sha256.lower()))
@@ -82,67 +85,45 @@ def _fingerprint_new(
 ) -> None:
     """Decode and hash the images never looked at (or never hashed with this algo).
 
+    On a cluster the workers write each batch's rows themselves; a dry run keeps
+    every write in this session (to be rolled back), so there they only hash.
     A missing file gets no verdict (it is looked for again next run): a wrong data
     folder must not turn a whole collection into "unreadable".
     """
-    hashed = exists().where(ImageHash.image_id == Image.id, ImageHash.algo == cfg.hash)
-    unreadable = Image.quality_reason.is_not(None) & Image.quality_reason.startswith("unreadable")
     todo = session.execute(
-        select(Image.id, Image.path, Image.quality)
-        .where(Image.quality.is_(None) | (~hashed & ~unreadable))
-        .order_by(Image.id)
+        select(Image.id, Image.path, Image.quality).where(pending(cfg)).order_by(Image.id)
     ).all()
     if not todo:
         return
-    paths = [image_file(data_dir, p) for _, p, _ in todo]
-    results = fingerprint_all(paths, cfg.hash, cfg.workers, runner=runner)
-    bar = tqdm(zip(todo, results, strict=True), total=len(todo), desc="hash", unit="img")
-    updates: list[dict[str, object]] = []
-    hashes: list[dict[str, object]] = []
-    for n, ((image_id, _, quality), fp) in enumerate(bar, 1):
-        if fp.error is not None and fp.error.startswith("missing"):
-            report.missing += 1
-        else:
-            report.hashed += 1
-            update_row: dict[str, object] = {"id": image_id}
-            if quality is None:
-                reason = verdict(fp, cfg)
-                update_row["quality"] = "ok" if reason is None else "rejected"
-                update_row["quality_reason"] = reason
-                if fp.error is None:
-                    update_row["greyscale"] = fp.greyscale
-                    update_row["sharpness"] = fp.sharpness
-            if fp.error is None:
-                full, crop90, crop80, mirror = fp.hashes
-                hashes.append({"image_id": image_id, "algo": cfg.hash, "full": full,
-                               "crop90": crop90, "crop80": crop80, "mirror": mirror})  # fmt: skip
-                if cfg.hash == "phash":
-                    update_row["phash"] = full
-            if len(update_row) > 1:
-                updates.append(update_row)
-        if len(updates) + len(hashes) >= _COMMIT_EVERY or n == len(todo):
-            _write(session, updates, hashes)
-            updates, hashes = [], []
-            # Keep progress through a crash; the caller commits the last batch.
-            if commit and n < len(todo):
-                session.commit()
+    if runner is not None and commit:
+        ids = [image_id for image_id, _, _ in todo]
+        report.hashed, report.missing = hash_on_cluster(session, runner, data_dir, cfg, ids)
+    else:
+        paths = [image_file(data_dir, p) for _, p, _ in todo]
+        results = fingerprint_all(paths, cfg.hash, cfg.workers, runner=runner)
+        bar = tqdm(zip(todo, results, strict=True), total=len(todo), desc="hash", unit="img")
+        updates: list[dict[str, object]] = []
+        hashes: list[dict[str, object]] = []
+        for n, ((image_id, _, quality), fp) in enumerate(bar, 1):
+            if is_missing(fp):
+                report.missing += 1
+            else:
+                report.hashed += 1
+                update_row, hash_row = rows_for(image_id, quality, fp, cfg)
+                updates += [update_row] if update_row else []
+                hashes += [hash_row] if hash_row else []
+            if len(updates) + len(hashes) >= _COMMIT_EVERY or n == len(todo):
+                write_rows(session, updates, hashes)
+                updates, hashes = [], []
+                # Keep progress through a crash; the caller commits the last batch.
+                if commit and n < len(todo):
+                    session.commit()
     session.flush()
     if report.missing == len(todo) and not session.scalar(select(func.count(ImageHash.image_id))):
         raise NotFound(
             f"None of the {len(todo)} image file(s) to clean is under the data folder "
             f"{data_dir}; is SYNSET_DATA_DIR right?"
         )
-
-
-def _write(session: Session, updates: list[dict], hashes: list[dict]) -> None:
-    """Bulk-write one batch; rows are grouped by key set, as bulk UPDATE needs."""
-    by_keys: dict[tuple[str, ...], list[dict]] = defaultdict(list)
-    for row in updates:
-        by_keys[tuple(sorted(row))].append(row)
-    for rows in by_keys.values():
-        session.execute(update(Image), rows)
-    if hashes:
-        session.execute(insert(ImageHash), hashes)
 
 
 def _load_table(session: Session, algo: str) -> tuple[list[int], dedup.HashTable]:
@@ -319,10 +300,14 @@ def run_clean(
 ) -> CleanReport:
     """Run the whole stage; with ``commit=False`` nothing is committed (dry runs).
 
-    With a ``runner`` (``--cluster``) the hashing runs on Dask workers; the results and
-    every write are the same as a single-machine run.
+    With a ``runner`` (``--cluster``) the hashing runs on Dask workers, which write each
+    image batch's verdicts and hashes; the grouping below then runs here, over all of
+    them. The rows are the same as a single-machine run's.
     """
     report = CleanReport()
+    if runner is not None:  # workers run in folders of their own
+        data_dir = Path(data_dir).resolve()
+        against = against.resolve() if against is not None else None
     _fingerprint_new(session, data_dir, cfg, commit, report, runner)
     group_of = _apply_groups(session, cfg, report)
     _apply_placeholders(session, cfg, group_of, report)

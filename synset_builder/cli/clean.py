@@ -84,7 +84,9 @@ def clean(
     algo: str | None = typer.Option(None, "--hash", help="phash (default) or dhash."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     cluster: str | None = typer.Option(
-        None, "--cluster", help="Hash on Dask: local:N workers or tcp://HOST:PORT (a scheduler)."
+        None,
+        "--cluster",
+        help="Hash on Dask workers, which write their batches: local:N or tcp://HOST:PORT.",
     ),
 ) -> None:
     """Reject broken, tiny, blurred, blank and placeholder images; mark near duplicates."""
