@@ -103,7 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # the lease query went from ~5 ms to hundreds under load. Always plan per call.
         extra["connect_args"] = {
             "connect_timeout": 5,
-            "options": "-c plan_cache_mode=force_custom_plan",
+            "options": "-c plan_cache_mode=auto",
         }
     engine = make_engine(
         cfg.database_url, pool_size=WORKER_THREADS, max_overflow=4, pool_timeout=120, **extra

@@ -12,28 +12,27 @@ from __future__ import annotations
 
 import random
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from annotator_web import queue
+from annotator_web import serving_sql as sql
 from synset_builder.config import Settings
 from synset_builder.consensus import live
 from synset_builder.db.models import (
     Annotator,
     Candidate,
     Consensus,
-    Gold,
     Image,
     Lease,
     Synset,
     SynsetEdge,
-    Unsure,
-    Vote,
 )
 from synset_builder.errors import InvalidInput, NotFound
 from synset_builder.pool import clean_clause
@@ -46,6 +45,11 @@ SERVE_KEY_RANGE = 2147483629
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+class Pick(NamedTuple):
+    candidate_id: int
+    image_id: int
 
 
 @dataclass(frozen=True)
@@ -77,157 +81,112 @@ class VoteResult:
     refused: list[int]
 
 
-def _available_to(annotator_id: int, now: datetime) -> list[ColumnElement[bool]]:
-    """In the pool, not yet answered or skipped by this annotator, not held by anyone else."""
-    return [
-        clean_clause(),
-        ~exists().where(Vote.candidate_id == Candidate.id, Vote.annotator_id == annotator_id),
-        ~exists().where(Unsure.candidate_id == Candidate.id, Unsure.annotator_id == annotator_id),
-        ~exists().where(
-            Lease.candidate_id == Candidate.id,
-            Lease.expires_at > now,
-            Lease.annotator_id != annotator_id,
-        ),
-    ]
-
-
-def _under_goal() -> ColumnElement[bool]:
-    accepted = (
-        select(func.count())
-        .select_from(Consensus)
-        .join(Candidate, Candidate.id == Consensus.candidate_id)
-        .where(Candidate.synset_id == Synset.id, Consensus.decision == "accepted")
-        .scalar_subquery()
-    )
-    return and_(Synset.target.is_(True), accepted < Synset.goal)
+def _bind(session: Session) -> tuple[bool, dict[str, object]]:
+    """Whether the session is on PostgreSQL, and the statements' common parameters."""
+    return session.get_bind().dialect.name == "postgresql", {"now": now_utc()}
 
 
 def below_goal(session: Session, synset: Synset) -> bool:
-    """``_under_goal()`` for one synset, cheaply: a synset with fewer candidates than its
-    goal cannot have reached it, so the accepted count (a join) is only needed near it."""
+    """Whether the synset is a target that has fewer accepted items than its goal."""
     if not synset.target or synset.goal is None:
         return False
-    total = session.scalar(
-        select(func.count()).select_from(Candidate).where(Candidate.synset_id == synset.id)
-    )
-    if (total or 0) < synset.goal:
+    if synset.goal <= 0:
+        return False
+    params = {"synset_id": synset.id, "n": synset.goal}
+    candidates, accepted = sql.goal_counts()
+    if (session.scalar(candidates, params) or 0) < synset.goal:
         return True
-    return bool(session.scalar(select(exists().where(Synset.id == synset.id, _under_goal()))))
+    return (session.scalar(accepted, params) or 0) < synset.goal
 
 
-def _take(session: Session, ids: Sequence[int], annotator_id: int, cfg: Settings) -> list[int]:
-    """Lease ``ids`` to the annotator where nobody else holds them; the ids obtained."""
-    if not ids:
+def _take(session: Session, items: Sequence[Pick], annotator_id: int, cfg: Settings) -> list[Pick]:
+    """Lease ``items`` to the annotator where nobody else holds them; the items obtained."""
+    if not items:
         return []
     now = now_utc()
     expires = now + timedelta(seconds=cfg.web_lease_seconds)
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(Lease).values(
-        [{"candidate_id": i, "annotator_id": annotator_id, "expires_at": expires} for i in ids]
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[Lease.candidate_id],
-        set_={"annotator_id": stmt.excluded.annotator_id, "expires_at": stmt.excluded.expires_at},
-        where=(Lease.expires_at <= now) | (Lease.annotator_id == annotator_id),
-    ).returning(Lease.candidate_id)
-    return list(session.scalars(stmt))
+    postgresql_, _ = _bind(session)
+    rows = [
+        {"candidate_id": i.candidate_id, "annotator_id": annotator_id, "expires_at": expires,
+         "now": now, "me": annotator_id}
+        for i in sorted(items)
+    ]  # fmt: skip
+    got = set(session.connection().execute(sql.upsert_lease(postgresql_), rows).scalars())
+    return [i for i in items if i.candidate_id in got]
 
 
 def _lease_new(
     session: Session, *, synset_id: int, annotator_id: int, n: int, gold: bool, cfg: Settings
-) -> list[int]:
+) -> list[Pick]:
     """Lease up to ``n`` fresh items; losing a race for some just means picking again."""
-    taken: list[int] = []
-    # Before the first submit fixes the initial subset, serve from the lowest keys:
-    # those are the items the subset will be made of (live.ensure_initial_subset).
+    taken: list[Pick] = []
+    probe: tuple[bool, ...] = ()
     start = 0
-    if not gold and queue.has_initial_subset(session, synset_id):
-        start = random.randrange(SERVE_KEY_RANGE)
+    if not gold:
+        probe = tuple(session.execute(sql.tier_probe(), {"synset_id": synset_id}).one())
+        # Before the first submit fixes the initial subset, serve from the lowest keys:
+        # those are the items the subset will be made of (live.ensure_initial_subset).
+        if probe[0]:
+            start = random.randrange(SERVE_KEY_RANGE)
     for _ in range(RACE_RETRIES):
         if len(taken) >= n:
             break
         want = n - len(taken)
+        skip = [t.candidate_id for t in taken]
         if gold:
-            picks = _pick_gold(session, synset_id, annotator_id, want, taken)
+            picks = _pick_gold(session, synset_id, annotator_id, want, skip)
         else:
-            picks = _pick_fresh(session, synset_id, annotator_id, want, taken, start)
+            picks = _pick(session, synset_id, annotator_id, want, skip, start, probe[1:])
         if not picks:
             break
         taken += _take(session, picks, annotator_id, cfg)
     return taken
 
 
-def _candidates(
-    session: Session, synset_id: int, annotator_id: int, skip: Sequence[int]
-) -> Select[tuple[int]]:
-    """Candidates of the synset this annotator may be served now (not yet ordered)."""
-    stmt = (
-        select(Candidate.id)
-        .join(Image, Image.id == Candidate.image_id)
-        .where(Candidate.synset_id == synset_id, *_available_to(annotator_id, now_utc()))
-    )
-    if skip:
-        stmt = stmt.where(Candidate.id.not_in(skip))
-    return stmt
-
-
-def _locked(session: Session, stmt: Select[tuple[int]]) -> Select[tuple[int]]:
-    """PostgreSQL: lock the picks, skipping rows a concurrent request is leasing."""
-    if session.get_bind().dialect.name == "postgresql":
-        return stmt.with_for_update(of=Candidate, skip_locked=True)
-    return stmt
-
-
 def _pick_gold(
     session: Session, synset_id: int, annotator_id: int, n: int, skip: Sequence[int]
-) -> list[int]:
-    """Gold items in random order (joined from the small gold table, no synset scan)."""
-    stmt = (
-        _candidates(session, synset_id, annotator_id, skip)
-        .join(Gold, Gold.candidate_id == Candidate.id)
-        .order_by(func.random())
-        .limit(n)
-    )
-    return list(session.scalars(_locked(session, stmt)))
+) -> list[Pick]:
+    postgresql_, params = _bind(session)
+    params.update(synset_id=synset_id, me=annotator_id, n=n, skip=list(skip))
+    return [Pick(*row) for row in session.execute(sql.gold_picks(postgresql_), params)]
 
 
-def _pick_fresh(
+def _pick(
     session: Session,
     synset_id: int,
     annotator_id: int,
     n: int,
     skip: Sequence[int],
     start: int,
-) -> list[int]:
+    tiers: Sequence[bool],
+) -> list[Pick]:
     """Up to ``n`` open items in consensus priority order, read tier by tier.
 
     Equivalent to ordering by ``queue.priority_order()``, except that the last
     tier (the bulk of the synset) is walked from ``start`` and wraps around, so
     concurrent annotators begin at different places instead of all stepping over
-    the same leased and decided items at the front of the key order.
+    the same leased and decided items at the front of the key order. ``tiers``
+    says which of the small first tiers have items at all (``sql.tier_probe``).
     """
-    base = _candidates(session, synset_id, annotator_id, skip).where(
-        ~exists().where(Gold.candidate_id == Candidate.id)
-    )
-    key = queue.serve_key()
-    *first, rest = queue.serving_tiers()
-    # The small tiers are usually empty: a cheap probe (no availability filters)
-    # saves planning and running the full query for them on most fetches.
-    queries = [
-        base.where(tier)
-        for tier in first
-        if session.scalar(select(exists().where(Candidate.synset_id == synset_id, tier)))
-    ]
-    queries += [base.where(rest, key >= start), base.where(rest, key < start)]
-    picks: list[int] = []
-    for stmt in queries:
+    postgresql_, params = _bind(session)
+    params.update(synset_id=synset_id, me=annotator_id, start=start)
+    *first, after, before = sql.fresh_picks(postgresql_)
+    stmts = [stmt for stmt, present in zip(first, tiers, strict=True) if present]
+    picks: list[Pick] = []
+    for stmt in [*stmts, after, before]:
         if len(picks) >= n:
             break
-        if picks:
-            stmt = stmt.where(Candidate.id.not_in(picks))
-        stmt = stmt.order_by(key, Candidate.id).limit(n - len(picks))
-        picks += session.scalars(_locked(session, stmt))
+        params.update(n=n - len(picks), skip=[*skip, *(p.candidate_id for p in picks)])
+        picks += [Pick(*row) for row in session.execute(stmt, params)]
     return picks
+
+
+def _pick_fresh(
+    session: Session, synset_id: int, annotator_id: int, n: int, skip: Sequence[int], start: int
+) -> list[int]:
+    """The candidate ids :func:`_pick` serves from ``start``, every tier probed."""
+    tiers = tuple(session.execute(sql.tier_probe(), {"synset_id": synset_id}).one())[1:]
+    return [p.candidate_id for p in _pick(session, synset_id, annotator_id, n, skip, start, tiers)]
 
 
 def synset_path(session: Session, synset: Synset, depth: int = 4) -> list[str]:
@@ -261,25 +220,24 @@ def accepted_examples(session: Session, synset_id: int, n: int = 4) -> list[int]
     return list(session.scalars(stmt))
 
 
-def _synset_order(session: Session, annotator_id: int) -> list[Synset]:
-    """Target synsets: the annotator's current one first, then shuffled.
+def _synset_order(session: Session, annotator_id: int) -> Iterator[Synset]:
+    """Target synsets: the annotator's current one first, then the rest shuffled.
 
     Staying on one synset keeps the annotator's mental model; shuffling the rest
     spreads many annotators over many synsets, so they rarely contend for items.
+    The rest is only read when the current synset has nothing left.
     """
-    # The goal is checked per synset as it comes up (next_task): counting the accepted
-    # items of every synset on every fetch was the most expensive query of a fetch.
-    synsets = list(session.scalars(select(Synset).where(Synset.target.is_(True))))
-    random.shuffle(synsets)
-    last = session.scalar(
-        select(Candidate.synset_id)
-        .join(Lease, Lease.candidate_id == Candidate.id)
-        .where(Lease.annotator_id == annotator_id)
-        .order_by(Lease.expires_at.desc())
-        .limit(1)
-    )
-    synsets.sort(key=lambda s: s.id != last)
-    return synsets
+    current = session.scalar(sql.current_synset(), {"me": annotator_id})
+    if current is not None:
+        synset = session.get(Synset, current)
+        if synset is not None and synset.target:
+            yield synset
+    others = [sid for sid in session.scalars(sql.target_synsets()) if sid != current]
+    random.shuffle(others)
+    for sid in others:
+        synset = session.get(Synset, sid)
+        if synset is not None:
+            yield synset
 
 
 def next_task(
@@ -305,23 +263,20 @@ def next_task(
             raise NotFound(f"Unknown synset {wnid!r}.")
         if not below_goal(session, synset):
             return Task(synset=synset, path=synset_path(session, synset))
-        choices = [synset]
+        choices: Iterable[Synset] = [synset]
     else:
         choices = _synset_order(session, annotator.id)
     for synset in choices:
         if wnid is None and not below_goal(session, synset):
             continue
-        ids = _fill(session, synset_id=synset.id, annotator_id=annotator.id, n=n, cfg=cfg)
-        if ids or wnid is not None:
+        items = _fill(session, synset_id=synset.id, annotator_id=annotator.id, n=n, cfg=cfg)
+        if items or wnid is not None:
             break
     else:
         return Task(synset=None)
-    images = dict(
-        session.execute(select(Candidate.id, Candidate.image_id).where(Candidate.id.in_(ids))).all()
-    )
     return Task(
         synset=synset,
-        items=[TaskItem(candidate_id=i, image_id=images[i]) for i in ids],
+        items=[TaskItem(candidate_id=i.candidate_id, image_id=i.image_id) for i in items],
         path=synset_path(session, synset) if decorate else [],
         examples=accepted_examples(session, synset.id) if decorate else [],
     )
@@ -329,45 +284,28 @@ def next_task(
 
 def _fill(
     session: Session, *, synset_id: int, annotator_id: int, n: int, cfg: Settings
-) -> list[int]:
-    """The ids of one page, shuffled: items already held (a reload), gold, fresh items."""
-    held = list(
-        session.scalars(
-            select(Candidate.id)
-            .join(Lease, Lease.candidate_id == Candidate.id)
-            .join(Image, Image.id == Candidate.image_id)
-            .where(
-                clean_clause(),
-                queue.open_clause() | exists().where(Gold.candidate_id == Candidate.id),
-                Candidate.synset_id == synset_id,
-                Lease.annotator_id == annotator_id,
-                Lease.expires_at > now_utc(),
-                ~exists().where(
-                    Vote.candidate_id == Candidate.id, Vote.annotator_id == annotator_id
-                ),
-                ~exists().where(
-                    Unsure.candidate_id == Candidate.id, Unsure.annotator_id == annotator_id
-                ),
-            )
-            .order_by(Candidate.id)
-            .limit(n)
-        )
-    )
+) -> list[Pick]:
+    """The items of one page, shuffled: items already held (a reload), gold, fresh items."""
+    _, params = _bind(session)
+    params.update(synset_id=synset_id, me=annotator_id, n=n)
+    held = [Pick(*row) for row in session.execute(sql.held_items(), params)]
     held = _take(session, held, annotator_id, cfg)  # extends their expiry
     want = n - len(held)
     n_gold = int(want * cfg.web_gold_fraction + random.random())
     args = {"synset_id": synset_id, "annotator_id": annotator_id, "cfg": cfg}
-    gold = _lease_new(session, n=n_gold, gold=True, **args)
+    gold = _lease_new(session, n=n_gold, gold=True, **args) if n_gold else []
     fresh = _lease_new(session, n=want - len(gold), gold=False, **args)
     if gold and not fresh and not held:
         # Gold alone is not a task: nothing real is left here, give the gold back.
         session.execute(
-            update(Lease).where(Lease.candidate_id.in_(gold)).values(expires_at=now_utc())
+            update(Lease)
+            .where(Lease.candidate_id.in_([g.candidate_id for g in gold]))
+            .values(expires_at=now_utc())
         )
         gold = []
-    ids = held + gold + fresh
-    random.shuffle(ids)
-    return ids
+    items = held + gold + fresh
+    random.shuffle(items)
+    return items
 
 
 def record_votes(
@@ -391,64 +329,36 @@ def record_votes(
     if not ids:
         return VoteResult(accepted=0, already=0, refused=[])
     me = annotator.id
-    held = set(
-        session.scalars(
-            select(Lease.candidate_id).where(Lease.candidate_id.in_(ids), Lease.annotator_id == me)
-        )
-    )
-    done = set(
-        session.scalars(
-            select(Vote.candidate_id).where(Vote.candidate_id.in_(ids), Vote.annotator_id == me)
-        )
-    )
-    votable = set(
-        session.scalars(
-            select(Candidate.id).where(
-                Candidate.id.in_(ids),
-                queue.open_clause() | exists().where(Gold.candidate_id == Candidate.id),
-            )
-        )
-    )
+    postgresql_, params = _bind(session)
+    now = params["now"]
+    held, done, votable = set(), set(), set()
+    for cid, is_held, is_done, is_votable in session.execute(
+        sql.answer_state(), {"ids": ids, "me": me}
+    ):
+        for flag, into in ((is_held, held), (is_done, done), (is_votable, votable)):
+            if flag:
+                into.add(cid)
     fresh = [i for i in ids if i in answers and i in held and i in votable and i not in done]
     skipped = [i for i in ids if i not in answers and i in held]
     refused = [i for i in ids if i not in done and i not in fresh and i not in skipped]
+    conn = session.connection()
     recorded: list[int] = []
-    now = now_utc()
     if fresh:
         per_item = elapsed_ms // max(1, len(fresh) + len(skipped)) if elapsed_ms else None
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        stmt = (
-            dialect.insert(Vote)
-            .values(
-                [
-                    {
-                        "candidate_id": i,
-                        "annotator_id": me,
-                        "answer": answers[i],
-                        "time_ms": per_item,
-                        "created_at": now,
-                    }
-                    for i in fresh
-                ]
-            )
-            .on_conflict_do_nothing(index_elements=[Vote.candidate_id, Vote.annotator_id])
-            .returning(Vote.candidate_id)
-        )
-        recorded = list(session.scalars(stmt))
+        rows = [
+            {"candidate_id": i, "annotator_id": me, "answer": answers[i], "time_ms": per_item,
+             "created_at": now}
+            for i in fresh
+        ]  # fmt: skip
+        recorded = list(conn.execute(sql.insert_votes(postgresql_), rows).scalars())
     if skipped:
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        session.execute(
-            dialect.insert(Unsure)
-            .values([{"candidate_id": i, "annotator_id": me, "created_at": now} for i in skipped])
-            .on_conflict_do_nothing()
+        conn.execute(
+            sql.insert_unsure(postgresql_),
+            [{"candidate_id": i, "annotator_id": me, "created_at": now} for i in skipped],
         )
     released = [*fresh, *skipped]
     if released:
-        session.execute(
-            update(Lease)
-            .where(Lease.candidate_id.in_(released), Lease.annotator_id == me)
-            .values(expires_at=now)
-        )
+        conn.execute(sql.release_leases(), {"ids": released, "me": me, "now": now})
     queue.after_votes(session, recorded, live.config_from(cfg))
     if recorded:
         _count_page(session, annotator, cfg)
@@ -457,15 +367,11 @@ def record_votes(
 
 def _count_page(session: Session, annotator: Annotator, cfg: Settings) -> None:
     """One more page done; crowd workers get their completion code after enough pages."""
-    session.execute(
-        update(Annotator)
-        .where(Annotator.id == annotator.id)
-        .values(pages_done=Annotator.pages_done + 1)
-    )
-    session.refresh(annotator, ["pages_done", "completion_code"])
-    if (
-        annotator.worker_id
-        and annotator.completion_code is None
-        and annotator.pages_done >= cfg.crowd_pages
-    ):
-        annotator.completion_code = secrets.token_hex(5).upper()
+    conn = session.connection()
+    pages, code = conn.execute(sql.count_page(), {"me": annotator.id}).one()
+    if annotator.worker_id and code is None and pages >= cfg.crowd_pages:
+        code = secrets.token_hex(5).upper()
+        conn.execute(sql.set_completion_code(), {"me": annotator.id, "code": code})
+    # The row was written in Core: tell the loaded object without another query.
+    set_committed_value(annotator, "pages_done", pages)
+    set_committed_value(annotator, "completion_code", code)

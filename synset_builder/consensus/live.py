@@ -22,13 +22,14 @@ Decision words: ``accepted``, ``rejected``, ``undecided`` (cap hit), and
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, case, exists, func, literal_column, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import ColumnElement, case, exists, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from synset_builder.config import Settings
+from synset_builder.consensus import live_sql as sql
 from synset_builder.consensus.dynamic import DynamicConfig, binary_posterior, decide
 from synset_builder.consensus.quality import (
     COUNT_KEYS,
@@ -44,7 +45,6 @@ from synset_builder.db.models import (
     Gold,
     Image,
     Requeue,
-    Vote,
 )
 from synset_builder.pool import clean_clause
 
@@ -111,21 +111,15 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def ensure_initial_subset(session: Session, synset_id: int, config: DynamicConfig) -> None:
-    """Fix a synset's initial subset once, from the pool, in the order items are served."""
-    # The synset filter sits inside EXISTS: outside it, the EXISTS was correlated to
-    # every candidate row and only the first row was looked at, so the subset was
-    # re-picked (an ordered scan of the whole synset) on most submits.
+def ensure_initial_subset(session: Session, synset_id: int, config: DynamicConfig) -> bool:
+    """Fix a synset's initial subset once, from the pool, in the order items are served.
+
+    True when this call fixed it (so rows read before it may be stale).
+    """
     if config.initial_size == 0 or session.scalar(
-        select(
-            exists().where(
-                Consensus.initial,
-                Consensus.candidate_id == Candidate.id,
-                Candidate.synset_id == synset_id,
-            )
-        )
+        sql.has_initial_subset(), {"synset_id": synset_id}
     ):
-        return
+        return False
     picks = session.scalars(
         select(Candidate.id)
         .join(Image, Image.id == Candidate.image_id)
@@ -134,41 +128,25 @@ def ensure_initial_subset(session: Session, synset_id: int, config: DynamicConfi
         .order_by(serve_key(), Candidate.id)
         .limit(config.initial_size)
     ).all()
-    existing = {
-        row.candidate_id: row
-        for row in session.scalars(select(Consensus).where(Consensus.candidate_id.in_(picks)))
-    }
-    try:
-        with session.begin_nested():
-            for cid in picks:
-                row = existing.get(cid)
-                if row is None:
-                    session.add(
-                        Consensus(
-                            candidate_id=cid,
-                            p_yes=0.5,
-                            decision="pending",
-                            method="dynamic",
-                            n_votes=0,
-                            initial=True,
-                        )
-                    )
-                else:
-                    row.initial = True
-    except IntegrityError:  # another submit fixed the subset at the same moment
-        pass
+    if not picks:
+        return False
+    # An upsert, not ORM objects: two first submits on one synset pick the same items
+    # (same order, same pool) and both just mark them, instead of one failing on the
+    # primary key. Sorted by id, like every consensus write, so they lock in one order.
+    row = {"p_yes": 0.5, "decision": "pending", "method": "dynamic", "n_votes": 0}
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    session.execute(
+        sql.mark_initial(postgresql),
+        [{**row, "candidate_id": cid, "initial": True} for cid in sorted(picks)],
+    )
+    _forget_loaded(session, set(picks))
+    return True
 
 
 def synset_prior(session: Session, synset_id: int, config: DynamicConfig) -> float:
     """Share of positives in the synset, from its fully voted initial items (smoothed)."""
     total, n = session.execute(
-        select(func.coalesce(func.sum(Consensus.p_yes), 0.0), func.count())
-        .join(Candidate, Candidate.id == Consensus.candidate_id)
-        .where(
-            Candidate.synset_id == synset_id,
-            Consensus.initial,
-            Consensus.n_votes >= config.initial_votes,
-        )
+        sql.prior(), {"synset_id": synset_id, "initial_votes": config.initial_votes}
     ).one()
     return (float(total) + 1.0) / (int(n) + 2.0)
 
@@ -197,6 +175,33 @@ def _credit(session: Session, votes: list[tuple[int, bool]], p_yes: float) -> No
         row.votes = (row.votes or 0) + 1
 
 
+@dataclass
+class _Item:
+    """What one candidate's update reads: its synset, gold answer, state and votes."""
+
+    synset_id: int
+    gold: bool | None
+    initial: bool
+    was_decided: bool
+    votes: list[tuple[int, bool, datetime]] = field(default_factory=list)
+    requeues: list[tuple[int, datetime]] = field(default_factory=list)
+
+
+def _read_items(session: Session, ids: list[int], config: DynamicConfig) -> dict[int, _Item]:
+    def read() -> dict[int, _Item]:
+        return {
+            cid: _Item(sid, gold, bool(initial), decision in DECIDED)
+            for cid, sid, gold, initial, decision in session.execute(sql.items(), {"ids": ids})
+        }
+
+    items = read()
+    fixed = [
+        ensure_initial_subset(session, sid, config)
+        for sid in sorted({i.synset_id for i in items.values()})
+    ]
+    return read() if any(fixed) else items
+
+
 def after_votes(
     session: Session, candidate_ids: Sequence[int], *, config: DynamicConfig = DEFAULT
 ) -> None:
@@ -204,92 +209,69 @@ def after_votes(
     ids = sorted(set(candidate_ids))
     if not ids:
         return
-    cands = session.execute(
-        select(Candidate.id, Candidate.synset_id).where(Candidate.id.in_(ids))
-    ).all()
-    for sid in sorted({sid for _, sid in cands}):
-        ensure_initial_subset(session, sid, config)
-    priors = {sid: synset_prior(session, sid, config) for sid in {sid for _, sid in cands}}
-    rows = {
-        row.candidate_id: row
-        for row in session.scalars(select(Consensus).where(Consensus.candidate_id.in_(ids)))
+    session.flush()
+    items = _read_items(session, ids, config)
+    priors = {
+        sid: synset_prior(session, sid, config) for sid in {i.synset_id for i in items.values()}
     }
-    votes: dict[int, list[tuple[int, bool, datetime]]] = {cid: [] for cid in ids}
-    for cid, annotator, answer, created in session.execute(
-        select(Vote.candidate_id, Vote.annotator_id, Vote.answer, Vote.created_at).where(
-            Vote.candidate_id.in_(ids)
-        )
-    ):
-        votes[cid].append((annotator, answer, _utc(created)))
-    gold: dict[int, bool] = {
-        cid: answer
-        for cid, answer in session.execute(
-            select(Gold.candidate_id, Gold.answer).where(Gold.candidate_id.in_(ids))
-        )
-    }
-    requeues: dict[int, list[Requeue]] = {}
-    for rq in session.scalars(
-        select(Requeue).where(Requeue.candidate_id.in_(ids), Requeue.resolved_at.is_(None))
-    ):
-        requeues.setdefault(rq.candidate_id, []).append(rq)
+    for cid, annotator, answer, created in session.execute(sql.votes(), {"ids": ids}):
+        items[cid].votes.append((annotator, answer, _utc(created)))
+    for rid, cid, created in session.execute(sql.open_requeues(), {"ids": ids}):
+        items[cid].requeues.append((rid, _utc(created)))
     skills = annotator_skills(
-        session, {a for vs in votes.values() for a, _, _ in vs}, shrink=config.shrink
+        session, {a for i in items.values() for a, _, _ in i.votes}, shrink=config.shrink
     )
-    for cid, sid in cands:
-        row = rows.get(cid)
-        was_decided = row is not None and row.decision in DECIDED
-        _update(
-            session,
-            cid,
-            row,
-            item_votes=votes[cid],
-            skills=skills,
-            prior=priors[sid],
-            gold_answer=gold.get(cid),
-            requeues=requeues.get(cid, []),
-            config=config,
-            was_decided=was_decided,
-        )
+    now = datetime.now(UTC)
+    rows: list[dict[str, object]] = []
+    resolved: list[int] = []
+    credits: list[tuple[list[tuple[int, bool]], float]] = []
+    for cid, item in items.items():
+        counted = [(a, ans, t) for a, ans, t in item.votes if not skills[a].excluded]
+        p_yes, decision = _decide(item, counted, skills, priors[item.synset_id], config)
+        if item.requeues and item.gold is None and decision != "pending":
+            resolved += [rid for rid, _ in item.requeues]
+        rows.append(
+            {"candidate_id": cid, "p_yes": p_yes, "decision": decision, "method": "dynamic",
+             "n_votes": len(counted), "initial": False, "updated_at": now}
+        )  # fmt: skip
+        # Only a finished initial item measures its voters: items stopped early by
+        # agreement (or run to the cap by disagreement) are a biased sample.
+        if item.initial and decision != "pending" and not item.was_decided and item.gold is None:
+            credits.append(([(a, ans) for a, ans, _ in counted], p_yes))
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    session.execute(sql.upsert_consensus(postgresql), rows)
+    if resolved:
+        session.execute(sql.resolve_requeues(), {"ids": resolved, "now": now})
+    _forget_loaded(session, set(ids))
+    for votes, p_yes in credits:
+        _credit(session, votes, p_yes)
     session.flush()
 
 
-def _update(
-    session: Session,
-    cid: int,
-    row: Consensus | None,
-    *,
-    item_votes: list[tuple[int, bool, datetime]],
+def _decide(
+    item: _Item,
+    counted: list[tuple[int, bool, datetime]],
     skills: dict[int, Skill],
     prior: float,
-    gold_answer: bool | None,
-    requeues: list[Requeue],
     config: DynamicConfig,
-    was_decided: bool,
-) -> None:
-    counted = [(a, ans, t) for a, ans, t in item_votes if not skills[a].excluded]
+) -> tuple[float, str]:
+    """``P(yes)`` and the decision word for one item (gold answers are fixed)."""
+    if item.gold is not None:
+        return float(item.gold), "accepted" if item.gold else "rejected"
     p_yes = binary_posterior(
         prior, [(ans, skills[a].sensitivity, skills[a].specificity) for a, ans, _ in counted]
     )
-    initial = bool(row and row.initial)
-    n = len(counted)
-    if gold_answer is not None:
-        p_yes, decision = float(gold_answer), "accepted" if gold_answer else "rejected"
-    else:
-        decision = decide(p_yes, n, initial=initial, config=config)
-    if requeues and gold_answer is None:
-        since = min(_utc(rq.created_at) for rq in requeues)
+    decision = decide(p_yes, len(counted), initial=item.initial, config=config)
+    if item.requeues:
+        since = min(t for _, t in item.requeues)
         fresh = sum(1 for _, _, t in counted if t >= since)
         if fresh < config.requeue_votes:
             decision = "pending"
-        elif decision != "pending":
-            now = datetime.now(UTC)
-            for rq in requeues:
-                rq.resolved_at = now
-    if row is None:
-        row = Consensus(candidate_id=cid, initial=False)
-        session.add(row)
-    row.p_yes, row.decision, row.method, row.n_votes = p_yes, decision, "dynamic", n
-    # Only a finished initial item measures its voters: items stopped early by
-    # agreement (or run to the cap by disagreement) are a biased sample.
-    if initial and decision != "pending" and not was_decided and gold_answer is None:
-        _credit(session, [(a, ans) for a, ans, _ in counted], p_yes)
+    return p_yes, decision
+
+
+def _forget_loaded(session: Session, ids: set[int]) -> None:
+    """Expire loaded Consensus/Requeue objects of ``ids``: their rows were written in Core."""
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Consensus | Requeue) and obj.candidate_id in ids:
+            session.expire(obj)

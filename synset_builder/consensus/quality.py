@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from synset_builder.db.models import AnnotatorQuality, Gold, Vote
@@ -67,19 +69,30 @@ def skill_from_counts(
     return sens, spec
 
 
+@cache
+def _gold_counts_stmt() -> Select[tuple[int, bool, bool, int]]:
+    return (
+        select(Vote.annotator_id, Gold.answer, Vote.answer, func.count())
+        .join(Gold, Gold.candidate_id == Vote.candidate_id)
+        .where(Vote.annotator_id.in_(bindparam("ids", expanding=True)))
+        .group_by(Vote.annotator_id, Gold.answer, Vote.answer)
+    )
+
+
+@cache
+def _stored_stmt() -> Select[tuple[int, dict[str, Any], bool]]:
+    return select(
+        AnnotatorQuality.annotator_id, AnnotatorQuality.counts, AnnotatorQuality.excluded
+    ).where(AnnotatorQuality.annotator_id.in_(bindparam("ids", expanding=True)))
+
+
 def gold_counts(session: Session, annotator_ids: Iterable[int]) -> dict[int, dict[str, int]]:
     """Per annotator, their (truth, vote) counts on gold items: one GROUP BY."""
     ids = list(annotator_ids)
     out: dict[int, dict[str, int]] = {a: dict.fromkeys(COUNT_KEYS, 0) for a in ids}
     if not ids:
         return out
-    stmt = (
-        select(Vote.annotator_id, Gold.answer, Vote.answer, func.count())
-        .join(Gold, Gold.candidate_id == Vote.candidate_id)
-        .where(Vote.annotator_id.in_(ids))
-        .group_by(Vote.annotator_id, Gold.answer, Vote.answer)
-    )
-    for annotator, truth, answer, n in session.execute(stmt):
+    for annotator, truth, answer, n in session.execute(_gold_counts_stmt(), {"ids": ids}):
         out[annotator][("y" if truth else "n") + ("y" if answer else "n")] += n
     return out
 
@@ -91,23 +104,23 @@ def merge_counts(*parts: Mapping[str, float]) -> dict[str, float]:
 def annotator_skills(
     session: Session, annotator_ids: Iterable[int], *, shrink: float = 10.0
 ) -> dict[int, Skill]:
-    """Current skill of each annotator: stored model counts plus live gold counts."""
+    """Current skill of each annotator: stored model counts plus live gold counts.
+
+    Runs in every web submit, hence the prebuilt statements (see ``consensus.live_sql``).
+    """
     ids = sorted(set(annotator_ids))
     if not ids:
         return {}
-    rows = {
-        q.annotator_id: q
-        for q in session.scalars(
-            select(AnnotatorQuality).where(AnnotatorQuality.annotator_id.in_(ids))
-        )
+    stored = {
+        a: (counts, excluded)
+        for a, counts, excluded in session.execute(_stored_stmt(), {"ids": ids})
     }
     gold = gold_counts(session, ids)
     skills: dict[int, Skill] = {}
     for a in ids:
-        row = rows.get(a)
-        counts = merge_counts(row.counts if row else {}, gold[a])
-        sens, spec = skill_from_counts(counts, shrink=shrink)
-        skills[a] = Skill(sens, spec, excluded=bool(row and row.excluded))
+        counts, excluded = stored.get(a, ({}, False))
+        sens, spec = skill_from_counts(merge_counts(counts or {}, gold[a]), shrink=shrink)
+        skills[a] = Skill(sens, spec, excluded=bool(excluded))
     return skills
 
 

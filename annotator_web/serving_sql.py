@@ -1,0 +1,259 @@
+"""The SQL of a task fetch and a submit, built once per process, reused with parameters.
+
+Why not build it per request like the rest of the app: a fetch or a submit runs
+about ten statements, and the pool clause alone is a dozen subqueries. Building those
+expressions and generating their cache keys on every request cost more CPU than
+PostgreSQL spent answering them (profiled under ``bench/web_load.py``). A statement
+built once keeps its memoised cache key, so SQLAlchemy finds the compiled SQL at
+once, and its text never changes, so psycopg prepares it on the server and
+PostgreSQL stops re-planning a 12-table query on every fetch.
+
+Every function here is cached and returns an immutable statement; the parameters
+are named bind parameters the caller passes: ``synset_id``, ``me`` (the
+annotator), ``now``, ``start`` (serve key), ``n`` (limit), ``skip``/``ids``
+(lists). The definitions themselves stay where they are owned (``pool``,
+``queue``, ``consensus.live``): this module only assembles them.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from sqlalchemy import ColumnElement, Insert, Select, Update, bindparam, exists, func, select
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from annotator_web import queue
+from synset_builder.db.models import (
+    Annotator,
+    Candidate,
+    Consensus,
+    Gold,
+    Image,
+    Lease,
+    Synset,
+    Unsure,
+    Vote,
+)
+from synset_builder.pool import clean_clause
+
+ME = bindparam("me")
+NOW = bindparam("now")
+SYNSET = bindparam("synset_id")
+LIMIT = bindparam("n")
+SKIP = bindparam("skip", expanding=True)
+
+
+def _mine(table: type[Vote] | type[Unsure]) -> ColumnElement[bool]:
+    return exists().where(table.candidate_id == Candidate.id, table.annotator_id == ME)
+
+
+def _available() -> list[ColumnElement[bool]]:
+    """In the pool, not yet answered or skipped by ``me``, not held by anyone else."""
+    return [
+        clean_clause(),
+        ~_mine(Vote),
+        ~_mine(Unsure),
+        ~exists().where(
+            Lease.candidate_id == Candidate.id, Lease.expires_at > NOW, Lease.annotator_id != ME
+        ),
+    ]
+
+
+def _candidates() -> Select[tuple[int, int]]:
+    """(candidate, image) of the synset that ``me`` may be served now, minus ``skip``."""
+    return (
+        select(Candidate.id, Candidate.image_id)
+        .join(Image, Image.id == Candidate.image_id)
+        .where(Candidate.synset_id == SYNSET, *_available(), Candidate.id.not_in(SKIP))
+    )
+
+
+def _locked(stmt: Select[tuple[int, int]], postgresql: bool) -> Select[tuple[int, int]]:
+    """PostgreSQL: lock the picks, skipping rows a concurrent request is leasing."""
+    return stmt.with_for_update(of=Candidate, skip_locked=True) if postgresql else stmt
+
+
+@cache
+def gold_picks(postgresql: bool) -> Select[tuple[int, int]]:
+    """Gold items in random order (joined from the small gold table, no synset scan)."""
+    stmt = (
+        _candidates()
+        .join(Gold, Gold.candidate_id == Candidate.id)
+        .order_by(func.random())
+        .limit(LIMIT)
+    )
+    return _locked(stmt, postgresql)
+
+
+@cache
+def fresh_picks(postgresql: bool) -> tuple[Select[tuple[int, int]], ...]:
+    """One query per serving tier, in serve-key order; the last tier comes twice.
+
+    The last tier (the bulk of a synset) is walked from ``start`` to the end, then
+    from the beginning up to ``start``: concurrent annotators begin at different
+    places instead of stepping over the same leased items at the front.
+    """
+    base = _candidates().where(~exists().where(Gold.candidate_id == Candidate.id))
+    key = queue.serve_key()
+    start = bindparam("start")
+    *first, rest = queue.serving_tiers()
+    stmts = [base.where(tier) for tier in first]
+    stmts += [base.where(rest, key >= start), base.where(rest, key < start)]
+    return tuple(
+        _locked(stmt.order_by(key, Candidate.id).limit(LIMIT), postgresql) for stmt in stmts
+    )
+
+
+@cache
+def tier_probe() -> Select[tuple[bool, ...]]:
+    """Whether the synset has an initial subset, and whether each small tier has items.
+
+    The small tiers are usually empty; one cheap probe (no availability filters)
+    saves running the full pick query for them on most fetches.
+    """
+    *first, _rest = queue.serving_tiers()
+    has_initial = exists().where(
+        Consensus.initial, Consensus.candidate_id == Candidate.id, Candidate.synset_id == SYNSET
+    )
+    return select(
+        has_initial, *(exists().where(Candidate.synset_id == SYNSET, tier) for tier in first)
+    )
+
+
+@cache
+def held_items() -> Select[tuple[int, int]]:
+    """Items of the synset ``me`` still holds and has not answered (a page reload)."""
+    return (
+        select(Candidate.id, Candidate.image_id)
+        .join(Lease, Lease.candidate_id == Candidate.id)
+        .join(Image, Image.id == Candidate.image_id)
+        .where(
+            clean_clause(),
+            queue.open_clause() | exists().where(Gold.candidate_id == Candidate.id),
+            Candidate.synset_id == SYNSET,
+            Lease.annotator_id == ME,
+            Lease.expires_at > NOW,
+            ~_mine(Vote),
+            ~_mine(Unsure),
+        )
+        .order_by(Candidate.id)
+        .limit(LIMIT)
+    )
+
+
+@cache
+def current_synset() -> Select[tuple[int]]:
+    """The synset of the annotator's latest lease: they stay on it while it lasts."""
+    return (
+        select(Candidate.synset_id)
+        .join(Lease, Lease.candidate_id == Candidate.id)
+        .where(Lease.annotator_id == ME)
+        .order_by(Lease.expires_at.desc())
+        .limit(1)
+    )
+
+
+@cache
+def target_synsets() -> Select[tuple[int]]:
+    return select(Synset.id).where(Synset.target.is_(True)).order_by(Synset.id)
+
+
+@cache
+def goal_counts() -> tuple[Select[tuple[int]], Select[tuple[int]]]:
+    """Candidates, then accepted candidates, of a synset, each counted up to ``n`` (the goal).
+
+    A synset with fewer candidates than its goal cannot have reached it, so the
+    accepted count (a join) is only needed near it; neither count reads past the goal.
+    """
+    candidates = select(Candidate.id).where(Candidate.synset_id == SYNSET).limit(LIMIT)
+    accepted = (
+        select(Consensus.candidate_id)
+        .join(Candidate, Candidate.id == Consensus.candidate_id)
+        .where(Candidate.synset_id == SYNSET, Consensus.decision == "accepted")
+        .limit(LIMIT)
+    )
+    return tuple(  # type: ignore[return-value]
+        select(func.count()).select_from(q.subquery()) for q in (candidates, accepted)
+    )
+
+
+# Writes are Core statements on the tables: executed with a list of rows they become
+# one multi-row INSERT (SQLAlchemy's insertmanyvalues) without the ORM's bulk machinery.
+
+
+def _insert(table: object, postgresql: bool) -> Insert:
+    return (pg_dialect if postgresql else sqlite_dialect).insert(table)  # type: ignore[return-value]
+
+
+@cache
+def upsert_lease(postgresql: bool) -> Insert:
+    """Take a lease that is new, expired or already ours; returns the ids obtained."""
+    table = Lease.__table__
+    stmt = _insert(table, postgresql)
+    return stmt.on_conflict_do_update(  # type: ignore[attr-defined, no-any-return]
+        index_elements=[table.c.candidate_id],
+        set_={"annotator_id": stmt.excluded.annotator_id, "expires_at": stmt.excluded.expires_at},
+        where=(table.c.expires_at <= NOW) | (table.c.annotator_id == ME),
+    ).returning(table.c.candidate_id)
+
+
+@cache
+def answer_state() -> Select[tuple[int, bool, bool, bool]]:
+    """Per submitted id: leased to ``me``, already answered by ``me``, still votable.
+
+    Votable means open (consensus still wants votes) or gold (always answerable).
+    An id that is no candidate yields no row, so it counts as refused.
+    """
+    return select(
+        Candidate.id,
+        exists().where(Lease.candidate_id == Candidate.id, Lease.annotator_id == ME),
+        _mine(Vote),
+        queue.open_clause() | exists().where(Gold.candidate_id == Candidate.id),
+    ).where(Candidate.id.in_(bindparam("ids", expanding=True)))
+
+
+@cache
+def insert_votes(postgresql: bool) -> Insert:
+    """One vote per (candidate, annotator): a repeat inserts nothing and returns nothing."""
+    table = Vote.__table__
+    return (
+        _insert(table, postgresql)
+        .on_conflict_do_nothing(index_elements=[table.c.candidate_id, table.c.annotator_id])
+        .returning(table.c.candidate_id)
+    )
+
+
+@cache
+def insert_unsure(postgresql: bool) -> Insert:
+    return _insert(Unsure.__table__, postgresql).on_conflict_do_nothing()
+
+
+@cache
+def release_leases() -> Update:
+    """Answered items go back at once (expired now), so nobody waits for the lease."""
+    table = Lease.__table__
+    return (
+        table.update()
+        .where(
+            table.c.candidate_id.in_(bindparam("ids", expanding=True)), table.c.annotator_id == ME
+        )
+        .values(expires_at=NOW)
+    )
+
+
+@cache
+def count_page() -> Update:
+    table = Annotator.__table__
+    return (
+        table.update()
+        .where(table.c.id == ME)
+        .values(pages_done=table.c.pages_done + 1)
+        .returning(table.c.pages_done, table.c.completion_code)
+    )
+
+
+@cache
+def set_completion_code() -> Update:
+    table = Annotator.__table__
+    return table.update().where(table.c.id == ME).values(completion_code=bindparam("code"))
