@@ -6,19 +6,21 @@ visitor to the login form, the API answers 401. Role checks answer 403 on both.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from annotator_web.auth import csrf_ok
 from synset_builder.config import Settings
 from synset_builder.db.models import Annotator
-from synset_builder.db.session import session_scope
 
 CURATOR_ROLES = ("curator", "admin")
+NOT_LOGGED_IN = "Log in first (POST /api/session)."
 
 
 class LoginRequired(Exception):
@@ -29,13 +31,29 @@ class LoginRequired(Exception):
         self.next_url = next_url
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One session per request: committed when the route returns, rolled back on error."""
-    with session_scope(request.app.state.sessionmaker) as session:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One session per request: committed when the route returns, rolled back on error.
+
+    Async on purpose: FastAPI runs a sync dependency in the thread pool, and creating
+    a session does no I/O. Only a session left with an open transaction (a route that
+    did not commit, or an error) needs a thread to finish, the same work
+    ``session_scope`` does.
+    """
+    session: Session = request.app.state.sessionmaker()
+    try:
         yield session
+    except BaseException:
+        if session.in_transaction():
+            await run_in_threadpool(session.rollback)
+        raise
+    else:
+        if session.in_transaction():
+            await run_in_threadpool(session.commit)
+    finally:
+        session.close()
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -65,10 +83,36 @@ def page_user(request: Request, session: SessionDep) -> Annotator:
     return user
 
 
-def api_user(request: Request, session: SessionDep) -> Annotator:
-    user = _user(request, session)
-    if user is None:
-        raise HTTPException(status_code=401, detail="Log in first (POST /api/session).")
+@dataclass(frozen=True)
+class Caller:
+    """An API caller as their session cookie names them, not yet loaded.
+
+    The hot API routes load the account in their own worker thread, on the
+    connection they go on to use: resolving it in a dependency costs a second
+    thread hop, a commit and a second connection checkout per request.
+    """
+
+    request: Request
+    uid: int
+
+    def load(self, session: Session) -> Annotator:
+        user = session.get(Annotator, self.uid)
+        if user is None or user.disabled:
+            self.request.session.clear()
+            raise HTTPException(status_code=401, detail=NOT_LOGGED_IN)
+        return user
+
+
+async def api_caller(request: Request) -> Caller:
+    uid = request.session.get("uid")
+    if uid is None:
+        raise HTTPException(status_code=401, detail=NOT_LOGGED_IN)
+    return Caller(request, uid)
+
+
+def api_user(caller: Annotated[Caller, Depends(api_caller)], session: SessionDep) -> Annotator:
+    user = caller.load(session)
+    session.commit()  # like _user: hold no connection while the route waits for a thread
     return user
 
 
@@ -98,6 +142,7 @@ def require_json(request: Request) -> None:
 
 PageUser = Annotated[Annotator, Depends(page_user)]
 ApiUser = Annotated[Annotator, Depends(api_user)]
+ApiCaller = Annotated[Caller, Depends(api_caller)]
 PageCurator = Annotated[Annotator, Depends(page_curator)]
 ApiCurator = Annotated[Annotator, Depends(api_curator)]
 JsonBody = Depends(require_json)

@@ -19,7 +19,18 @@ from __future__ import annotations
 
 from functools import cache
 
-from sqlalchemy import ColumnElement, Insert, Select, Update, bindparam, exists, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    Select,
+    Update,
+    bindparam,
+    case,
+    exists,
+    func,
+    select,
+    true,
+)
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
@@ -105,20 +116,41 @@ def fresh_picks(postgresql: bool) -> tuple[Select[tuple[int, int]], ...]:
     )
 
 
-@cache
-def tier_probe() -> Select[tuple[bool, ...]]:
-    """Whether the synset has an initial subset, and whether each small tier has items.
+def _capped_count(stmt: Select[tuple[int]]) -> ColumnElement[int]:
+    """``count(*)`` of ``stmt`` read no further than ``n`` rows."""
+    return select(func.count()).select_from(stmt.limit(LIMIT).subquery()).scalar_subquery()
 
-    The small tiers are usually empty; one cheap probe (no availability filters)
+
+@cache
+def synset_probe() -> Select[tuple[bool, bool, bool, bool]]:
+    """One round trip before serving a synset: (below goal, has an initial subset,
+    initial items open for ``me``, requeued items open for ``me``).
+
+    Below goal: fewer accepted items than ``n`` (the goal). A synset with fewer
+    candidates than its goal cannot have reached it, so the accepted count (a
+    join) is only read near it, and neither count reads past the goal.
+
+    The two small tiers usually hold nothing this annotator may take (they voted
+    on the initial items long ago): checking that here, without the pool clause,
     saves running the full pick query for them on most fetches.
     """
-    *first, _rest = queue.serving_tiers()
+    candidates = select(Candidate.id).where(Candidate.synset_id == SYNSET)
+    accepted = (
+        select(Consensus.candidate_id)
+        .join(Candidate, Candidate.id == Consensus.candidate_id)
+        .where(Candidate.synset_id == SYNSET, Consensus.decision == "accepted")
+    )
+    below_goal = case(
+        (_capped_count(candidates) < LIMIT, true()), else_=_capped_count(accepted) < LIMIT
+    )
     has_initial = exists().where(
         Consensus.initial, Consensus.candidate_id == Candidate.id, Candidate.synset_id == SYNSET
     )
-    return select(
-        has_initial, *(exists().where(Candidate.synset_id == SYNSET, tier) for tier in first)
-    )
+    *first, _rest = queue.serving_tiers()
+    open_to_me = [
+        exists().where(Candidate.synset_id == SYNSET, tier, *_available()[1:]) for tier in first
+    ]
+    return select(below_goal, has_initial, *open_to_me)
 
 
 @cache
@@ -157,25 +189,6 @@ def current_synset() -> Select[tuple[int]]:
 @cache
 def target_synsets() -> Select[tuple[int]]:
     return select(Synset.id).where(Synset.target.is_(True)).order_by(Synset.id)
-
-
-@cache
-def goal_counts() -> tuple[Select[tuple[int]], Select[tuple[int]]]:
-    """Candidates, then accepted candidates, of a synset, each counted up to ``n`` (the goal).
-
-    A synset with fewer candidates than its goal cannot have reached it, so the
-    accepted count (a join) is only needed near it; neither count reads past the goal.
-    """
-    candidates = select(Candidate.id).where(Candidate.synset_id == SYNSET).limit(LIMIT)
-    accepted = (
-        select(Consensus.candidate_id)
-        .join(Candidate, Candidate.id == Consensus.candidate_id)
-        .where(Candidate.synset_id == SYNSET, Consensus.decision == "accepted")
-        .limit(LIMIT)
-    )
-    return tuple(  # type: ignore[return-value]
-        select(func.count()).select_from(q.subquery()) for q in (candidates, accepted)
-    )
 
 
 # Writes are Core statements on the tables: executed with a list of rows they become

@@ -86,17 +86,22 @@ def _bind(session: Session) -> tuple[bool, dict[str, object]]:
     return session.get_bind().dialect.name == "postgresql", {"now": now_utc()}
 
 
-def below_goal(session: Session, synset: Synset) -> bool:
-    """Whether the synset is a target that has fewer accepted items than its goal."""
-    if not synset.target or synset.goal is None:
-        return False
-    if synset.goal <= 0:
-        return False
-    params = {"synset_id": synset.id, "n": synset.goal}
-    candidates, accepted = sql.goal_counts()
-    if (session.scalar(candidates, params) or 0) < synset.goal:
-        return True
-    return (session.scalar(accepted, params) or 0) < synset.goal
+class Probe(NamedTuple):
+    """What serving a synset needs to know first (``sql.synset_probe``)."""
+
+    below_goal: bool
+    has_initial: bool
+    tiers: tuple[bool, ...]  # per small serving tier: may hold items for this annotator
+
+
+def probe(session: Session, synset: Synset, annotator_id: int) -> Probe:
+    """The synset's goal state and serving tiers, as seen by this annotator."""
+    if not synset.target or synset.goal is None or synset.goal <= 0:
+        return Probe(False, False, ())
+    _, params = _bind(session)
+    params.update(synset_id=synset.id, n=synset.goal, me=annotator_id)
+    below, has_initial, *tiers = session.execute(sql.synset_probe(), params).one()
+    return Probe(bool(below), bool(has_initial), tuple(map(bool, tiers)))
 
 
 def _take(session: Session, items: Sequence[Pick], annotator_id: int, cfg: Settings) -> list[Pick]:
@@ -116,18 +121,20 @@ def _take(session: Session, items: Sequence[Pick], annotator_id: int, cfg: Setti
 
 
 def _lease_new(
-    session: Session, *, synset_id: int, annotator_id: int, n: int, gold: bool, cfg: Settings
+    session: Session,
+    *,
+    synset_id: int,
+    annotator_id: int,
+    n: int,
+    gold: bool,
+    state: Probe,
+    cfg: Settings,
 ) -> list[Pick]:
     """Lease up to ``n`` fresh items; losing a race for some just means picking again."""
     taken: list[Pick] = []
-    probe: tuple[bool, ...] = ()
-    start = 0
-    if not gold:
-        probe = tuple(session.execute(sql.tier_probe(), {"synset_id": synset_id}).one())
-        # Before the first submit fixes the initial subset, serve from the lowest keys:
-        # those are the items the subset will be made of (live.ensure_initial_subset).
-        if probe[0]:
-            start = random.randrange(SERVE_KEY_RANGE)
+    # Before the first submit fixes the initial subset, serve from the lowest keys:
+    # those are the items the subset will be made of (live.ensure_initial_subset).
+    start = random.randrange(SERVE_KEY_RANGE) if state.has_initial else 0
     for _ in range(RACE_RETRIES):
         if len(taken) >= n:
             break
@@ -136,7 +143,7 @@ def _lease_new(
         if gold:
             picks = _pick_gold(session, synset_id, annotator_id, want, skip)
         else:
-            picks = _pick(session, synset_id, annotator_id, want, skip, start, probe[1:])
+            picks = _pick(session, synset_id, annotator_id, want, skip, start, state.tiers)
         if not picks:
             break
         taken += _take(session, picks, annotator_id, cfg)
@@ -166,7 +173,7 @@ def _pick(
     tier (the bulk of the synset) is walked from ``start`` and wraps around, so
     concurrent annotators begin at different places instead of all stepping over
     the same leased and decided items at the front of the key order. ``tiers``
-    says which of the small first tiers have items at all (``sql.tier_probe``).
+    says which of the small first tiers may have items (``sql.synset_probe``).
     """
     postgresql_, params = _bind(session)
     params.update(synset_id=synset_id, me=annotator_id, start=start)
@@ -184,8 +191,8 @@ def _pick(
 def _pick_fresh(
     session: Session, synset_id: int, annotator_id: int, n: int, skip: Sequence[int], start: int
 ) -> list[int]:
-    """The candidate ids :func:`_pick` serves from ``start``, every tier probed."""
-    tiers = tuple(session.execute(sql.tier_probe(), {"synset_id": synset_id}).one())[1:]
+    """The candidate ids :func:`_pick` serves from ``start``, every tier read."""
+    tiers = (True,) * (len(sql.fresh_picks(False)) - 2)
     return [p.candidate_id for p in _pick(session, synset_id, annotator_id, n, skip, start, tiers)]
 
 
@@ -261,15 +268,18 @@ def next_task(
         synset = session.scalar(select(Synset).where(Synset.wnid == wnid))
         if synset is None:
             raise NotFound(f"Unknown synset {wnid!r}.")
-        if not below_goal(session, synset):
-            return Task(synset=synset, path=synset_path(session, synset))
         choices: Iterable[Synset] = [synset]
     else:
         choices = _synset_order(session, annotator.id)
     for synset in choices:
-        if wnid is None and not below_goal(session, synset):
+        state = probe(session, synset, annotator.id)
+        if not state.below_goal:
+            if wnid is not None:
+                return Task(synset=synset, path=synset_path(session, synset))
             continue
-        items = _fill(session, synset_id=synset.id, annotator_id=annotator.id, n=n, cfg=cfg)
+        items = _fill(
+            session, synset_id=synset.id, annotator_id=annotator.id, n=n, state=state, cfg=cfg
+        )
         if items or wnid is not None:
             break
     else:
@@ -283,7 +293,7 @@ def next_task(
 
 
 def _fill(
-    session: Session, *, synset_id: int, annotator_id: int, n: int, cfg: Settings
+    session: Session, *, synset_id: int, annotator_id: int, n: int, state: Probe, cfg: Settings
 ) -> list[Pick]:
     """The items of one page, shuffled: items already held (a reload), gold, fresh items."""
     _, params = _bind(session)
@@ -292,7 +302,7 @@ def _fill(
     held = _take(session, held, annotator_id, cfg)  # extends their expiry
     want = n - len(held)
     n_gold = int(want * cfg.web_gold_fraction + random.random())
-    args = {"synset_id": synset_id, "annotator_id": annotator_id, "cfg": cfg}
+    args = {"synset_id": synset_id, "annotator_id": annotator_id, "state": state, "cfg": cfg}
     gold = _lease_new(session, n=n_gold, gold=True, **args) if n_gold else []
     fresh = _lease_new(session, n=want - len(gold), gold=False, **args)
     if gold and not fresh and not held:

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from annotator_web.deps import ApiUser, SessionDep, SettingsDep, require_json
+from annotator_web.deps import ApiCaller, ApiUser, SessionDep, SettingsDep, require_json
 from annotator_web.reports import REPORT_REASONS, report_image
 from annotator_web.routes.task_pages import WNID
 from annotator_web.stats import my_stats, synset_rows
@@ -68,11 +68,12 @@ class ReportIn(BaseModel):
 def tasks_next(
     session: SessionDep,
     cfg: SettingsDep,
-    user: ApiUser,
+    caller: ApiCaller,
     n: Annotated[int, Query(ge=1, le=200)] = 24,
     synset: Annotated[str | None, Query(pattern=WNID)] = None,
 ) -> TaskOut:
     """Lease up to ``n`` items of one synset to the caller (the server picks one if unset)."""
+    user = caller.load(session)
     try:
         task = next_task(session, annotator=user, n=n, wnid=synset, cfg=cfg, decorate=False)
     except NotFound as exc:
@@ -90,8 +91,9 @@ def tasks_next(
 
 
 @router.post("/votes", response_model=VotesOut, dependencies=[Depends(require_json)])
-def votes(body: VotesIn, session: SessionDep, cfg: SettingsDep, user: ApiUser) -> VotesOut:
+def votes(body: VotesIn, session: SessionDep, cfg: SettingsDep, caller: ApiCaller) -> VotesOut:
     """Record answers; a repeat of recorded votes answers ``accepted: 0``."""
+    user = caller.load(session)
     try:
         result = record_votes(
             session,

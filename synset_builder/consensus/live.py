@@ -143,11 +143,8 @@ def ensure_initial_subset(session: Session, synset_id: int, config: DynamicConfi
     return True
 
 
-def synset_prior(session: Session, synset_id: int, config: DynamicConfig) -> float:
-    """Share of positives in the synset, from its fully voted initial items (smoothed)."""
-    total, n = session.execute(
-        sql.prior(), {"synset_id": synset_id, "initial_votes": config.initial_votes}
-    ).one()
+def _smoothed(total: float, n: int) -> float:
+    """Share of positives among ``n`` items summing to ``total``, with one pseudo-count each way."""
     return (float(total) + 1.0) / (int(n) + 2.0)
 
 
@@ -187,19 +184,30 @@ class _Item:
     requeues: list[tuple[int, datetime]] = field(default_factory=list)
 
 
-def _read_items(session: Session, ids: list[int], config: DynamicConfig) -> dict[int, _Item]:
+def _read_items(
+    session: Session, ids: list[int], config: DynamicConfig
+) -> tuple[dict[int, _Item], dict[int, float]]:
+    """The items and the prior of each of their synsets, fixing initial subsets first.
+
+    One statement per synset says both whether its initial subset exists and its
+    prior; only a synset's very first submit (which fixes the subset) reads again.
+    """
+
     def read() -> dict[int, _Item]:
         return {
             cid: _Item(sid, gold, bool(initial), decision in DECIDED)
             for cid, sid, gold, initial, decision in session.execute(sql.items(), {"ids": ids})
         }
 
-    items = read()
-    fixed = [
-        ensure_initial_subset(session, sid, config)
-        for sid in sorted({i.synset_id for i in items.values()})
-    ]
-    return read() if any(fixed) else items
+    items, priors, fixed = read(), {}, False
+    for sid in sorted({i.synset_id for i in items.values()}):
+        params = {"synset_id": sid, "initial_votes": config.initial_votes}
+        has_initial, total, n = session.execute(sql.synset_state(), params).one()
+        if not has_initial and ensure_initial_subset(session, sid, config):
+            fixed = True
+            total, n = session.execute(sql.prior(), params).one()
+        priors[sid] = _smoothed(total, n)
+    return (read() if fixed else items), priors
 
 
 def after_votes(
@@ -210,10 +218,7 @@ def after_votes(
     if not ids:
         return
     session.flush()
-    items = _read_items(session, ids, config)
-    priors = {
-        sid: synset_prior(session, sid, config) for sid in {i.synset_id for i in items.values()}
-    }
+    items, priors = _read_items(session, ids, config)
     for cid, annotator, answer, created in session.execute(sql.votes(), {"ids": ids}):
         items[cid].votes.append((annotator, answer, _utc(created)))
     for rid, cid, created in session.execute(sql.open_requeues(), {"ids": ids}):

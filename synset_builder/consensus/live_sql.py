@@ -65,6 +65,13 @@ def prior() -> Select[tuple[float, int]]:
 
 
 @cache
+def synset_state() -> Select[tuple[bool, float, int]]:
+    """``has_initial_subset`` and ``prior`` in one round trip."""
+    total, n = prior().subquery().c
+    return select(has_initial_subset().scalar_subquery(), total, n)
+
+
+@cache
 def votes() -> Select:
     return select(Vote.candidate_id, Vote.annotator_id, Vote.answer, Vote.created_at).where(
         Vote.candidate_id.in_(IDS)
@@ -86,7 +93,11 @@ def resolve_requeues() -> Update:
 
 @cache
 def upsert_consensus(postgresql: bool) -> Insert:
-    """New rows are not initial; an existing row keeps its initial flag."""
+    """New rows are not initial; an existing row keeps its initial flag.
+
+    RETURNING only so that SQLAlchemy sends a page's rows as one multi-row statement
+    (insertmanyvalues) instead of one execution per row.
+    """
     table = Consensus.__table__
     stmt = (pg_dialect if postgresql else sqlite_dialect).insert(table)
     return stmt.on_conflict_do_update(
@@ -95,7 +106,7 @@ def upsert_consensus(postgresql: bool) -> Insert:
             key: stmt.excluded[key]
             for key in ("p_yes", "decision", "method", "n_votes", "updated_at")
         },
-    )
+    ).returning(table.c.candidate_id)
 
 
 @cache
