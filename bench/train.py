@@ -46,6 +46,12 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small CPU-sized run")
     ap.add_argument("--export", type=Path, help="an existing export (default: built from photos)")
     ap.add_argument("--classes", type=int, default=None, help="classes of the built export")
+    ap.add_argument(
+        "--photos",
+        type=Path,
+        default=ROOT.parent / "shared" / "testdata" / "photos",
+        help="photos to build the export from (default: ../shared/testdata/photos)",
+    )
     ap.add_argument("--arch", default=None)
     ap.add_argument("--image-size", type=int, default=None)
     ap.add_argument("--batch-size", type=int, default=None)
@@ -72,7 +78,7 @@ def main() -> None:
     if export_dir is None:
         from tests.train_export import build_export
 
-        photos = sorted((ROOT.parent / "shared" / "testdata" / "photos").glob("*.JPEG"))
+        photos = sorted(args.photos.glob("*.JPEG"))
         # Real photos at a realistic size: most exports keep sides around 400-500 px.
         export_dir = build_export(photos, Path(tmp.name) / "export", classes, side=400).root
     export = open_export(export_dir)

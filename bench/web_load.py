@@ -28,7 +28,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -177,7 +179,9 @@ def _client(base: str, cookies: httpx.Cookies | None = None) -> httpx.AsyncClien
     return httpx.AsyncClient(base_url=base, timeout=60, limits=limits, cookies=cookies)
 
 
-async def run_load(base: str, n: int, seconds: float, period: float | None) -> tuple[Stats, float]:
+async def run_load(
+    base: str, n: int, seconds: float, period: float | None, snap: Callable[[], dict[str, float]]
+) -> tuple[Stats, float, dict[str, float]]:
     """Log everyone in first (argon2 is slow on purpose), then start the clock."""
     stats = Stats()
     clients = [_client(base) for _ in range(n)]
@@ -194,7 +198,7 @@ async def run_load(base: str, n: int, seconds: float, period: float | None) -> t
         for k, old in enumerate(clients):
             clients[k] = _client(base, old.cookies)
             await old.aclose()
-        t0 = time.monotonic()
+        cpu0, t0 = snap(), time.monotonic()
         await asyncio.gather(
             *(
                 annotate(c, t0 + seconds, stats, period)
@@ -202,9 +206,36 @@ async def run_load(base: str, n: int, seconds: float, period: float | None) -> t
                 if good
             )
         )
-        return stats, time.monotonic() - t0
+        elapsed, cpu1 = time.monotonic() - t0, snap()
+        return stats, elapsed, {key: cpu1[key] - cpu0[key] for key in cpu0}
     finally:
         await asyncio.gather(*(c.aclose() for c in clients))
+
+
+def cpu_seconds(server_pid: int, database: str) -> dict[str, float]:
+    """CPU time so far of the server's processes, the database's backends and this one.
+
+    Read from /proc, so the per-page figures stay meaningful on a machine shared with
+    other work, where wall-clock rates do not.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {"server": 0.0, "postgres": 0.0, "loadgen": time.process_time()}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used = (int(fields[11]) + int(fields[12])) / tick
+        if cmd.startswith("postgres") and f" {database} " in cmd:
+            out["postgres"] += used
+        elif (
+            int(fields[2]) == server_pid
+            or int(pid) == server_pid
+            or os.getpgid(int(pid)) == server_pid
+        ):
+            out["server"] += used
+    return out
 
 
 def free_port() -> int:
@@ -279,13 +310,17 @@ def main() -> None:
             # A page of 24 votes from each of n annotators every `period` seconds.
             period = n * 24 / offered if offered else None
             before = engine.connect().execute(select(func.count()).select_from(Vote)).scalar()
-            stats, elapsed = asyncio.run(run_load(base, n, seconds, period))
+            snap = partial(cpu_seconds, server.pid, name)
+            stats, elapsed, cpu = asyncio.run(run_load(base, n, seconds, period, snap))
             after = engine.connect().execute(select(func.count()).select_from(Vote)).scalar()
             rate = (after - before) / elapsed
             f = "/".join(f"{pct(stats.fetch_ms, q):.0f}" for q in (0.5, 0.95, 0.99))
             s = "/".join(f"{pct(stats.submit_ms, q):.0f}" for q in (0.5, 0.95, 0.99))
             load = f"{offered:.0f}" if offered else "max"
             print(f"{n:>5} {load:>8} {rate:>9.0f} {f:>24} {s:>24} {stats.errors:>7}", flush=True)
+            pages = max(1, len(stats.submit_ms))
+            per_page = " / ".join(f"{key} {1000 * used / pages:.1f}" for key, used in cpu.items())
+            print(f"      CPU ms per page (fetch + submit): {per_page}")
             if stats.statuses:
                 print(f"      errors: {stats.statuses}")
             if stats.empty:
