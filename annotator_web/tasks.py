@@ -34,6 +34,7 @@ from synset_builder.db.models import (
     Synset,
     SynsetEdge,
 )
+from synset_builder.db.session import on_postgresql
 from synset_builder.errors import InvalidInput, NotFound
 from synset_builder.pool import clean_clause
 
@@ -83,7 +84,7 @@ class VoteResult:
 
 def _bind(session: Session) -> tuple[bool, dict[str, object]]:
     """Whether the session is on PostgreSQL, and the statements' common parameters."""
-    return session.get_bind().dialect.name == "postgresql", {"now": now_utc()}
+    return on_postgresql(session), {"now": now_utc()}
 
 
 class Probe(NamedTuple):

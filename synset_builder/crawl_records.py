@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from synset_builder.db.models import Candidate, Consensus, CrawlPage, FetchFailure, Image
+from synset_builder.db.session import on_postgresql
 from synset_builder.fetch import Failed, Fetched, Outcome
 
 
@@ -131,7 +132,7 @@ def _insert_images(session: Session, rows: list[dict[str, object]]) -> dict[str,
     turns the loser into a no-op whose id is read back. Rows come sorted by sha256,
     so two such writers always lock in the same order and cannot deadlock.
     """
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    dialect = postgresql if on_postgresql(session) else sqlite
     stmt = dialect.insert(Image).on_conflict_do_nothing(index_elements=[Image.sha256])
     ids = dict(session.execute(stmt.returning(Image.sha256, Image.id), rows).all())
     lost = [r["sha256"] for r in rows if r["sha256"] not in ids]

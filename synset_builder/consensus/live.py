@@ -46,6 +46,7 @@ from synset_builder.db.models import (
     Image,
     Requeue,
 )
+from synset_builder.db.session import on_postgresql
 from synset_builder.pool import clean_clause
 
 __all__ = [
@@ -134,7 +135,7 @@ def ensure_initial_subset(session: Session, synset_id: int, config: DynamicConfi
     # (same order, same pool) and both just mark them, instead of one failing on the
     # primary key. Sorted by id, like every consensus write, so they lock in one order.
     row = {"p_yes": 0.5, "decision": "pending", "method": "dynamic", "n_votes": 0}
-    postgresql = session.get_bind().dialect.name == "postgresql"
+    postgresql = on_postgresql(session)
     session.execute(
         sql.mark_initial(postgresql),
         [{**row, "candidate_id": cid, "initial": True} for cid in sorted(picks)],
@@ -243,7 +244,7 @@ def after_votes(
         # agreement (or run to the cap by disagreement) are a biased sample.
         if item.initial and decision != "pending" and not item.was_decided and item.gold is None:
             credits.append(([(a, ans) for a, ans, _ in counted], p_yes))
-    postgresql = session.get_bind().dialect.name == "postgresql"
+    postgresql = on_postgresql(session)
     session.execute(sql.upsert_consensus(postgresql), rows)
     if resolved:
         session.execute(sql.resolve_requeues(), {"ids": resolved, "now": now})

@@ -41,6 +41,11 @@ def make_engine(database_url: str, **kwargs: object) -> Engine:
     return create_engine(url, **kwargs)  # type: ignore[arg-type]
 
 
+def on_postgresql(session: Session) -> bool:
+    """Whether the session's database is PostgreSQL (upserts and row locks differ by dialect)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def describe(database_url: str) -> str:
     """The URL without its password, for messages."""
     return make_url(database_url).render_as_string(hide_password=True)
