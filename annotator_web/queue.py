@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from synset_builder.consensus import live
 from synset_builder.consensus.dynamic import DynamicConfig
+from synset_builder.db.bulk import in_list
 from synset_builder.db.models import Candidate, Consensus, Requeue
 
 
@@ -37,7 +38,7 @@ def requeued_clause() -> ColumnElement[bool]:
     return Candidate.id.in_(select(Requeue.candidate_id).where(Requeue.resolved_at.is_(None)))
 
 
-def serving_tiers() -> list[ColumnElement[bool]]:
+def serving_tiers(postgresql: bool) -> list[ColumnElement[bool]]:
     """``open_clause() AND tier`` for each tier of :func:`priority_order`, first tier first.
 
     Each tier is served in serve-key order before the next one. Serving tier by
@@ -45,11 +46,15 @@ def serving_tiers() -> list[ColumnElement[bool]]:
     instead of ranking every candidate of the synset (the old ~100 ms sort), and
     each tier spells out "still open" in a form the planner can drive from the
     small side (the initial subset, the requeue rows) or check by primary key.
+    The first tier takes the synset's initial subset as the list parameter
+    ``initial`` (``Synset.initial_ids``): a consensus row does not know its synset.
     """
-    initial_open = exists().where(
-        Consensus.candidate_id == Candidate.id,
-        Consensus.initial,
-        or_(Consensus.decision.not_in(live.DECIDED), requeued_clause()),
+    initial_open = and_(
+        in_list(Candidate.id, "initial", postgresql),
+        exists().where(
+            Consensus.candidate_id == Candidate.id,
+            or_(Consensus.decision.not_in(live.DECIDED), requeued_clause()),
+        ),
     )
     settled = exists().where(
         Consensus.candidate_id == Candidate.id,
@@ -65,19 +70,6 @@ def serving_tiers() -> list[ColumnElement[bool]]:
 def serve_key() -> ColumnElement[int]:
     """The stable pseudo-random key the last order-by term of :func:`priority_order` uses."""
     return live.serve_key()
-
-
-def has_initial_subset(session: Session, synset_id: int) -> bool:
-    """Whether the synset's initial subset is fixed (by its first submit)."""
-    return bool(
-        session.scalar(
-            select(
-                exists()
-                .where(Consensus.initial, Consensus.candidate_id == Candidate.id)
-                .where(Candidate.synset_id == synset_id)
-            )
-        )
-    )
 
 
 def after_votes(session: Session, candidate_ids: Sequence[int], config: DynamicConfig) -> None:

@@ -31,10 +31,9 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from annotator_web import queue
+from synset_builder.db.bulk import in_list, insert_rows, not_in_list
 from synset_builder.db.models import (
     Annotator,
     Candidate,
@@ -52,7 +51,10 @@ ME = bindparam("me")
 NOW = bindparam("now")
 SYNSET = bindparam("synset_id")
 LIMIT = bindparam("n")
-SKIP = bindparam("skip", expanding=True)
+# Row lists of a multi-row write (synset_builder.db.bulk.rows_params).
+LEASE_COLUMNS = ("candidate_id", "annotator_id", "expires_at")
+VOTE_COLUMNS = ("candidate_id", "annotator_id", "answer", "time_ms", "created_at")
+UNSURE_COLUMNS = ("candidate_id", "annotator_id", "created_at")
 
 
 def _mine(table: type[Vote] | type[Unsure]) -> ColumnElement[bool]:
@@ -71,12 +73,16 @@ def _available() -> list[ColumnElement[bool]]:
     ]
 
 
-def _candidates() -> Select[tuple[int, int]]:
+def _candidates(postgresql: bool) -> Select[tuple[int, int]]:
     """(candidate, image) of the synset that ``me`` may be served now, minus ``skip``."""
     return (
         select(Candidate.id, Candidate.image_id)
         .join(Image, Image.id == Candidate.image_id)
-        .where(Candidate.synset_id == SYNSET, *_available(), Candidate.id.not_in(SKIP))
+        .where(
+            Candidate.synset_id == SYNSET,
+            *_available(),
+            not_in_list(Candidate.id, "skip", postgresql),
+        )
     )
 
 
@@ -89,7 +95,7 @@ def _locked(stmt: Select[tuple[int, int]], postgresql: bool) -> Select[tuple[int
 def gold_picks(postgresql: bool) -> Select[tuple[int, int]]:
     """Gold items in random order (joined from the small gold table, no synset scan)."""
     stmt = (
-        _candidates()
+        _candidates(postgresql)
         .join(Gold, Gold.candidate_id == Candidate.id)
         .order_by(func.random())
         .limit(LIMIT)
@@ -105,10 +111,10 @@ def fresh_picks(postgresql: bool) -> tuple[Select[tuple[int, int]], ...]:
     from the beginning up to ``start``: concurrent annotators begin at different
     places instead of stepping over the same leased items at the front.
     """
-    base = _candidates().where(~exists().where(Gold.candidate_id == Candidate.id))
+    base = _candidates(postgresql).where(~exists().where(Gold.candidate_id == Candidate.id))
     key = queue.serve_key()
     start = bindparam("start")
-    *first, rest = queue.serving_tiers()
+    *first, rest = queue.serving_tiers(postgresql)
     stmts = [base.where(tier) for tier in first]
     stmts += [base.where(rest, key >= start), base.where(rest, key < start)]
     return tuple(
@@ -122,17 +128,18 @@ def _capped_count(stmt: Select[tuple[int]]) -> ColumnElement[int]:
 
 
 @cache
-def synset_probe() -> Select[tuple[bool, bool, bool, bool]]:
-    """One round trip before serving a synset: (below goal, has an initial subset,
-    initial items open for ``me``, requeued items open for ``me``).
+def synset_probe(postgresql: bool) -> Select[tuple[bool, ...]]:
+    """One round trip before serving a synset: (below goal, items held by ``me``,
+    then per small tier: open items for ``me``).
 
     Below goal: fewer accepted items than ``n`` (the goal). A synset with fewer
     candidates than its goal cannot have reached it, so the accepted count (a
     join) is only read near it, and neither count reads past the goal.
 
-    The two small tiers usually hold nothing this annotator may take (they voted
-    on the initial items long ago): checking that here, without the pool clause,
-    saves running the full pick query for them on most fetches.
+    Held items are a page reload's; the small tiers (the initial subset, requeued
+    items) usually hold nothing this annotator may take, since they voted on the
+    initial items long ago. Asking here, without the pool clause, saves running
+    the full queries for them on most fetches.
     """
     candidates = select(Candidate.id).where(Candidate.synset_id == SYNSET)
     accepted = (
@@ -143,14 +150,17 @@ def synset_probe() -> Select[tuple[bool, bool, bool, bool]]:
     below_goal = case(
         (_capped_count(candidates) < LIMIT, true()), else_=_capped_count(accepted) < LIMIT
     )
-    has_initial = exists().where(
-        Consensus.initial, Consensus.candidate_id == Candidate.id, Candidate.synset_id == SYNSET
+    held = exists().where(
+        Lease.annotator_id == ME,
+        Lease.expires_at > NOW,
+        Lease.candidate_id == Candidate.id,
+        Candidate.synset_id == SYNSET,
     )
-    *first, _rest = queue.serving_tiers()
+    *first, _rest = queue.serving_tiers(postgresql)
     open_to_me = [
         exists().where(Candidate.synset_id == SYNSET, tier, *_available()[1:]) for tier in first
     ]
-    return select(below_goal, has_initial, *open_to_me)
+    return select(below_goal, held, *open_to_me)
 
 
 @cache
@@ -191,20 +201,16 @@ def target_synsets() -> Select[tuple[int]]:
     return select(Synset.id).where(Synset.target.is_(True)).order_by(Synset.id)
 
 
-# Writes are Core statements on the tables: executed with a list of rows they become
-# one multi-row INSERT (SQLAlchemy's insertmanyvalues) without the ORM's bulk machinery.
-
-
-def _insert(table: object, postgresql: bool) -> Insert:
-    return (pg_dialect if postgresql else sqlite_dialect).insert(table)  # type: ignore[return-value]
+# Writes are Core statements on the tables, one statement for a page of rows
+# (parameters from synset_builder.db.bulk.rows_params), without the ORM's unit of work.
 
 
 @cache
 def upsert_lease(postgresql: bool) -> Insert:
     """Take a lease that is new, expired or already ours; returns the ids obtained."""
     table = Lease.__table__
-    stmt = _insert(table, postgresql)
-    return stmt.on_conflict_do_update(  # type: ignore[attr-defined, no-any-return]
+    stmt = insert_rows(table, LEASE_COLUMNS, postgresql)
+    return stmt.on_conflict_do_update(
         index_elements=[table.c.candidate_id],
         set_={"annotator_id": stmt.excluded.annotator_id, "expires_at": stmt.excluded.expires_at},
         where=(table.c.expires_at <= NOW) | (table.c.annotator_id == ME),
@@ -212,7 +218,7 @@ def upsert_lease(postgresql: bool) -> Insert:
 
 
 @cache
-def answer_state() -> Select[tuple[int, bool, bool, bool]]:
+def answer_state(postgresql: bool) -> Select[tuple[int, bool, bool, bool]]:
     """Per submitted id: leased to ``me``, already answered by ``me``, still votable.
 
     Votable means open (consensus still wants votes) or gold (always answerable).
@@ -223,7 +229,7 @@ def answer_state() -> Select[tuple[int, bool, bool, bool]]:
         exists().where(Lease.candidate_id == Candidate.id, Lease.annotator_id == ME),
         _mine(Vote),
         queue.open_clause() | exists().where(Gold.candidate_id == Candidate.id),
-    ).where(Candidate.id.in_(bindparam("ids", expanding=True)))
+    ).where(in_list(Candidate.id, "ids", postgresql))
 
 
 @cache
@@ -231,7 +237,7 @@ def insert_votes(postgresql: bool) -> Insert:
     """One vote per (candidate, annotator): a repeat inserts nothing and returns nothing."""
     table = Vote.__table__
     return (
-        _insert(table, postgresql)
+        insert_rows(table, VOTE_COLUMNS, postgresql)
         .on_conflict_do_nothing(index_elements=[table.c.candidate_id, table.c.annotator_id])
         .returning(table.c.candidate_id)
     )
@@ -239,18 +245,16 @@ def insert_votes(postgresql: bool) -> Insert:
 
 @cache
 def insert_unsure(postgresql: bool) -> Insert:
-    return _insert(Unsure.__table__, postgresql).on_conflict_do_nothing()
+    return insert_rows(Unsure.__table__, UNSURE_COLUMNS, postgresql).on_conflict_do_nothing()
 
 
 @cache
-def release_leases() -> Update:
+def release_leases(postgresql: bool) -> Update:
     """Answered items go back at once (expired now), so nobody waits for the lease."""
     table = Lease.__table__
     return (
         table.update()
-        .where(
-            table.c.candidate_id.in_(bindparam("ids", expanding=True)), table.c.annotator_id == ME
-        )
+        .where(in_list(table.c.candidate_id, "ids", postgresql), table.c.annotator_id == ME)
         .values(expires_at=NOW)
     )
 

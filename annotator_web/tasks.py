@@ -25,6 +25,7 @@ from annotator_web import queue
 from annotator_web import serving_sql as sql
 from synset_builder.config import Settings
 from synset_builder.consensus import live
+from synset_builder.db.bulk import rows_params
 from synset_builder.db.models import (
     Annotator,
     Candidate,
@@ -91,18 +92,21 @@ class Probe(NamedTuple):
     """What serving a synset needs to know first (``sql.synset_probe``)."""
 
     below_goal: bool
-    has_initial: bool
+    initial: list[int]  # the synset's initial subset ([] until its first submit)
+    held: bool  # this annotator holds unexpired leases here (a page reload)
     tiers: tuple[bool, ...]  # per small serving tier: may hold items for this annotator
 
 
 def probe(session: Session, synset: Synset, annotator_id: int) -> Probe:
     """The synset's goal state and serving tiers, as seen by this annotator."""
+    initial = list(synset.initial_ids or [])
     if not synset.target or synset.goal is None or synset.goal <= 0:
-        return Probe(False, False, ())
-    _, params = _bind(session)
-    params.update(synset_id=synset.id, n=synset.goal, me=annotator_id)
-    below, has_initial, *tiers = session.execute(sql.synset_probe(), params).one()
-    return Probe(bool(below), bool(has_initial), tuple(map(bool, tiers)))
+        return Probe(False, initial, False, ())
+    postgresql_, params = _bind(session)
+    params.update(synset_id=synset.id, n=synset.goal, me=annotator_id, initial=initial)
+    conn = session.connection()
+    below, held, *tiers = conn.execute(sql.synset_probe(postgresql_), params).one()
+    return Probe(bool(below), initial, bool(held), tuple(map(bool, tiers)))
 
 
 def _take(session: Session, items: Sequence[Pick], annotator_id: int, cfg: Settings) -> list[Pick]:
@@ -113,11 +117,11 @@ def _take(session: Session, items: Sequence[Pick], annotator_id: int, cfg: Setti
     expires = now + timedelta(seconds=cfg.web_lease_seconds)
     postgresql_, _ = _bind(session)
     rows = [
-        {"candidate_id": i.candidate_id, "annotator_id": annotator_id, "expires_at": expires,
-         "now": now, "me": annotator_id}
+        {"candidate_id": i.candidate_id, "annotator_id": annotator_id, "expires_at": expires}
         for i in sorted(items)
-    ]  # fmt: skip
-    got = set(session.connection().execute(sql.upsert_lease(postgresql_), rows).scalars())
+    ]
+    params = rows_params(rows, sql.LEASE_COLUMNS, postgresql_, now=now, me=annotator_id)
+    got = set(session.connection().execute(sql.upsert_lease(postgresql_), params).scalars())
     return [i for i in items if i.candidate_id in got]
 
 
@@ -135,7 +139,7 @@ def _lease_new(
     taken: list[Pick] = []
     # Before the first submit fixes the initial subset, serve from the lowest keys:
     # those are the items the subset will be made of (live.ensure_initial_subset).
-    start = random.randrange(SERVE_KEY_RANGE) if state.has_initial else 0
+    start = random.randrange(SERVE_KEY_RANGE) if state.initial else 0
     for _ in range(RACE_RETRIES):
         if len(taken) >= n:
             break
@@ -144,7 +148,7 @@ def _lease_new(
         if gold:
             picks = _pick_gold(session, synset_id, annotator_id, want, skip)
         else:
-            picks = _pick(session, synset_id, annotator_id, want, skip, start, state.tiers)
+            picks = _pick(session, synset_id, annotator_id, want, skip, start, state)
         if not picks:
             break
         taken += _take(session, picks, annotator_id, cfg)
@@ -156,7 +160,8 @@ def _pick_gold(
 ) -> list[Pick]:
     postgresql_, params = _bind(session)
     params.update(synset_id=synset_id, me=annotator_id, n=n, skip=list(skip))
-    return [Pick(*row) for row in session.execute(sql.gold_picks(postgresql_), params)]
+    conn = session.connection()
+    return [Pick(*row) for row in conn.execute(sql.gold_picks(postgresql_), params)]
 
 
 def _pick(
@@ -166,26 +171,27 @@ def _pick(
     n: int,
     skip: Sequence[int],
     start: int,
-    tiers: Sequence[bool],
+    state: Probe,
 ) -> list[Pick]:
     """Up to ``n`` open items in consensus priority order, read tier by tier.
 
     Equivalent to ordering by ``queue.priority_order()``, except that the last
     tier (the bulk of the synset) is walked from ``start`` and wraps around, so
     concurrent annotators begin at different places instead of all stepping over
-    the same leased and decided items at the front of the key order. ``tiers``
+    the same leased and decided items at the front of the key order. ``state.tiers``
     says which of the small first tiers may have items (``sql.synset_probe``).
     """
     postgresql_, params = _bind(session)
-    params.update(synset_id=synset_id, me=annotator_id, start=start)
+    params.update(synset_id=synset_id, me=annotator_id, start=start, initial=state.initial)
     *first, after, before = sql.fresh_picks(postgresql_)
-    stmts = [stmt for stmt, present in zip(first, tiers, strict=True) if present]
+    stmts = [stmt for stmt, present in zip(first, state.tiers, strict=True) if present]
     picks: list[Pick] = []
+    conn = session.connection()
     for stmt in [*stmts, after, before]:
         if len(picks) >= n:
             break
         params.update(n=n - len(picks), skip=[*skip, *(p.candidate_id for p in picks)])
-        picks += [Pick(*row) for row in session.execute(stmt, params)]
+        picks += [Pick(*row) for row in conn.execute(stmt, params)]
     return picks
 
 
@@ -193,8 +199,10 @@ def _pick_fresh(
     session: Session, synset_id: int, annotator_id: int, n: int, skip: Sequence[int], start: int
 ) -> list[int]:
     """The candidate ids :func:`_pick` serves from ``start``, every tier read."""
-    tiers = (True,) * (len(sql.fresh_picks(False)) - 2)
-    return [p.candidate_id for p in _pick(session, synset_id, annotator_id, n, skip, start, tiers)]
+    synset = session.get(Synset, synset_id)
+    initial = list(synset.initial_ids or []) if synset else []
+    state = Probe(True, initial, False, (True,) * (len(sql.fresh_picks(False)) - 2))
+    return [p.candidate_id for p in _pick(session, synset_id, annotator_id, n, skip, start, state)]
 
 
 def synset_path(session: Session, synset: Synset, depth: int = 4) -> list[str]:
@@ -297,10 +305,12 @@ def _fill(
     session: Session, *, synset_id: int, annotator_id: int, n: int, state: Probe, cfg: Settings
 ) -> list[Pick]:
     """The items of one page, shuffled: items already held (a reload), gold, fresh items."""
-    _, params = _bind(session)
-    params.update(synset_id=synset_id, me=annotator_id, n=n)
-    held = [Pick(*row) for row in session.execute(sql.held_items(), params)]
-    held = _take(session, held, annotator_id, cfg)  # extends their expiry
+    held: list[Pick] = []
+    if state.held:
+        _, params = _bind(session)
+        params.update(synset_id=synset_id, me=annotator_id, n=n)
+        held = [Pick(*row) for row in session.connection().execute(sql.held_items(), params)]
+        held = _take(session, held, annotator_id, cfg)  # extends their expiry
     want = n - len(held)
     n_gold = int(want * cfg.web_gold_fraction + random.random())
     args = {"synset_id": synset_id, "annotator_id": annotator_id, "state": state, "cfg": cfg}
@@ -344,7 +354,7 @@ def record_votes(
     now = params["now"]
     held, done, votable = set(), set(), set()
     for cid, is_held, is_done, is_votable in session.execute(
-        sql.answer_state(), {"ids": ids, "me": me}
+        sql.answer_state(postgresql_), {"ids": ids, "me": me}
     ):
         for flag, into in ((is_held, held), (is_done, done), (is_votable, votable)):
             if flag:
@@ -361,15 +371,16 @@ def record_votes(
              "created_at": now}
             for i in fresh
         ]  # fmt: skip
-        recorded = list(conn.execute(sql.insert_votes(postgresql_), rows).scalars())
+        params = rows_params(rows, sql.VOTE_COLUMNS, postgresql_)
+        recorded = list(conn.execute(sql.insert_votes(postgresql_), params).scalars())
     if skipped:
+        rows = [{"candidate_id": i, "annotator_id": me, "created_at": now} for i in skipped]
         conn.execute(
-            sql.insert_unsure(postgresql_),
-            [{"candidate_id": i, "annotator_id": me, "created_at": now} for i in skipped],
+            sql.insert_unsure(postgresql_), rows_params(rows, sql.UNSURE_COLUMNS, postgresql_)
         )
     released = [*fresh, *skipped]
     if released:
-        conn.execute(sql.release_leases(), {"ids": released, "me": me, "now": now})
+        conn.execute(sql.release_leases(postgresql_), {"ids": released, "me": me, "now": now})
     queue.after_votes(session, recorded, live.config_from(cfg))
     if recorded:
         _count_page(session, annotator, cfg)

@@ -38,6 +38,7 @@ from synset_builder.consensus.quality import (
     exclusion_reason,
     may_vote,
 )
+from synset_builder.db.bulk import rows_params
 from synset_builder.db.models import (
     AnnotatorQuality,
     Candidate,
@@ -45,6 +46,7 @@ from synset_builder.db.models import (
     Gold,
     Image,
     Requeue,
+    Synset,
 )
 from synset_builder.db.session import on_postgresql
 from synset_builder.pool import clean_clause
@@ -117,9 +119,7 @@ def ensure_initial_subset(session: Session, synset_id: int, config: DynamicConfi
 
     True when this call fixed it (so rows read before it may be stale).
     """
-    if config.initial_size == 0 or session.scalar(
-        sql.has_initial_subset(), {"synset_id": synset_id}
-    ):
+    if config.initial_size == 0 or _initial_ids(session, synset_id) is not None:
         return False
     picks = session.scalars(
         select(Candidate.id)
@@ -131,17 +131,26 @@ def ensure_initial_subset(session: Session, synset_id: int, config: DynamicConfi
     ).all()
     if not picks:
         return False
-    # An upsert, not ORM objects: two first submits on one synset pick the same items
-    # (same order, same pool) and both just mark them, instead of one failing on the
-    # primary key. Sorted by id, like every consensus write, so they lock in one order.
-    row = {"p_yes": 0.5, "decision": "pending", "method": "dynamic", "n_votes": 0}
+    ids = sorted(picks)
+    # The synset row first: of two first submits on one synset, the second waits on
+    # its row lock (PostgreSQL) or the database lock (SQLite), then finds it set and
+    # marks nothing, so the subset is exactly what the synset row says.
+    conn = session.connection()
+    fixed = conn.execute(sql.fix_initial_ids(), {"synset_id": synset_id, "initial_ids": ids})
+    if fixed.first() is None:
+        return False
+    # Sorted by id, like every consensus write, so concurrent writers lock in one order.
+    row = {"p_yes": 0.5, "decision": "pending", "method": "dynamic", "n_votes": 0,
+           "initial": True, "updated_at": datetime.now(UTC)}  # fmt: skip
     postgresql = on_postgresql(session)
-    session.execute(
-        sql.mark_initial(postgresql),
-        [{**row, "candidate_id": cid, "initial": True} for cid in sorted(picks)],
-    )
-    _forget_loaded(session, set(picks))
+    rows = [{**row, "candidate_id": cid} for cid in ids]
+    conn.execute(sql.mark_initial(postgresql), rows_params(rows, sql.CONSENSUS_COLUMNS, postgresql))
+    _forget_loaded(session, set(ids), synset_id)
     return True
+
+
+def _initial_ids(session: Session, synset_id: int) -> list[int] | None:
+    return session.connection().execute(sql.initial_ids(), {"synset_id": synset_id}).scalar()
 
 
 def _smoothed(total: float, n: int) -> float:
@@ -188,27 +197,47 @@ class _Item:
 def _read_items(
     session: Session, ids: list[int], config: DynamicConfig
 ) -> tuple[dict[int, _Item], dict[int, float]]:
-    """The items and the prior of each of their synsets, fixing initial subsets first.
+    """The items with their votes and requeues, and the prior of each of their synsets.
 
-    One statement per synset says both whether its initial subset exists and its
-    prior; only a synset's very first submit (which fixes the subset) reads again.
+    Fixes initial subsets first where a synset has none yet: only a synset's very
+    first submit (which fixes the subset) reads the items twice.
     """
+    conn = session.connection()
+    postgresql = on_postgresql(session)
 
-    def read() -> dict[int, _Item]:
-        return {
-            cid: _Item(sid, gold, bool(initial), decision in DECIDED)
-            for cid, sid, gold, initial, decision in session.execute(sql.items(), {"ids": ids})
-        }
+    def read() -> tuple[dict[int, _Item], dict[int, list[int] | None], bool]:
+        items: dict[int, _Item] = {}
+        subsets: dict[int, list[int] | None] = {}
+        requeued = False
+        rows = conn.execute(sql.items_votes(postgresql), {"ids": ids})
+        for cid, sid, initial_ids, gold, initial, decision, req, voter, answer, at in rows:
+            item = items.get(cid)
+            if item is None:
+                item = items[cid] = _Item(sid, gold, bool(initial), decision in DECIDED)
+                subsets[sid] = initial_ids
+                requeued = requeued or bool(req)
+            if voter is not None:
+                item.votes.append((voter, answer, _utc(at)))
+        return items, subsets, requeued
 
-    items, priors, fixed = read(), {}, False
-    for sid in sorted({i.synset_id for i in items.values()}):
-        params = {"synset_id": sid, "initial_votes": config.initial_votes}
-        has_initial, total, n = session.execute(sql.synset_state(), params).one()
-        if not has_initial and ensure_initial_subset(session, sid, config):
-            fixed = True
-            total, n = session.execute(sql.prior(), params).one()
+    items, subsets, requeued = read()
+    if any(
+        ensure_initial_subset(session, sid, config)
+        for sid, subset in sorted(subsets.items())
+        if subset is None
+    ):
+        items, subsets, requeued = read()
+    if requeued:
+        for rid, cid, created in conn.execute(sql.open_requeues(postgresql), {"ids": ids}):
+            items[cid].requeues.append((rid, _utc(created)))
+    priors: dict[int, float] = {}
+    for sid, subset in subsets.items():
+        total, n = 0.0, 0
+        if subset:
+            params = {"initial_ids": subset, "initial_votes": config.initial_votes}
+            total, n = conn.execute(sql.prior(postgresql), params).one()
         priors[sid] = _smoothed(total, n)
-    return (read() if fixed else items), priors
+    return items, priors
 
 
 def after_votes(
@@ -220,10 +249,6 @@ def after_votes(
         return
     session.flush()
     items, priors = _read_items(session, ids, config)
-    for cid, annotator, answer, created in session.execute(sql.votes(), {"ids": ids}):
-        items[cid].votes.append((annotator, answer, _utc(created)))
-    for rid, cid, created in session.execute(sql.open_requeues(), {"ids": ids}):
-        items[cid].requeues.append((rid, _utc(created)))
     skills = annotator_skills(
         session, {a for i in items.values() for a, _, _ in i.votes}, shrink=config.shrink
     )
@@ -245,9 +270,12 @@ def after_votes(
         if item.initial and decision != "pending" and not item.was_decided and item.gold is None:
             credits.append(([(a, ans) for a, ans, _ in counted], p_yes))
     postgresql = on_postgresql(session)
-    session.execute(sql.upsert_consensus(postgresql), rows)
+    conn = session.connection()
+    conn.execute(
+        sql.upsert_consensus(postgresql), rows_params(rows, sql.CONSENSUS_COLUMNS, postgresql)
+    )
     if resolved:
-        session.execute(sql.resolve_requeues(), {"ids": resolved, "now": now})
+        conn.execute(sql.resolve_requeues(postgresql), {"ids": resolved, "now": now})
     _forget_loaded(session, set(ids))
     for votes, p_yes in credits:
         _credit(session, votes, p_yes)
@@ -276,8 +304,11 @@ def _decide(
     return p_yes, decision
 
 
-def _forget_loaded(session: Session, ids: set[int]) -> None:
-    """Expire loaded Consensus/Requeue objects of ``ids``: their rows were written in Core."""
+def _forget_loaded(session: Session, ids: set[int], synset_id: int | None = None) -> None:
+    """Expire loaded objects whose rows were written in Core: the Consensus/Requeue
+    rows of ``ids``, and the synset whose initial subset was just fixed."""
     for obj in list(session.identity_map.values()):
-        if isinstance(obj, Consensus | Requeue) and obj.candidate_id in ids:
+        if (isinstance(obj, Consensus | Requeue) and obj.candidate_id in ids) or (
+            isinstance(obj, Synset) and obj.id == synset_id
+        ):
             session.expire(obj)

@@ -12,108 +12,109 @@ from __future__ import annotations
 
 from functools import cache
 
-from sqlalchemy import Insert, Select, Update, bindparam, exists, func, select
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy import Insert, Select, Update, and_, bindparam, exists, func, select
 
-from synset_builder.db.models import Candidate, Consensus, Gold, Requeue, Vote
+from synset_builder.db.bulk import in_list, insert_rows
+from synset_builder.db.models import Candidate, Consensus, Gold, Requeue, Synset, Vote
 
-IDS = bindparam("ids", expanding=True)
 SYNSET = bindparam("synset_id")
+CONSENSUS_COLUMNS = ("candidate_id", "p_yes", "decision", "method", "n_votes", "initial",
+                     "updated_at")  # fmt: skip
 
 
 @cache
-def items() -> Select[tuple[int, int, bool | None, bool | None, str | None]]:
-    """Per candidate: synset, gold answer (or None), initial flag and decision (or None)."""
+def items_votes(
+    postgresql: bool,
+) -> Select[tuple[int, int, list[int] | None, bool | None, bool | None, str | None, bool,
+                  int | None, bool | None, object]]:  # fmt: skip
+    """Per candidate and vote: synset, the synset's initial ids, gold answer (or None),
+    initial flag and decision (or None), whether it has an open requeue, and the vote
+    (voter, answer, time). One round trip for everything an update reads per item."""
+    requeued = exists().where(Requeue.candidate_id == Candidate.id, Requeue.resolved_at.is_(None))
     return (
         select(
-            Candidate.id, Candidate.synset_id, Gold.answer, Consensus.initial, Consensus.decision
-        )
+            Candidate.id,
+            Candidate.synset_id,
+            Synset.initial_ids,
+            Gold.answer,
+            Consensus.initial,
+            Consensus.decision,
+            requeued,
+            Vote.annotator_id,
+            Vote.answer,
+            Vote.created_at,
+        )  # fmt: skip
+        .join(Synset, Synset.id == Candidate.synset_id)
         .outerjoin(Gold, Gold.candidate_id == Candidate.id)
         .outerjoin(Consensus, Consensus.candidate_id == Candidate.id)
-        .where(Candidate.id.in_(IDS))
-        .order_by(Candidate.id)
+        .outerjoin(Vote, Vote.candidate_id == Candidate.id)
+        .where(in_list(Candidate.id, "ids", postgresql))
+        .order_by(Candidate.id, Vote.id)
     )
 
 
 @cache
-def has_initial_subset() -> Select[tuple[bool]]:
-    # The synset filter sits inside EXISTS: outside it, the EXISTS was correlated to
-    # every candidate row and only the first row was looked at, so the subset was
-    # re-picked (an ordered scan of the whole synset) on most submits.
-    return select(
-        exists().where(
-            Consensus.initial,
-            Consensus.candidate_id == Candidate.id,
-            Candidate.synset_id == SYNSET,
-        )
-    )
+def initial_ids() -> Select[tuple[list[int] | None]]:
+    return select(Synset.initial_ids).where(Synset.id == SYNSET)
 
 
 @cache
-def prior() -> Select[tuple[float, int]]:
-    """Sum of ``P(yes)`` and count of the synset's fully voted initial items."""
+def fix_initial_ids() -> Update:
+    """Record a synset's initial subset unless another submit did first (no row then)."""
+    table = Synset.__table__
     return (
-        select(func.coalesce(func.sum(Consensus.p_yes), 0.0), func.count())
-        .join(Candidate, Candidate.id == Consensus.candidate_id)
-        .where(
-            Candidate.synset_id == SYNSET,
-            Consensus.initial,
-            Consensus.n_votes >= bindparam("initial_votes"),
-        )
+        table.update()
+        .where(table.c.id == SYNSET, table.c.initial_ids.is_(None))
+        .values(initial_ids=bindparam("initial_ids"))
+        .returning(table.c.id)
     )
 
 
 @cache
-def synset_state() -> Select[tuple[bool, float, int]]:
-    """``has_initial_subset`` and ``prior`` in one round trip."""
-    total, n = prior().subquery().c
-    return select(has_initial_subset().scalar_subquery(), total, n)
-
-
-@cache
-def votes() -> Select:
-    return select(Vote.candidate_id, Vote.annotator_id, Vote.answer, Vote.created_at).where(
-        Vote.candidate_id.in_(IDS)
+def prior(postgresql: bool) -> Select[tuple[float, int]]:
+    """Sum of ``P(yes)`` and count of the fully voted items among ``initial_ids``."""
+    return select(func.coalesce(func.sum(Consensus.p_yes), 0.0), func.count()).where(
+        in_list(Consensus.candidate_id, "initial_ids", postgresql),
+        Consensus.n_votes >= bindparam("initial_votes"),
     )
 
 
 @cache
-def open_requeues() -> Select[tuple[int, int, object]]:
+def open_requeues(postgresql: bool) -> Select[tuple[int, int, object]]:
     return select(Requeue.id, Requeue.candidate_id, Requeue.created_at).where(
-        Requeue.candidate_id.in_(IDS), Requeue.resolved_at.is_(None)
+        and_(in_list(Requeue.candidate_id, "ids", postgresql), Requeue.resolved_at.is_(None))
     )
 
 
 @cache
-def resolve_requeues() -> Update:
+def resolve_requeues(postgresql: bool) -> Update:
     table = Requeue.__table__
-    return table.update().where(table.c.id.in_(IDS)).values(resolved_at=bindparam("now"))
+    return (
+        table.update()
+        .where(in_list(table.c.id, "ids", postgresql))
+        .values(resolved_at=bindparam("now"))
+    )
 
 
 @cache
 def upsert_consensus(postgresql: bool) -> Insert:
-    """New rows are not initial; an existing row keeps its initial flag.
-
-    RETURNING only so that SQLAlchemy sends a page's rows as one multi-row statement
-    (insertmanyvalues) instead of one execution per row.
-    """
+    """New rows are not initial; an existing row keeps its initial flag."""
     table = Consensus.__table__
-    stmt = (pg_dialect if postgresql else sqlite_dialect).insert(table)
+    stmt = insert_rows(table, CONSENSUS_COLUMNS, postgresql)
     return stmt.on_conflict_do_update(
         index_elements=[table.c.candidate_id],
         set_={
             key: stmt.excluded[key]
             for key in ("p_yes", "decision", "method", "n_votes", "updated_at")
         },
-    ).returning(table.c.candidate_id)
+    )
 
 
 @cache
 def mark_initial(postgresql: bool) -> Insert:
     """Put candidates in the initial subset, creating their pending rows where missing."""
     table = Consensus.__table__
-    stmt = (pg_dialect if postgresql else sqlite_dialect).insert(table)
+    stmt = insert_rows(table, CONSENSUS_COLUMNS, postgresql)
     return stmt.on_conflict_do_update(
         index_elements=[table.c.candidate_id], set_={"initial": stmt.excluded.initial}
     )

@@ -14,12 +14,25 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CompoundSelect,
+    Select,
+    bindparam,
+    cast,
+    func,
+    literal,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
+from synset_builder.db.bulk import in_list
 from synset_builder.db.models import AnnotatorQuality, Gold, Vote
+from synset_builder.db.session import on_postgresql
 
 POOL_SKILL = 0.8
 COUNT_KEYS = ("yy", "yn", "ny", "nn")  # (truth, vote): yes-yes, yes-no, no-yes, no-no
@@ -80,10 +93,32 @@ def _gold_counts_stmt() -> Select[tuple[int, bool, bool, int]]:
 
 
 @cache
-def _stored_stmt() -> Select[tuple[int, dict[str, Any], bool]]:
-    return select(
-        AnnotatorQuality.annotator_id, AnnotatorQuality.counts, AnnotatorQuality.excluded
-    ).where(AnnotatorQuality.annotator_id.in_(bindparam("ids", expanding=True)))
+def _skills_stmt(postgresql: bool) -> CompoundSelect:
+    """Stored counts (kind "s") and gold counts (kind "g") of ``ids`` in one round trip."""
+    stored = select(
+        literal("s").label("kind"),
+        AnnotatorQuality.annotator_id,
+        AnnotatorQuality.counts,
+        AnnotatorQuality.excluded,
+        cast(null(), Boolean).label("truth"),
+        cast(null(), Boolean).label("answer"),
+        literal(0).label("n"),
+    ).where(in_list(AnnotatorQuality.annotator_id, "ids", postgresql))
+    gold = (
+        select(
+            literal("g"),
+            Vote.annotator_id,
+            cast(null(), JSON),
+            cast(null(), Boolean),
+            Gold.answer,
+            Vote.answer,
+            func.count(),
+        )
+        .join(Gold, Gold.candidate_id == Vote.candidate_id)
+        .where(in_list(Vote.annotator_id, "ids", postgresql))
+        .group_by(Vote.annotator_id, Gold.answer, Vote.answer)
+    )
+    return union_all(stored, gold)
 
 
 def gold_counts(session: Session, annotator_ids: Iterable[int]) -> dict[int, dict[str, int]]:
@@ -111,16 +146,21 @@ def annotator_skills(
     ids = sorted(set(annotator_ids))
     if not ids:
         return {}
-    stored = {
-        a: (counts, excluded)
-        for a, counts, excluded in session.execute(_stored_stmt(), {"ids": ids})
-    }
-    gold = gold_counts(session, ids)
+    stored: dict[int, tuple[Mapping[str, float], bool]] = {}
+    gold: dict[int, dict[str, float]] = {a: dict.fromkeys(COUNT_KEYS, 0.0) for a in ids}
+    postgresql = on_postgresql(session)
+    for kind, a, counts, excluded, truth, answer, n in session.connection().execute(
+        _skills_stmt(postgresql), {"ids": ids}
+    ):
+        if kind == "s":
+            stored[a] = (counts or {}, bool(excluded))
+        else:
+            gold[a][("y" if truth else "n") + ("y" if answer else "n")] += n
     skills: dict[int, Skill] = {}
     for a in ids:
         counts, excluded = stored.get(a, ({}, False))
-        sens, spec = skill_from_counts(merge_counts(counts or {}, gold[a]), shrink=shrink)
-        skills[a] = Skill(sens, spec, excluded=bool(excluded))
+        sens, spec = skill_from_counts(merge_counts(counts, gold[a]), shrink=shrink)
+        skills[a] = Skill(sens, spec, excluded=excluded)
     return skills
 
 

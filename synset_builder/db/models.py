@@ -65,6 +65,10 @@ class Synset(Base):
     # Outside physical_entity: abstract concepts are hard to photograph.
     imageable: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The candidates of the consensus initial subset, set once by its first submit
+    # (live.ensure_initial_subset) and never changed; None until then. The same rows
+    # carry consensus.initial; this copy lets the web app find them per synset.
+    initial_ids: Mapped[list[int] | None] = mapped_column(JSON, default=None)
 
 
 class SynsetEdge(Base):

@@ -16,6 +16,7 @@ from synset_builder.db.models import (
     Lease,
     Report,
     Requeue,
+    Synset,
     Takedown,
 )
 from synset_builder.db.session import session_scope
@@ -43,6 +44,9 @@ def _mixed_states(web: Web) -> list[int]:
                 Requeue(candidate_id=c[3], reason="trainer suspects it"),
             ]
         )
+        # What live.ensure_initial_subset records along with the initial flags.
+        synset = s.get(Synset, s.get(Candidate, c[0]).synset_id)
+        synset.initial_ids = sorted(c[:3])
     return c
 
 

@@ -8,10 +8,10 @@ import sys
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select, text
 
 from synset_builder.db import migrate
-from synset_builder.db.models import Base
+from synset_builder.db.models import Base, Synset
 from synset_builder.db.session import make_engine
 from tests.conftest import ROOT, DatabaseFactory
 
@@ -75,3 +75,48 @@ def test_synset_init_from_any_directory(db_factory: DatabaseFactory, backend: st
     again = subprocess.run([synset, "init"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert "up to date" in again.stdout
     assert (tmp_path / "d").is_dir()
+
+
+def test_initial_ids_backfilled_from_consensus(db_factory: DatabaseFactory, backend: str) -> None:
+    """0011 copies each synset's existing initial subset onto its row."""
+    url = db_factory.empty(backend)
+    migrate.upgrade(url, "0010_serve_index")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO synset (id, wnid, name, lemmas, gloss, origin, target, goal,"
+                " imageable, created_at) VALUES (1, 'n1', 'a', '[]', '', 'custom', true, 10,"
+                " true, CURRENT_TIMESTAMP), (2, 'n2', 'b', '[]', '', 'custom', true, 10, true,"
+                " CURRENT_TIMESTAMP)"
+            )
+        )
+        for k in range(1, 7):
+            conn.execute(
+                text(
+                    "INSERT INTO image (id, sha256, path, width, height, format, bytes,"
+                    " created_at) VALUES (:k, :sha, 'x', 1, 1, 'JPEG', 1, CURRENT_TIMESTAMP)"
+                ),
+                {"k": k, "sha": f"{k:064d}"},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO candidate (id, image_id, synset_id, source, rank, fetched_at)"
+                    " VALUES (:k, :k, :s, 'test', :k, CURRENT_TIMESTAMP)"
+                ),
+                {"k": k, "s": 1 if k <= 4 else 2},
+            )
+        for k, initial in ((3, True), (1, True), (2, False), (5, False)):
+            conn.execute(
+                text(
+                    "INSERT INTO consensus (candidate_id, p_yes, decision, method, n_votes,"
+                    " initial, updated_at) VALUES (:k, 0.5, 'pending', 'dynamic', 0, :i,"
+                    " CURRENT_TIMESTAMP)"
+                ),
+                {"k": k, "i": initial},
+            )
+    migrate.upgrade(url)
+    with engine.connect() as conn:
+        rows = dict(conn.execute(select(Synset.id, Synset.initial_ids)).all())
+    assert rows == {1: [1, 3], 2: None}
+    engine.dispose()
