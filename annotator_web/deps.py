@@ -96,7 +96,10 @@ class Caller:
     uid: int
 
     def load(self, session: Session) -> Annotator:
-        user = session.get(Annotator, self.uid)
+        return self.check(session.get(Annotator, self.uid))
+
+    def check(self, user: Annotator | None) -> Annotator:
+        """The account loaded for ``uid``, if it still exists and is enabled; else 401."""
         if user is None or user.disabled:
             self.request.session.clear()
             raise HTTPException(status_code=401, detail=NOT_LOGGED_IN)

@@ -22,20 +22,24 @@ from functools import cache
 from sqlalchemy import (
     ColumnElement,
     Insert,
+    Integer,
     Select,
     Update,
     bindparam,
     case,
+    cast,
     exists,
     func,
     select,
     true,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from annotator_web import queue
 from synset_builder.db.bulk import in_list, insert_rows, not_in_list
 from synset_builder.db.models import (
     Annotator,
+    AnnotatorQuality,
     Candidate,
     Consensus,
     Gold,
@@ -88,7 +92,9 @@ def _candidates(postgresql: bool) -> Select[tuple[int, int]]:
 
 def _locked(stmt: Select[tuple[int, int]], postgresql: bool) -> Select[tuple[int, int]]:
     """PostgreSQL: lock the picks, skipping rows a concurrent request is leasing."""
-    return stmt.with_for_update(of=Candidate, skip_locked=True) if postgresql else stmt
+    # NO KEY UPDATE: a concurrent submit's foreign-key checks on these rows need not wait.
+    locked = stmt.with_for_update(of=Candidate, skip_locked=True, key_share=True)
+    return locked if postgresql else stmt
 
 
 @cache
@@ -185,15 +191,49 @@ def held_items() -> Select[tuple[int, int]]:
 
 
 @cache
-def current_synset() -> Select[tuple[int]]:
-    """The synset of the annotator's latest lease: they stay on it while it lasts."""
-    return (
+def caller_place() -> Select[tuple[Annotator, bool | None, Synset | None]]:
+    """The annotator ``me``, whether consensus excluded them, and the synset of their
+    latest lease (they stay on it while it lasts): what every fetch reads first."""
+    current = (
         select(Candidate.synset_id)
         .join(Lease, Lease.candidate_id == Candidate.id)
-        .where(Lease.annotator_id == ME)
+        .where(Lease.annotator_id == Annotator.id)
         .order_by(Lease.expires_at.desc())
         .limit(1)
+        .scalar_subquery()
     )
+    return (
+        select(Annotator, AnnotatorQuality.excluded, Synset)
+        .outerjoin(AnnotatorQuality, AnnotatorQuality.annotator_id == Annotator.id)
+        .outerjoin(Synset, Synset.id == current)
+        .where(Annotator.id == ME)
+    )
+
+
+@cache
+def leased(pick: Select[tuple[int, int]]) -> Select[tuple[int, int, bool]]:
+    """PostgreSQL: run a pick query and lease what it picked, in one statement.
+
+    The picks stay locked (``FOR NO KEY UPDATE SKIP LOCKED``) until the lease rows are
+    written, so a fetch needs no transaction around the two; the conditional upsert
+    of :func:`upsert_lease` still decides. Rows: (candidate, image, obtained).
+    Parameters: the pick's, plus ``expires``.
+    """
+    picked = pick.cte("picked")
+    table = Lease.__table__
+    expires = bindparam("expires", type_=table.c.expires_at.type)
+    take = pg_insert(table).from_select(
+        list(LEASE_COLUMNS), select(picked.c.id, cast(ME, Integer), expires)
+    )
+    take = take.on_conflict_do_update(
+        index_elements=[table.c.candidate_id],
+        set_={"annotator_id": take.excluded.annotator_id, "expires_at": take.excluded.expires_at},
+        where=(table.c.expires_at <= NOW) | (table.c.annotator_id == ME),
+    ).returning(table.c.candidate_id)
+    taken = take.cte("taken")
+    return select(
+        picked.c.id, picked.c.image_id, taken.c.candidate_id.is_not(None).label("obtained")
+    ).outerjoin(taken, taken.c.candidate_id == picked.c.id)
 
 
 @cache

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import random
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import NamedTuple
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -52,6 +53,10 @@ def now_utc() -> datetime:
 class Pick(NamedTuple):
     candidate_id: int
     image_id: int
+
+
+# Runs a pick query with its parameters: selects, or selects and leases (_grab).
+Grab = Callable[[Select[tuple[int, int]], dict], list[Pick]]
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,8 @@ def _lease_new(
 ) -> list[Pick]:
     """Lease up to ``n`` fresh items; losing a race for some just means picking again."""
     taken: list[Pick] = []
+    lost: list[Pick] = []
+    grab = partial(_grab, session, annotator_id=annotator_id, cfg=cfg, lost=lost)
     # Before the first submit fixes the initial subset, serve from the lowest keys:
     # those are the items the subset will be made of (live.ensure_initial_subset).
     start = random.randrange(SERVE_KEY_RANGE) if state.initial else 0
@@ -145,23 +152,54 @@ def _lease_new(
             break
         want = n - len(taken)
         skip = [t.candidate_id for t in taken]
+        lost.clear()
         if gold:
-            picks = _pick_gold(session, synset_id, annotator_id, want, skip)
+            taken += _pick_gold(session, synset_id, annotator_id, want, skip, grab)
         else:
-            picks = _pick(session, synset_id, annotator_id, want, skip, start, state)
-        if not picks:
+            taken += _pick(session, synset_id, annotator_id, want, skip, start, state, grab)
+        if not lost:  # what was found was obtained: nothing more to find
             break
-        taken += _take(session, picks, annotator_id, cfg)
     return taken
 
 
+def _select(session: Session, stmt: Select[tuple[int, int]], params: dict) -> list[Pick]:
+    return [Pick(*row) for row in session.connection().execute(stmt, params)]
+
+
+def _grab(
+    session: Session, stmt: Select[tuple[int, int]], params: dict, *, annotator_id: int,
+    cfg: Settings, lost: list[Pick],
+) -> list[Pick]:  # fmt: skip
+    """Run a pick query and lease its picks; the picks obtained. Picks another request
+    leased first are added to ``lost``.
+
+    One statement on PostgreSQL (``sql.leased``), so a fetch needs no transaction.
+    """
+    if not on_postgresql(session):
+        picks = _select(session, stmt, params)
+        got = _take(session, picks, annotator_id, cfg)
+        lost += [p for p in picks if p not in got]
+        return got
+    expires = now_utc() + timedelta(seconds=cfg.web_lease_seconds)
+    rows = session.connection().execute(sql.leased(stmt), {**params, "expires": expires})
+    got = []
+    for cid, image_id, obtained in rows:
+        (got if obtained else lost).append(Pick(cid, image_id))
+    return got
+
+
 def _pick_gold(
-    session: Session, synset_id: int, annotator_id: int, n: int, skip: Sequence[int]
+    session: Session,
+    synset_id: int,
+    annotator_id: int,
+    n: int,
+    skip: Sequence[int],
+    grab: Grab | None = None,
 ) -> list[Pick]:
     postgresql_, params = _bind(session)
     params.update(synset_id=synset_id, me=annotator_id, n=n, skip=list(skip))
-    conn = session.connection()
-    return [Pick(*row) for row in conn.execute(sql.gold_picks(postgresql_), params)]
+    stmt = sql.gold_picks(postgresql_)
+    return grab(stmt, params) if grab else _select(session, stmt, params)
 
 
 def _pick(
@@ -172,6 +210,7 @@ def _pick(
     skip: Sequence[int],
     start: int,
     state: Probe,
+    grab: Grab | None = None,
 ) -> list[Pick]:
     """Up to ``n`` open items in consensus priority order, read tier by tier.
 
@@ -180,18 +219,18 @@ def _pick(
     concurrent annotators begin at different places instead of all stepping over
     the same leased and decided items at the front of the key order. ``state.tiers``
     says which of the small first tiers may have items (``sql.synset_probe``).
+    ``grab`` runs each tier's query (default: only select; :func:`_grab` leases).
     """
     postgresql_, params = _bind(session)
     params.update(synset_id=synset_id, me=annotator_id, start=start, initial=state.initial)
     *first, after, before = sql.fresh_picks(postgresql_)
     stmts = [stmt for stmt, present in zip(first, state.tiers, strict=True) if present]
     picks: list[Pick] = []
-    conn = session.connection()
     for stmt in [*stmts, after, before]:
         if len(picks) >= n:
             break
         params.update(n=n - len(picks), skip=[*skip, *(p.candidate_id for p in picks)])
-        picks += [Pick(*row) for row in conn.execute(stmt, params)]
+        picks += grab(stmt, params) if grab else _select(session, stmt, params)
     return picks
 
 
@@ -236,19 +275,33 @@ def accepted_examples(session: Session, synset_id: int, n: int = 4) -> list[int]
     return list(session.scalars(stmt))
 
 
-def _synset_order(session: Session, annotator_id: int) -> Iterator[Synset]:
+class Place(NamedTuple):
+    """Where an annotator stands before a fetch (``sql.caller_place``)."""
+
+    excluded: bool  # consensus stopped counting their votes
+    current: Synset | None  # the synset of their latest lease
+
+
+def load_caller(session: Session, annotator_id: int) -> tuple[Annotator | None, Place]:
+    """The annotator and their :class:`Place`, in one round trip (None: no such account)."""
+    row = session.execute(sql.caller_place(), {"me": annotator_id}).first()
+    if row is None:
+        return None, Place(False, None)
+    annotator, excluded, current = row
+    return annotator, Place(bool(excluded), current)
+
+
+def _synset_order(session: Session, current: Synset | None) -> Iterator[Synset]:
     """Target synsets: the annotator's current one first, then the rest shuffled.
 
     Staying on one synset keeps the annotator's mental model; shuffling the rest
     spreads many annotators over many synsets, so they rarely contend for items.
     The rest is only read when the current synset has nothing left.
     """
-    current = session.scalar(sql.current_synset(), {"me": annotator_id})
-    if current is not None:
-        synset = session.get(Synset, current)
-        if synset is not None and synset.target:
-            yield synset
-    others = [sid for sid in session.scalars(sql.target_synsets()) if sid != current]
+    if current is not None and current.target:
+        yield current
+    skip = current.id if current is not None else None
+    others = [sid for sid in session.scalars(sql.target_synsets()) if sid != skip]
     random.shuffle(others)
     for sid in others:
         synset = session.get(Synset, sid)
@@ -264,13 +317,17 @@ def next_task(
     wnid: str | None,
     cfg: Settings,
     decorate: bool = True,
+    place: Place | None = None,
 ) -> Task:
     """Lease up to ``n`` items of one synset (gold mixed in unseen) to the annotator.
 
     ``wnid`` pins the synset; otherwise the server picks one that still needs votes.
     ``decorate`` adds what only the HTML page shows (path, accepted examples).
+    ``place`` is the caller's from :func:`load_caller`, when it was read with them.
     """
-    excluded = queue.exclusion_reason(session, annotator.id)
+    if place is None:
+        place = load_caller(session, annotator.id)[1]
+    excluded = queue.exclusion_reason(session, annotator.id) if place.excluded else None
     if excluded is not None:
         return Task(synset=None, excluded=excluded)
     if wnid is not None:
@@ -279,7 +336,7 @@ def next_task(
             raise NotFound(f"Unknown synset {wnid!r}.")
         choices: Iterable[Synset] = [synset]
     else:
-        choices = _synset_order(session, annotator.id)
+        choices = _synset_order(session, place.current)
     for synset in choices:
         state = probe(session, synset, annotator.id)
         if not state.below_goal:

@@ -16,7 +16,8 @@ from annotator_web.deps import ApiCaller, ApiUser, SessionDep, SettingsDep, requ
 from annotator_web.reports import REPORT_REASONS, report_image
 from annotator_web.routes.task_pages import WNID
 from annotator_web.stats import my_stats, synset_rows
-from annotator_web.tasks import next_task, record_votes
+from annotator_web.tasks import load_caller, next_task, record_votes
+from synset_builder.db.session import on_postgresql
 from synset_builder.errors import InvalidInput, NotFound
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -73,9 +74,16 @@ def tasks_next(
     synset: Annotated[str | None, Query(pattern=WNID)] = None,
 ) -> TaskOut:
     """Lease up to ``n`` items of one synset to the caller (the server picks one if unset)."""
-    user = caller.load(session)
+    if on_postgresql(session):
+        # Each statement of a fetch stands alone (a lease is taken in one statement,
+        # tasks._grab), so a transaction would only add BEGIN and COMMIT round trips.
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    user, place = load_caller(session, caller.uid)
+    user = caller.check(user)
     try:
-        task = next_task(session, annotator=user, n=n, wnid=synset, cfg=cfg, decorate=False)
+        task = next_task(
+            session, annotator=user, n=n, wnid=synset, cfg=cfg, decorate=False, place=place
+        )
     except NotFound as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from exc
     session.commit()

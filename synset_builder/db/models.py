@@ -364,10 +364,12 @@ class Lease(Base):
     """
 
     __tablename__ = "lease"
+    # An annotator's latest lease and unexpired leases are read on every task fetch.
+    __table_args__ = (Index("ix_lease_annotator_id_expires_at", "annotator_id", "expires_at"),)
 
     candidate_id: Mapped[int] = mapped_column(ForeignKey("candidate.id"), primary_key=True)
-    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotator.id"), index=True)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotator.id"))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Report(Base):
