@@ -300,6 +300,35 @@ def release_leases(postgresql: bool) -> Update:
 
 
 @cache
+def write_answers() -> Select[tuple[int, int, str | None]]:
+    """PostgreSQL: :func:`insert_votes`, :func:`release_leases` (of ``released``) and
+    :func:`count_page` (when a vote was recorded) in one statement.
+
+    Rows: (candidate recorded, pages done, completion code); none when nothing was
+    recorded. Parameters: the vote columns as arrays, ``released``, ``me``, ``now``.
+    """
+    recorded = insert_votes(True).cte("recorded")
+    table = Lease.__table__
+    released = table.update().where(
+        in_list(table.c.candidate_id, "released", True), table.c.annotator_id == ME
+    )
+    people = Annotator.__table__
+    counted = (
+        people.update()
+        .where(people.c.id == ME, exists(select(recorded.c.candidate_id)))
+        .values(pages_done=people.c.pages_done + 1)
+        .returning(people.c.pages_done, people.c.completion_code)
+        .cte("counted")
+    )
+    return (
+        select(recorded.c.candidate_id, counted.c.pages_done, counted.c.completion_code)
+        .select_from(recorded)
+        .join(counted, true())
+        .add_cte(released.values(expires_at=NOW).cte("released"))
+    )
+
+
+@cache
 def count_page() -> Update:
     table = Annotator.__table__
     return (

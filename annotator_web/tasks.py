@@ -11,7 +11,6 @@ requests pick different items instead of queueing behind one another.
 from __future__ import annotations
 
 import random
-import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,12 +19,10 @@ from typing import NamedTuple
 
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from annotator_web import queue
 from annotator_web import serving_sql as sql
 from synset_builder.config import Settings
-from synset_builder.consensus import live
 from synset_builder.db.bulk import rows_params
 from synset_builder.db.models import (
     Annotator,
@@ -37,7 +34,7 @@ from synset_builder.db.models import (
     SynsetEdge,
 )
 from synset_builder.db.session import on_postgresql
-from synset_builder.errors import InvalidInput, NotFound
+from synset_builder.errors import NotFound
 from synset_builder.pool import clean_clause
 
 # Picks lost to a concurrent request are replaced by new picks this many times at most.
@@ -79,13 +76,6 @@ class Task:
     examples: list[int] = field(default_factory=list)
     # Set when consensus stopped counting this annotator's votes (nothing is served).
     excluded: str | None = None
-
-
-@dataclass(frozen=True)
-class VoteResult:
-    accepted: int
-    already: int
-    refused: list[int]
 
 
 def _bind(session: Session) -> tuple[bool, dict[str, object]]:
@@ -384,73 +374,3 @@ def _fill(
     items = held + gold + fresh
     random.shuffle(items)
     return items
-
-
-def record_votes(
-    session: Session,
-    *,
-    annotator: Annotator,
-    votes: Sequence[tuple[int, bool]],
-    unsure: Sequence[int] = (),
-    elapsed_ms: int | None = None,
-    cfg: Settings,
-) -> VoteResult:
-    """Record the answers of one page; harmless to repeat (back button, retry).
-
-    A vote counts only for an item leased to this annotator that still needs votes
-    (gold items always do); anything else is refused and nothing is written for it.
-    """
-    answers = dict(votes)
-    ids = sorted(set(answers) | set(unsure))
-    if len(ids) > 1000:
-        raise InvalidInput("At most 1000 votes per request.")
-    if not ids:
-        return VoteResult(accepted=0, already=0, refused=[])
-    me = annotator.id
-    postgresql_, params = _bind(session)
-    now = params["now"]
-    held, done, votable = set(), set(), set()
-    for cid, is_held, is_done, is_votable in session.execute(
-        sql.answer_state(postgresql_), {"ids": ids, "me": me}
-    ):
-        for flag, into in ((is_held, held), (is_done, done), (is_votable, votable)):
-            if flag:
-                into.add(cid)
-    fresh = [i for i in ids if i in answers and i in held and i in votable and i not in done]
-    skipped = [i for i in ids if i not in answers and i in held]
-    refused = [i for i in ids if i not in done and i not in fresh and i not in skipped]
-    conn = session.connection()
-    recorded: list[int] = []
-    if fresh:
-        per_item = elapsed_ms // max(1, len(fresh) + len(skipped)) if elapsed_ms else None
-        rows = [
-            {"candidate_id": i, "annotator_id": me, "answer": answers[i], "time_ms": per_item,
-             "created_at": now}
-            for i in fresh
-        ]  # fmt: skip
-        params = rows_params(rows, sql.VOTE_COLUMNS, postgresql_)
-        recorded = list(conn.execute(sql.insert_votes(postgresql_), params).scalars())
-    if skipped:
-        rows = [{"candidate_id": i, "annotator_id": me, "created_at": now} for i in skipped]
-        conn.execute(
-            sql.insert_unsure(postgresql_), rows_params(rows, sql.UNSURE_COLUMNS, postgresql_)
-        )
-    released = [*fresh, *skipped]
-    if released:
-        conn.execute(sql.release_leases(postgresql_), {"ids": released, "me": me, "now": now})
-    queue.after_votes(session, recorded, live.config_from(cfg))
-    if recorded:
-        _count_page(session, annotator, cfg)
-    return VoteResult(accepted=len(recorded), already=len(done), refused=refused)
-
-
-def _count_page(session: Session, annotator: Annotator, cfg: Settings) -> None:
-    """One more page done; crowd workers get their completion code after enough pages."""
-    conn = session.connection()
-    pages, code = conn.execute(sql.count_page(), {"me": annotator.id}).one()
-    if annotator.worker_id and code is None and pages >= cfg.crowd_pages:
-        code = secrets.token_hex(5).upper()
-        conn.execute(sql.set_completion_code(), {"me": annotator.id, "code": code})
-    # The row was written in Core: tell the loaded object without another query.
-    set_committed_value(annotator, "pages_done", pages)
-    set_committed_value(annotator, "completion_code", code)

@@ -12,11 +12,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
+from annotator_web.answers import record_votes
 from annotator_web.deps import ApiCaller, ApiUser, SessionDep, SettingsDep, require_json
 from annotator_web.reports import REPORT_REASONS, report_image
 from annotator_web.routes.task_pages import WNID
 from annotator_web.stats import my_stats, synset_rows
-from annotator_web.tasks import load_caller, next_task, record_votes
+from annotator_web.tasks import load_caller, next_task
 from synset_builder.db.session import on_postgresql
 from synset_builder.errors import InvalidInput, NotFound
 

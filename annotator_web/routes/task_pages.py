@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from annotator_web.answers import record_votes
 from annotator_web.deps import PageUser, SessionDep, SettingsDep, check_csrf
 from annotator_web.reports import REPORT_REASONS
 from annotator_web.stats import my_stats
-from annotator_web.tasks import next_task, record_votes
+from annotator_web.tasks import next_task
 from synset_builder.errors import NotFound
 
 router = APIRouter(include_in_schema=False)

@@ -45,7 +45,7 @@ def insert_rows(table: Table, columns: Sequence[str], postgresql: bool) -> Diale
     """
     if not postgresql:
         return sqlite_dialect.insert(table)
-    arrays = [bindparam(c, type_=ARRAY(table.c[c].type)) for c in columns]
+    arrays = [bindparam(_array(c), type_=ARRAY(table.c[c].type)) for c in columns]
     source = func.unnest(*arrays).table_valued(*columns).render_derived()
     return pg_dialect.insert(table).from_select(list(columns), select(*source.c))
 
@@ -59,5 +59,11 @@ def rows_params(
     """The parameters of an :func:`insert_rows` statement: one list per column on
     PostgreSQL, one dict per row on SQLite; ``shared`` are its other parameters."""
     if postgresql:
-        return {**{c: [r[c] for r in rows] for c in columns}, **shared}
+        return {**{_array(c): [r[c] for r in rows] for c in columns}, **shared}
     return [{**r, **shared} for r in rows]
+
+
+def _array(column: str) -> str:
+    """The parameter name of a column's array: not the column's own name, which an
+    ``UPDATE`` in the same statement would take as a value to set."""
+    return f"{column}_array"
