@@ -34,9 +34,9 @@ from synset_builder.consensus.dynamic import DynamicConfig, binary_posterior, de
 from synset_builder.consensus.quality import (
     COUNT_KEYS,
     Skill,
-    annotator_skills,
     exclusion_reason,
     may_vote,
+    skill_of,
 )
 from synset_builder.db.bulk import rows_params
 from synset_builder.db.models import (
@@ -196,37 +196,45 @@ class _Item:
 
 def _read_items(
     session: Session, ids: list[int], config: DynamicConfig
-) -> tuple[dict[int, _Item], dict[int, float]]:
-    """The items with their votes and requeues, and the prior of each of their synsets.
+) -> tuple[dict[int, _Item], dict[int, float], dict[int, Skill]]:
+    """The items with their votes and requeues, the prior of each of their synsets,
+    and the skill of each of their voters.
 
     Fixes initial subsets first where a synset has none yet: only a synset's very
     first submit (which fixes the subset) reads the items twice.
     """
     conn = session.connection()
     postgresql = on_postgresql(session)
+    Read = tuple[dict[int, _Item], dict[int, list[int] | None], dict[int, Skill], bool]
 
-    def read() -> tuple[dict[int, _Item], dict[int, list[int] | None], bool]:
+    def read() -> Read:
         items: dict[int, _Item] = {}
         subsets: dict[int, list[int] | None] = {}
+        skills: dict[int, Skill] = {}
         requeued = False
-        rows = conn.execute(sql.items_votes(postgresql), {"ids": ids})
-        for cid, sid, initial_ids, gold, initial, decision, req, voter, answer, at in rows:
+        for row in conn.execute(sql.items_votes(postgresql), {"ids": ids}):
+            cid, sid, initial_ids, gold, initial, decision, req, voter, answer, at = row[:10]
             item = items.get(cid)
             if item is None:
                 item = items[cid] = _Item(sid, gold, bool(initial), decision in DECIDED)
                 subsets[sid] = initial_ids
                 requeued = requeued or bool(req)
-            if voter is not None:
-                item.votes.append((voter, answer, _utc(at)))
-        return items, subsets, requeued
+            if voter is None:
+                continue
+            item.votes.append((voter, answer, _utc(at)))
+            if voter not in skills:
+                stored, excluded, *tally = row[10:]
+                gold_counts = dict(zip(COUNT_KEYS, (t or 0 for t in tally), strict=True))
+                skills[voter] = skill_of(stored, excluded, gold_counts, shrink=config.shrink)
+        return items, subsets, skills, requeued
 
-    items, subsets, requeued = read()
+    items, subsets, skills, requeued = read()
     if any(
         ensure_initial_subset(session, sid, config)
         for sid, subset in sorted(subsets.items())
         if subset is None
     ):
-        items, subsets, requeued = read()
+        items, subsets, skills, requeued = read()
     if requeued:
         for rid, cid, created in conn.execute(sql.open_requeues(postgresql), {"ids": ids}):
             items[cid].requeues.append((rid, _utc(created)))
@@ -237,7 +245,7 @@ def _read_items(
             params = {"initial_ids": subset, "initial_votes": config.initial_votes}
             total, n = conn.execute(sql.prior(postgresql), params).one()
         priors[sid] = _smoothed(total, n)
-    return items, priors
+    return items, priors, skills
 
 
 def after_votes(
@@ -248,10 +256,7 @@ def after_votes(
     if not ids:
         return
     session.flush()
-    items, priors = _read_items(session, ids, config)
-    skills = annotator_skills(
-        session, {a for i in items.values() for a, _, _ in i.votes}, shrink=config.shrink
-    )
+    items, priors, skills = _read_items(session, ids, config)
     now = datetime.now(UTC)
     rows: list[dict[str, object]] = []
     resolved: list[int] = []

@@ -14,8 +14,17 @@ from functools import cache
 
 from sqlalchemy import Insert, Select, Update, and_, bindparam, exists, func, select
 
+from synset_builder.consensus.quality import COUNT_KEYS, gold_tally
 from synset_builder.db.bulk import in_list, insert_rows
-from synset_builder.db.models import Candidate, Consensus, Gold, Requeue, Synset, Vote
+from synset_builder.db.models import (
+    AnnotatorQuality,
+    Candidate,
+    Consensus,
+    Gold,
+    Requeue,
+    Synset,
+    Vote,
+)
 
 SYNSET = bindparam("synset_id")
 CONSENSUS_COLUMNS = ("candidate_id", "p_yes", "decision", "method", "n_votes", "initial",
@@ -23,14 +32,14 @@ CONSENSUS_COLUMNS = ("candidate_id", "p_yes", "decision", "method", "n_votes", "
 
 
 @cache
-def items_votes(
-    postgresql: bool,
-) -> Select[tuple[int, int, list[int] | None, bool | None, bool | None, str | None, bool,
-                  int | None, bool | None, object]]:  # fmt: skip
+def items_votes(postgresql: bool) -> Select:
     """Per candidate and vote: synset, the synset's initial ids, gold answer (or None),
-    initial flag and decision (or None), whether it has an open requeue, and the vote
-    (voter, answer, time). One round trip for everything an update reads per item."""
+    initial flag and decision (or None), whether it has an open requeue, the vote
+    (voter, answer, time), and the voter's stored counts, exclusion and gold counts
+    (or None). One round trip for everything an update reads."""
     requeued = exists().where(Requeue.candidate_id == Candidate.id, Requeue.resolved_at.is_(None))
+    voters = select(Vote.annotator_id).where(in_list(Vote.candidate_id, "ids", postgresql))
+    tally = gold_tally(voters)
     return (
         select(
             Candidate.id,
@@ -43,11 +52,16 @@ def items_votes(
             Vote.annotator_id,
             Vote.answer,
             Vote.created_at,
-        )  # fmt: skip
+            AnnotatorQuality.counts,
+            AnnotatorQuality.excluded,
+            *(tally.c[key] for key in COUNT_KEYS),
+        )
         .join(Synset, Synset.id == Candidate.synset_id)
         .outerjoin(Gold, Gold.candidate_id == Candidate.id)
         .outerjoin(Consensus, Consensus.candidate_id == Candidate.id)
         .outerjoin(Vote, Vote.candidate_id == Candidate.id)
+        .outerjoin(AnnotatorQuality, AnnotatorQuality.annotator_id == Vote.annotator_id)
+        .outerjoin(tally, tally.c.voter == Vote.annotator_id)
         .where(in_list(Candidate.id, "ids", postgresql))
         .order_by(Candidate.id, Vote.id)
     )

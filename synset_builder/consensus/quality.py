@@ -16,23 +16,19 @@ from dataclasses import dataclass
 from functools import cache
 
 from sqlalchemy import (
-    JSON,
-    Boolean,
-    CompoundSelect,
     Select,
+    Subquery,
+    and_,
     bindparam,
-    cast,
+    case,
+    false,
     func,
-    literal,
-    null,
     select,
-    union_all,
+    true,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from synset_builder.db.bulk import in_list
 from synset_builder.db.models import AnnotatorQuality, Gold, Vote
-from synset_builder.db.session import on_postgresql
 
 POOL_SKILL = 0.8
 COUNT_KEYS = ("yy", "yn", "ny", "nn")  # (truth, vote): yes-yes, yes-no, no-yes, no-no
@@ -92,33 +88,23 @@ def _gold_counts_stmt() -> Select[tuple[int, bool, bool, int]]:
     )
 
 
-@cache
-def _skills_stmt(postgresql: bool) -> CompoundSelect:
-    """Stored counts (kind "s") and gold counts (kind "g") of ``ids`` in one round trip."""
-    stored = select(
-        literal("s").label("kind"),
-        AnnotatorQuality.annotator_id,
-        AnnotatorQuality.counts,
-        AnnotatorQuality.excluded,
-        cast(null(), Boolean).label("truth"),
-        cast(null(), Boolean).label("answer"),
-        literal(0).label("n"),
-    ).where(in_list(AnnotatorQuality.annotator_id, "ids", postgresql))
-    gold = (
-        select(
-            literal("g"),
-            Vote.annotator_id,
-            cast(null(), JSON),
-            cast(null(), Boolean),
-            Gold.answer,
-            Vote.answer,
-            func.count(),
-        )
-        .join(Gold, Gold.candidate_id == Vote.candidate_id)
-        .where(in_list(Vote.annotator_id, "ids", postgresql))
-        .group_by(Vote.annotator_id, Gold.answer, Vote.answer)
+def gold_tally(voters: Select[tuple[int]]) -> Subquery:
+    """Per annotator among ``voters``: their (truth, vote) counts on gold items, one row
+    each (columns ``voter`` and :data:`COUNT_KEYS`), to join to their votes."""
+    vote = aliased(Vote)
+    said = {"y": vote.answer.is_(true()), "n": vote.answer.is_(false())}
+    truth = {"y": Gold.answer.is_(true()), "n": Gold.answer.is_(false())}
+    counts = [
+        func.sum(case((and_(truth[key[0]], said[key[1]]), 1), else_=0)).label(key)
+        for key in COUNT_KEYS
+    ]
+    return (
+        select(vote.annotator_id.label("voter"), *counts)
+        .join(Gold, Gold.candidate_id == vote.candidate_id)
+        .where(vote.annotator_id.in_(voters))
+        .group_by(vote.annotator_id)
+        .subquery("gold_tally")
     )
-    return union_all(stored, gold)
 
 
 def gold_counts(session: Session, annotator_ids: Iterable[int]) -> dict[int, dict[str, int]]:
@@ -136,32 +122,17 @@ def merge_counts(*parts: Mapping[str, float]) -> dict[str, float]:
     return {key: float(sum(p.get(key, 0.0) for p in parts)) for key in COUNT_KEYS}
 
 
-def annotator_skills(
-    session: Session, annotator_ids: Iterable[int], *, shrink: float = 10.0
-) -> dict[int, Skill]:
-    """Current skill of each annotator: stored model counts plus live gold counts.
-
-    Runs in every web submit, hence the prebuilt statements (see ``consensus.live_sql``).
-    """
-    ids = sorted(set(annotator_ids))
-    if not ids:
-        return {}
-    stored: dict[int, tuple[Mapping[str, float], bool]] = {}
-    gold: dict[int, dict[str, float]] = {a: dict.fromkeys(COUNT_KEYS, 0.0) for a in ids}
-    postgresql = on_postgresql(session)
-    for kind, a, counts, excluded, truth, answer, n in session.connection().execute(
-        _skills_stmt(postgresql), {"ids": ids}
-    ):
-        if kind == "s":
-            stored[a] = (counts or {}, bool(excluded))
-        else:
-            gold[a][("y" if truth else "n") + ("y" if answer else "n")] += n
-    skills: dict[int, Skill] = {}
-    for a in ids:
-        counts, excluded = stored.get(a, ({}, False))
-        sens, spec = skill_from_counts(merge_counts(counts, gold[a]), shrink=shrink)
-        skills[a] = Skill(sens, spec, excluded=excluded)
-    return skills
+def skill_of(
+    stored: Mapping[str, float] | None,
+    excluded: bool | None,
+    gold: Mapping[str, float],
+    *,
+    shrink: float = 10.0,
+) -> Skill:
+    """An annotator's current skill: stored model counts plus live gold counts
+    (:func:`gold_tally`); consensus reads it for every voter of a submitted page."""
+    sens, spec = skill_from_counts(merge_counts(stored or {}, gold), shrink=shrink)
+    return Skill(sens, spec, excluded=bool(excluded))
 
 
 def may_vote(session: Session, annotator_id: int) -> bool:

@@ -7,9 +7,10 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from synset_builder.consensus.dynamic import DynamicConfig
+from synset_builder.consensus.dynamic import DynamicConfig, binary_posterior
 from synset_builder.consensus.live import after_votes, open_clause, priority_order
-from synset_builder.db.models import Candidate, Consensus, Gold, Image, Requeue
+from synset_builder.consensus.quality import skill_from_counts
+from synset_builder.db.models import AnnotatorQuality, Candidate, Consensus, Gold, Image, Requeue
 from synset_builder.pool import clean_clause
 from tests.consensus_data import cast, make_annotators, make_synset
 
@@ -134,3 +135,41 @@ def test_gold_items_are_decided_by_their_answer(
     after_votes(session, [cands[1].id], config=SMALL)
     row = state(session, cands[1].id)
     assert (row.decision, row.p_yes) == ("rejected", 0.0)
+
+
+def test_each_vote_is_weighed_by_its_voters_gold_record_stored_counts_and_exclusion(
+    session: Session, photos: list[Path], tmp_path: Path
+) -> None:
+    """A submit reads every voter's skill with the items (one query): check it is theirs."""
+    cands = make_synset(session, "n06", photos, tmp_path, 6)
+    gold_items = cands[4:]
+    session.add_all([Gold(candidate_id=c.id, answer=True) for c in gold_items])
+    liar, honest, seasoned, out = make_annotators(session, ["liar", "honest", "seasoned", "out"])
+    session.add_all(
+        [
+            AnnotatorQuality(annotator_id=seasoned.id, counts={"yy": 30, "nn": 30}),
+            AnnotatorQuality(annotator_id=out.id, counts={"yy": 30}, excluded=True),
+        ]
+    )
+    for item in gold_items:
+        cast(session, item, liar, False)
+        cast(session, item, honest, True)
+    after_votes(session, [c.id for c in gold_items], config=SMALL)  # fixes the initial subset
+    initial = set(session.scalars(select(Consensus.candidate_id).where(Consensus.initial)))
+    (item,) = [c for c in cands[:4] if c.id not in initial]
+    for who in (liar, honest, seasoned, out):
+        cast(session, item, who, True)
+    after_votes(session, [item.id], config=SMALL)
+    row = state(session, item.id)
+    assert row.n_votes == 3  # the excluded annotator's vote is not counted
+    expected = binary_posterior(
+        0.5,  # no initial item is fully voted yet: the prior is (0 + 1) / (0 + 2)
+        [
+            (True, *skill_from_counts({"yn": 2})),
+            (True, *skill_from_counts({"yy": 2})),
+            (True, *skill_from_counts({"yy": 30, "nn": 30})),
+        ],
+    )
+    assert abs(row.p_yes - expected) < 1e-9
+    liar_alone = binary_posterior(0.5, [(True, *skill_from_counts({"yn": 2}))])
+    assert abs(row.p_yes - liar_alone) > 1e-3  # the others' records moved it
