@@ -253,10 +253,11 @@ class Vote(Base):
     """One answer of one annotator on one candidate; never two per pair."""
 
     __tablename__ = "vote"
+    # Its index also serves every lookup by candidate (the first column).
     __table_args__ = (UniqueConstraint("candidate_id", "annotator_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidate.id"), index=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidate.id"))
     annotator_id: Mapped[int] = mapped_column(ForeignKey("annotator.id"), index=True)
     answer: Mapped[bool] = mapped_column(Boolean)
     time_ms: Mapped[int | None] = mapped_column(Integer, default=None)
