@@ -164,7 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     async def _database_down(request: Request, exc: Exception) -> Response:
-        # A lost or refused connection: answer at once; pool_pre_ping reconnects later.
+        # A lost or refused connection: answer at once; the pool reconnects later.
         message = "The database is unavailable; try again shortly."
         headers = {"Retry-After": "5"}
         if _wants_html(request):

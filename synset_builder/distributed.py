@@ -118,7 +118,7 @@ def worker_engine(database_url: str) -> Engine:
 
     A worker runs thousands of small tasks; a pool per task would pay a connection
     handshake each time. Cached for the life of the process, which is the life of
-    the Dask worker; ``pool_pre_ping`` replaces connections the server dropped.
+    the Dask worker; the engine replaces connections the server dropped (``db.session``).
     """
     return make_engine(database_url, pool_size=2, max_overflow=8)
 

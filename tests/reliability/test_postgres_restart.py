@@ -3,7 +3,7 @@
 The app runs under real uvicorn against a throw-away cluster this test owns. During
 the outage every request must fail cleanly and quickly: 503 with a message, never a
 500 or a hang. Once the database is back, the same server process answers 200
-again (pool_pre_ping replaces the dead connections): no restart of the app.
+again (idle pooled connections are pinged and replaced, see db.session): no restart of the app.
 """
 
 from __future__ import annotations

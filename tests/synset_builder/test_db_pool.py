@@ -1,0 +1,46 @@
+"""The connection pool replaces connections the server dropped while they sat idle."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import text
+
+from synset_builder.db import session as db_session
+from synset_builder.db.session import make_engine
+from tests.conftest import DatabaseFactory
+
+
+def test_an_idle_connection_killed_by_the_server_is_replaced(db_factory: DatabaseFactory) -> None:
+    """What a PostgreSQL restart or an idle timeout does to a pooled connection."""
+    engine = make_engine(db_factory.migrated("postgresql"), pool_size=1, max_overflow=0)
+    try:
+        with engine.connect() as conn:
+            first = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with make_engine(db_factory.migrated("postgresql")).connect() as killer:
+            killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        time.sleep(db_session.IDLE_PING_SECONDS + 0.2)
+        with engine.connect() as conn:  # no error: the dead connection was swapped
+            second = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        assert second != first
+    finally:
+        engine.dispose()
+
+
+def test_a_busy_pool_does_not_ping(db_factory: DatabaseFactory) -> None:
+    """Connections back in use within IDLE_PING_SECONDS cost no extra round trip."""
+    engine = make_engine(db_factory.migrated("postgresql"), pool_size=1, max_overflow=0)
+    pings: list[object] = []
+    original = engine.dialect.do_ping
+    engine.dialect.do_ping = lambda conn: pings.append(conn) or original(conn)  # type: ignore[method-assign]
+    try:
+        for _ in range(5):
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        assert pings == []
+        time.sleep(db_session.IDLE_PING_SECONDS + 0.2)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        assert len(pings) == 1
+    finally:
+        engine.dispose()
