@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -91,17 +92,41 @@ def _wants_html(request: Request) -> bool:
     )
 
 
+def _planned_once(database_url: str) -> dict[str, object]:
+    """PostgreSQL: prepare each statement at once and keep one generic plan for it.
+
+    Planning the lease query (a dozen anti-joins: the pool, the annotator's own
+    answers, other people's leases) takes 10-30 ms, more than running it, and so
+    does the probe of a synset. By default each connection planned each statement at
+    least ten times (five runs before psycopg prepares it, five custom plans before
+    the server considers a generic one) and kept planning those two on every call,
+    which under bench/web_load.py was about one core of planning (pg_stat_statements).
+    The hot statements are written for generic plans (annotator_web/serving_sql.py):
+    the lease query walks the serve-key index from a parameter, lists are arrays,
+    limits are parameters. An ANALYZE (autovacuum's, after a table filled) makes
+    every connection plan again with the new statistics.
+    """
+    if make_url(database_url).get_backend_name() != "postgresql":
+        return {}
+    return {
+        "connect_args": {
+            "connect_timeout": 5,
+            "prepare_threshold": 0,
+            "options": "-c plan_cache_mode=force_generic_plan",
+        }
+    }
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     cfg = settings or load_settings()
     # Sync routes run in a bounded thread pool with one connection per thread (plus a few
     # for streamed downloads): requests queue for a thread, never time out on the pool.
-    # On PostgreSQL psycopg prepares a statement after its 5th run and the server then
-    # keeps a generic plan where it is no worse than the custom ones. The hot-path
-    # statements are built for that (annotator_web/serving_sql.py): the lease query's
-    # generic plan walks the serve-key index like its custom plans (~1 ms), and not
-    # planning a 12-table query on every call saves 4-5 ms of PostgreSQL per fetch.
     engine = make_engine(
-        cfg.database_url, pool_size=WORKER_THREADS, max_overflow=4, pool_timeout=120
+        cfg.database_url,
+        pool_size=WORKER_THREADS,
+        max_overflow=4,
+        pool_timeout=120,
+        **_planned_once(cfg.database_url),
     )
 
     @asynccontextmanager

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import aiohttp
 import httpx
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import Engine, create_engine, func, insert, select, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -216,9 +216,18 @@ def _client(
 
 
 async def run_load(
-    base: str, n: int, seconds: float, period: float | None, snap: Callable[[], dict[str, float]]
+    base: str,
+    n: int,
+    seconds: float,
+    period: float | None,
+    snap: Callable[[], dict[str, float]],
+    warmup: tuple[float, Callable[[], None]] = (0.0, lambda: None),
 ) -> tuple[Stats, float, dict[str, float]]:
-    """Log everyone in first (argon2 is slow on purpose), then start the clock."""
+    """Log everyone in first (argon2 is slow on purpose), warm up, then start the clock.
+
+    ``warmup``: seconds of the same load, not measured, then a callable run before the
+    clock starts (the database's ANALYZE).
+    """
     stats = Stats()
     clients = [_client(base) for _ in range(n)]
     try:
@@ -234,19 +243,25 @@ async def run_load(
         for k, old in enumerate(clients):
             clients[k] = _client(base, old.cookie_jar)
             await old.close()
+        active = [c for c, good in zip(clients, ok, strict=True) if good]
+        if warmup[0] > 0:
+            t0 = time.monotonic()
+            await asyncio.gather(*(annotate(c, t0 + warmup[0], Stats(), period) for c in active))
+            await asyncio.to_thread(warmup[1])
         cpu0, t0 = snap(), time.monotonic()
-        await asyncio.gather(
-            *(
-                annotate(c, t0 + seconds, stats, period)
-                for c, good in zip(clients, ok, strict=True)
-                if good
-            )
-        )
+        await asyncio.gather(*(annotate(c, t0 + seconds, stats, period) for c in active))
         end, cpu1 = time.monotonic(), snap()
         stats.window = (t0 + (period or 0.0), end)
         return stats, end - t0, {key: cpu1[key] - cpu0[key] for key in cpu0}
     finally:
         await asyncio.gather(*(c.close() for c in clients))
+
+
+def analyze(engine: Engine) -> None:
+    """What autovacuum does once the warm-up has filled the vote, lease and consensus
+    tables: without it the planner still sees them as empty, as at seeding time."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE"))
 
 
 def cpu_seconds(server_pid: int, database: str) -> dict[str, float]:
@@ -292,6 +307,12 @@ def main() -> None:
         help="also run N=200 annotators offering this many votes/s in all (repeatable)",
     )
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=15.0,
+        help="seconds of unmeasured load before each level, then ANALYZE (default 15)",
+    )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     # (annotators, offered votes/s or None for as fast as the server answers)
@@ -350,7 +371,8 @@ def main() -> None:
             period = n * 24 / offered if offered else None
             before = engine.connect().execute(select(func.count()).select_from(Vote)).scalar()
             snap = partial(cpu_seconds, server.pid, name)
-            stats, elapsed, cpu = asyncio.run(run_load(base, n, seconds, period, snap))
+            warm = (2.0 if args.quick else args.warmup, partial(analyze, engine))
+            stats, elapsed, cpu = asyncio.run(run_load(base, n, seconds, period, snap, warm))
             after = engine.connect().execute(select(func.count()).select_from(Vote)).scalar()
             if after - before != stats.accepted:
                 print(f"      the database holds {after - before} new votes, the answers said "

@@ -44,3 +44,20 @@ def test_a_busy_pool_does_not_ping(db_factory: DatabaseFactory) -> None:
         assert len(pings) == 1
     finally:
         engine.dispose()
+
+
+def test_web_app_plans_each_statement_once_on_postgresql(
+    db_factory: DatabaseFactory, tmp_path
+) -> None:
+    """The web app's connections prepare at once and keep generic plans (app._planned_once)."""
+    from annotator_web.app import create_app
+    from synset_builder.config import Settings
+
+    app = create_app(Settings(database_url=db_factory.migrated("postgresql"), data_dir=tmp_path))
+    try:
+        with app.state.engine.connect() as conn:
+            mode = conn.execute(text("SHOW plan_cache_mode")).scalar_one()
+            assert conn.connection.driver_connection.prepare_threshold == 0
+        assert mode == "force_generic_plan"
+    finally:
+        app.state.engine.dispose()
