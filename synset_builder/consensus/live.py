@@ -21,6 +21,7 @@ Decision words: ``accepted``, ``rejected``, ``undecided`` (cap hit), and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -217,13 +218,15 @@ def _read_items(
             item = items.get(cid)
             if item is None:
                 item = items[cid] = _Item(sid, gold, bool(initial), decision in DECIDED)
-                subsets[sid] = initial_ids
+                if sid not in subsets:
+                    subsets[sid] = json.loads(initial_ids) if initial_ids else None
                 requeued = requeued or bool(req)
             if voter is None:
                 continue
             item.votes.append((voter, answer, _utc(at)))
             if voter not in skills:
-                stored, excluded, *tally = row[10:]
+                counts, excluded, *tally = row[10:]
+                stored = json.loads(counts) if counts else None
                 gold_counts = dict(zip(COUNT_KEYS, (t or 0 for t in tally), strict=True))
                 skills[voter] = skill_of(stored, excluded, gold_counts, shrink=config.shrink)
         return items, subsets, skills, requeued

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from sqlalchemy import Insert, Select, Update, and_, bindparam, exists, func, select
+from sqlalchemy import Insert, Select, Text, Update, and_, bindparam, cast, exists, func, select
 
 from synset_builder.consensus.quality import COUNT_KEYS, gold_tally
 from synset_builder.db.bulk import in_list, insert_rows
@@ -44,7 +44,8 @@ def items_votes(postgresql: bool) -> Select:
         select(
             Candidate.id,
             Candidate.synset_id,
-            Synset.initial_ids,
+            # As text: decoded once per synset and voter, not once per row (live._read_items).
+            cast(Synset.initial_ids, Text),
             Gold.answer,
             Consensus.initial,
             Consensus.decision,
@@ -52,7 +53,7 @@ def items_votes(postgresql: bool) -> Select:
             Vote.annotator_id,
             Vote.answer,
             Vote.created_at,
-            AnnotatorQuality.counts,
+            cast(AnnotatorQuality.counts, Text),
             AnnotatorQuality.excluded,
             *(tally.c[key] for key in COUNT_KEYS),
         )

@@ -68,7 +68,7 @@ class Synset(Base):
     # The candidates of the consensus initial subset, set once by its first submit
     # (live.ensure_initial_subset) and never changed; None until then. The same rows
     # carry consensus.initial; this copy lets the web app find them per synset.
-    initial_ids: Mapped[list[int] | None] = mapped_column(JSON, default=None)
+    initial_ids: Mapped[list[int] | None] = mapped_column(JSON(none_as_null=True), default=None)
 
 
 class SynsetEdge(Base):
