@@ -247,7 +247,7 @@ async def run_load(
         if warmup[0] > 0:
             t0 = time.monotonic()
             await asyncio.gather(*(annotate(c, t0 + warmup[0], Stats(), period) for c in active))
-            await asyncio.to_thread(warmup[1])
+        await asyncio.to_thread(warmup[1])
         cpu0, t0 = snap(), time.monotonic()
         await asyncio.gather(*(annotate(c, t0 + seconds, stats, period) for c in active))
         end, cpu1 = time.monotonic(), snap()
@@ -262,6 +262,11 @@ def analyze(engine: Engine) -> None:
     tables: without it the planner still sees them as empty, as at seeding time."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("ANALYZE"))
+
+
+def vote_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(Vote)).scalar_one()
 
 
 def cpu_seconds(server_pid: int, database: str) -> dict[str, float]:
@@ -369,11 +374,16 @@ def main() -> None:
         for n, offered in levels:
             # A page of 24 votes from each of n annotators every `period` seconds.
             period = n * 24 / offered if offered else None
-            before = engine.connect().execute(select(func.count()).select_from(Vote)).scalar()
+            votes_before: list[int] = []
+
+            def warmed_up(engine: Engine = engine, into: list[int] = votes_before) -> None:
+                analyze(engine)
+                into.append(vote_count(engine))
+
             snap = partial(cpu_seconds, server.pid, name)
-            warm = (2.0 if args.quick else args.warmup, partial(analyze, engine))
+            warm = (2.0 if args.quick else args.warmup, warmed_up)
             stats, elapsed, cpu = asyncio.run(run_load(base, n, seconds, period, snap, warm))
-            after = engine.connect().execute(select(func.count()).select_from(Vote)).scalar()
+            before, after = votes_before[0], vote_count(engine)
             if after - before != stats.accepted:
                 print(f"      the database holds {after - before} new votes, the answers said "
                       f"{stats.accepted}")  # fmt: skip
