@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from annotator_web import queue
-from synset_builder.db.bulk import in_list, insert_rows, not_in_list
+from synset_builder.db.bulk import DialectInsert, in_list, insert_rows, not_in_list
 from synset_builder.db.models import (
     Annotator,
     AnnotatorQuality,
@@ -225,12 +225,7 @@ def leased(pick: Select[tuple[int, int]]) -> Select[tuple[int, int, bool]]:
     take = pg_insert(table).from_select(
         list(LEASE_COLUMNS), select(picked.c.id, cast(ME, Integer), expires)
     )
-    take = take.on_conflict_do_update(
-        index_elements=[table.c.candidate_id],
-        set_={"annotator_id": take.excluded.annotator_id, "expires_at": take.excluded.expires_at},
-        where=(table.c.expires_at <= NOW) | (table.c.annotator_id == ME),
-    ).returning(table.c.candidate_id)
-    taken = take.cte("taken")
+    taken = _lease_if_free(take).cte("taken")
     return select(
         picked.c.id, picked.c.image_id, taken.c.candidate_id.is_not(None).label("obtained")
     ).outerjoin(taken, taken.c.candidate_id == picked.c.id)
@@ -248,8 +243,13 @@ def target_synsets() -> Select[tuple[int]]:
 @cache
 def upsert_lease(postgresql: bool) -> Insert:
     """Take a lease that is new, expired or already ours; returns the ids obtained."""
+    return _lease_if_free(insert_rows(Lease.__table__, LEASE_COLUMNS, postgresql))
+
+
+def _lease_if_free(stmt: DialectInsert) -> Insert:
+    """A lease insert that takes over only a row that is expired or already ours;
+    returns the candidate ids obtained."""
     table = Lease.__table__
-    stmt = insert_rows(table, LEASE_COLUMNS, postgresql)
     return stmt.on_conflict_do_update(
         index_elements=[table.c.candidate_id],
         set_={"annotator_id": stmt.excluded.annotator_id, "expires_at": stmt.excluded.expires_at},

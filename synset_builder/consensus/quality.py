@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from sqlalchemy import (
+    BindParameter,
     Select,
     Subquery,
     and_,
@@ -78,19 +79,9 @@ def skill_from_counts(
     return sens, spec
 
 
-@cache
-def _gold_counts_stmt() -> Select[tuple[int, bool, bool, int]]:
-    return (
-        select(Vote.annotator_id, Gold.answer, Vote.answer, func.count())
-        .join(Gold, Gold.candidate_id == Vote.candidate_id)
-        .where(Vote.annotator_id.in_(bindparam("ids", expanding=True)))
-        .group_by(Vote.annotator_id, Gold.answer, Vote.answer)
-    )
-
-
-def gold_tally(voters: Select[tuple[int]]) -> Subquery:
-    """Per annotator among ``voters``: their (truth, vote) counts on gold items, one row
-    each (columns ``voter`` and :data:`COUNT_KEYS`), to join to their votes."""
+def gold_tally(voters: Select[tuple[int]] | BindParameter) -> Subquery:
+    """Per annotator among ``voters`` (a query, or a list parameter): their (truth, vote)
+    counts on gold items, one row each (columns ``voter`` and :data:`COUNT_KEYS`)."""
     vote = aliased(Vote)
     said = {"y": vote.answer.is_(true()), "n": vote.answer.is_(false())}
     truth = {"y": Gold.answer.is_(true()), "n": Gold.answer.is_(false())}
@@ -108,14 +99,19 @@ def gold_tally(voters: Select[tuple[int]]) -> Subquery:
 
 
 def gold_counts(session: Session, annotator_ids: Iterable[int]) -> dict[int, dict[str, int]]:
-    """Per annotator, their (truth, vote) counts on gold items: one GROUP BY."""
+    """Per annotator, their (truth, vote) counts on gold items (:func:`gold_tally`)."""
     ids = list(annotator_ids)
     out: dict[int, dict[str, int]] = {a: dict.fromkeys(COUNT_KEYS, 0) for a in ids}
     if not ids:
         return out
-    for annotator, truth, answer, n in session.execute(_gold_counts_stmt(), {"ids": ids}):
-        out[annotator][("y" if truth else "n") + ("y" if answer else "n")] += n
+    for voter, *counts in session.execute(_gold_counts_stmt(), {"ids": ids}):
+        out[voter] = {key: int(n) for key, n in zip(COUNT_KEYS, counts, strict=True)}
     return out
+
+
+@cache
+def _gold_counts_stmt() -> Select:
+    return select(gold_tally(bindparam("ids", expanding=True)))
 
 
 def merge_counts(*parts: Mapping[str, float]) -> dict[str, float]:

@@ -33,7 +33,7 @@ def in_list(column: ColumnElement, name: str, postgresql: bool) -> ColumnElement
 def not_in_list(column: ColumnElement, name: str, postgresql: bool) -> ColumnElement[bool]:
     """``column NOT IN (:name...)``; true for every row when the list is empty."""
     if postgresql:
-        return ~(column == any_(bindparam(name, type_=ARRAY(column.type))))
+        return ~in_list(column, name, postgresql)
     return column.not_in(bindparam(name, expanding=True))
 
 
