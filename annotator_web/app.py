@@ -33,7 +33,6 @@ from synset_builder.db.session import make_engine, session_factory
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "synset_session"
 SESSION_DAYS = 14
-WORKER_THREADS = 16
 
 
 class BodyTooLarge(Exception):
@@ -123,7 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # for streamed downloads): requests queue for a thread, never time out on the pool.
     engine = make_engine(
         cfg.database_url,
-        pool_size=WORKER_THREADS,
+        pool_size=cfg.web_threads,
         max_overflow=4,
         pool_timeout=120,
         **_planned_once(cfg.database_url),
@@ -131,7 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+        anyio.to_thread.current_default_thread_limiter().total_tokens = cfg.web_threads
         yield
         engine.dispose()
 
@@ -159,7 +158,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(BodyLimit, limit=cfg.web_max_body_bytes)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for module in (auth_pages, task_pages, dashboard, images, api):
+    # The JSON API first: its two hot routes are matched before every page route.
+    for module in (api, auth_pages, task_pages, dashboard, images):
         app.include_router(module.router)
 
     @app.exception_handler(LoginRequired)

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     web_login_attempts: int = Field(default=5, ge=1)
     web_login_window_seconds: int = Field(default=900, ge=1)
     web_workers: int = Field(default=1, ge=1)
+    # Threads per worker, each with one database connection: requests beyond wait
+    # for a thread (queued, costing nothing) rather than for the CPU.
+    web_threads: int = Field(default=16, ge=1, le=256)
     # Consensus stopping rule, shared by `synset consensus` and the web app's live
     # updates so both decide by the same rule (see consensus/dynamic.py).
     consensus_threshold: float = Field(default=0.95, gt=0.5, lt=1.0)

@@ -61,3 +61,40 @@ def test_web_app_plans_each_statement_once_on_postgresql(
         assert mode == "force_generic_plan"
     finally:
         app.state.engine.dispose()
+
+
+def test_web_app_pool_and_thread_limit_follow_web_threads(tmp_path) -> None:
+    """SYNSET_WEB_THREADS sizes both: one connection per thread, no thread without one."""
+    import anyio
+
+    from annotator_web.app import create_app
+    from synset_builder.config import Settings
+
+    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    app = create_app(Settings(database_url=db, data_dir=tmp_path, web_threads=3))
+    try:
+        assert app.state.engine.pool.size() == 3
+
+        async def tokens_while_serving() -> float:
+            async with app.router.lifespan_context(app):
+                return anyio.to_thread.current_default_thread_limiter().total_tokens
+
+        assert anyio.run(tokens_while_serving) == 3
+    finally:
+        app.state.engine.dispose()
+
+
+def test_api_routes_are_matched_before_the_pages(tmp_path) -> None:
+    """The two hot API routes come first in the route table (no page route tried first)."""
+    from annotator_web.app import create_app
+    from synset_builder.config import Settings
+
+    app = create_app(
+        Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", data_dir=tmp_path)
+    )
+    try:
+        included = [r for r in app.router.routes if hasattr(r, "original_router")]
+        paths = {getattr(r, "path", None) for r in included[0].original_router.routes}
+        assert "/api/tasks/next" in paths and "/api/votes" in paths
+    finally:
+        app.state.engine.dispose()
