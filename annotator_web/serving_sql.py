@@ -211,13 +211,19 @@ def caller_place() -> Select[tuple[Annotator, bool | None, Synset | None]]:
 
 
 @cache
-def leased(pick: Select[tuple[int, int]]) -> Select[tuple[int, int, bool]]:
+def leased(pick: Select[tuple[int, int]]) -> Select[tuple[int, int, bool, str]]:
     """PostgreSQL: run a pick query and lease what it picked, in one statement.
 
     The picks stay locked (``FOR NO KEY UPDATE SKIP LOCKED``) until the lease rows are
     written, so a fetch needs no transaction around the two; the conditional upsert
-    of :func:`upsert_lease` still decides. Rows: (candidate, image, obtained).
+    of :func:`upsert_lease` still decides. Rows: (candidate, image, obtained, the setting).
     Parameters: the pick's, plus ``expires``.
+
+    The statement's own transaction commits without waiting for the WAL flush
+    (``synchronous_commit`` off for it alone: a fetch runs in autocommit). Under load
+    the pick spent most of its time queued for WAL flushes; a lease lost in a
+    database crash only puts its item back, as an expiry does, and the synchronous
+    commit of any later vote flushes the lease with it.
     """
     picked = pick.cte("picked")
     table = Lease.__table__
@@ -227,7 +233,10 @@ def leased(pick: Select[tuple[int, int]]) -> Select[tuple[int, int, bool]]:
     )
     taken = _lease_if_free(take).cte("taken")
     return select(
-        picked.c.id, picked.c.image_id, taken.c.candidate_id.is_not(None).label("obtained")
+        picked.c.id,
+        picked.c.image_id,
+        taken.c.candidate_id.is_not(None).label("obtained"),
+        func.set_config("synchronous_commit", "off", true()).label("async_commit"),
     ).outerjoin(taken, taken.c.candidate_id == picked.c.id)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
 from annotator_web.tasks import next_task
 from synset_builder.db.models import Annotator
@@ -45,3 +46,18 @@ def test_concurrent_requests_get_disjoint_items(web: Web) -> None:
     leased = [c for items in got.values() for c in items]
     assert len(leased) == len(set(leased)) == 12  # 12 items, 6 x 3 asked: nobody shares
     assert set(leased) == set(web.seeded.candidate_ids)
+
+
+def test_lease_writes_alone_skip_the_wal_flush_on_postgresql(web: Web) -> None:
+    """A fetch's lease statement commits asynchronously; votes keep synchronous commits."""
+    if web.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no synchronous_commit")
+    with session_scope(web.engine) as s:
+        me = s.scalars(select(Annotator).where(Annotator.username == "ann")).one()
+        assert s.execute(text("SHOW synchronous_commit")).scalar_one() == "on"
+        task = next_task(s, annotator=me, n=3, wnid=None, cfg=web.cfg)
+        assert task.items
+        # set for the lease statement's transaction (here the test's), not the connection
+        assert s.execute(text("SHOW synchronous_commit")).scalar_one() == "off"
+    with session_scope(web.engine) as s:
+        assert s.execute(text("SHOW synchronous_commit")).scalar_one() == "on"
