@@ -211,12 +211,12 @@ def caller_place() -> Select[tuple[Annotator, bool | None, Synset | None]]:
 
 
 @cache
-def leased(pick: Select[tuple[int, int]]) -> Select[tuple[int, int, bool, str]]:
+def leased(pick: Select[tuple[int, int]]) -> Select[tuple[int, int, bool]]:
     """PostgreSQL: run a pick query and lease what it picked, in one statement.
 
     The picks stay locked (``FOR NO KEY UPDATE SKIP LOCKED``) until the lease rows are
     written, so a fetch needs no transaction around the two; the conditional upsert
-    of :func:`upsert_lease` still decides. Rows: (candidate, image, obtained, the setting).
+    of :func:`upsert_lease` still decides. Rows: (candidate, image, obtained).
     Parameters: the pick's, plus ``expires``.
 
     The statement's own transaction commits without waiting for the WAL flush
@@ -232,12 +232,13 @@ def leased(pick: Select[tuple[int, int]]) -> Select[tuple[int, int, bool, str]]:
         list(LEASE_COLUMNS), select(picked.c.id, cast(ME, Integer), expires)
     )
     taken = _lease_if_free(take).cte("taken")
-    return select(
-        picked.c.id,
-        picked.c.image_id,
-        taken.c.candidate_id.is_not(None).label("obtained"),
-        func.set_config("synchronous_commit", "off", true()).label("async_commit"),
-    ).outerjoin(taken, taken.c.candidate_id == picked.c.id)
+    # One row, set once; joined so that PostgreSQL evaluates it (a CTE nobody reads is not).
+    async_commit = select(func.set_config("synchronous_commit", "off", true())).cte("async_commit")
+    return (
+        select(picked.c.id, picked.c.image_id, taken.c.candidate_id.is_not(None).label("obtained"))
+        .outerjoin(taken, taken.c.candidate_id == picked.c.id)
+        .join(async_commit, true())
+    )
 
 
 @cache

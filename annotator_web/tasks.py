@@ -173,7 +173,7 @@ def _grab(
     expires = now_utc() + timedelta(seconds=cfg.web_lease_seconds)
     rows = session.connection().execute(sql.leased(stmt), {**params, "expires": expires})
     got = []
-    for cid, image_id, obtained, _async_commit in rows:
+    for cid, image_id, obtained in rows:
         (got if obtained else lost).append(Pick(cid, image_id))
     return got
 
