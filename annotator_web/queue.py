@@ -53,12 +53,12 @@ def serving_tiers(postgresql: bool) -> list[ColumnElement[bool]]:
         in_list(Candidate.id, "initial", postgresql),
         exists().where(
             Consensus.candidate_id == Candidate.id,
-            or_(Consensus.decision.not_in(live.DECIDED), requeued_clause()),
+            or_(~live.decided(), requeued_clause()),
         ),
     )
     settled = exists().where(
         Consensus.candidate_id == Candidate.id,
-        or_(Consensus.initial, Consensus.decision.in_(live.DECIDED)),
+        or_(Consensus.initial, live.decided()),
     )
     return [
         initial_open,

@@ -80,6 +80,15 @@ def config_from(settings: Settings) -> DynamicConfig:
 DECIDED = ("accepted", "rejected", "undecided")
 
 
+def decided() -> ColumnElement[bool]:
+    """Where-clause over ``Consensus``: the row holds a decision.
+
+    The words are written into the SQL, not bound: a bound ``IN`` list is rendered
+    into the text again on every execution, which the hot web statements pay for.
+    """
+    return Consensus.decision.in_([literal_column(f"'{word}'") for word in DECIDED])
+
+
 def serve_key() -> ColumnElement[int]:
     """A pseudo-random but stable key per candidate (Knuth's multiplicative hash).
 
@@ -95,10 +104,8 @@ def _requeued() -> ColumnElement[bool]:
 
 def open_clause() -> ColumnElement[bool]:
     """Where-clause over ``Candidate``: still needs votes (not decided, or requeued)."""
-    decided = exists().where(
-        Consensus.candidate_id == Candidate.id, Consensus.decision.in_(DECIDED)
-    )
-    return or_(~decided, _requeued())
+    has_decision = exists().where(Consensus.candidate_id == Candidate.id, decided())
+    return or_(~has_decision, _requeued())
 
 
 def priority_order() -> list[ColumnElement]:

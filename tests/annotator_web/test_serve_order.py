@@ -92,3 +92,22 @@ def test_closed_items_are_never_leased_and_expired_leases_come_back(web: Web) ->
         bob = s.scalar(select(Annotator).where(Annotator.username == "bob"))
         again = next_task(s, annotator=bob, n=50, wnid=None, cfg=web.cfg)
         assert {i.candidate_id for i in again.items} == first
+
+
+def test_hot_statements_need_no_rendering_per_execution() -> None:
+    """Every statement of a fetch and a submit is complete text once compiled: an
+    expanding ``IN`` list would be rendered into it again on every execution."""
+    from sqlalchemy.dialects import postgresql as pg_dialect
+
+    from annotator_web import serving_sql as sql
+    from synset_builder.consensus import live_sql
+
+    picks = [*sql.fresh_picks(True), sql.gold_picks(True)]
+    statements = [
+        sql.synset_probe(True), sql.caller_place(), sql.held_items(), sql.answer_state(True),
+        sql.write_answers(), live_sql.items_votes(True), live_sql.prior(True),
+        live_sql.upsert_consensus(True), *(sql.leased(p) for p in picks),
+    ]  # fmt: skip
+    dialect = pg_dialect.psycopg.dialect()
+    for stmt in statements:
+        assert "POSTCOMPILE" not in str(stmt.compile(dialect=dialect))
