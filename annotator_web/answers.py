@@ -16,6 +16,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from annotator_web import queue
 from annotator_web import serving_sql as sql
+from annotator_web.deps import Voter
 from annotator_web.tasks import now_utc
 from synset_builder.config import Settings
 from synset_builder.consensus import live
@@ -35,7 +36,7 @@ class VoteResult:
 def record_votes(
     session: Session,
     *,
-    annotator: Annotator,
+    annotator: Annotator | Voter,
     votes: Sequence[tuple[int, bool]],
     unsure: Sequence[int] = (),
     elapsed_ms: int | None = None,
@@ -116,12 +117,17 @@ def _write_in_one(
 
 
 def _counted(
-    session: Session, annotator: Annotator, pages: int | None, code: str | None, cfg: Settings
+    session: Session,
+    annotator: Annotator | Voter,
+    pages: int | None,
+    code: str | None,
+    cfg: Settings,
 ) -> None:
     """Crowd workers get their completion code after enough pages."""
     if annotator.worker_id and code is None and pages is not None and pages >= cfg.crowd_pages:
         code = secrets.token_hex(5).upper()
         session.connection().execute(sql.set_completion_code(), {"me": annotator.id, "code": code})
-    # The row was written in Core: tell the loaded object without another query.
-    set_committed_value(annotator, "pages_done", pages)
-    set_committed_value(annotator, "completion_code", code)
+    if isinstance(annotator, Annotator):
+        # The row was written in Core: tell the loaded object without another query.
+        set_committed_value(annotator, "pages_done", pages)
+        set_committed_value(annotator, "completion_code", code)

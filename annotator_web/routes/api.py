@@ -114,7 +114,7 @@ def tasks_next(
 @router.post("/votes", response_model=VotesOut, dependencies=[Depends(require_json)])
 def votes(body: VotesIn, session: SessionDep, cfg: SettingsDep, caller: ApiCaller) -> Response:
     """Record answers; a repeat of recorded votes answers ``accepted: 0``."""
-    user = caller.load(session)
+    user = caller.voter(session)
     try:
         result = record_votes(
             session,

@@ -125,6 +125,8 @@ def test_failed_logins_are_rate_limited_per_account_and_address(settings, photos
 def test_disabled_annotator_is_logged_out_and_cannot_log_in(web: Web) -> None:
     ann, cur = web.client("ann"), web.client("cur")
     assert ann.get("/api/me").status_code == 200
+    items = ann.get("/api/tasks/next").json()["items"]
+    assert items
     page = cur.get("/dashboard")
     with session_scope(web.engine) as s:
         ann_id = s.scalar(select(Annotator.id).where(Annotator.username == "ann"))
@@ -133,6 +135,9 @@ def test_disabled_annotator_is_logged_out_and_cannot_log_in(web: Web) -> None:
         data={"disabled": "true", "csrf_token": csrf_of(page.text)},
     )
     assert r.status_code == 303
+    votes = [{"candidate_id": i["candidate_id"], "label": True} for i in items]
+    assert ann.post("/api/votes", json={"votes": votes}).status_code == 401
+    assert count(web, Vote) == 0
     assert ann.get("/api/me").status_code == 401
     r = web.client().post("/api/session", json={"username": "ann", "password": PASSWORD})
     assert r.status_code == 401

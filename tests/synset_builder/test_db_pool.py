@@ -98,3 +98,28 @@ def test_api_routes_are_matched_before_the_pages(tmp_path) -> None:
         assert list(app.openapi()["paths"])[:2] == ["/api/tasks/next", "/api/votes"]
     finally:
         app.state.engine.dispose()
+
+
+def test_hot_api_routes_take_one_thread_hop() -> None:
+    """FastAPI runs a sync dependency in the thread pool: the fetch and the submit
+    resolve only async dependencies, so their one hop is the endpoint itself."""
+    import inspect
+
+    from fastapi.routing import APIRoute
+
+    from annotator_web.routes.api import router
+
+    hot = [r for r in router.routes if isinstance(r, APIRoute)
+           and r.path in ("/api/tasks/next", "/api/votes")]  # fmt: skip
+    assert len(hot) == 2
+
+    def sync_calls(dependant) -> list[str]:  # noqa: ANN001 - FastAPI's internal model
+        found = [
+            d.call.__name__
+            for d in dependant.dependencies
+            if not (inspect.iscoroutinefunction(d.call) or inspect.isasyncgenfunction(d.call))
+        ]
+        return found + [n for d in dependant.dependencies for n in sync_calls(d)]
+
+    for route in hot:
+        assert sync_calls(route.dependant) == [], route.path
