@@ -23,6 +23,12 @@ def open_clause() -> ColumnElement[bool]:
     return live.open_clause()
 
 
+def open_joined() -> ColumnElement[bool]:
+    """:func:`open_clause` where ``Consensus`` is outer-joined to ``Candidate``: for a
+    test in a select list or under ``OR`` (see ``live.open_joined``)."""
+    return live.open_joined()
+
+
 def priority_order() -> list[ColumnElement]:
     """Order-by terms: the consensus method's preferred items first (initial subset)."""
     return list(live.priority_order())

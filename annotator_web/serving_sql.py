@@ -29,6 +29,7 @@ from sqlalchemy import (
     case,
     cast,
     exists,
+    false,
     func,
     select,
     true,
@@ -176,9 +177,11 @@ def held_items() -> Select[tuple[int, int]]:
         select(Candidate.id, Candidate.image_id)
         .join(Lease, Lease.candidate_id == Candidate.id)
         .join(Image, Image.id == Candidate.image_id)
+        .outerjoin(Consensus, Consensus.candidate_id == Candidate.id)
+        .outerjoin(Gold, Gold.candidate_id == Candidate.id)
         .where(
             clean_clause(),
-            queue.open_clause() | exists().where(Gold.candidate_id == Candidate.id),
+            queue.open_joined() | Gold.candidate_id.is_not(None),
             Candidate.synset_id == SYNSET,
             Lease.annotator_id == ME,
             Lease.expires_at > NOW,
@@ -272,14 +275,23 @@ def answer_state(postgresql: bool) -> Select[tuple[int, bool, bool, bool]]:
     """Per submitted id: leased to ``me``, already answered by ``me``, still votable.
 
     Votable means open (consensus still wants votes) or gold (always answerable).
-    An id that is no candidate yields no row, so it counts as refused.
+    An id that is no candidate yields no row, so it counts as refused. Every table is
+    joined by key, not tested with ``EXISTS``: in a select list PostgreSQL may run an
+    ``EXISTS`` as a hashed scan of the whole table (``queue.open_joined``).
     """
-    return select(
-        Candidate.id,
-        exists().where(Lease.candidate_id == Candidate.id, Lease.annotator_id == ME),
-        _mine(Vote),
-        queue.open_clause() | exists().where(Gold.candidate_id == Candidate.id),
-    ).where(in_list(Candidate.id, "ids", postgresql))
+    return (
+        select(
+            Candidate.id,
+            func.coalesce(Lease.annotator_id == ME, false()),
+            Vote.candidate_id.is_not(None),
+            queue.open_joined() | Gold.candidate_id.is_not(None),
+        )
+        .outerjoin(Lease, Lease.candidate_id == Candidate.id)
+        .outerjoin(Vote, (Vote.candidate_id == Candidate.id) & (Vote.annotator_id == ME))
+        .outerjoin(Consensus, Consensus.candidate_id == Candidate.id)
+        .outerjoin(Gold, Gold.candidate_id == Candidate.id)
+        .where(in_list(Candidate.id, "ids", postgresql))
+    )
 
 
 @cache
