@@ -180,28 +180,36 @@ def _smoothed(total: float, n: int) -> float:
     return (float(total) + 1.0) / (int(n) + 2.0)
 
 
-def _credit(session: Session, votes: list[tuple[int, bool]], p_yes: float) -> None:
-    """Add a finished initial item's soft (truth, vote) counts to its voters' records."""
-    ids = sorted({a for a, _ in votes})
+def _credit(session: Session, credits: list[tuple[list[tuple[int, bool]], float]]) -> None:
+    """Add finished initial items' soft (truth, vote) counts to their voters' records.
+
+    Two submits may credit one voter at once: the records are created where missing
+    without a conflict, then locked in id order before they are read and changed,
+    so neither a duplicate insert nor a lost update can happen.
+    """
+    ids = sorted({a for votes, _ in credits for a, _ in votes})
+    if not ids:
+        return
+    conn = session.connection()
+    conn.execute(sql.add_quality_rows(on_postgresql(session)), [{"annotator_id": a} for a in ids])
     rows = {
         q.annotator_id: q
         for q in session.scalars(
-            select(AnnotatorQuality).where(AnnotatorQuality.annotator_id.in_(ids))
+            select(AnnotatorQuality)
+            .where(AnnotatorQuality.annotator_id.in_(ids))
+            .order_by(AnnotatorQuality.annotator_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
     }
-    for annotator, answer in votes:
-        row = rows.get(annotator)
-        if row is None:
-            row = AnnotatorQuality(
-                annotator_id=annotator, votes=0, gold_total=0, gold_correct=0, counts={}
-            )
-            session.add(row)
-            rows[annotator] = row
-        counts = {key: float((row.counts or {}).get(key, 0.0)) for key in COUNT_KEYS}
-        counts["yy" if answer else "yn"] += p_yes
-        counts["ny" if answer else "nn"] += 1.0 - p_yes
-        row.counts = counts
-        row.votes = (row.votes or 0) + 1
+    for votes, p_yes in credits:
+        for annotator, answer in votes:
+            row = rows[annotator]
+            counts = {key: float((row.counts or {}).get(key, 0.0)) for key in COUNT_KEYS}
+            counts["yy" if answer else "yn"] += p_yes
+            counts["ny" if answer else "nn"] += 1.0 - p_yes
+            row.counts = counts
+            row.votes = (row.votes or 0) + 1
 
 
 @dataclass
@@ -306,8 +314,7 @@ def after_votes(
     if resolved:
         conn.execute(sql.resolve_requeues(postgresql), {"ids": resolved, "now": now})
     _forget_loaded(session, set(ids))
-    for votes, p_yes in credits:
-        _credit(session, votes, p_yes)
+    _credit(session, credits)
     session.flush()
 
 

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from synset_builder.consensus.dynamic import DynamicConfig, binary_posterior
 from synset_builder.consensus.live import after_votes, open_clause, priority_order
 from synset_builder.consensus.quality import skill_from_counts
-from synset_builder.db.models import AnnotatorQuality, Candidate, Consensus, Gold, Image, Requeue
+from synset_builder.db.models import (
+    AnnotatorQuality,
+    Candidate,
+    Consensus,
+    Gold,
+    Image,
+    Requeue,
+    Synset,
+)
+from synset_builder.db.session import make_engine, session_scope
 from synset_builder.pool import clean_clause
+from tests.conftest import DatabaseFactory
 from tests.consensus_data import cast, make_annotators, make_synset
 
 SMALL = DynamicConfig(initial_size=3, initial_votes=4, max_votes=6)
@@ -173,3 +186,47 @@ def test_each_vote_is_weighed_by_its_voters_gold_record_stored_counts_and_exclus
     assert abs(row.p_yes - expected) < 1e-9
     liar_alone = binary_posterior(0.5, [(True, *skill_from_counts({"yn": 2}))])
     assert abs(row.p_yes - liar_alone) > 1e-3  # the others' records moved it
+
+
+def test_two_submits_crediting_one_voter_at_once_both_count(
+    db_factory: DatabaseFactory, photos: list[Path], tmp_path: Path
+) -> None:
+    """Two initial items finish in concurrent submits and credit the same voters: no
+    duplicate-key error (the record is created once) and no lost update (both count)."""
+    engine = make_engine(db_factory.migrated("postgresql"))
+    try:
+        with session_scope(engine) as s:
+            cands = make_synset(s, "n09", photos, tmp_path, 6)
+            people = make_annotators(s, [f"v{i}" for i in range(4)])
+            after_votes(s, [cands[0].id], config=SMALL)  # fixes the initial subset
+            first, second = s.scalar(select(Synset.initial_ids).where(Synset.wnid == "n09"))[:2]
+            for item in (first, second):
+                for who in people:
+                    cast(s, s.get(Candidate, item), who, True)
+            voters = [p.id for p in people]
+        flushed, errors = threading.Event(), []
+
+        def submit(item: int, hold: float) -> None:
+            try:
+                with session_scope(engine) as s:
+                    after_votes(s, [item], config=SMALL)
+                    flushed.set()
+                    time.sleep(hold)  # the other submit runs into this one's rows
+            except BaseException as exc:  # surfaced below, in the test's thread
+                errors.append(exc)
+                flushed.set()
+
+        one = threading.Thread(target=submit, args=(first, 0.5))
+        one.start()
+        flushed.wait(10)
+        submit(second, 0.0)
+        one.join()
+        assert errors == []
+        with session_scope(engine) as s:
+            rows = s.scalars(
+                select(AnnotatorQuality).where(AnnotatorQuality.annotator_id.in_(voters))
+            ).all()
+            assert sorted(r.votes for r in rows) == [2, 2, 2, 2]
+            assert all(sum(r.counts.values()) == pytest.approx(2.0) for r in rows)
+    finally:
+        engine.dispose()
