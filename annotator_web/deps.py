@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated, NamedTuple
+from typing import Annotated, NamedTuple, TypeVar
 from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Request
@@ -16,6 +16,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from annotator_web import tasks
 from annotator_web.auth import csrf_ok
 from synset_builder.config import Settings
 from synset_builder.db.models import Annotator
@@ -84,6 +85,9 @@ def page_user(request: Request, session: SessionDep) -> Annotator:
     return user
 
 
+AccountT = TypeVar("AccountT", bound=Annotator | tasks.Account)
+
+
 class Voter(NamedTuple):
     """What recording a page of votes needs to know of its annotator (answers.record_votes)."""
 
@@ -120,7 +124,7 @@ class Caller:
             self.check(None)
         return Voter(row.id, row.worker_id)
 
-    def check(self, user: Annotator | None) -> Annotator:
+    def check(self, user: AccountT | None) -> AccountT:
         """The account loaded for ``uid``, if it still exists and is enabled; else 401."""
         if user is None or user.disabled:
             self.request.session.clear()

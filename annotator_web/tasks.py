@@ -70,7 +70,7 @@ class TaskItem:
 class Task:
     """One page of work; ``items`` is empty when nothing is left for this annotator."""
 
-    synset: Synset | None
+    synset: Synset | SynsetRow | None
     items: list[TaskItem] = field(default_factory=list)
     path: list[str] = field(default_factory=list)
     examples: list[int] = field(default_factory=list)
@@ -92,7 +92,7 @@ class Probe(NamedTuple):
     tiers: tuple[bool, ...]  # per small serving tier: may hold items for this annotator
 
 
-def probe(session: Session, synset: Synset, annotator_id: int) -> Probe:
+def probe(session: Session, synset: Synset | SynsetRow, annotator_id: int) -> Probe:
     """The synset's goal state and serving tiers, as seen by this annotator."""
     initial = list(synset.initial_ids or [])
     if not synset.target or synset.goal is None or synset.goal <= 0:
@@ -234,7 +234,7 @@ def _pick_fresh(
     return [p.candidate_id for p in _pick(session, synset_id, annotator_id, n, skip, start, state)]
 
 
-def synset_path(session: Session, synset: Synset, depth: int = 4) -> list[str]:
+def synset_path(session: Session, synset: Synset | SynsetRow, depth: int = 4) -> list[str]:
     """Names from a distant ancestor down to the synset (dog > hound > whippet)."""
     names, current, seen = [synset.name], synset.id, {synset.id}
     for _ in range(depth - 1):
@@ -265,23 +265,44 @@ def accepted_examples(session: Session, synset_id: int, n: int = 4) -> list[int]
     return list(session.scalars(stmt))
 
 
+class SynsetRow(NamedTuple):
+    """What a fetch reads of a synset, as a plain row (``sql.caller_place``); the
+    attribute names are :class:`Synset`'s, so either serves a task."""
+
+    id: int
+    wnid: str
+    name: str
+    gloss: str
+    target: bool
+    goal: int | None
+    initial_ids: list[int] | None
+
+
+class Account(NamedTuple):
+    """The caller as a fetch reads them: enough to refuse a disabled account."""
+
+    id: int
+    disabled: bool
+
+
 class Place(NamedTuple):
     """Where an annotator stands before a fetch (``sql.caller_place``)."""
 
     excluded: bool  # consensus stopped counting their votes
-    current: Synset | None  # the synset of their latest lease
+    current: SynsetRow | None  # the synset of their latest lease
 
 
-def load_caller(session: Session, annotator_id: int) -> tuple[Annotator | None, Place]:
+def load_caller(session: Session, annotator_id: int) -> tuple[Account | None, Place]:
     """The annotator and their :class:`Place`, in one round trip (None: no such account)."""
-    row = session.execute(sql.caller_place(), {"me": annotator_id}).first()
+    row = session.connection().execute(sql.caller_place(), {"me": annotator_id}).first()
     if row is None:
         return None, Place(False, None)
-    annotator, excluded, current = row
-    return annotator, Place(bool(excluded), current)
+    me, disabled, excluded, *synset = row
+    current = SynsetRow(*synset) if synset[0] is not None else None
+    return Account(me, bool(disabled)), Place(bool(excluded), current)
 
 
-def _synset_order(session: Session, current: Synset | None) -> Iterator[Synset]:
+def _synset_order(session: Session, current: SynsetRow | None) -> Iterator[Synset | SynsetRow]:
     """Target synsets: the annotator's current one first, then the rest shuffled.
 
     Staying on one synset keeps the annotator's mental model; shuffling the rest
@@ -302,7 +323,7 @@ def _synset_order(session: Session, current: Synset | None) -> Iterator[Synset]:
 def next_task(
     session: Session,
     *,
-    annotator: Annotator,
+    annotator: Annotator | Account,
     n: int,
     wnid: str | None,
     cfg: Settings,
@@ -324,7 +345,7 @@ def next_task(
         synset = session.scalar(select(Synset).where(Synset.wnid == wnid))
         if synset is None:
             raise NotFound(f"Unknown synset {wnid!r}.")
-        choices: Iterable[Synset] = [synset]
+        choices: Iterable[Synset | SynsetRow] = [synset]
     else:
         choices = _synset_order(session, place.current)
     for synset in choices:

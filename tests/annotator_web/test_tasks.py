@@ -7,7 +7,16 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from annotator_web.tasks import now_utc
-from synset_builder.db.models import Consensus, Gold, Lease, Report, Synset, Unsure, Vote
+from synset_builder.db.models import (
+    Candidate,
+    Consensus,
+    Gold,
+    Lease,
+    Report,
+    Synset,
+    Unsure,
+    Vote,
+)
 from synset_builder.db.session import session_scope
 from tests.annotator_web.webtools import Web, csrf_of, make_web
 
@@ -36,6 +45,36 @@ def test_next_task_leases_items_of_the_synset(web: Web) -> None:
         i["candidate_id"] for i in web.client("bob").get("/api/tasks/next?n=12").json()["items"]
     ]
     assert set(other).isdisjoint(ids) and len(other) == 7
+
+
+def test_an_annotator_stays_on_the_synset_of_their_last_page(web: Web) -> None:
+    """With two synsets to serve, each next page comes from the previous page's synset
+    while it has items (the server picks among the others only when it runs dry)."""
+    with session_scope(web.engine) as s:
+        other = Synset(wnid="n09999999", name="other", lemmas=["other"], gloss="g", target=True)
+        s.add(other)
+        s.flush()
+        images = s.scalars(
+            select(Candidate.image_id).where(Candidate.id.in_(web.seeded.candidate_ids))
+        ).all()
+        s.add_all(
+            Candidate(image_id=i, synset_id=other.id, source="test", rank=k)
+            for k, i in enumerate(images)
+        )
+    ann = web.client("ann")
+    seen = []
+    for _ in range(4):
+        body = ann.get("/api/tasks/next", params={"n": 2}).json()
+        seen.append((body["synset"]["wnid"], body["synset"]["name"], body["synset"]["gloss"]))
+        votes = [{"candidate_id": i["candidate_id"], "label": True} for i in body["items"]]
+        assert ann.post("/api/votes", json={"votes": votes}).json()["accepted"] == 2
+    assert len(set(seen)) == 1, seen
+    whippet = (
+        web.seeded.wnid,
+        "whippet",
+        "a small slender dog of greyhound type developed in England",
+    )
+    assert seen[0] in {("n09999999", "other", "g"), whippet}
 
 
 def test_votes_are_recorded_once_and_items_never_come_back(web: Web) -> None:
