@@ -43,6 +43,7 @@ from sqlalchemy.types import TypeDecorator
 DialectInsert = pg_dialect.Insert | sqlite_dialect.Insert
 # The parameter that carries the rows of an insert_rows statement on PostgreSQL.
 ROWS = "rows"
+NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
 
 class IdArray(TypeDecorator[Sequence[int]]):
@@ -69,7 +70,8 @@ class JsonRows(TypeDecorator[Sequence[Mapping[str, object]]]):
     def process_bind_param(
         self, value: Sequence[Mapping[str, object]] | None, dialect: Dialect
     ) -> str | None:
-        return None if value is None else orjson.dumps(value).decode()
+        # numpy scalars too (a float64 from a model), as psycopg would adapt them.
+        return None if value is None else orjson.dumps(value, option=NUMPY).decode()
 
     def bind_expression(self, bindvalue: ColumnElement) -> ColumnElement:
         return cast(bindvalue, JSON)

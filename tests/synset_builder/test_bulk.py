@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.orm import Session
@@ -30,6 +31,12 @@ def test_rows_arrive_exactly_as_python_holds_them(
         {"candidate_id": cands[1].id, "p_yes": 1e-300, "decision": "pending", "method": "m",
          "n_votes": 0, "initial": False, "updated_at": moment},
     ]  # fmt: skip
+    if postgresql:  # numpy scalars, as a model hands them back (SQLite's driver keeps bytes)
+        rows.append(
+            {"candidate_id": cands[2].id, "p_yes": np.float64(0.75), "decision": "accepted",
+             "method": "m", "n_votes": np.int64(3), "initial": np.bool_(False),
+             "updated_at": moment}
+        )  # fmt: skip
     session.connection().execute(
         insert_rows(Consensus.__table__, COLUMNS, postgresql),
         rows_params(rows, COLUMNS, postgresql),
