@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from annotator_web.auth import csrf_token, secret_key
 from annotator_web.deps import LoginRequired
+from annotator_web.goals import GoalCache
 from annotator_web.routes import api, auth_pages, dashboard, images, task_pages
 from synset_builder import __version__
 from synset_builder.config import Settings, load_settings
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = cfg
     app.state.engine = engine
     app.state.sessionmaker = session_factory(engine)
+    app.state.goals = GoalCache(cfg.web_goal_recheck_seconds)
     templates = Jinja2Templates(directory=HERE / "templates")  # autoescape is on for .html
     templates.env.globals["csrf_token"] = csrf_token
     app.state.templates = templates

@@ -141,7 +141,9 @@ def synset_probe(postgresql: bool) -> Select[tuple[bool, ...]]:
 
     Below goal: fewer accepted items than ``n`` (the goal). A synset with fewer
     candidates than its goal cannot have reached it, so the accepted count (a
-    join) is only read near it, and neither count reads past the goal.
+    join) is only read near it, and neither count reads past the goal. With
+    ``check_goal`` false neither is read and the answer is true (the caller knows
+    it: annotator_web/goals.py).
 
     Held items are a page reload's; the small tiers (the initial subset, requeued
     items) usually hold nothing this annotator may take, since they voted on the
@@ -155,7 +157,9 @@ def synset_probe(postgresql: bool) -> Select[tuple[bool, ...]]:
         .where(Candidate.synset_id == SYNSET, Consensus.decision == "accepted")
     )
     below_goal = case(
-        (_capped_count(candidates) < LIMIT, true()), else_=_capped_count(accepted) < LIMIT
+        (~bindparam("check_goal"), true()),
+        (_capped_count(candidates) < LIMIT, true()),
+        else_=_capped_count(accepted) < LIMIT,
     )
     held = exists().where(
         Lease.annotator_id == ME,

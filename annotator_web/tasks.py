@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from annotator_web import queue
 from annotator_web import serving_sql as sql
+from annotator_web.goals import GoalCache
 from synset_builder.config import Settings
 from synset_builder.db.bulk import rows_params
 from synset_builder.db.models import (
@@ -92,15 +93,29 @@ class Probe(NamedTuple):
     tiers: tuple[bool, ...]  # per small serving tier: may hold items for this annotator
 
 
-def probe(session: Session, synset: Synset | SynsetRow, annotator_id: int) -> Probe:
-    """The synset's goal state and serving tiers, as seen by this annotator."""
+def probe(
+    session: Session,
+    synset: Synset | SynsetRow,
+    annotator_id: int,
+    goals: GoalCache | None = None,
+) -> Probe:
+    """The synset's goal state and serving tiers, as seen by this annotator.
+
+    ``goals``: reuse a recent goal answer instead of counting (None: always count).
+    """
     initial = list(synset.initial_ids or [])
     if not synset.target or synset.goal is None or synset.goal <= 0:
         return Probe(False, initial, False, ())
+    known = goals.known(synset.id, synset.goal) if goals is not None else None
+    if known is False:  # at its goal: nothing to ask
+        return Probe(False, initial, False, ())
     postgresql_, params = _bind(session)
-    params.update(synset_id=synset.id, n=synset.goal, me=annotator_id, initial=initial)
+    params.update(synset_id=synset.id, n=synset.goal, me=annotator_id, initial=initial,
+                  check_goal=known is None)  # fmt: skip
     conn = session.connection()
     below, held, *tiers = conn.execute(sql.synset_probe(postgresql_), params).one()
+    if goals is not None and known is None:
+        goals.remember(synset.id, synset.goal, bool(below))
     return Probe(bool(below), initial, bool(held), tuple(map(bool, tiers)))
 
 
@@ -329,12 +344,14 @@ def next_task(
     cfg: Settings,
     decorate: bool = True,
     place: Place | None = None,
+    goals: GoalCache | None = None,
 ) -> Task:
     """Lease up to ``n`` items of one synset (gold mixed in unseen) to the annotator.
 
     ``wnid`` pins the synset; otherwise the server picks one that still needs votes.
     ``decorate`` adds what only the HTML page shows (path, accepted examples).
     ``place`` is the caller's from :func:`load_caller`, when it was read with them.
+    ``goals`` is the process's :class:`GoalCache` (None: count the goal every time).
     """
     if place is None:
         place = load_caller(session, annotator.id)[1]
@@ -349,7 +366,7 @@ def next_task(
     else:
         choices = _synset_order(session, place.current)
     for synset in choices:
-        state = probe(session, synset, annotator.id)
+        state = probe(session, synset, annotator.id, goals)
         if not state.below_goal:
             if wnid is not None:
                 return Task(synset=synset, path=synset_path(session, synset))

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # Threads per worker, each with one database connection: requests beyond wait
     # for a thread (queued, costing nothing) rather than for the CPU.
     web_threads: int = Field(default=16, ge=1, le=256)
+    # How long a worker reuses a synset's "below its goal" answer (annotator_web/goals.py);
+    # 0 counts on every task fetch.
+    web_goal_recheck_seconds: float = Field(default=5.0, ge=0.0)
     # Consensus stopping rule, shared by `synset consensus` and the web app's live
     # updates so both decide by the same rule (see consensus/dynamic.py).
     consensus_threshold: float = Field(default=0.95, gt=0.5, lt=1.0)

@@ -93,8 +93,9 @@ def tasks_next(
     user = caller.check(user)
     try:
         task = next_task(
-            session, annotator=user, n=n, wnid=synset, cfg=cfg, decorate=False, place=place
-        )
+            session, annotator=user, n=n, wnid=synset, cfg=cfg, decorate=False, place=place,
+            goals=caller.request.app.state.goals,
+        )  # fmt: skip
     except NotFound as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from exc
     session.commit()

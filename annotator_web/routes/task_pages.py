@@ -37,7 +37,10 @@ def task_page(
     refused: Annotated[int | None, Query(ge=0)] = None,
 ) -> Response:
     try:
-        task = next_task(session, annotator=user, n=n or cfg.web_grid_size, wnid=synset, cfg=cfg)
+        task = next_task(
+            session, annotator=user, n=n or cfg.web_grid_size, wnid=synset, cfg=cfg,
+            goals=request.app.state.goals,
+        )  # fmt: skip
     except NotFound as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from exc
     session.commit()

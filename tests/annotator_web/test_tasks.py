@@ -218,6 +218,57 @@ def test_synset_at_its_goal_is_no_longer_served(web: Web) -> None:
     assert info["goal"] == 1 and info["counts"]["accepted"] == 1 and info["progress"] == 1.0
 
 
+def _accept(web: Web, ids: list[int]) -> None:
+    with session_scope(web.engine) as s:
+        for c in ids:
+            row = s.get(Consensus, c) or Consensus(candidate_id=c, method="t", n_votes=0)
+            row.p_yes, row.decision = 1.0, "accepted"
+            s.add(row)
+
+
+def _set_goal(web: Web, goal: int) -> None:
+    with session_scope(web.engine) as s:
+        s.execute(update(Synset).where(Synset.wnid == web.seeded.wnid).values(goal=goal))
+
+
+def _page(client) -> dict:  # noqa: ANN001 - a TestClient
+    """Fetch a page of 2 and answer it (so the next fetch is not a reload)."""
+    body = client.get("/api/tasks/next?n=2").json()
+    votes = [{"candidate_id": i["candidate_id"], "label": False} for i in body["items"]]
+    if votes:
+        assert client.post("/api/votes", json={"votes": votes}).status_code == 200
+    return body
+
+
+def test_goal_answer_is_reused_for_its_seconds_unless_the_goal_changes(settings, photos) -> None:
+    """A worker (one app) reuses "below its goal" for ``web_goal_recheck_seconds``
+    (the count is ~1 ms per fetch); a curator's new goal is counted at once."""
+    web = make_web(settings, photos, n=12, web_goal_recheck_seconds=600)
+    try:
+        _set_goal(web, 2)
+        ann = web.client("ann")
+        assert _page(ann)["items"]
+        _accept(web, web.seeded.candidate_ids[-2:])  # the goal is reached now
+        # Within the recheck time the earlier answer stands: a page more is served.
+        assert _page(ann)["items"]
+        _set_goal(web, 1)  # a new goal is counted again, at once
+        assert _page(ann) == {"synset": None, "items": []}
+    finally:
+        web.close()
+
+
+def test_goal_is_counted_on_every_fetch_with_no_recheck_time(settings, photos) -> None:
+    web = make_web(settings, photos, n=12, web_goal_recheck_seconds=0)
+    try:
+        _set_goal(web, 2)
+        ann = web.client("ann")
+        assert _page(ann)["items"]
+        _accept(web, web.seeded.candidate_ids[-2:])
+        assert _page(ann) == {"synset": None, "items": []}
+    finally:
+        web.close()
+
+
 def test_task_page_submit_records_marked_as_yes_and_rest_as_no(web: Web) -> None:
     ann = web.client("ann")
     page = ann.get("/task")
