@@ -313,7 +313,12 @@ def load_caller(session: Session, annotator_id: int) -> tuple[Account | None, Pl
     if row is None:
         return None, Place(False, None)
     me, disabled, excluded, *synset = row
-    current = SynsetRow(*synset) if synset[0] is not None else None
+    # By name: a column list and a row type that drifted apart fail here, not later.
+    current = (
+        SynsetRow(**dict(zip(sql.SYNSET_COLUMNS, synset, strict=True)))
+        if synset[0] is not None
+        else None
+    )
     return Account(me, bool(disabled)), Place(bool(excluded), current)
 
 

@@ -13,11 +13,9 @@ from __future__ import annotations
 from functools import cache
 
 from sqlalchemy import Insert, Select, Text, Update, and_, bindparam, cast, exists, func, select
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from synset_builder.consensus.quality import COUNT_KEYS, gold_tally
-from synset_builder.db.bulk import in_list, insert_rows
+from synset_builder.db.bulk import dialect_insert, in_list, insert_rows
 from synset_builder.db.models import (
     AnnotatorQuality,
     Candidate,
@@ -141,5 +139,4 @@ def mark_initial(postgresql: bool) -> Insert:
 def add_quality_rows(postgresql: bool) -> Insert:
     """Create annotators' quality records where missing (column defaults), never failing
     on one a concurrent submit created first. Parameters: one ``annotator_id`` per row."""
-    dialect_insert = pg_dialect.insert if postgresql else sqlite_dialect.insert
-    return dialect_insert(AnnotatorQuality.__table__).on_conflict_do_nothing()
+    return dialect_insert(AnnotatorQuality.__table__, postgresql).on_conflict_do_nothing()

@@ -91,6 +91,11 @@ def not_in_list(column: ColumnElement, name: str, postgresql: bool) -> ColumnEle
     return column.not_in(bindparam(name, expanding=True))
 
 
+def dialect_insert(table: Table, postgresql: bool) -> DialectInsert:
+    """An ``INSERT`` of the backend's dialect, which has ``ON CONFLICT`` clauses."""
+    return pg_dialect.insert(table) if postgresql else sqlite_dialect.insert(table)
+
+
 def insert_rows(table: Table, columns: Sequence[str], postgresql: bool) -> DialectInsert:
     """A dialect ``INSERT`` of ``columns`` for :func:`rows_params` (add ``ON CONFLICT`` to it).
 
@@ -99,11 +104,11 @@ def insert_rows(table: Table, columns: Sequence[str], postgresql: bool) -> Diale
     sends as one multi-row ``VALUES`` (insertmanyvalues).
     """
     if not postgresql:
-        return sqlite_dialect.insert(table)
+        return dialect_insert(table, postgresql)
     typed = [column(c, table.c[c].type) for c in columns]
     source = func.json_to_recordset(bindparam(ROWS, type_=JsonRows()))
     derived = source.table_valued(*typed).render_derived(with_types=True)
-    return pg_dialect.insert(table).from_select(list(columns), select(*derived.c))
+    return dialect_insert(table, postgresql).from_select(list(columns), select(*derived.c))
 
 
 def rows_params(
