@@ -54,6 +54,9 @@ def serving_tiers(postgresql: bool) -> list[ColumnElement[bool]]:
     small side (the initial subset, the requeue rows) or check by primary key.
     The first tier takes the synset's initial subset as the list parameter
     ``initial`` (``Synset.initial_ids``): a consensus row does not know its synset.
+    The last tier walks ``ix_candidate_serve_open``, which holds only candidates not
+    yet settled (``Candidate.settled``), so its cost does not grow as items are
+    decided.
     """
     initial_open = and_(
         in_list(Candidate.id, "initial", postgresql),
@@ -69,7 +72,9 @@ def serving_tiers(postgresql: bool) -> list[ColumnElement[bool]]:
     return [
         initial_open,
         and_(requeued_clause(), ~initial_clause()),
-        and_(~settled, ~requeued_clause()),
+        # The flag first: it is what ix_candidate_serve_open leaves out, so the walk
+        # meets no settled item; the consensus row still decides (the flag may lag).
+        and_(~Candidate.settled, ~settled, ~requeued_clause()),
     ]
 
 

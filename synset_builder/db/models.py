@@ -151,6 +151,14 @@ class Candidate(Base):
         UniqueConstraint("image_id", "synset_id"),
         # The web app walks a synset's candidates in serve-key order (live.serve_key).
         Index("ix_candidate_serve_key", "synset_id", text("id * 2654435761 % 2147483629")),
+        # The same, only the candidates not settled: the bulk of what the web app serves.
+        Index(
+            "ix_candidate_serve_open",
+            "synset_id",
+            text("id * 2654435761 % 2147483629"),
+            postgresql_where=text("NOT settled"),
+            sqlite_where=text("settled = 0"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -172,6 +180,9 @@ class Candidate(Base):
     # Set when this picture (or a near copy) is also a candidate of an unrelated
     # synset: the image's dup_group, so voting and export can look at them together.
     conflict_group: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
+    # Its consensus row is initial or decided. Written only by triggers on consensus
+    # (migration 0014), so every writer keeps it; it may lag behind as false (see there).
+    settled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class FetchFailure(Base):
