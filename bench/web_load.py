@@ -1,9 +1,10 @@
 """Load test of the annotator web app: N annotators fetching 24-item tasks and submitting.
 
 Runs ``synset serve`` (uvicorn, one worker per core) on a fresh PostgreSQL database
-on 127.0.0.1, seeded with S synsets x M candidates, then a bounded asyncio load
-generator (one aiohttp client per simulated annotator, each with its own session
-cookie and keep-alive connection) in this process. Each annotator loops:
+on 127.0.0.1, seeded with S synsets x M candidates (40 x 10,000; ``--decided`` starts
+with a share of them decided), then a bounded asyncio load generator (one aiohttp
+client per simulated annotator, each with its own session cookie and keep-alive
+connection) in this process. Each annotator loops:
 ``GET /api/tasks/next?n=24`` then ``POST /api/votes`` with random labels. Two ways
 to load the server:
 
@@ -20,6 +21,7 @@ processes, the PostgreSQL backends and the load generator, read from /proc.
     .venv/bin/python bench/web_load.py            # N = 50, 200, and paced at 2,000 votes/s
     .venv/bin/python bench/web_load.py --quick    # N = 10, 5 s
     .venv/bin/python bench/web_load.py --paced 1000 --paced 1400
+    .venv/bin/python bench/web_load.py --paced 2000 --decided 0.9   # a project far along
 
 The load generator shares the machine's cores with the server, so the figures are
 a lower bound for a server with the machine to itself.
@@ -54,7 +56,14 @@ sys.path.insert(0, str(ROOT))
 
 from synset_builder.accounts import hash_password  # noqa: E402
 from synset_builder.db import migrate  # noqa: E402
-from synset_builder.db.models import Annotator, Candidate, Image, Synset, Vote  # noqa: E402
+from synset_builder.db.models import (  # noqa: E402
+    Annotator,
+    Candidate,
+    Consensus,
+    Image,
+    Synset,
+    Vote,
+)
 
 PG_ADMIN = os.environ.get(
     "SYNSET_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -89,7 +98,9 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def seed(url: str, synsets: int, per_synset: int, annotators: int) -> None:
+def seed(url: str, synsets: int, per_synset: int, annotators: int, decided: float) -> None:
+    """Synsets of candidates, annotators, and a share ``decided`` of the candidates
+    with a consensus decision already (a project some way into voting)."""
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(
@@ -118,6 +129,17 @@ def seed(url: str, synsets: int, per_synset: int, annotators: int) -> None:
                 for k, image_id in enumerate(images)
             ],
         )
+        rng = random.Random(0)
+        done = rng.sample(list(conn.scalars(select(Candidate.id))), int(decided * len(images)))
+        if done:
+            conn.execute(
+                insert(Consensus),
+                [
+                    {"candidate_id": cid, "p_yes": 0.9 if yes else 0.1, "method": "dynamic",
+                     "decision": "accepted" if yes else "rejected", "n_votes": 3}
+                    for cid, yes in ((cid, rng.random() < 0.5) for cid in sorted(done))
+                ],
+            )  # fmt: skip
         pw = hash_password(PASSWORD)
         conn.execute(
             insert(Annotator),
@@ -295,6 +317,16 @@ def cpu_seconds(server_pid: int, database: str) -> dict[str, float]:
     return out
 
 
+def decided_share(engine: Engine) -> float:
+    """How far voting has got: the walk to open items grows with it (without an index
+    of open items)."""
+    with engine.connect() as conn:
+        done = conn.scalar(
+            select(func.count()).select_from(Consensus).where(Consensus.decision != "pending")
+        )
+        return done / max(1, conn.scalar(select(func.count()).select_from(Candidate)))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -319,6 +351,18 @@ def main() -> None:
         help="seconds of unmeasured load before each level, then ANALYZE (default 15)",
     )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--synsets", type=int, default=40, help="target synsets to seed (default 40)"
+    )
+    parser.add_argument(
+        "--candidates", type=int, default=10000, help="candidates per synset (default 10,000)"
+    )
+    parser.add_argument(
+        "--decided",
+        type=float,
+        default=0.0,
+        help="share of the candidates decided before the load starts, 0-0.99 (default 0)",
+    )
     args = parser.parse_args()
     # (annotators, offered votes/s or None for as fast as the server answers)
     levels: list[tuple[int, float | None]] = [(n, None) for n in args.n or []]
@@ -328,7 +372,9 @@ def main() -> None:
     seconds = 5.0 if args.quick else args.seconds
     if any(rate and 200 * 24 / rate >= seconds / 2 for _, rate in levels):
         parser.error("--seconds must be at least twice a paced annotator's page period")
-    synsets, per_synset = (4, 500) if args.quick else (20, 5000)
+    if not 0 <= args.decided <= 0.99:
+        parser.error("--decided must lie in [0, 0.99]")
+    synsets, per_synset = (4, 5000) if args.quick else (args.synsets, args.candidates)
 
     name = f"synset_bench_web_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
@@ -340,10 +386,10 @@ def main() -> None:
     try:
         migrate.upgrade(url)
         t0 = time.perf_counter()
-        seed(url, synsets, per_synset, max(n for n, _ in levels))
+        seed(url, synsets, per_synset, max(n for n, _ in levels), args.decided)
         print(
             f"seeded {synsets} synsets x {per_synset} candidates "
-            f"in {time.perf_counter() - t0:.1f} s"
+            f"({args.decided:.0%} decided) in {time.perf_counter() - t0:.1f} s"
         )
         port = free_port()
         env = {**os.environ, "SYNSET_DATABASE_URL": url, "SYNSET_DATA_DIR": str(data_dir),
@@ -401,7 +447,8 @@ def main() -> None:
             if stats.empty:
                 print(f"      ({stats.empty} empty task answers: the pool ran dry for some)")
             print(f"      target {TARGET:.0f} votes/s: ratio {rate / TARGET:.2f}; mean fetch "
-                  f"{statistics.fmean(stats.fetch_ms or [0]):.0f} ms")  # fmt: skip
+                  f"{statistics.fmean(stats.fetch_ms or [0]):.0f} ms; "
+                  f"{decided_share(engine):.0%} of the candidates decided")  # fmt: skip
         engine.dispose()
     finally:
         if server is not None:
