@@ -17,7 +17,10 @@ skips a candidate row that another transaction has locked (a task fetch leasing
 it) rather than wait: waiting could deadlock with that fetch's lease upsert. A
 flag left false only costs the walk one more row, since the serving query still
 checks the consensus row itself; the next write of that row's decision sets it.
-Clearing it (an item reopened) always waits: a stale true would hide an open item.
+Clearing it (an item reopened) waits, since a stale true would hide an open item,
+except for a requeued item: the requeue tier serves it whatever the flag says (the
+flag is true again once its requeue is resolved, by a decision), and the submit
+that reopens it holds its lease row, so waiting could deadlock there too.
 """
 
 from collections.abc import Sequence
@@ -46,6 +49,13 @@ BEGIN
             FOR NO KEY UPDATE SKIP LOCKED;
         IF FOUND THEN
             UPDATE candidate SET settled = true WHERE id = NEW.candidate_id;
+        END IF;
+    ELSIF EXISTS (SELECT 1 FROM requeue
+                  WHERE candidate_id = NEW.candidate_id AND resolved_at IS NULL) THEN
+        PERFORM 1 FROM candidate WHERE id = NEW.candidate_id AND settled
+            FOR NO KEY UPDATE SKIP LOCKED;
+        IF FOUND THEN
+            UPDATE candidate SET settled = false WHERE id = NEW.candidate_id;
         END IF;
     ELSE
         UPDATE candidate SET settled = false WHERE id = NEW.candidate_id AND settled;

@@ -9,7 +9,7 @@ from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from synset_builder.consensus.live import DECIDED
-from synset_builder.db.models import Candidate, Consensus, Image, Synset
+from synset_builder.db.models import Candidate, Consensus, Image, Requeue, Synset
 from synset_builder.db.session import make_engine
 from tests.conftest import DatabaseFactory
 
@@ -75,7 +75,8 @@ def test_set_flag_does_not_wait_for_a_leasing_fetch(db_factory: DatabaseFactory)
     """A fetch holds the candidate row locked while it leases it: deciding the item
     must not wait for it (it could deadlock with the fetch's lease upsert). The flag
     is left false, and the serving query still sees the decision; the next write
-    of the row sets it. Reopening waits (a stale true would hide an open item)."""
+    of the row sets it. Reopening waits (a stale true would hide an open item),
+    unless the item is requeued."""
     engine = make_engine(db_factory.migrated("postgresql"))
     try:
         with engine.begin() as conn:
@@ -98,5 +99,22 @@ def test_set_flag_does_not_wait_for_a_leasing_fetch(db_factory: DatabaseFactory)
             submit.execute(text("SET LOCAL lock_timeout = '200ms'"))
             with pytest.raises(Exception, match="lock timeout"):
                 submit.execute(update(Consensus).values(decision="pending"))
+        # A requeued item reopened by a submit (which holds its lease row) does not
+        # wait either: the requeue tier serves it whatever the flag says.
+        with engine.begin() as conn:
+            conn.execute(insert(Requeue), {"candidate_id": cid, "reason": "trainer suspects it"})
+        with engine.connect() as fetch, engine.connect() as submit:
+            fetch.execute(text("SELECT 1 FROM candidate WHERE id = :c FOR NO KEY UPDATE"),
+                          {"c": cid})  # fmt: skip
+            submit.execute(text("SET LOCAL lock_timeout = '3s'"))
+            submit.execute(update(Consensus).values(decision="pending"))  # no lock timeout
+            submit.commit()
+            fetch.rollback()
+        with Session(engine) as s:
+            assert _settled(s, cid)  # left as it was; cleared when nobody holds the row
+            s.execute(update(Consensus).values(decision="accepted"))
+            s.execute(update(Consensus).values(decision="pending"))
+            s.commit()
+            assert not _settled(s, cid)
     finally:
         engine.dispose()
