@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from sqlalchemy import Connection, insert
 from sqlalchemy.orm import Session
 
-from synset_builder.db.models import Annotator, Candidate, Synset, Vote
+from synset_builder.db.models import Annotator, Candidate, Image, Synset, Vote
 from synset_builder.store import add_image
 
 
@@ -26,6 +28,28 @@ def make_synset(
         cands.append(cand)
     session.flush()
     return cands
+
+
+def bare_candidates(conn: Connection, n: int) -> tuple[int, list[int]]:
+    """A synset of ``n`` candidates whose images are rows without files, in three
+    statements: for query-plan and trigger tests that need thousands of them.
+    Returns the synset's id and the candidate ids, ascending."""
+    sid = conn.execute(
+        insert(Synset).returning(Synset.id),
+        {"wnid": f"n{uuid.uuid4().int % 10**8:08d}", "name": "x", "lemmas": ["x"],
+         "origin": "custom"},
+    ).scalar_one()  # fmt: skip
+    images = conn.execute(
+        insert(Image).returning(Image.id),
+        [{"sha256": uuid.uuid4().hex * 2, "path": "p", "width": 1, "height": 1, "format": "JPEG",
+          "bytes": 1} for _ in range(n)],
+    ).scalars().all()  # fmt: skip
+    ids = conn.execute(
+        insert(Candidate).returning(Candidate.id),
+        [{"image_id": i, "synset_id": sid, "source": "t", "rank": k}
+         for k, i in enumerate(images)],
+    ).scalars().all()  # fmt: skip
+    return sid, sorted(ids)
 
 
 def make_annotators(session: Session, names: Sequence[str]) -> list[Annotator]:

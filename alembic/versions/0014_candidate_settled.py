@@ -81,13 +81,14 @@ SQLITE_BODY = {
 
 
 def upgrade() -> None:
+    postgresql = op.get_context().dialect.name == "postgresql"
     op.add_column(
         "candidate",
         sa.Column("settled", sa.Boolean(), nullable=False, server_default=sa.false()),
     )
     op.execute(
         "UPDATE candidate SET settled = "
-        f"{'true' if op.get_context().dialect.name == 'postgresql' else '1'} "
+        f"{'true' if postgresql else '1'} "
         "WHERE EXISTS (SELECT 1 FROM consensus WHERE consensus.candidate_id = candidate.id "
         f"AND (consensus.initial OR consensus.decision IN {DECIDED}))"
     )
@@ -98,7 +99,6 @@ def upgrade() -> None:
         postgresql_where=sa.text("NOT settled"),
         sqlite_where=sa.text("settled = 0"),
     )
-    postgresql = op.get_context().dialect.name == "postgresql"
     if postgresql:
         op.execute(PG_FUNCTION)
     for name, event, condition in TRIGGERS:

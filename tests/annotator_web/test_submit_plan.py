@@ -4,16 +4,16 @@ of the synset are decided (PostgreSQL plans, generic as under load)."""
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, Select, event, insert, text
 from sqlalchemy.dialects import postgresql as pg_dialect
 
 from annotator_web import serving_sql as sql
-from synset_builder.db.models import Annotator, Candidate, Consensus, Image, Synset
+from synset_builder.db.models import Annotator, Consensus
 from synset_builder.db.session import make_engine
 from tests.conftest import DatabaseFactory
+from tests.consensus_data import bare_candidates
 
 DECIDED = 20000
 
@@ -21,24 +21,11 @@ DECIDED = 20000
 def _seed(engine: Engine, n: int) -> tuple[int, int, list[int]]:
     """A synset of ``n`` candidates and an annotator: (synset, annotator, candidate ids)."""
     with engine.begin() as conn:
-        sid = conn.execute(
-            insert(Synset).returning(Synset.id),
-            {"wnid": "n00000001", "name": "x", "lemmas": ["x"], "origin": "custom"},
-        ).scalar_one()
+        sid, ids = bare_candidates(conn, n)
         me = conn.execute(
             insert(Annotator).returning(Annotator.id), {"username": "ann", "role": "annotator"}
         ).scalar_one()
-        images = conn.execute(
-            insert(Image).returning(Image.id),
-            [{"sha256": uuid.uuid4().hex * 2, "path": "p", "width": 1, "height": 1,
-              "format": "JPEG", "bytes": 1} for _ in range(n)],
-        ).scalars().all()  # fmt: skip
-        ids = conn.execute(
-            insert(Candidate).returning(Candidate.id),
-            [{"image_id": i, "synset_id": sid, "source": "t", "rank": k}
-             for k, i in enumerate(images)],
-        ).scalars().all()  # fmt: skip
-    return sid, me, sorted(ids)
+    return sid, me, ids
 
 
 def _decide(engine: Engine, ids: list[int], decision: str) -> None:

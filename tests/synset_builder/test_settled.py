@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from synset_builder.consensus.live import DECIDED
-from synset_builder.db.models import Candidate, Consensus, Image, Requeue, Synset
+from synset_builder.db.models import Candidate, Consensus, Requeue
 from synset_builder.db.session import make_engine
 from tests.conftest import DatabaseFactory
-
-
-def _candidates(conn, n: int) -> list[int]:
-    sid = conn.execute(
-        insert(Synset).returning(Synset.id),
-        {"wnid": f"n{uuid.uuid4().int % 10**8:08d}", "name": "x", "lemmas": ["x"],
-         "origin": "custom"},
-    ).scalar_one()  # fmt: skip
-    images = conn.execute(
-        insert(Image).returning(Image.id),
-        [{"sha256": uuid.uuid4().hex * 2, "path": "p", "width": 1, "height": 1, "format": "JPEG",
-          "bytes": 1} for _ in range(n)],
-    ).scalars().all()  # fmt: skip
-    return list(
-        conn.execute(
-            insert(Candidate).returning(Candidate.id),
-            [{"image_id": i, "synset_id": sid, "source": "t"} for i in images],
-        ).scalars()
-    )
+from tests.consensus_data import bare_candidates
 
 
 def _settled(session: Session, cid: int) -> bool:
@@ -46,7 +26,7 @@ def test_flag_follows_every_consensus_write(session: Session) -> None:
     """Inserted, upserted, changed both ways, made initial, deleted: through Core and
     the ORM alike, the flag says whether the row is initial or decided."""
     conn = session.connection()
-    ids = _candidates(conn, len(DECIDED) + 3)
+    ids = bare_candidates(conn, len(DECIDED) + 3)[1]
     words, pending, initial, orm = ids[: len(DECIDED)], *ids[len(DECIDED) :]
     assert not any(_settled(session, c) for c in ids)  # a new candidate is open
     conn.execute(insert(Consensus), [_verdict(c, w) for c, w in zip(words, DECIDED, strict=True)])
@@ -80,7 +60,7 @@ def test_set_flag_does_not_wait_for_a_leasing_fetch(db_factory: DatabaseFactory)
     engine = make_engine(db_factory.migrated("postgresql"))
     try:
         with engine.begin() as conn:
-            cid = _candidates(conn, 1)[0]
+            cid = bare_candidates(conn, 1)[1][0]
         with engine.connect() as fetch, engine.connect() as submit:
             fetch.execute(text("SELECT 1 FROM candidate WHERE id = :c FOR NO KEY UPDATE"),
                           {"c": cid})  # fmt: skip
