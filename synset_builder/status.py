@@ -1,9 +1,13 @@
 """The funnel per synset: how far each category has come through the pipeline.
 
-Each stage contributes counters here under the names design.md fixes
-(``queries, candidates, failed, clean, rejected, votes, accepted,
-rejected_by_vote, undecided``), so scripts reading ``synset status --json`` can
-rely on them. A counter is one GROUP BY query returning ``{synset_id: count}``.
+Each stage contributes counters here under fixed names (``queries, candidates,
+failed, clean, rejected, votes, accepted, rejected_by_vote, undecided,
+pending``), so scripts reading ``synset status --json`` can rely on them. All
+but ``pending`` are the names design.md fixes; ``pending`` (items still
+collecting votes) sits beside ``undecided`` so a curator can tell work still in
+the queue from items the vote cap gave up on. A counter is one GROUP BY query
+returning ``{synset_id: count}``, so the funnel (and the dashboard built on it)
+costs one query per counter however many synsets there are.
 """
 
 from __future__ import annotations
@@ -108,6 +112,8 @@ COUNTERS: dict[str, Counter] = {
     "accepted": _decisions("accepted"),
     "rejected_by_vote": _decisions("rejected"),
     "undecided": _decisions("undecided"),
+    # Still being voted on: dynamic consensus has not settled them nor hit the cap.
+    "pending": _decisions("pending"),
 }
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 from PIL import Image as PILImage
 from sqlalchemy import select
 
-from synset_builder.db.models import Gold, Synset
+from synset_builder.db.models import Consensus, Gold, Synset
 from synset_builder.db.session import session_scope
 from tests.annotator_web.webtools import Web, csrf_of
 
@@ -41,6 +42,30 @@ def test_dashboard_shows_funnel_annotators_and_exports_votes(web: Web) -> None:
         *((c, "ann", "1") for c in ann_items),
         *((c, "bob", "0") for c in bob_items),
     }
+
+
+def synset_cells(html: str) -> dict[str, str]:
+    """The numeric cells of the first synset row, keyed by their column header."""
+    table = html[html.index("<h2>Synsets</h2>") : html.index("<h2>Annotators</h2>")]
+    heads = re.findall(r'<th class="num">([^<]*)</th>', table)
+    cells = re.findall(r'<td class="num">([^<]*)</td>', table)
+    assert len(cells) >= len(heads), table
+    return dict(zip(heads, cells[: len(heads)], strict=True))
+
+
+def test_dashboard_shows_items_still_being_voted(web: Web) -> None:
+    # Distinct numbers, so the column cannot show another decision's count by chance.
+    decisions = ["pending"] * 5 + ["accepted"] * 3 + ["undecided"] * 2 + ["rejected"]
+    with session_scope(web.engine) as s:
+        for cand, decision in zip(web.seeded.candidate_ids, decisions, strict=False):
+            s.add(Consensus(candidate_id=cand, p_yes=0.5, decision=decision, method="dynamic"))
+    cur = web.client("cur")
+    cells = synset_cells(cur.get("/dashboard").text)
+    assert list(cells).index("pending") == list(cells).index("undecided") + 1
+    assert cells["pending"] == "5" and cells["undecided"] == "2"
+    assert cells["accepted"] == "3" and cells["rejected"] == "1"
+    (row,) = cur.get("/api/synsets").json()
+    assert row["counts"]["pending"] == 5
 
 
 def test_curator_sets_goals_and_marks_gold(web: Web) -> None:
