@@ -110,18 +110,44 @@ def evaluate_cmd(
     ),
     max_votes: int | None = typer.Option(None, "--max-votes", help="Use at most N votes/item."),
     threshold: float = typer.Option(0.95, help="Dynamic: confidence needed to stop."),
-    as_json: bool = typer.Option(False, "--json", help="Print [{method, accuracy, mean_votes}]."),
+    orders: int = typer.Option(
+        1, "--orders", help="Replay K vote orders: 1 = file order, K>1 = K random shuffles."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random orders."),
+    spammers: float = typer.Option(
+        0.0, "--spammers", help="Add F x workers always-same-answer workers (0-5)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per method."),
 ) -> None:
-    """Accuracy of each method against known answers, and the votes it spent per item."""
+    """Accuracy of each method against known answers, and the votes it spent per item.
+
+    Figures are means over the replayed orders; accuracy and expected accuracy
+    (the model's own mean top probability) are over the items with truth.
+    """
     cfg = _dynamic_config(threshold, DynamicConfig().max_votes, 10, 10)
     results = evaluate(votes, truth, methods=methods or list(METHODS), max_votes=max_votes,
-                       config=cfg)  # fmt: skip
+                       config=cfg, orders=orders, seed=seed, spammers=spammers)  # fmt: skip
     if as_json:
         print_json([r.as_json() for r in results])
         return
-    typer.echo(f"{'method':<12}  {'accuracy':>8}  {'votes/item':>10}  items")
+    binary = any(r.binary for r in results)
+    header = ["method", "accuracy", "votes/item", "acc min-max", "decided", "expected"]
+    header += ["precision", "recall"] if binary else []
+    table = []
     for r in results:
-        typer.echo(f"{r.method:<12}  {r.accuracy:>8.4f}  {r.mean_votes:>10.2f}  {r.items}")
+        row = [r.method, f"{r.accuracy:.4f}", f"{r.mean_votes:.2f}",
+               f"{r.accuracy_min:.4f}-{r.accuracy_max:.4f}", f"{r.decided:.3f}",
+               f"{r.expected_accuracy:.4f}"]  # fmt: skip
+        if binary:
+            row += [_fmt(r.precision, "{:.4f}"), _fmt(r.recall, "{:.4f}")]
+        table.append(row)
+    widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
+    for row in [header, *table]:
+        cells = [c.rjust(w) for c, w in zip(row, widths, strict=True)]
+        typer.echo("  ".join([row[0].ljust(widths[0]), *cells[1:]]))
+    replayed = "file order" if orders == 1 else f"mean of {orders} random orders (seed {seed})"
+    extra = f"; spammers added: {spammers:g} x workers" if spammers else ""
+    typer.echo(f"{results[0].items} items with truth; {replayed}{extra}.")
 
 
 @consensus_app.command("annotators")
