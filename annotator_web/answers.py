@@ -81,7 +81,7 @@ def record_votes(
         recorded, pages, code = _write_in_one(session, rows, released, me, now)
     else:
         recorded, pages, code = _write(session, rows, released, me, now)
-    queue.after_votes(session, recorded, live.config_from(cfg))
+    queue.after_votes(session, recorded, live.config_from(cfg), me)
     if recorded:
         _counted(session, annotator, pages, code, cfg)
     return VoteResult(accepted=len(recorded), already=len(done), refused=refused)

@@ -83,10 +83,12 @@ def serve_key() -> ColumnElement[int]:
     return live.serve_key()
 
 
-def after_votes(session: Session, candidate_ids: Sequence[int], config: DynamicConfig) -> None:
-    """Update consensus for the items just voted on, inside the submit transaction."""
+def after_votes(
+    session: Session, candidate_ids: Sequence[int], config: DynamicConfig, voter: int
+) -> None:
+    """Update consensus for the items ``voter`` just voted on, inside the submit transaction."""
     if candidate_ids:
-        live.after_votes(session, candidate_ids, config=config)
+        live.after_votes(session, candidate_ids, config=config, voter=voter)
 
 
 def exclusion_reason(session: Session, annotator_id: int) -> str | None:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from annotator_web.tasks import now_utc
 from synset_builder.db.models import (
     Annotator,
+    AnnotatorQuality,
     Candidate,
     Consensus,
     Gold,
@@ -131,6 +132,8 @@ class AnnotatorRow:
     gold_answered: int
     gold_accuracy: float | None
     consensus_agreement: float | None
+    # Why consensus stopped counting their votes (spammer, near chance), or None.
+    excluded: str | None = None
 
 
 def annotator_rows(session: Session) -> list[AnnotatorRow]:
@@ -161,6 +164,13 @@ def annotator_rows(session: Session) -> list[AnnotatorRow]:
             .group_by(Vote.annotator_id)
         )
     }
+    excluded = dict(
+        session.execute(
+            select(AnnotatorQuality.annotator_id, AnnotatorQuality.exclusion_reason).where(
+                AnnotatorQuality.excluded
+            )
+        ).all()
+    )
     rows = []
     for a in session.scalars(select(Annotator).order_by(Annotator.username)):
         n, ms = volume.get(a.id, (0, None))
@@ -179,6 +189,7 @@ def annotator_rows(session: Session) -> list[AnnotatorRow]:
                 gold_answered=gn,
                 gold_accuracy=(gh or 0) / gn if gn else None,
                 consensus_agreement=(ch or 0) / cn if cn else None,
+                excluded=(excluded[a.id] or "excluded") if a.id in excluded else None,
             )
         )
     return rows

@@ -5,7 +5,9 @@ on 127.0.0.1, seeded with S synsets x M candidates (40 x 10,000; ``--decided`` s
 with a share of them decided), then a bounded asyncio load generator (one aiohttp
 client per simulated annotator, each with its own session cookie and keep-alive
 connection) in this process. Each annotator loops:
-``GET /api/tasks/next?n=24`` then ``POST /api/votes`` with random labels. Two ways
+``GET /api/tasks/next?n=24`` then ``POST /api/votes``, each answer right 85% of the
+time about a hidden truth (60% yes): a crowd of clickers answering at random would
+be excluded by consensus within minutes, as it should be. Two ways
 to load the server:
 
 * saturation (``--n N``): as fast as the server answers, no time spent looking at
@@ -157,6 +159,12 @@ def seed(url: str, synsets: int, per_synset: int, annotators: int, decided: floa
     engine.dispose()
 
 
+def answer(candidate_id: int) -> bool:
+    """A careful annotator's answer: the hidden truth, 85% of the time."""
+    truth = (candidate_id * 2654435761) % 100 < 60
+    return truth if random.random() < 0.85 else not truth
+
+
 async def login(client: aiohttp.ClientSession, name: str, stats: Stats) -> bool:
     async with client.post("/api/session", json={"username": name, "password": PASSWORD}) as r:
         await r.read()
@@ -202,7 +210,7 @@ async def one_page(client: aiohttp.ClientSession, stats: Stats, submit_at: float
         stats.empty += 1
         await asyncio.sleep(0.2)
         return
-    votes = [{"candidate_id": i["candidate_id"], "label": random.random() < 0.6} for i in items]
+    votes = [{"candidate_id": i["candidate_id"], "label": answer(i["candidate_id"])} for i in items]
     if submit_at is not None:
         await asyncio.sleep(max(0.0, submit_at - time.monotonic()))
     t0 = time.perf_counter()

@@ -79,10 +79,17 @@ class Settings(BaseSettings):
     # Consensus stopping rule, shared by `synset consensus` and the web app's live
     # updates so both decide by the same rule (see consensus/dynamic.py).
     consensus_threshold: float = Field(default=0.95, gt=0.5, lt=1.0)
-    consensus_max_votes: int = Field(default=10, ge=1)
+    consensus_max_votes: int = Field(default=20, ge=1)
     consensus_initial_size: int = Field(default=10, ge=0)
     consensus_initial_votes: int = Field(default=10, ge=1)
-    consensus_shrink: float = Field(default=10.0, ge=0.0)
+    # An unmeasured annotator's skill (0 chance, 1 perfect) and how many votes' worth of
+    # it every record starts with (consensus/model.py).
+    consensus_newcomer_skill: float = Field(default=0.3, gt=0.0, lt=1.0)
+    consensus_shrink: float = Field(default=2.0, ge=0.0)
+    # Kappa (0 chance, 1 perfect) below which an annotator is excluded after
+    # consensus_exclusion_votes decided votes (spammers, random clickers).
+    consensus_skill_floor: float = Field(default=0.2, ge=0.0, lt=1.0)
+    consensus_exclusion_votes: int = Field(default=20, ge=1)
     consensus_requeue_votes: int = Field(default=3, ge=1)
     # Crowd platforms: /join?worker=ID&study=KEY works only when the key is set.
     crowd_study_key: str | None = None

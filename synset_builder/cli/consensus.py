@@ -12,7 +12,7 @@ from synset_builder.consensus import METHODS
 from synset_builder.consensus.dynamic import DynamicConfig
 from synset_builder.consensus.evaluate import evaluate
 from synset_builder.consensus.live import config_from
-from synset_builder.consensus.quality import ExclusionRule, quality_report
+from synset_builder.consensus.quality import quality_report
 from synset_builder.consensus.recompute import RecomputeConfig, recompute
 from synset_builder.errors import InvalidInput
 
@@ -62,17 +62,22 @@ def consensus(
     initial_votes: int | None = typer.Option(
         None, help="Votes each initial item gets [settings: 10]."
     ),
-    skill_floor: float = typer.Option(0.6, help="Exclude annotators below this skill."),
+    skill_floor: float | None = typer.Option(
+        None,
+        help="Exclude annotators whose kappa (0 chance, 1 perfect) stays below this "
+        "[settings: 0.2].",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
     """Recompute every decision from all votes (idempotent) and print a summary per synset."""
     if ctx.invoked_subcommand is not None:
         return
-    cfg = RecomputeConfig(
-        method=method,
-        dynamic=_dynamic_config(threshold, max_votes, initial_size, initial_votes),
-        exclusion=ExclusionRule(floor=skill_floor),
-    )
+    dynamic = _dynamic_config(threshold, max_votes, initial_size, initial_votes)
+    if skill_floor is not None:
+        if not 0.0 <= skill_floor < 1.0:
+            raise InvalidInput(f"--skill-floor must lie in [0, 1), not {skill_floor}.")
+        dynamic = replace(dynamic, skill_floor=skill_floor)
+    cfg = RecomputeConfig(method=method, dynamic=dynamic)
     with open_session(settings()) as session:
         outcome = recompute(session, cfg)
     if as_json:

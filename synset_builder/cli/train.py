@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from synset_builder.cli.common import open_session, print_json, settings
+from synset_builder.consensus.live import config_from
 from synset_builder.errors import SynsetError
 from synset_builder.train.requeue import RequeueResult, read_suspects, requeue
 
@@ -22,7 +23,7 @@ class TrainExtraMissing(SynsetError):
 def _requeue_file(path: Path, source: str) -> RequeueResult:
     suspects = read_suspects(path)
     with open_session(settings()) as session:
-        return requeue(session, suspects, source=source)
+        return requeue(session, suspects, source=source, config=config_from(settings()))
 
 
 def _say_requeued(result: RequeueResult) -> None:

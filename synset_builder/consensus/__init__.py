@@ -12,8 +12,9 @@ from collections.abc import Callable
 
 from synset_builder.consensus.base import Aggregator
 from synset_builder.consensus.dawid_skene import DawidSkene
-from synset_builder.consensus.dynamic import DynamicConfig, DynamicConsensus
+from synset_builder.consensus.dynamic import DynamicConfig
 from synset_builder.consensus.majority import MajorityVote
+from synset_builder.consensus.replay import DynamicConsensus
 
 
 def _dynamic(config: DynamicConfig | None = None) -> Aggregator:

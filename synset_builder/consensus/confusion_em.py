@@ -109,21 +109,26 @@ def m_step(
     shrink: float,
     temper: bool = False,
     prior_alpha: float = 1.0,
+    template: np.ndarray | None = None,
+    prior_weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Confusions, group priors and group temperatures that best explain the credit.
 
     ``soft`` is, per vote, the truth distribution its voter is credited against.
+    ``template`` (a fixed confusion) replaces the pool as the shrinkage target;
+    ``prior_weight`` (0 or 1 per item) limits which items estimate the priors.
     """
     k = enc.n_classes
     counts = np.zeros((enc.n_workers, k, k))
     np.add.at(counts, (enc.worker_idx, slice(None), enc.label_idx), soft)
-    confusion = counts + alpha + shrink * shrink_target(counts, alpha)[None, :, :]
+    target = shrink_target(counts, alpha) if template is None else template
+    confusion = counts + alpha + shrink * target[None, :, :]
     confusion /= confusion.sum(axis=2, keepdims=True)
     temps = np.ones(n_groups)
     if temper and len(enc.item_idx):
         temps = fit_temperatures(enc, confusion, soft, group_idx, n_groups)
     priors = np.full((n_groups, k), prior_alpha)
-    np.add.at(priors, group_idx, probas)
+    np.add.at(priors, group_idx, probas if prior_weight is None else probas * prior_weight[:, None])
     priors /= priors.sum(axis=1, keepdims=True)
     return confusion, priors, temps
 
@@ -185,6 +190,8 @@ def fit_em(
     calibration: np.ndarray | None = None,
     n_iter: int = 100,
     tol: float = 1e-6,
+    template: np.ndarray | None = None,
+    prior_alpha: float = 1.0,
 ) -> EMResult:
     """Run EM from the (gold-clamped) vote shares until the posteriors settle.
 
@@ -201,7 +208,8 @@ def fit_em(
     gold = np.full(enc.n_items, -1) if gold_idx is None else gold_idx
     groups = np.zeros(enc.n_items, dtype=np.int64) if group_idx is None else group_idx
     n_groups = int(groups.max()) + 1 if len(groups) else 1
-    opts = {"alpha": alpha, "shrink": shrink, "temper": temper}
+    opts = {"alpha": alpha, "shrink": shrink, "temper": temper, "template": template,
+            "prior_alpha": prior_alpha}  # fmt: skip
     k = max(enc.n_classes, 1)
     counts = vote_counts(enc)
     totals = counts.sum(axis=1, keepdims=True)
@@ -211,6 +219,9 @@ def fit_em(
     support = np.ones(len(enc.item_idx))
     if calibration is not None:
         support = (calibration[enc.item_idx] | known).astype(float)
+        # Items that calibrate the annotators also estimate the class priors: an
+        # item with one or two votes says more about the prior than about itself.
+        opts["prior_weight"] = (calibration | (gold >= 0)).astype(float)
     if loo:  # vote shares of the *other* votes on the item
         own = np.zeros((len(enc.label_idx), k))
         own[np.arange(len(enc.label_idx)), enc.label_idx] = 1.0

@@ -1,264 +1,168 @@
-"""ImageNet's dynamic consensus (Deng et al. 2009), with a skill-weighted posterior.
+"""ImageNet's dynamic consensus (Deng et al. 2009) on a model that knows who voted.
 
-ImageNet served a random *initial subset* of each synset's candidates until each
-had 10 votes, built from them a table ``P(good | k of n said yes)``, and served
-every other candidate until that confidence passed a threshold or a vote cap was
-hit. Hard synsets ("Burmese cat") thus get more votes per image than easy ones
-("cat"), which is how it reached 99.7% precision without ten votes everywhere.
+ImageNet kept asking for votes on an image until its confidence passed a
+threshold or a cap was hit, so hard synsets ("Burmese cat") got more votes per
+image than easy ones ("cat"). We keep the idea and decide from the posterior of
+:mod:`.model` (skeptical newcomers, leave-one-out credit, evidence that must
+agree). The stopping rule (:func:`decide`), per item after each vote:
 
-The estimator chosen here replaces the count table with a Bayesian posterior
-that knows *who* voted:
+* ``pending`` while an item of the synset's *initial subset* has fewer than
+  ``initial_votes`` votes (capped by the annotators there are): the first items
+  of every synset get a full round, the unbiased sample a curator can audit;
+* a class is **decided** when its posterior reaches ``threshold`` *and* the
+  votes themselves favour it (never on the prior alone);
+* ``undecided`` when the cap is hit, no annotator who has not voted is left,
+  or even the most reliable annotator agreeing on every remaining vote could
+  not reach the threshold (more votes would not change the outcome);
+* otherwise ``pending``: serve it again.
 
-    P(truth = k | votes) ∝ prior_synset(k) · Π_votes confusion_annotator(k, vote)
+What the threshold means: the model's own probability that a decided item's
+label is right, given the votes and the skills as measured *so far*. It is a
+statement about the model, not a measured precision: skills estimated from a
+few hundred votes are noisy, and items that fool most people fool the model
+too, so the precision delivered on real crowds has landed below it (see
+docs/consensus.md for the measured gap). An audit measures the real figure.
 
-* ``prior_synset`` is the synset's share of positives (EM, per synset; the live
-  path takes it from the synset's fully voted initial subset).
-* ``confusion_annotator`` comes from EM over the votes (Dawid-Skene) with gold
-  items clamped to their answers, **shrunk toward a symmetric pool confusion**
-  with ``shrink`` pseudo-votes, so a newcomer counts as an average annotator and
-  a proven one by their record.
-* Skills are **calibrated on the initial subsets** (plus gold): ImageNet votes
-  those items to the full count whatever happens, so they are an unbiased
-  sample of how often each annotator is right. Items stopped early because the
-  first votes agreed, or run to the cap because they disagreed, are not: fitting
-  skills on them made the posterior overconfident (precision 0.90 at a 0.95
-  threshold in ``bench/consensus.py``; about 0.94 calibrated this way).
-* Optionally (``temper=True``) each synset gets one temperature applied to every
-  annotator's confusion, its difficulty: the same person is less reliable on
-  "Burmese cat" than on "cat". One number per synset is what an initial subset
-  of 100 votes can support. It buys recall at the same precision in the
-  benchmark but costs a grid search per EM step, and the live path does not
-  store temperatures, so it is off by default.
-
-Why not the plain count table: with weak annotators (accuracy 0.55-0.7) and a
-few spammers, "4 of 5 said yes" means very different things depending on whether
-the four were spammers; the count table averages over them and needs more votes
-for the same precision. Why not a full confusion per annotator and synset: with
-10 initial items per synset there are about three votes per pair. Multi-class
-works the same way: stop when the top class passes the threshold.
-
-The threshold is a posterior probability, so the precision of the accepted set
-lands near it: ImageNet-grade precision (99.5%+) needs ``threshold=0.995``.
+:meth:`DynamicConsensus.replay` plays votes in order exactly as the web app
+decides them (:mod:`.live` is the same rule with its state in the database) and
+refits the skills every ``refit_every`` votes, as a periodic ``synset consensus``
+does; :meth:`DynamicConsensus.fit` is that refit on a finished vote set.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Self
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 
-import numpy as np
-
-from synset_builder.consensus.base import VoteRow, encode, labels_from, probas_dict
-from synset_builder.consensus.confusion_em import fit_em
-from synset_builder.consensus.dawid_skene import gold_indices, group_indices
+from synset_builder.consensus.model import ExclusionRule, SkillState, template
 
 
 @dataclass(frozen=True)
 class DynamicConfig:
-    """The stopping rule: thresholds and vote budgets (ImageNet's defaults)."""
+    """The stopping rule and the model's two hyper-parameters."""
 
     threshold: float = 0.95
     initial_size: int = 10
     initial_votes: int = 10
-    max_votes: int = 10
-    # Pseudo-votes pulling each annotator's confusion toward the pooled one.
-    shrink: float = 10.0
-    # Fit one temperature per synset (its difficulty) on top of annotator confusions.
-    temper: bool = False
-    alpha: float = 0.5
+    max_votes: int = 20
+    # An unmeasured annotator's skill, from chance (0) to perfect (1): 0.3 is a
+    # binary answer right 65% of the time.
+    newcomer_skill: float = 0.3
+    # Pseudo-votes of that newcomer skill in every annotator's record.
+    shrink: float = 2.0
     # Fresh votes a requeued candidate needs before it may be decided again.
     requeue_votes: int = 3
+    # Exclusion of annotators who answer without looking (model.ExclusionRule).
+    skill_floor: float = 0.2
+    exclusion_votes: int = 20
+    # The "more votes cannot change it" stop assumes votes this reliable are to come.
+    strong_skill: float = 0.8
+    # A closed item at least this sure of its answer measures its voters (see replay).
+    credit_level: float = 0.8
+
+    @property
+    def exclusion(self) -> ExclusionRule:
+        return ExclusionRule(floor=self.skill_floor, min_votes=self.exclusion_votes)
+
+    def step(self, k: int) -> float:
+        """Log-likelihood ratio of one vote of a ``strong_skill`` annotator among ``k`` classes."""
+        t = template(k, self.strong_skill)
+        return math.log(t[0, 0]) - math.log(t[0, 1]) if k > 1 else 0.0
 
     def __post_init__(self) -> None:
         if not 0.5 < self.threshold < 1.0:
             raise ValueError(f"threshold must lie in (0.5, 1), not {self.threshold}")
         if self.max_votes < 1 or self.initial_votes < 1 or self.initial_size < 0:
             raise ValueError("vote budgets must be positive")
+        if not 0.0 < self.newcomer_skill < 1.0:
+            raise ValueError(f"newcomer_skill must lie in (0, 1), not {self.newcomer_skill}")
 
 
-def decide(top: float, n_votes: int, *, initial: bool, config: DynamicConfig) -> str:
-    """Binary decision word for an item whose ``P(yes)`` is ``top``.
+NO_VOTERS = "no annotator left who has not voted on it"
+CAP = "vote cap reached"
+HOPELESS = "more votes could not reach the threshold"
 
-    ``pending``: still collecting votes; ``undecided``: the cap was hit first.
+
+@dataclass(frozen=True)
+class Verdict:
+    """One item's state under the rule: ``word`` is ``decided``, ``undecided`` or
+    ``pending``; ``top`` the most probable class; ``reason`` why it is undecided."""
+
+    word: str
+    top: int
+    probs: tuple[float, ...]
+    reason: str | None = None
+
+
+def decide(
+    probs: Sequence[float],
+    evidence: Sequence[float],
+    n_votes: int,
+    *,
+    config: DynamicConfig,
+    initial_needed: int = 0,
+    voters_left: int | None = None,
+) -> Verdict:
+    """The stopping rule for one item (see the module docstring).
+
+    ``initial_needed``: votes an initial-subset item must have first (0 for
+    others); ``voters_left``: annotators who could still vote on it (None:
+    unknown, plenty).
     """
-    if n_votes == 0 or (initial and n_votes < config.initial_votes):
-        return "pending"
-    if top >= config.threshold:
-        return "accepted"
-    if top <= 1.0 - config.threshold:
-        return "rejected"
-    cap = max(config.max_votes, config.initial_votes if initial else 0)
-    return "undecided" if n_votes >= cap else "pending"
-
-
-def binary_posterior(prior_yes: float, votes: Sequence[tuple[bool, float, float]]) -> float:
-    """``P(yes)`` from votes given as (answer, sensitivity, specificity) of the voter.
-
-    Plain ``math`` on floats: it runs for every item of every web submit, where
-    numpy's per-call overhead on scalars cost more than the arithmetic.
-    """
-    prior_yes = min(max(prior_yes, 1e-6), 1 - 1e-6)
-    log_odds = math.log(prior_yes) - math.log1p(-prior_yes)
-    for answer, sens, spec in votes:
-        sens = min(max(sens, 1e-6), 1 - 1e-6)
-        spec = min(max(spec, 1e-6), 1 - 1e-6)
-        if answer:
-            log_odds += math.log(sens) - math.log1p(-spec)
-        else:
-            log_odds += math.log1p(-sens) - math.log(spec)
-    # Written so that exp() never overflows, whatever the sign of the log-odds.
-    if log_odds >= 0:
-        return 1.0 / (1.0 + math.exp(-log_odds))
-    odds = math.exp(log_odds)
-    return odds / (1.0 + odds)
-
-
-@dataclass
-class DynamicConsensus:
-    """Skill-weighted posterior with ImageNet's stopping rule.
-
-    ``fit`` scores a finished vote set (``decided_`` says which items passed the
-    threshold); ``replay`` plays votes in arrival order, dropping the votes an
-    item would not have been served after it was decided (``used_``).
-    """
-
-    config: DynamicConfig = field(default_factory=DynamicConfig)
-    n_iter: int = 100
-    refit_every: int = 200
-    loo: bool = False
-    labels_: dict[Hashable, Hashable] = field(default_factory=dict, init=False)
-    probas_: dict[Hashable, dict[Hashable, float]] = field(default_factory=dict, init=False)
-    skills_: dict[Hashable, float] = field(default_factory=dict, init=False)
-    confusions_: dict[Hashable, np.ndarray] = field(default_factory=dict, init=False)
-    temperatures_: dict[Hashable, float] = field(default_factory=dict, init=False)
-    priors_: dict[Hashable, np.ndarray] = field(default_factory=dict, init=False)
-    pooled_: np.ndarray | None = field(default=None, init=False)
-    decided_: dict[Hashable, bool] = field(default_factory=dict, init=False)
-    used_: dict[Hashable, int] = field(default_factory=dict, init=False)
-
-    def fit(
-        self,
-        votes: Sequence[VoteRow],
-        *,
-        gold: Mapping[Hashable, Hashable] | None = None,
-        groups: Mapping[Hashable, Hashable] | None = None,
-        classes: Sequence[Hashable] | None = None,
-        calibration: Collection[Hashable] | None = None,
-    ) -> Self:
-        """Fit skills and posteriors; ``calibration`` items (initial subsets) measure skill."""
-        gold = gold or {}
-        enc = encode(votes, classes=classes)
-        gidx = group_indices(enc.items, groups)
-        calib = None
-        if calibration is not None:
-            wanted = set(calibration)
-            calib = np.array([item in wanted for item in enc.items], dtype=bool)
-            if not calib[enc.item_idx].any():  # nothing calibrated yet: use every vote
-                calib = None
-        res = fit_em(
-            enc,
-            gold_idx=gold_indices(enc.items, enc.classes, gold),
-            group_idx=gidx,
-            alpha=self.config.alpha,
-            shrink=self.config.shrink,
-            temper=self.config.temper,
-            loo=self.loo,
-            calibration=calib,
-            n_iter=self.n_iter,
+    k = len(probs)
+    top = max(range(k), key=lambda c: probs[c])
+    p = tuple(float(v) for v in probs)
+    out_of_voters = voters_left is not None and voters_left <= 0
+    if n_votes == 0:
+        return (
+            Verdict("undecided", top, p, NO_VOTERS) if out_of_voters else Verdict("pending", top, p)
         )
-        self.labels_ = labels_from(enc, res.probas)
-        self.probas_ = probas_dict(enc, res.probas)
-        self.confusions_ = {w: res.confusion[j] for j, w in enumerate(enc.workers)}
-        prior = res.priors.mean(axis=0)
-        diag = np.einsum("wkk->wk", res.confusion)
-        self.skills_ = {w: float(diag[j] @ prior) for j, w in enumerate(enc.workers)}
-        names = {}
-        for i, item in enumerate(enc.items):
-            names.setdefault(gidx[i], (groups or {}).get(item))
-        self.priors_ = {names[g]: res.priors[g] for g in names}
-        self.temperatures_ = {names[g]: float(res.temperatures[g]) for g in names}
-        k = enc.n_classes
-        pooled = np.full((k, k), self.config.alpha)
-        if self.confusions_:
-            pooled = np.mean(list(self.confusions_.values()), axis=0)
-        self.pooled_ = pooled / pooled.sum(axis=1, keepdims=True)
-        self.decided_ = {
-            item: bool(res.probas[i].max() >= self.config.threshold)
-            for i, item in enumerate(enc.items)
-        }
-        self.used_ = {}
-        for item, _, _ in votes:
-            self.used_[item] = self.used_.get(item, 0) + 1
-        return self
+    if n_votes < initial_needed and not out_of_voters:
+        return Verdict("pending", top, p)
+    others = [evidence[c] for c in range(k) if c != top]
+    favoured = not others or evidence[top] > max(others)
+    if probs[top] >= config.threshold and favoured:
+        return Verdict("decided", top, p)
+    remaining = config.max_votes - n_votes
+    if remaining <= 0:
+        return Verdict("undecided", top, p, CAP)
+    if voters_left is not None and voters_left <= 0:
+        return Verdict("undecided", top, p, NO_VOTERS)
+    if voters_left is not None:
+        remaining = min(remaining, voters_left)
+    odds = math.log(max(p[top], 1e-12)) - math.log(max(1.0 - p[top], 1e-12))
+    if odds + remaining * config.step(k) < math.log(config.threshold / (1 - config.threshold)):
+        return Verdict("undecided", top, p, HOPELESS)
+    return Verdict("pending", top, p)
 
-    def _posterior(self, group: Hashable, item_votes: list[tuple[Hashable, int]], k: int):
-        prior = self.priors_.get(group)
-        log_post = np.log(prior if prior is not None else np.full(k, 1.0 / k))
-        pooled = self.pooled_ if self.pooled_ is not None else np.full((k, k), 1.0 / k)
-        temp = self.temperatures_.get(group, 1.0)
-        for worker, label in item_votes:
-            log_rows = np.log(self.confusions_.get(worker, pooled)) * temp
-            log_rows -= np.logaddexp.reduce(log_rows, axis=1, keepdims=True)
-            log_post = log_post + log_rows[:, label]
-        post = np.exp(log_post - log_post.max())
-        return post / post.sum()
 
-    def replay(
-        self,
-        votes: Sequence[VoteRow],
-        *,
-        gold: Mapping[Hashable, Hashable] | None = None,
-        groups: Mapping[Hashable, Hashable] | None = None,
-        classes: Sequence[Hashable] | None = None,
-    ) -> Self:
-        """Serve votes in file order; skip an item's later votes once it is decided.
+def credits(verdict: Verdict, config: DynamicConfig) -> bool:
+    """A closed item sure enough of its answer to measure its voters by."""
+    return verdict.word != "pending" and max(verdict.probs) >= config.credit_level
 
-        Skills and priors are refitted on the votes taken so far every
-        ``refit_every`` votes, as ``synset consensus`` would be run now and then
-        while the web app keeps deciding items between runs.
-        """
-        cfg = self.config
-        all_classes = list(classes) if classes else list(dict.fromkeys(v[2] for v in votes))
-        cix = {c: j for j, c in enumerate(all_classes)}
-        k = len(all_classes)
-        groups = groups or {}
-        initial: dict[Hashable, set[Hashable]] = {}
-        taken: list[VoteRow] = []
-        per_item: dict[Hashable, list[tuple[Hashable, int]]] = {}
-        done: set[Hashable] = set()
-        self.priors_, self.confusions_, self.pooled_ = {}, {}, None
-        self.temperatures_ = {}
-        since_fit = 0
-        calib_items: set[Hashable] = set()
-        for item, worker, label in votes:
-            group = groups.get(item)
-            members = initial.setdefault(group, set())
-            if item not in per_item and len(members) < cfg.initial_size:
-                members.add(item)
-                calib_items.add(item)
-            item_votes = per_item.setdefault(item, [])
-            if item in done:
-                continue
-            item_votes.append((worker, cix[label]))
-            taken.append((item, worker, label))
-            since_fit += 1
-            if since_fit >= self.refit_every:
-                self.fit(
-                    taken, gold=gold, groups=groups, classes=all_classes, calibration=calib_items
-                )
-                since_fit = 0
-            n = len(item_votes)
-            is_initial = item in members
-            cap = max(cfg.max_votes, cfg.initial_votes if is_initial else 0)
-            if n >= cap:
-                done.add(item)
-                continue
-            if is_initial and n < cfg.initial_votes:
-                continue
-            if self._posterior(group, item_votes, k).max() >= cfg.threshold:
-                done.add(item)
-        self.fit(taken, gold=gold, groups=groups, classes=all_classes, calibration=calib_items)
-        self.used_ = {item: len(v) for item, v in per_item.items()}
-        return self
+
+def evaluate_item(
+    state: SkillState,
+    group: Hashable,
+    votes: Sequence[tuple[Hashable, int]],
+    *,
+    config: DynamicConfig,
+    initial: bool,
+    voters_left: int | None,
+) -> Verdict:
+    """The verdict on one item from its votes: what the web app, ``synset consensus``
+    and the replay all call. Excluded annotators' votes do not count."""
+    counted = [(w, label) for w, label in votes if w not in state.excluded]
+    probs, evidence = state.posterior(group, counted)
+    needed = 0
+    if initial:
+        # A small team: the initial round asks for as many votes as there are voters.
+        needed = config.initial_votes
+        if voters_left is not None:
+            needed = min(needed, len(counted) + max(voters_left, 0))
+    return decide(probs, evidence, len(counted), config=config, initial_needed=needed,
+                  voters_left=voters_left)  # fmt: skip
+
+
+__all__ = ["DynamicConfig", "Verdict", "credits", "decide", "evaluate_item", "template"]

@@ -55,7 +55,8 @@ import numpy as np
 
 from synset_builder.consensus import METHODS
 from synset_builder.consensus.base import VoteRow
-from synset_builder.consensus.dynamic import DynamicConfig, DynamicConsensus
+from synset_builder.consensus.dynamic import DynamicConfig
+from synset_builder.consensus.replay import DynamicConsensus
 from synset_builder.errors import InvalidInput, NotFound
 
 YES = {"1", "yes", "y", "true", "t"}

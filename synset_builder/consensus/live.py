@@ -1,44 +1,55 @@
 """Consensus on the request path: what the web app calls in each submit.
 
-Cheap and incremental by design: ``after_votes`` touches only the candidates just
-voted on (their votes, their voters' stored skill, their synset's prior from its
-initial subset) and never refits anything; ``synset consensus`` does the full
-EM refit now and then and rewrites the same rows. The rule is ImageNet's
-dynamic consensus (see :mod:`synset_builder.consensus.dynamic`):
+Cheap and incremental: ``after_votes`` reads only the candidates just voted on,
+their votes, their voters' records and their synset's prior, builds the same
+:class:`~synset_builder.consensus.model.SkillState` that ``synset consensus``
+and ``evaluate``'s replay decide with, and applies the same verdict
+(:func:`~synset_builder.consensus.dynamic.evaluate_item`). It never refits;
+``synset consensus`` refits the skills and the priors and rewrites the rows.
+Same votes in the same order, same decisions on every path (a test replays
+them).
 
-* the first time a synset gets a vote, its initial subset is fixed: the
+* The first time a synset gets a vote, its initial subset is fixed: the
   ``initial_size`` pool candidates with the lowest pseudo-random key (the same
-  key :func:`priority_order` serves by, so it is what was being served anyway);
-* initial items stay open until they have ``initial_votes`` votes; every other
-  item until ``P(yes)`` passes the threshold either way or the cap is hit
-  (``undecided``);
-* a requeued candidate (unresolved ``requeue`` row) is open again until it has
-  ``requeue_votes`` fresh votes and a decision; its requeue row is then resolved.
+  key :func:`priority_order` serves by, so it is what was being served anyway).
+  Initial items wait for ``initial_votes`` votes, or for as many as the team
+  has annotators who can still vote on them.
+* An item nobody left can vote on (every annotator who can be served voted on
+  it) is ``undecided``, with that reason, instead of pending forever.
+* An item that has just passed the threshold credits its voters' records
+  (leave-one-out) and the exclusion rule looks at them, and at the submitter's
+  answers: a spammer is excluded within their first votes, and every item
+  they voted on is decided again without them.
+* A requeued candidate (unresolved ``requeue`` row) is open again until it has
+  ``requeue_votes`` fresh votes and a decision (or nobody left can vote on it);
+  its requeue row is then resolved.
 
-Decision words: ``accepted``, ``rejected``, ``undecided`` (cap hit), and
+Decision words: ``accepted``, ``rejected``, ``undecided`` (with a reason), and
 ``pending`` (still collecting votes).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
 from sqlalchemy import ColumnElement, case, exists, false, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from synset_builder.config import Settings
 from synset_builder.consensus import live_sql as sql
-from synset_builder.consensus.dynamic import DynamicConfig, binary_posterior, decide
-from synset_builder.consensus.quality import (
-    COUNT_KEYS,
-    Skill,
-    exclusion_reason,
-    may_vote,
-    skill_of,
+from synset_builder.consensus.dynamic import (
+    NO_VOTERS,
+    DynamicConfig,
+    Verdict,
+    credits,
+    evaluate_item,
 )
+from synset_builder.consensus.model import ExclusionRule, SkillState
+from synset_builder.consensus.quality import COUNT_KEYS, exclusion_reason, may_vote
 from synset_builder.db.bulk import rows_params
 from synset_builder.db.models import (
     AnnotatorQuality,
@@ -48,6 +59,7 @@ from synset_builder.db.models import (
     Image,
     Requeue,
     Synset,
+    Vote,
 )
 from synset_builder.db.session import on_postgresql
 from synset_builder.pool import clean_clause
@@ -74,6 +86,9 @@ def config_from(settings: Settings) -> DynamicConfig:
         initial_size=settings.consensus_initial_size,
         initial_votes=settings.consensus_initial_votes,
         shrink=settings.consensus_shrink,
+        newcomer_skill=settings.consensus_newcomer_skill,
+        skill_floor=settings.consensus_skill_floor,
+        exclusion_votes=settings.consensus_exclusion_votes,
         requeue_votes=settings.consensus_requeue_votes,
     )
 
@@ -163,7 +178,7 @@ def ensure_initial_subset(session: Session, synset_id: int, config: DynamicConfi
         return False
     # Sorted by id, like every consensus write, so concurrent writers lock in one order.
     row = {"p_yes": 0.5, "decision": "pending", "method": "dynamic", "n_votes": 0,
-           "initial": True, "updated_at": datetime.now(UTC)}  # fmt: skip
+           "initial": True, "reason": None, "updated_at": datetime.now(UTC)}  # fmt: skip
     postgresql = on_postgresql(session)
     rows = [{**row, "candidate_id": cid} for cid in ids]
     conn.execute(sql.mark_initial(postgresql), rows_params(rows, sql.CONSENSUS_COLUMNS, postgresql))
@@ -175,43 +190,6 @@ def _initial_ids(session: Session, synset_id: int) -> list[int] | None:
     return session.connection().execute(sql.initial_ids(), {"synset_id": synset_id}).scalar()
 
 
-def _smoothed(total: float, n: int) -> float:
-    """Share of positives among ``n`` items summing to ``total``, with one pseudo-count each way."""
-    return (float(total) + 1.0) / (int(n) + 2.0)
-
-
-def _credit(session: Session, credits: list[tuple[list[tuple[int, bool]], float]]) -> None:
-    """Add finished initial items' soft (truth, vote) counts to their voters' records.
-
-    Two submits may credit one voter at once: the records are created where missing
-    without a conflict, then locked in id order before they are read and changed,
-    so neither a duplicate insert nor a lost update can happen.
-    """
-    ids = sorted({a for votes, _ in credits for a, _ in votes})
-    if not ids:
-        return
-    conn = session.connection()
-    conn.execute(sql.add_quality_rows(on_postgresql(session)), [{"annotator_id": a} for a in ids])
-    rows = {
-        q.annotator_id: q
-        for q in session.scalars(
-            select(AnnotatorQuality)
-            .where(AnnotatorQuality.annotator_id.in_(ids))
-            .order_by(AnnotatorQuality.annotator_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    }
-    for votes, p_yes in credits:
-        for annotator, answer in votes:
-            row = rows[annotator]
-            counts = {key: float((row.counts or {}).get(key, 0.0)) for key in COUNT_KEYS}
-            counts["yy" if answer else "yn"] += p_yes
-            counts["ny" if answer else "nn"] += 1.0 - p_yes
-            row.counts = counts
-            row.votes = (row.votes or 0) + 1
-
-
 @dataclass
 class _Item:
     """What one candidate's update reads: its synset, gold answer, state and votes."""
@@ -219,93 +197,133 @@ class _Item:
     synset_id: int
     gold: bool | None
     initial: bool
-    was_decided: bool
+    decision: str | None
     votes: list[tuple[int, bool, datetime]] = field(default_factory=list)
     requeues: list[tuple[int, datetime]] = field(default_factory=list)
 
 
-def _read_items(
-    session: Session, ids: list[int], config: DynamicConfig
-) -> tuple[dict[int, _Item], dict[int, float], dict[int, Skill]]:
-    """The items with their votes and requeues, the prior of each of their synsets,
-    and the skill of each of their voters.
+@dataclass
+class _Read:
+    items: dict[int, _Item]
+    state: SkillState
+    active: set[int]  # voters of these items who could vote again elsewhere
+    team: int  # annotators who can be served anything at all
+
+
+def _matrix(counts: Mapping[str, float] | None) -> np.ndarray:
+    """``{"yy", "yn", "ny", "nn"}`` (truth, vote) as a 2 x 2 matrix, index 0 = no."""
+    c = counts or {}
+    return np.array(
+        [[c.get("nn", 0.0), c.get("ny", 0.0)], [c.get("yn", 0.0), c.get("yy", 0.0)]], dtype=float
+    )
+
+
+def _read_items(session: Session, ids: list[int], config: DynamicConfig) -> _Read:
+    """The items with their votes and requeues, each synset's prior, and each voter's
+    record, as a :class:`SkillState` (the model every path decides with).
 
     Fixes initial subsets first where a synset has none yet: only a synset's very
     first submit (which fixes the subset) reads the items twice.
     """
     conn = session.connection()
     postgresql = on_postgresql(session)
-    Read = tuple[dict[int, _Item], dict[int, list[int] | None], dict[int, Skill], bool]
 
-    def read() -> Read:
+    def read() -> tuple[_Read, dict[int, list[int] | None], bool]:
         items: dict[int, _Item] = {}
         subsets: dict[int, list[int] | None] = {}
-        skills: dict[int, Skill] = {}
+        state = SkillState(k=2, skill=config.newcomer_skill, shrink=config.shrink)
+        active: set[int] = set()
+        seen: set[int] = set()
         requeued = False
         for row in conn.execute(sql.items_votes(postgresql), {"ids": ids}):
-            cid, sid, initial_ids, gold, initial, decision, req, voter, answer, at = row[:10]
+            cid, sid, initial_ids, prior_yes, gold, initial, decision, req = row[:8]
+            voter, answer, at, can_vote, counts, excluded, reason, *tally = row[8:]
             item = items.get(cid)
             if item is None:
-                item = items[cid] = _Item(sid, gold, bool(initial), decision in DECIDED)
+                item = items[cid] = _Item(sid, gold, bool(initial), decision)
                 if sid not in subsets:
                     subsets[sid] = json.loads(initial_ids) if initial_ids else None
+                    if prior_yes is not None:
+                        state.priors[sid] = [1.0 - prior_yes, prior_yes]
                 requeued = requeued or bool(req)
             if voter is None:
                 continue
             item.votes.append((voter, answer, _utc(at)))
-            if voter not in skills:
-                counts, excluded, *tally = row[10:]
-                stored = json.loads(counts) if counts else None
-                gold_counts = dict(zip(COUNT_KEYS, (t or 0 for t in tally), strict=True))
-                skills[voter] = skill_of(stored, excluded, gold_counts, shrink=config.shrink)
-        return items, subsets, skills, requeued
+            if voter in seen:
+                continue
+            seen.add(voter)
+            stored = json.loads(counts) if counts else {}
+            state.counts[voter] = _matrix(stored)
+            gold_counts = dict(zip(COUNT_KEYS, (t or 0 for t in tally), strict=True))
+            state.gold_counts[voter] = _matrix(gold_counts)
+            state.answers[voter] = np.array([stored.get("an", 0.0), stored.get("ay", 0.0)])
+            if excluded:
+                state.excluded[voter] = reason or "excluded"
+            elif can_vote:
+                active.add(voter)
+        team = int(conn.execute(sql.team_size()).scalar() or 0)
+        return _Read(items, state, active, team), subsets, requeued
 
-    items, subsets, skills, requeued = read()
+    got, subsets, requeued = read()
     if any(
         ensure_initial_subset(session, sid, config)
         for sid, subset in sorted(subsets.items())
         if subset is None
     ):
-        items, subsets, skills, requeued = read()
+        got, subsets, requeued = read()
     if requeued:
         for rid, cid, created in conn.execute(sql.open_requeues(postgresql), {"ids": ids}):
-            items[cid].requeues.append((rid, _utc(created)))
-    priors: dict[int, float] = {}
-    for sid, subset in subsets.items():
-        total, n = 0.0, 0
-        if subset:
-            params = {"initial_ids": subset, "initial_votes": config.initial_votes}
-            total, n = conn.execute(sql.prior(postgresql), params).one()
-        priors[sid] = _smoothed(total, n)
-    return items, priors, skills
+            got.items[cid].requeues.append((rid, _utc(created)))
+    return got
 
 
 def after_votes(
-    session: Session, candidate_ids: Sequence[int], *, config: DynamicConfig = DEFAULT
+    session: Session,
+    candidate_ids: Sequence[int],
+    *,
+    config: DynamicConfig = DEFAULT,
+    voter: int | None = None,
 ) -> None:
-    """Update the Consensus rows of the candidates just voted on, in the caller's transaction."""
+    """Update the Consensus rows of the candidates just voted on, in the caller's transaction.
+
+    ``voter``: who submitted these votes (the web app's submit); their answers
+    count toward the always-the-same-answer check. Annotators the exclusion rule
+    catches here are excluded at once, and every item they voted on is decided
+    again without them.
+    """
     ids = sorted(set(candidate_ids))
     if not ids:
         return
     session.flush()
-    items, priors, skills = _read_items(session, ids, config)
+    got = _read_items(session, ids, config)
+    state, rule = got.state, config.exclusion
+    before = {w: (m.copy(), state.answers[w].copy()) for w, m in state.counts.items()}
+    if voter is not None and voter in state.answers:
+        for item in got.items.values():
+            for a, answer, _ in item.votes:
+                if a == voter:
+                    state.answered(voter, int(answer))
     now = datetime.now(UTC)
     rows: list[dict[str, object]] = []
     resolved: list[int] = []
-    credits: list[tuple[list[tuple[int, bool]], float]] = []
-    for cid, item in items.items():
-        counted = [(a, ans, t) for a, ans, t in item.votes if not skills[a].excluded]
-        p_yes, decision = _decide(item, counted, skills, priors[item.synset_id], config)
+    newly: dict[int, str] = {}
+    for cid, item in got.items.items():
+        verdict = _verdict(item, got, config)
+        decision = _word(verdict)
         if item.requeues and item.gold is None and decision != "pending":
             resolved += [rid for rid, _ in item.requeues]
+        counted = [(a, int(ans)) for a, ans, _ in item.votes if a not in state.excluded]
+        closing = item.decision in (None, "pending") and credits(verdict, config)
+        if closing and item.gold is None:
+            state.credit(item.synset_id, counted)
+            newly.update(_judge(state, rule, [a for a, _ in counted], session))
         rows.append(
-            {"candidate_id": cid, "p_yes": p_yes, "decision": decision, "method": "dynamic",
-             "n_votes": len(counted), "initial": False, "updated_at": now}
+            {"candidate_id": cid, "p_yes": verdict.probs[1], "decision": decision,
+             "method": "dynamic", "n_votes": len(counted), "initial": False,
+             "reason": verdict.reason, "updated_at": now}
         )  # fmt: skip
-        # Only a finished initial item measures its voters: items stopped early by
-        # agreement (or run to the cap by disagreement) are a biased sample.
-        if item.initial and decision != "pending" and not item.was_decided and item.gold is None:
-            credits.append(([(a, ans) for a, ans, _ in counted], p_yes))
+    if voter is not None:
+        newly.update(_judge(state, rule, [voter], session))
     postgresql = on_postgresql(session)
     conn = session.connection()
     conn.execute(
@@ -314,30 +332,104 @@ def after_votes(
     if resolved:
         conn.execute(sql.resolve_requeues(postgresql), {"ids": resolved, "now": now})
     _forget_loaded(session, set(ids))
-    _credit(session, credits)
+    _save_records(session, state, before, newly)
     session.flush()
+    if newly:
+        again = session.scalars(
+            select(Vote.candidate_id).where(Vote.annotator_id.in_(sorted(newly)))
+        ).all()
+        after_votes(session, list(again), config=config)
 
 
-def _decide(
-    item: _Item,
-    counted: list[tuple[int, bool, datetime]],
-    skills: dict[int, Skill],
-    prior: float,
-    config: DynamicConfig,
-) -> tuple[float, str]:
-    """``P(yes)`` and the decision word for one item (gold answers are fixed)."""
+def _word(verdict: Verdict) -> str:
+    if verdict.word == "decided":
+        return "accepted" if verdict.top == 1 else "rejected"
+    return verdict.word
+
+
+def _verdict(item: _Item, got: _Read, config: DynamicConfig) -> Verdict:
+    """The verdict on one item (gold answers are fixed; requeued items wait for fresh votes)."""
     if item.gold is not None:
-        return float(item.gold), "accepted" if item.gold else "rejected"
-    p_yes = binary_posterior(
-        prior, [(ans, skills[a].sensitivity, skills[a].specificity) for a, ans, _ in counted]
-    )
-    decision = decide(p_yes, len(counted), initial=item.initial, config=config)
+        p = float(item.gold)
+        return Verdict("decided", int(item.gold), (1.0 - p, p))
+    state = got.state
+    voted = {a for a, _, _ in item.votes}
+    # No team (votes imported from a file, say): nobody to wait for or to give up on.
+    left = got.team - len(voted & got.active) if got.team else None
+    votes = [(a, int(ans)) for a, ans, _ in item.votes]
+    verdict = evaluate_item(state, item.synset_id, votes, config=config, initial=item.initial,
+                            voters_left=left)  # fmt: skip
     if item.requeues:
         since = min(t for _, t in item.requeues)
-        fresh = sum(1 for _, _, t in counted if t >= since)
+        fresh = sum(1 for a, _, t in item.votes if t >= since and a not in state.excluded)
         if fresh < config.requeue_votes:
-            decision = "pending"
-    return p_yes, decision
+            if left is None or left > 0:
+                return Verdict("pending", verdict.top, verdict.probs)
+            # Sent back for more votes, and nobody is left to give them: a curator's call.
+            return Verdict("undecided", verdict.top, verdict.probs, NO_VOTERS)
+    return verdict
+
+
+def _judge(
+    state: SkillState, rule: ExclusionRule, workers: Sequence[int], session: Session
+) -> dict[int, str]:
+    """The workers the exclusion rule catches now, with the reason."""
+
+    def others(worker: int) -> np.ndarray:
+        no, yes = session.connection().execute(sql.others_answers(), {"me": worker}).one()
+        return np.array([float(no or 0), float(yes or 0)])
+
+    out = {}
+    for w in dict.fromkeys(workers):
+        reason = state.judge(w, rule, others)
+        if reason is not None:
+            out[w] = reason
+    return out
+
+
+def _save_records(
+    session: Session,
+    state: SkillState,
+    before: Mapping[int, tuple[np.ndarray, np.ndarray]],
+    newly: Mapping[int, str],
+) -> None:
+    """Add this update's credits and answers to the voters' records; record exclusions.
+
+    Two submits may change one voter's record at once: the records are created
+    where missing without a conflict, then locked in id order and changed by the
+    difference this update made, so neither a duplicate insert nor a lost update
+    can happen.
+    """
+    changed = {}
+    for w, (counts, answers) in before.items():
+        d_counts = state.counts[w] - counts
+        d_answers = state.answers[w] - answers
+        if d_counts.any() or d_answers.any() or w in newly:
+            changed[w] = (d_counts, d_answers)
+    if not changed:
+        return
+    ids = sorted(changed)
+    conn = session.connection()
+    conn.execute(sql.add_quality_rows(on_postgresql(session)), [{"annotator_id": a} for a in ids])
+    rows = session.scalars(
+        select(AnnotatorQuality)
+        .where(AnnotatorQuality.annotator_id.in_(ids))
+        .order_by(AnnotatorQuality.annotator_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    for row in rows:
+        d_counts, d_answers = changed[row.annotator_id]
+        stored = dict(row.counts or {})
+        merged = _matrix(stored) + d_counts
+        stored.update({"nn": merged[0, 0], "ny": merged[0, 1], "yn": merged[1, 0],
+                       "yy": merged[1, 1]})  # fmt: skip
+        stored["an"] = float(stored.get("an", 0.0)) + float(d_answers[0])
+        stored["ay"] = float(stored.get("ay", 0.0)) + float(d_answers[1])
+        row.counts = {k: float(v) for k, v in stored.items()}
+        row.votes = int(stored["an"] + stored["ay"])
+        if row.annotator_id in newly and not row.excluded:
+            row.excluded, row.exclusion_reason = True, newly[row.annotator_id]
 
 
 def _forget_loaded(session: Session, ids: set[int], synset_id: int | None = None) -> None:

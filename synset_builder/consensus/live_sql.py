@@ -12,11 +12,29 @@ from __future__ import annotations
 
 from functools import cache
 
-from sqlalchemy import Insert, Select, Text, Update, and_, bindparam, cast, exists, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    Select,
+    Text,
+    Update,
+    and_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.orm import aliased
 
 from synset_builder.consensus.quality import COUNT_KEYS, gold_tally
 from synset_builder.db.bulk import dialect_insert, in_list, insert_rows
 from synset_builder.db.models import (
+    Annotator,
     AnnotatorQuality,
     Candidate,
     Consensus,
@@ -28,15 +46,16 @@ from synset_builder.db.models import (
 
 SYNSET = bindparam("synset_id")
 CONSENSUS_COLUMNS = ("candidate_id", "p_yes", "decision", "method", "n_votes", "initial",
-                     "updated_at")  # fmt: skip
+                     "reason", "updated_at")  # fmt: skip
 
 
 @cache
 def items_votes(postgresql: bool) -> Select:
-    """Per candidate and vote: synset, the synset's initial ids, gold answer (or None),
-    initial flag and decision (or None), whether it has an open requeue, the vote
-    (voter, answer, time), and the voter's stored counts, exclusion and gold counts
-    (or None). One round trip for everything an update reads."""
+    """Per candidate and vote: synset, the synset's initial ids and prior, gold answer
+    (or None), initial flag and decision (or None), whether it has an open requeue,
+    the vote (voter, answer, time), whether the voter can still be served, and the
+    voter's stored counts, exclusion, its reason and gold counts (or None). One round
+    trip for everything an update reads."""
     requeued = exists().where(Requeue.candidate_id == Candidate.id, Requeue.resolved_at.is_(None))
     voters = select(Vote.annotator_id).where(in_list(Vote.candidate_id, "ids", postgresql))
     tally = gold_tally(voters)
@@ -46,6 +65,7 @@ def items_votes(postgresql: bool) -> Select:
             Candidate.synset_id,
             # As text: decoded once per synset and voter, not once per row (live._read_items).
             cast(Synset.initial_ids, Text),
+            Synset.prior_yes,
             Gold.answer,
             Consensus.initial,
             Consensus.decision,
@@ -53,18 +73,68 @@ def items_votes(postgresql: bool) -> Select:
             Vote.annotator_id,
             Vote.answer,
             Vote.created_at,
+            can_vote_clause(),
             cast(AnnotatorQuality.counts, Text),
             AnnotatorQuality.excluded,
+            AnnotatorQuality.exclusion_reason,
             *(tally.c[key] for key in COUNT_KEYS),
         )
         .join(Synset, Synset.id == Candidate.synset_id)
         .outerjoin(Gold, Gold.candidate_id == Candidate.id)
         .outerjoin(Consensus, Consensus.candidate_id == Candidate.id)
         .outerjoin(Vote, Vote.candidate_id == Candidate.id)
+        .outerjoin(Annotator, Annotator.id == Vote.annotator_id)
         .outerjoin(AnnotatorQuality, AnnotatorQuality.annotator_id == Vote.annotator_id)
         .outerjoin(tally, tally.c.voter == Vote.annotator_id)
         .where(in_list(Candidate.id, "ids", postgresql))
         .order_by(Candidate.id, Vote.id)
+    )
+
+
+def can_vote_clause() -> ColumnElement[bool]:
+    """Over ``Annotator``: can log in and be served (not disabled; a password or a
+    crowd id, unlike voters imported from a file)."""
+    return and_(
+        Annotator.disabled.is_(false()),
+        or_(Annotator.password_hash.is_not(None), Annotator.worker_id.is_not(None)),
+    )
+
+
+def team_clause() -> ColumnElement[bool]:
+    """Over ``Annotator`` outer-joined to ``AnnotatorQuality``: on the team the rule
+    waits for. Everyone with the annotator role who can vote, from before their first
+    vote (a team of three is three from the first submit), and curators or admins
+    once they have voted (one who never votes is not waited for); not excluded."""
+    return and_(
+        can_vote_clause(),
+        or_(Annotator.role == "annotator", func.coalesce(AnnotatorQuality.votes, 0) > 0),
+        func.coalesce(AnnotatorQuality.excluded, false()).is_(false()),
+    )
+
+
+@cache
+def team_size() -> Select[tuple[int]]:
+    return (
+        select(func.count())
+        .select_from(Annotator)
+        .outerjoin(AnnotatorQuality, AnnotatorQuality.annotator_id == Annotator.id)
+        .where(team_clause())
+    )
+
+
+@cache
+def others_answers() -> Select[tuple[int, int]]:
+    """The no and yes answers others gave on the items annotator ``me`` voted on."""
+    mine = aliased(Vote)
+    theirs = aliased(Vote)
+    return (
+        select(
+            func.sum(case((theirs.answer.is_(false()), 1), else_=0)),
+            func.sum(case((theirs.answer.is_(true()), 1), else_=0)),
+        )
+        .select_from(mine)
+        .join(theirs, theirs.candidate_id == mine.candidate_id)
+        .where(mine.annotator_id == bindparam("me"), theirs.annotator_id != mine.annotator_id)
     )
 
 
@@ -120,7 +190,7 @@ def upsert_consensus(postgresql: bool) -> Insert:
         index_elements=[table.c.candidate_id],
         set_={
             key: stmt.excluded[key]
-            for key in ("p_yes", "decision", "method", "n_votes", "updated_at")
+            for key in ("p_yes", "decision", "method", "n_votes", "reason", "updated_at")
         },
     )
 

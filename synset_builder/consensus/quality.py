@@ -1,18 +1,14 @@
-"""Annotator quality: skill from gold answers and from the consensus model.
+"""Annotator quality as the database keeps it: gold tallies, exclusions, the report.
 
-Two kinds of evidence, one formula. Gold items give hard counts (truth known);
-decided items give soft counts (truth weighted by the posterior). Both feed a
-sensitivity ``P(yes | yes)`` and specificity ``P(no | no)`` shrunk toward a pool
-value with ``shrink`` pseudo-votes, so a newcomer counts as an average annotator
-rather than a perfect one. Balanced accuracy (their mean) is the one-number
-skill curators see; an annotator whose skill stays below the floor after enough
-votes is excluded from consensus and from serving, and the reason is recorded.
+The skill model itself (counts, the skeptical newcomer, the exclusion rule) is
+:mod:`.model`; this module holds the queries around it: per annotator, their
+(truth, vote) counts on gold items, whether they are excluded and why, and the
+report curators read (``synset consensus annotators``, the dashboard).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
 from functools import cache
 
 from sqlalchemy import (
@@ -31,52 +27,7 @@ from sqlalchemy.orm import Session, aliased
 
 from synset_builder.db.models import AnnotatorQuality, Gold, Vote
 
-POOL_SKILL = 0.8
 COUNT_KEYS = ("yy", "yn", "ny", "nn")  # (truth, vote): yes-yes, yes-no, no-yes, no-no
-
-
-@dataclass(frozen=True)
-class Skill:
-    sensitivity: float
-    specificity: float
-    excluded: bool = False
-
-    @property
-    def balanced_accuracy(self) -> float:
-        return (self.sensitivity + self.specificity) / 2
-
-
-@dataclass(frozen=True)
-class ExclusionRule:
-    """Exclude annotators whose balanced accuracy is below ``floor`` over ``min_votes``."""
-
-    floor: float = 0.6
-    min_votes: int = 20
-
-    def reason(self, skill: float, votes: int, gold_total: int, gold_correct: int) -> str | None:
-        if votes < self.min_votes:
-            return None
-        if gold_total >= self.min_votes // 2 and gold_correct / gold_total < self.floor:
-            return (
-                f"gold accuracy {gold_correct}/{gold_total} = {gold_correct / gold_total:.2f} "
-                f"is below the floor {self.floor:.2f}"
-            )
-        if skill < self.floor:
-            return (
-                f"estimated skill {skill:.2f} over {votes} votes is below the floor "
-                f"{self.floor:.2f}"
-            )
-        return None
-
-
-def skill_from_counts(
-    counts: Mapping[str, float], *, shrink: float = 10.0, pool: float = POOL_SKILL
-) -> tuple[float, float]:
-    """Sensitivity and specificity from (truth, vote) counts, shrunk toward ``pool``."""
-    yy, yn, ny, nn = (float(counts.get(key, 0.0)) for key in COUNT_KEYS)
-    sens = (yy + shrink * pool) / (yy + yn + shrink)
-    spec = (nn + shrink * pool) / (ny + nn + shrink)
-    return sens, spec
 
 
 def gold_tally(voters: Select[tuple[int]] | BindParameter) -> Subquery:
@@ -112,23 +63,6 @@ def gold_counts(session: Session, annotator_ids: Iterable[int]) -> dict[int, dic
 @cache
 def _gold_counts_stmt() -> Select:
     return select(gold_tally(bindparam("ids", expanding=True)))
-
-
-def merge_counts(*parts: Mapping[str, float]) -> dict[str, float]:
-    return {key: float(sum(p.get(key, 0.0) for p in parts)) for key in COUNT_KEYS}
-
-
-def skill_of(
-    stored: Mapping[str, float] | None,
-    excluded: bool | None,
-    gold: Mapping[str, float],
-    *,
-    shrink: float = 10.0,
-) -> Skill:
-    """An annotator's current skill: stored model counts plus live gold counts
-    (:func:`gold_tally`); consensus reads it for every voter of a submitted page."""
-    sens, spec = skill_from_counts(merge_counts(stored or {}, gold), shrink=shrink)
-    return Skill(sens, spec, excluded=bool(excluded))
 
 
 def may_vote(session: Session, annotator_id: int) -> bool:

@@ -1,33 +1,42 @@
 """``synset consensus``: recompute every decision from the votes, idempotently.
 
-The live path (:mod:`.live`) only nudges the items just voted on; this is the
-periodic full refit. It fits the skill model (EM with shrinkage, see
-:mod:`.dynamic`) on all votes with gold clamped, measures every annotator,
-excludes those below the skill floor (reason recorded), refits without them,
-then writes one Consensus row per voted candidate with the chosen method's
-``P(yes)`` and decision. Running it twice gives the same rows.
+The live path (:mod:`.live`) decides the items of each submit as they come;
+this is the same rule played over every vote in the database, in the order they
+were cast (:class:`.replay.DynamicConsensus` with ``serve_closed=True``): the
+same state, the same verdicts, the same exclusions, then a refit of the skills
+and the class priors on everything, after which every item is looked at again.
+It writes one Consensus row per voted candidate, every voter's record (counts,
+sensitivity, specificity, exclusion and its reason) and each synset's prior,
+which the web app decides with from then on. Running it twice gives the same
+rows.
 
-Estimated precision per synset is the mean skill-weighted posterior over the
-accepted items, whichever method decided: it is the model's best guess at the
-share of accepted images that truly show the synset.
+``--method majority`` or ``dawid-skene`` decide by the most likely answer over
+all the votes of the annotators the rule kept instead.
+
+Estimated precision per synset is the mean posterior over the accepted items:
+the model's belief, not a measurement (an audit measures it).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Row, select
+import numpy as np
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from synset_builder.consensus import METHODS
-from synset_builder.consensus.base import Aggregator
-from synset_builder.consensus.dynamic import DynamicConfig, DynamicConsensus, decide
+from synset_builder.consensus import live_sql as sql
+from synset_builder.consensus.dynamic import NO_VOTERS, DynamicConfig, Verdict
 from synset_builder.consensus.live import ensure_initial_subset
-from synset_builder.consensus.quality import ExclusionRule, gold_counts
+from synset_builder.consensus.model import SkillState
+from synset_builder.consensus.quality import gold_counts
+from synset_builder.consensus.replay import DynamicConsensus
 from synset_builder.db.models import (
+    Annotator,
     AnnotatorQuality,
     Candidate,
     Consensus,
@@ -45,7 +54,6 @@ CLASSES: list[Hashable] = [False, True]
 class RecomputeConfig:
     method: str = "dynamic"
     dynamic: DynamicConfig = field(default_factory=DynamicConfig)
-    exclusion: ExclusionRule = field(default_factory=ExclusionRule)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -75,56 +83,12 @@ class Outcome:
     excluded: dict[str, str]  # username -> reason
 
 
-def _binary_decision(p_yes: float, n: int, cfg: DynamicConfig) -> str:
-    """Majority and Dawid-Skene decide by the most likely answer; ties wait for votes."""
-    if p_yes > 0.5:
-        return "accepted"
-    if p_yes < 0.5:
-        return "rejected"
-    return "undecided" if n >= cfg.max_votes else "pending"
-
-
-def _measure(
-    session: Session,
-    model: DynamicConsensus,
-    votes: list[tuple[int, int, bool]],
-    rule: ExclusionRule,
-) -> dict[int, str]:
-    """Write every voter's quality row; return the excluded ones with their reason."""
-    per_annotator: dict[int, dict[str, float]] = defaultdict(
-        lambda: {"yy": 0.0, "yn": 0.0, "ny": 0.0, "nn": 0.0}
-    )
-    n_votes: dict[int, int] = defaultdict(int)
-    for cid, annotator, answer in votes:
-        n_votes[annotator] += 1
-        p = model.probas_[cid][True]
-        counts = per_annotator[annotator]
-        counts["yy" if answer else "yn"] += p
-        counts["ny" if answer else "nn"] += 1.0 - p
-    gold = gold_counts(session, n_votes)
-    rows = {q.annotator_id: q for q in session.scalars(select(AnnotatorQuality))}
-    excluded: dict[int, str] = {}
-    for annotator, n in n_votes.items():
-        conf = model.confusions_[annotator]
-        sens, spec = float(conf[1, 1]), float(conf[0, 0])
-        g = gold[annotator]
-        g_total = sum(g.values())
-        g_correct = g["yy"] + g["nn"]
-        reason = rule.reason((sens + spec) / 2, n, g_total, g_correct)
-        row = rows.get(annotator) or AnnotatorQuality(annotator_id=annotator)
-        if row.annotator_id not in rows:
-            session.add(row)
-        row.votes, row.gold_total, row.gold_correct = n, g_total, g_correct
-        row.sensitivity, row.specificity = sens, spec
-        row.counts = {k: round(v, 6) for k, v in per_annotator[annotator].items()}
-        row.excluded, row.exclusion_reason = reason is not None, reason
-        if reason is not None:
-            excluded[annotator] = reason
-    return excluded
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def recompute(session: Session, config: RecomputeConfig) -> Outcome:
-    """Refit everything and rewrite the Consensus rows; safe to run again."""
+    """Replay every vote through the rule, refit, and rewrite the rows; safe to run again."""
     cfg = config.dynamic
     rows_v = session.execute(
         select(Vote.candidate_id, Vote.annotator_id, Vote.answer, Vote.created_at).order_by(Vote.id)
@@ -133,82 +97,140 @@ def recompute(session: Session, config: RecomputeConfig) -> Outcome:
     gold = dict(session.execute(select(Gold.candidate_id, Gold.answer)).all())
     votes = [(cid, a, ans) for cid, a, ans, _ in rows_v]
     groups = {cid: synset_of[cid] for cid, _, _ in votes}
-    if config.method == "dynamic":
-        for sid in sorted(set(groups.values())):
-            ensure_initial_subset(session, sid, cfg)
-    calibration = set(session.scalars(select(Consensus.candidate_id).where(Consensus.initial)))
-    fit = {"gold": gold, "groups": groups, "classes": CLASSES, "calibration": calibration}
-    # Annotators are measured on all their votes (robust for exclusion); decisions
-    # use skills calibrated on the initial subsets (see dynamic.py).
-    skill_model = DynamicConsensus(config=cfg).fit(votes, **{**fit, "calibration": None})
-    excluded = _measure(session, skill_model, votes, config.exclusion) if votes else {}
-    kept = [v for v in votes if v[1] not in excluded]
-    model = DynamicConsensus(config=cfg).fit(kept, **fit)
-    method = model if config.method == "dynamic" else METHODS[config.method](cfg)
-    if method is not model:
-        method.fit(kept, gold=gold, classes=CLASSES)
-    _write(
-        session,
-        method_name=config.method,
-        cfg=cfg,
-        rows_v=rows_v,
-        excluded=excluded,
-        method=method,
-        gold=gold,
-    )
+    for sid in sorted(set(groups.values())):
+        ensure_initial_subset(session, sid, cfg)
+    initial = set(session.scalars(select(Consensus.candidate_id).where(Consensus.initial)))
+    # The team as the web app counts it, exclusions left to the replay.
+    voters = {a for _, a, _ in votes}
+    team = {
+        a
+        for a, role in session.execute(
+            select(Annotator.id, Annotator.role).where(sql.can_vote_clause())
+        )
+        if role == "annotator" or a in voters
+    }
+    model = DynamicConsensus(config=cfg).replay(
+        votes, gold=gold, groups=groups, classes=CLASSES, initial=initial,
+        serve_closed=True, team=team,
+    )  # fmt: skip
+    state = model.state_ or SkillState(k=2)
+    excluded = dict(model.excluded_)
+    verdicts = model.verdicts_
+    if config.method != "dynamic":
+        kept = [v for v in votes if v[1] not in excluded]
+        other = METHODS[config.method](cfg).fit(kept, gold=gold, classes=CLASSES)
+        verdicts = {item: _most_likely(other.probas_[item][True]) for item in other.probas_}
+    _write_records(session, state, votes, verdicts)
+    _write_priors(session, state)
+    _write(session, config.method, cfg, rows_v, verdicts, gold, excluded, team)
     session.flush()
-    return Outcome(synsets=summarise(session, model), excluded=_names(session, excluded))
+    return Outcome(synsets=summarise(session), excluded=_names(session, excluded))
+
+
+def _most_likely(p_yes: float) -> Verdict:
+    """Majority and Dawid-Skene decide by the most likely answer; a tie stays undecided."""
+    probs = (1.0 - p_yes, p_yes)
+    if p_yes == 0.5:
+        return Verdict("undecided", 1, probs, "tie")
+    return Verdict("decided", int(p_yes > 0.5), probs)
+
+
+def _write_records(
+    session: Session,
+    state: SkillState,
+    votes: list[tuple[int, int, bool]],
+    verdicts: Mapping[int, Verdict],
+) -> None:
+    """Every voter's record as the replay left it: what the web app reads next.
+
+    An excluded annotator's votes count nowhere, so their record shows instead how
+    their answers compare with the final decisions: what a curator checks.
+    """
+    measured: dict[int, np.ndarray] = {}
+    for item, annotator, answer in votes:
+        if annotator in state.excluded and item in verdicts:
+            m = measured.setdefault(annotator, np.zeros((2, 2)))
+            m[:, int(answer)] += verdicts[item].probs
+    voters = sorted({a for _, a, _ in votes})
+    gold = gold_counts(session, voters)
+    rows = {q.annotator_id: q for q in session.scalars(select(AnnotatorQuality))}
+    for annotator in voters:
+        m = measured.get(annotator, state.counts.get(annotator, np.zeros((2, 2))))
+        answers = state.answers.get(annotator, np.zeros(2))
+        conf = state.confusion_from(m + state.gold_counts.get(annotator, 0.0))
+        row = rows.get(annotator)
+        if row is None:
+            row = AnnotatorQuality(annotator_id=annotator)
+            session.add(row)
+        g = gold[annotator]
+        row.votes = int(answers.sum())
+        row.gold_total, row.gold_correct = sum(g.values()), g["yy"] + g["nn"]
+        row.sensitivity, row.specificity = float(conf[1, 1]), float(conf[0, 0])
+        row.counts = {"nn": m[0, 0], "ny": m[0, 1], "yn": m[1, 0], "yy": m[1, 1],
+                      "an": answers[0], "ay": answers[1]}  # fmt: skip
+        row.counts = {k: float(v) for k, v in row.counts.items()}
+        reason = state.excluded.get(annotator)
+        row.excluded, row.exclusion_reason = reason is not None, reason
+
+
+def _write_priors(session: Session, state: SkillState) -> None:
+    for synset in session.scalars(select(Synset).where(Synset.id.in_(list(state.priors)))):
+        synset.prior_yes = float(state.priors[synset.id][1])
 
 
 def _write(
     session: Session,
-    *,
     method_name: str,
     cfg: DynamicConfig,
-    rows_v: Sequence[Row],
-    excluded: Mapping[int, str],
-    method: Aggregator,
+    rows_v: list,
+    verdicts: Mapping[int, Verdict],
     gold: Mapping[int, bool],
+    excluded: Mapping[int, str],
+    team: set[int],
 ) -> None:
     """One Consensus row per voted candidate (and kept rows for the initial subsets)."""
     counted: dict[int, list[datetime]] = defaultdict(list)
+    voters: dict[int, set[int]] = defaultdict(set)
     for cid, annotator, _, created in rows_v:
+        voters[cid].add(annotator)
         if annotator not in excluded:
-            counted[cid].append(created.replace(tzinfo=UTC) if created.tzinfo is None else created)
+            counted[cid].append(_utc(created))
     existing = {row.candidate_id: row for row in session.scalars(select(Consensus))}
     requeues: dict[int, list[Requeue]] = defaultdict(list)
     for rq in session.scalars(select(Requeue).where(Requeue.resolved_at.is_(None))):
         requeues[rq.candidate_id].append(rq)
+    left_team = team - set(excluded)
     now = datetime.now(UTC)
     for cid in sorted(set(counted) | set(existing)):
         row = existing.get(cid)
         times = counted.get(cid, [])
-        n = len(times)
-        initial = bool(row and row.initial)
+        verdict = verdicts.get(cid)
         if cid in gold:
-            p_yes, decision = float(gold[cid]), "accepted" if gold[cid] else "rejected"
-        elif n == 0:
-            p_yes, decision = (row.p_yes if row else 0.5), "pending"
-        else:
-            p_yes = float(method.probas_[cid][True])
-            if method_name == "dynamic":
-                decision = decide(p_yes, n, initial=initial, config=cfg)
-            else:
-                decision = _binary_decision(p_yes, n, cfg)
-        if requeues.get(cid) and cid not in gold:
-            since = min(
-                rq.created_at.replace(tzinfo=UTC) if rq.created_at.tzinfo is None else rq.created_at
-                for rq in requeues[cid]
+            p_yes, decision, reason = (
+                float(gold[cid]),
+                "accepted" if gold[cid] else "rejected",
+                None,
             )
+        elif verdict is None or not times:
+            p_yes, decision, reason = (row.p_yes if row else 0.5), "pending", None
+        else:
+            p_yes, reason = verdict.probs[1], verdict.reason
+            decision = verdict.word
+            if decision == "decided":
+                decision = "accepted" if verdict.top == 1 else "rejected"
+        if requeues.get(cid) and cid not in gold:
+            since = min(_utc(rq.created_at) for rq in requeues[cid])
+            nobody = bool(left_team) and not (left_team - voters[cid])
             if sum(1 for t in times if t >= since) < cfg.requeue_votes:
-                decision = "pending"
-            elif decision != "pending":
+                decision, reason = ("undecided", NO_VOTERS) if nobody else ("pending", None)
+            if decision != "pending":
                 for rq in requeues[cid]:
                     rq.resolved_at = now
         if row is None:
             row = Consensus(candidate_id=cid, initial=False)
             session.add(row)
-        row.p_yes, row.decision, row.method, row.n_votes = p_yes, decision, method_name, n
+        row.p_yes, row.decision, row.method, row.n_votes = p_yes, decision, method_name, len(times)
+        row.reason = reason if decision == "undecided" else None
 
 
 def _names(session: Session, excluded: dict[int, str]) -> dict[str, str]:
@@ -222,7 +244,7 @@ def _names(session: Session, excluded: dict[int, str]) -> dict[str, str]:
     return {name: excluded[aid] for aid, name in users}
 
 
-def summarise(session: Session, model: DynamicConsensus | None = None) -> list[SynsetSummary]:
+def summarise(session: Session) -> list[SynsetSummary]:
     """Per synset with any consensus row: decisions, votes per decided item, precision."""
     stmt = (
         select(Synset.wnid, Synset.name, Consensus.candidate_id, Consensus.decision)
@@ -244,8 +266,6 @@ def summarise(session: Session, model: DynamicConsensus | None = None) -> list[S
         accepted = [cid for cid, d in items if d == "accepted"]
 
         def p_of(cid: int) -> float:
-            if model is not None and cid in model.probas_:
-                return float(model.probas_[cid][True])
             return float(p_rows[cid])
 
         out.append(

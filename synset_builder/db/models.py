@@ -69,6 +69,8 @@ class Synset(Base):
     # (live.ensure_initial_subset) and never changed; None until then. The same rows
     # carry consensus.initial; this copy lets the web app find them per synset.
     initial_ids: Mapped[list[int] | None] = mapped_column(JSON(none_as_null=True), default=None)
+    # P(a candidate shows the synset), from the last consensus refit; None: not yet (0.5).
+    prior_yes: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class SynsetEdge(Base):
@@ -301,8 +303,10 @@ class Consensus(Base):
 
     candidate_id: Mapped[int] = mapped_column(ForeignKey("candidate.id"), primary_key=True)
     p_yes: Mapped[float] = mapped_column(Float)
-    # accepted | rejected | undecided
+    # accepted | rejected | undecided | pending
     decision: Mapped[str] = mapped_column(String(16), index=True)
+    # Why an item is undecided (vote cap, nobody left to vote, hopeless); else None.
+    reason: Mapped[str | None] = mapped_column(String(120), default=None)
     method: Mapped[str] = mapped_column(String(32))
     n_votes: Mapped[int] = mapped_column(Integer, default=0)
     # In its synset's initial subset (dynamic consensus): served first, to 10 votes.

@@ -19,6 +19,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from synset_builder.consensus.dynamic import DynamicConfig
+from synset_builder.consensus.live import after_votes
 from synset_builder.db.models import Candidate, Consensus, Image, Requeue, Synset
 from synset_builder.errors import InvalidInput, NotFound
 
@@ -87,8 +89,20 @@ def _reason(s: Suspect, source: str) -> str:
     return f"{', '.join(parts)} ({source})"
 
 
-def requeue(session: Session, suspects: Iterable[Suspect], *, source: str = "") -> RequeueResult:
-    """Reopen the candidates behind ``suspects`` for voting; the caller commits."""
+def requeue(
+    session: Session,
+    suspects: Iterable[Suspect],
+    *,
+    source: str = "",
+    config: DynamicConfig | None = None,
+) -> RequeueResult:
+    """Reopen the candidates behind ``suspects`` for voting; the caller commits.
+
+    With ``config`` (the consensus rule), each reopened item is decided again at
+    once: one that nobody left can vote on (a small team that all voted on it)
+    becomes ``undecided`` with that reason, for a curator, instead of waiting
+    for votes that cannot come.
+    """
     result = RequeueResult()
     for s in suspects:
         cand = session.scalar(
@@ -123,4 +137,6 @@ def requeue(session: Session, suspects: Iterable[Suspect], *, source: str = "") 
             consensus.decision = "undecided"
         result.requeued.append(cand.id)
     session.flush()
+    if config is not None and result.requeued:
+        after_votes(session, result.requeued, config=config)
     return result

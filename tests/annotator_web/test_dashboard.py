@@ -9,7 +9,7 @@ import re
 from PIL import Image as PILImage
 from sqlalchemy import select
 
-from synset_builder.db.models import Consensus, Gold, Synset
+from synset_builder.db.models import Annotator, AnnotatorQuality, Consensus, Gold, Synset
 from synset_builder.db.session import session_scope
 from tests.annotator_web.webtools import Web, csrf_of
 
@@ -66,6 +66,16 @@ def test_dashboard_shows_items_still_being_voted(web: Web) -> None:
     assert cells["accepted"] == "3" and cells["rejected"] == "1"
     (row,) = cur.get("/api/synsets").json()
     assert row["counts"]["pending"] == 5
+
+
+def test_dashboard_shows_why_an_annotator_was_excluded(web: Web) -> None:
+    reason = "gave the same answer 10 times out of 10 while the others gave it 40%"
+    with session_scope(web.engine) as s:
+        ann = s.scalar(select(Annotator).where(Annotator.username == "ann"))
+        s.add(AnnotatorQuality(annotator_id=ann.id, excluded=True, exclusion_reason=reason))
+    assert reason in web.client("cur").get("/dashboard").text
+    page = web.client("ann").get("/task").text
+    assert "No more tasks" in page and reason in page
 
 
 def test_curator_sets_goals_and_marks_gold(web: Web) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from synset_builder.consensus import METHODS, DawidSkene, DynamicConsensus, MajorityVote
-from synset_builder.consensus.dynamic import DynamicConfig, binary_posterior, decide
+from synset_builder.consensus.dynamic import CAP, HOPELESS, NO_VOTERS, DynamicConfig, decide
+from synset_builder.consensus.model import SkillState
 
 GOOD = ["g1", "g2", "g3", "g4"]
 
@@ -33,9 +35,13 @@ def test_majority_is_fooled_by_always_yes_annotators_but_the_models_are_not() ->
     assert late_no, "the fixture needs negatives voted by spammers plus one careful annotator"
     majority = MajorityVote().fit(votes)
     assert all(majority.labels_[i] is True for i in late_no)
-    for model in (DawidSkene().fit(votes), DynamicConsensus().fit(votes)):
-        assert model.labels_ == truth
-        assert model.skills_["spam1"] < 0.7 < min(model.skills_[g] for g in GOOD)
+    ds = DawidSkene().fit(votes)
+    assert ds.labels_ == truth
+    assert ds.skills_["spam1"] < 0.7 < min(ds.skills_[g] for g in GOOD)
+    dyn = DynamicConsensus().fit(votes)
+    assert dyn.labels_ == truth
+    assert set(dyn.excluded_) == {"spam1", "spam2"}  # always "yes" while the others vary
+    assert max(dyn.skills_["spam1"], dyn.skills_["spam2"]) < min(dyn.skills_[g] for g in GOOD)
 
 
 def test_a_single_vote_decides_its_item_in_every_method() -> None:
@@ -94,21 +100,37 @@ def test_dynamic_replay_stops_items_once_decided() -> None:
 
 def test_decision_rule() -> None:
     cfg = DynamicConfig(threshold=0.95, initial_votes=10, max_votes=5)
-    assert decide(0.99, 3, initial=False, config=cfg) == "accepted"
-    assert decide(0.01, 3, initial=False, config=cfg) == "rejected"
-    assert decide(0.70, 3, initial=False, config=cfg) == "pending"
-    assert decide(0.70, 5, initial=False, config=cfg) == "undecided"
-    assert decide(0.99, 5, initial=True, config=cfg) == "pending"  # initial items get 10
-    assert decide(0.70, 10, initial=True, config=cfg) == "undecided"
-    assert decide(0.5, 0, initial=False, config=cfg) == "pending"
+    even = [0.0, 0.0]
+
+    def word(p_yes: float, n: int, evidence: list[float] = even, **kw: object) -> str:
+        v = decide([1 - p_yes, p_yes], evidence, n, config=cfg, **kw)
+        return v.word if v.word != "decided" else ("accepted" if v.top else "rejected")
+
+    assert word(0.99, 3, [0.0, 3.0]) == "accepted"
+    assert word(0.01, 3, [3.0, 0.0]) == "rejected"
+    assert word(0.70, 3) == "pending"
+    assert word(0.70, 5) == "undecided"
+    assert word(0.99, 5, [0.0, 3.0], initial_needed=10) == "pending"  # initial items get 10
+    assert word(0.5, 0) == "pending"
+    # Never on the prior alone: a 0.99 from a skewed prior with votes against it waits.
+    assert word(0.99, 3, [1.0, 0.0]) == "pending"
+    # Nobody left to vote: decided if it can be, else undecided with the reason.
+    assert decide([0.3, 0.7], even, 3, config=cfg, voters_left=0).reason == NO_VOTERS
+    assert word(0.99, 2, [0.0, 3.0], initial_needed=10, voters_left=0) == "accepted"
+    assert decide([0.3, 0.7], even, 5, config=cfg).reason == CAP
+    # One vote left and far from the threshold: more votes cannot settle it.
+    assert decide([0.5, 0.5], even, 4, config=cfg).reason == HOPELESS
     with pytest.raises(ValueError):
         DynamicConfig(threshold=0.4)
 
 
 def test_posterior_weighs_who_voted() -> None:
-    expert, novice = (0.97, 0.97), (0.6, 0.6)
-    one_expert = binary_posterior(0.5, [(True, *expert)])
-    two_novices = binary_posterior(0.5, [(True, *novice), (True, *novice)])
-    assert one_expert > 0.95 > two_novices
-    # An always-yes voter (sensitivity 1, specificity 0) carries no information.
-    assert binary_posterior(0.3, [(True, 0.999999, 0.000001)]) == pytest.approx(0.3, abs=1e-3)
+    state = SkillState(k=2)
+    state.gold_counts["expert"] = np.array([[40.0, 1.0], [1.0, 40.0]])
+    one_expert, _ = state.posterior(None, [("expert", 1)])
+    two_novices, _ = state.posterior(None, [("new1", 1), ("new2", 1)])
+    assert one_expert[1] > 0.95 > two_novices[1]
+    # An always-yes voter (every truth answered yes) carries no information.
+    state.counts["yes-man"] = np.array([[0.0, 500.0], [0.0, 500.0]])
+    alone, _ = state.posterior("g", [("yes-man", 1)])
+    assert alone[1] == pytest.approx(0.5, abs=0.01)

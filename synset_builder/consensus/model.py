@@ -1,0 +1,306 @@
+"""The one model of the votes: who is how reliable, and what each item probably is.
+
+Every path that decides an item reads this model: the web app after each
+submit (:mod:`.live`), ``synset consensus`` (:mod:`.recompute`) and
+``synset consensus evaluate``'s replay (:mod:`.dynamic`). Same votes in the same
+order, same state, same decisions.
+
+    P(truth = k | votes) ∝ prior_group(k) · Π_votes confusion_annotator(k, vote)
+
+* **A skeptical newcomer.** An annotator nobody has measured is assumed only a
+  little better than chance (:func:`template`: ``skill`` of the way from chance
+  to perfect, 0.3 by default, so a binary answer is right 65% of the time, which
+  is about what real crowd workers were measured at). A confusion is the
+  template plus ``shrink`` pseudo-votes' worth of it, plus the annotator's own
+  counts, so gold answers and agreement move it, a little at first.
+* **Counts, not point estimates.** The state is per annotator a (truth, vote)
+  count matrix: hard counts from gold, soft ones from decided items, where each
+  voter is credited against the posterior *without their own vote* (leave one
+  out), so agreeing with yourself proves nothing. A refit (EM over the votes so
+  far, :meth:`SkillState.refit`) replaces the soft counts; between refits,
+  decisions add to them.
+* **The evidence must agree.** :meth:`posterior` also returns the votes' own
+  log-likelihood per class; the stopping rule accepts a class only when the
+  votes favour it, never on the prior alone (a pool of nearly all positives
+  would otherwise accept an image two of three voters rejected).
+* **Annotators near chance are excluded** (:meth:`SkillState.judge`): after
+  ``min_votes`` credited votes, a skill above chance (kappa, 0 = chance, 1 =
+  perfect, the same scale for any number of classes) below ``floor``. An
+  always-yes or a random clicker scores 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from synset_builder.consensus.base import Encoded
+from synset_builder.consensus.confusion_em import fit_em
+
+PRIOR_FLOOR = 0.05  # no class prior below this: a prior alone never decides
+
+
+def template(k: int, skill: float) -> np.ndarray:
+    """A confusion ``skill`` of the way from chance (0) to perfect (1), errors spread evenly."""
+    accuracy = 1.0 / k + (1.0 - 1.0 / k) * skill
+    out = np.full((k, k), (1.0 - accuracy) / max(k - 1, 1))
+    np.fill_diagonal(out, accuracy)
+    return out
+
+
+def kappa(confusion: np.ndarray) -> float:
+    """Balanced accuracy rescaled so chance is 0 and perfect is 1, for any class count."""
+    k = confusion.shape[0]
+    if k < 2:
+        return 1.0
+    balanced = float(np.trace(confusion)) / k
+    return (balanced - 1.0 / k) / (1.0 - 1.0 / k)
+
+
+def _normalise_log(log_p: list[float]) -> list[float]:
+    top = max(log_p)
+    ex = [math.exp(v - top) for v in log_p]
+    total = sum(ex)
+    return [v / total for v in ex]
+
+
+@dataclass(frozen=True)
+class ExclusionRule:
+    """Exclude annotators who answer without looking, as soon as the evidence is clear.
+
+    * the same answer to nearly every one of ``min_votes`` decided items of which
+      a fair share were something else (always-yes, always-no);
+    * kappa below ``floor`` over ``2 * min_votes`` decided votes (random clicks;
+      ``floor=0.1`` is a binary balanced accuracy of 0.55). Kappa measured on
+      20 votes has a spread of about 0.2, so a real but weak annotator would be
+      thrown out as often as a clicker; on 40 votes a clicker scores below 0.1
+      about three times in four and a weak annotator (kappa 0.3) rarely;
+    * gold accuracy near chance over ``min_votes // 2`` gold answers.
+    """
+
+    floor: float = 0.2
+    min_votes: int = 20
+
+    def reason(
+        self, skill: float, votes: float, gold_total: int, gold_correct: int, k: int = 2
+    ) -> str | None:
+        """Why this record gets its annotator excluded, or None."""
+        if gold_total >= max(self.min_votes // 2, 1):
+            gold_kappa = (gold_correct / gold_total - 1.0 / k) / (1.0 - 1.0 / k)
+            if gold_kappa < self.floor:
+                return (
+                    f"gold accuracy {gold_correct}/{gold_total} = "
+                    f"{gold_correct / gold_total:.2f} is near chance (kappa {gold_kappa:.2f} "
+                    f"< {self.floor:.2f})"
+                )
+        if votes >= 2 * self.min_votes and skill < self.floor:
+            return (
+                f"agreement with consensus over {votes:.0f} decided votes is near chance "
+                f"(kappa {skill:.2f} < {self.floor:.2f})"
+            )
+        return None
+
+    def one_answer(self, answers: np.ndarray, others: Callable[[], np.ndarray]) -> str | None:
+        """The same answer every time while the others vary: always-yes, always-no.
+
+        Read from the raw answers, so it needs no decided item: ``min_votes // 2``
+        identical answers on items where the other voters gave that answer at most
+        three times in four (an honest annotator who meets a "no" item 40% of the
+        time repeats one answer ten times running about once in 10,000).
+        ``others()`` (the others' answers on the same items) is asked for only then.
+        """
+        total = float(answers.sum())
+        if total < max(self.min_votes // 2, 1):
+            return None
+        favourite = int(answers.argmax())
+        if answers[favourite] < 0.97 * total:
+            return None
+        theirs = others()
+        share = float(theirs[favourite] / theirs.sum()) if theirs.sum() > 0 else 1.0
+        if share <= 0.75:
+            return (
+                f"gave the same answer {answers[favourite]:.0f} times out of {total:.0f} "
+                f"while the others on the same items gave it {share:.0%} of the time"
+            )
+        return None
+
+
+@dataclass
+class SkillState:
+    """Per-annotator count matrices and per-group priors: everything a decision reads."""
+
+    k: int
+    skill: float = 0.3
+    shrink: float = 2.0
+    counts: dict[Hashable, np.ndarray] = field(default_factory=dict)
+    gold_counts: dict[Hashable, np.ndarray] = field(default_factory=dict)
+    priors: dict[Hashable, list[float]] = field(default_factory=dict)
+    excluded: dict[Hashable, str] = field(default_factory=dict)
+    answers: dict[Hashable, np.ndarray] = field(default_factory=dict)
+    _log_rows: dict[Hashable, list[list[float]]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.newcomer = template(self.k, self.skill)
+
+    def answered(self, worker: Hashable, label: int) -> None:
+        """Count a raw answer (every vote taken, decided item or not)."""
+        self.answers.setdefault(worker, np.zeros(self.k))[label] += 1.0
+
+    def confusion(self, worker: Hashable) -> np.ndarray:
+        """Counts (soft + gold) plus ``shrink`` pseudo-votes of the newcomer template."""
+        c = np.zeros((self.k, self.k))
+        if worker in self.counts:
+            c = c + self.counts[worker]
+        if worker in self.gold_counts:
+            c = c + self.gold_counts[worker]
+        return self.confusion_from(c)
+
+    def confusion_from(self, counts: np.ndarray) -> np.ndarray:
+        c = counts + self.shrink * self.newcomer + 1e-3
+        return c / c.sum(axis=1, keepdims=True)
+
+    def log_columns(self, worker: Hashable) -> list[list[float]]:
+        """Per answer, ``log P(answer | truth = c)`` for every class ``c``, as plain lists:
+        the web app reads them for every vote of every submitted item, where numpy's
+        per-element cost would be most of the work."""
+        cols = self._log_rows.get(worker)
+        if cols is None:
+            cols = self._log_rows[worker] = np.log(self.confusion(worker)).T.tolist()
+        return cols
+
+    def posterior(
+        self, group: Hashable, votes: Sequence[tuple[Hashable, int]]
+    ) -> tuple[list[float], list[float]]:
+        """Class probabilities, and the votes' own log-likelihood per class (no prior)."""
+        evidence = [0.0] * self.k
+        for worker, label in votes:
+            col = self.log_columns(worker)[label]
+            for c in range(self.k):
+                evidence[c] += col[c]
+        prior = self.priors.get(group) or [1.0 / self.k] * self.k
+        log_p = [math.log(prior[c]) + evidence[c] for c in range(self.k)]
+        return _normalise_log(log_p), evidence
+
+    def credit(self, group: Hashable, votes: Sequence[tuple[Hashable, int]]) -> None:
+        """Count a decided item for each voter, against the posterior of the *other* votes."""
+        for j, (worker, label) in enumerate(votes):
+            others = [v for i, v in enumerate(votes) if i != j]
+            probs, _ = self.posterior(group, others)
+            row = self.counts.setdefault(worker, np.zeros((self.k, self.k)))
+            row[:, label] += probs
+            self._forget(worker)
+
+    def _forget(self, worker: Hashable) -> None:
+        self._log_rows.pop(worker, None)
+
+    def add_gold(self, worker: Hashable, truth: int, label: int) -> None:
+        row = self.gold_counts.setdefault(worker, np.zeros((self.k, self.k)))
+        row[truth, label] += 1.0
+        self._forget(worker)
+
+    def judge(
+        self,
+        worker: Hashable,
+        rule: ExclusionRule,
+        others: Callable[[Hashable], np.ndarray],
+    ) -> str | None:
+        """Exclude ``worker`` if the rule says so; returns the reason when newly excluded.
+
+        ``others(worker)``: the answers the other voters gave on the items ``worker``
+        voted on (see :meth:`ExclusionRule.one_answer`).
+        """
+        if worker in self.excluded:
+            return None
+        soft = self.counts.get(worker, np.zeros((self.k, self.k)))
+        gold = self.gold_counts.get(worker, np.zeros((self.k, self.k)))
+        # Lightly smoothed, not toward the template: a spammer must not look average.
+        conf = soft + 0.5
+        conf = conf / conf.sum(axis=1, keepdims=True)
+        reason = rule.reason(
+            kappa(conf), float(soft.sum()), int(gold.sum()), int(np.trace(gold)), self.k
+        ) or rule.one_answer(self.answers.get(worker, np.zeros(self.k)), lambda: others(worker))
+        if reason is not None:
+            self.excluded[worker] = reason
+        return reason
+
+    def refit(
+        self,
+        enc: Encoded,
+        *,
+        gold_idx: np.ndarray,
+        group_idx: np.ndarray,
+        group_names: Mapping[int, Hashable],
+        calibration: np.ndarray,
+        n_iter: int = 50,
+    ) -> np.ndarray:
+        """EM over these votes (leave-one-out credit, gold clamped): new soft counts and
+        priors. Returns the items' posteriors. Gold counts stay as they are.
+
+        Only ``calibration`` items (a boolean per item: those decided so far) credit
+        their voters and estimate the priors, as between refits. An item with one
+        vote credits its voter against the prior alone; fitted on such items, EM
+        learns that everyone answers the commonest class and trusts nobody.
+        """
+        res = fit_em(
+            enc,
+            gold_idx=gold_idx,
+            group_idx=group_idx,
+            alpha=1e-3,
+            shrink=self.shrink,
+            loo=True,
+            template=self.newcomer,
+            prior_alpha=2.0,
+            calibration=calibration,
+            n_iter=n_iter,
+            tol=1e-5,
+        )
+        # Gold votes are in ``gold_counts`` already: credit the others only.
+        credit = _loo_credit(enc, res.confusion, res.priors, group_idx)
+        credit[(gold_idx[enc.item_idx] >= 0) | ~calibration[enc.item_idx]] = 0.0
+        soft = np.zeros((enc.n_workers, self.k, self.k))
+        np.add.at(soft, (enc.worker_idx, slice(None), enc.label_idx), credit)
+        self.counts = {worker: soft[j] for j, worker in enumerate(enc.workers)}
+        priors = _likelihood_prior(enc, res.confusion, group_idx)
+        self.priors = {group_names[g]: _floored(p) for g, p in enumerate(priors)}
+        self._log_rows.clear()
+        return res.probas
+
+
+def _likelihood_prior(enc: Encoded, confusion: np.ndarray, group_idx: np.ndarray) -> np.ndarray:
+    """Per group, the mean over *every* voted item of its votes' likelihood, normalised.
+
+    Not EM's prior: EM's prior feeds its own posteriors, and where one class is
+    decided sooner than the other (items stopped early), the prior drifts toward it
+    and then rejects the other class "confidently" (a 0.44 positive share read as
+    0.18 in one replay). An item with few votes has a flat likelihood, so it pulls
+    this estimate toward uniform, never toward a class.
+    """
+    per_vote = np.log(confusion[enc.worker_idx])[np.arange(len(enc.label_idx)), :, enc.label_idx]
+    log_lik = np.zeros((enc.n_items, enc.n_classes))
+    np.add.at(log_lik, enc.item_idx, per_vote)
+    lik = np.exp(log_lik - log_lik.max(axis=1, keepdims=True))
+    lik /= lik.sum(axis=1, keepdims=True)
+    n_groups = int(group_idx.max()) + 1 if len(group_idx) else 1
+    sums = np.full((n_groups, enc.n_classes), 2.0)
+    np.add.at(sums, group_idx, lik)
+    return sums / sums.sum(axis=1, keepdims=True)
+
+
+def _floored(prior: np.ndarray) -> list[float]:
+    p = np.maximum(prior, PRIOR_FLOOR)
+    return [float(v) for v in p / p.sum()]
+
+
+def _loo_credit(
+    enc: Encoded, confusion: np.ndarray, priors: np.ndarray, group_idx: np.ndarray
+) -> np.ndarray:
+    """Per vote, the truth distribution of its item given the item's *other* votes."""
+    per_vote = np.log(confusion[enc.worker_idx])[np.arange(len(enc.label_idx)), :, enc.label_idx]
+    log_post = np.log(priors[group_idx])
+    np.add.at(log_post, enc.item_idx, per_vote)
+    soft = log_post[enc.item_idx] - per_vote
+    soft = np.exp(soft - soft.max(axis=1, keepdims=True))
+    return soft / soft.sum(axis=1, keepdims=True)

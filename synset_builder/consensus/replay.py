@@ -1,0 +1,248 @@
+"""The dynamic rule played over a vote list: ``evaluate``'s replay and ``synset consensus``.
+
+:class:`DynamicConsensus` feeds votes one at a time through the same state and
+verdict the web app uses after each submit (:mod:`.model`, :func:`.dynamic.
+evaluate_item`): a vote may close its item, a closed item credits its voters,
+a voter caught answering without looking is excluded and the decisions their
+votes swung are looked at again. Every ``refit_every`` votes, and at the end,
+the skills are refitted on the votes so far (what running ``synset consensus``
+does) and every decision is looked at again, so an item decided on early
+evidence can reopen. Nothing ever reads a vote that comes later in the list.
+
+Two ways to play:
+
+* ``replay`` (``serve_closed=False``): a vote on an item already closed, or by
+  an excluded annotator, is skipped, because the web app would not have served
+  it; ``used_`` is then what the rule would have paid.
+* ``serve_closed=True``: every vote counts (``synset consensus`` over the
+  database, where the votes exist whatever happened).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Self
+
+import numpy as np
+
+from synset_builder.consensus.base import VoteRow, encode
+from synset_builder.consensus.dawid_skene import gold_indices, group_indices
+from synset_builder.consensus.dynamic import DynamicConfig, Verdict, credits, evaluate_item
+from synset_builder.consensus.model import SkillState, kappa
+
+Remaining = Callable[[Hashable], int | None]
+
+
+@dataclass
+class _Item:
+    group: Hashable
+    initial: bool
+    votes: list[tuple[Hashable, int]] = field(default_factory=list)
+    verdict: Verdict | None = None
+
+    @property
+    def word(self) -> str:
+        return self.verdict.word if self.verdict else "pending"
+
+
+@dataclass
+class DynamicConsensus:
+    """The dynamic rule: ``replay`` plays votes in order, ``fit`` is a replay of all votes.
+
+    After either: ``labels_``, ``probas_``, ``decided_`` (passed the threshold),
+    ``verdicts_``, ``used_`` (votes taken per item), ``skills_`` (kappa per
+    annotator), ``excluded_`` (annotator: reason), ``state_`` (the model),
+    ``taken_`` (per vote given, whether it was taken).
+    """
+
+    config: DynamicConfig = field(default_factory=DynamicConfig)
+    refit_every: int = 100
+    n_iter: int = 50
+    labels_: dict[Hashable, Hashable] = field(default_factory=dict, init=False)
+    probas_: dict[Hashable, dict[Hashable, float]] = field(default_factory=dict, init=False)
+    decided_: dict[Hashable, bool] = field(default_factory=dict, init=False)
+    verdicts_: dict[Hashable, Verdict] = field(default_factory=dict, init=False)
+    used_: dict[Hashable, int] = field(default_factory=dict, init=False)
+    skills_: dict[Hashable, float] = field(default_factory=dict, init=False)
+    excluded_: dict[Hashable, str] = field(default_factory=dict, init=False)
+    state_: SkillState | None = field(default=None, init=False)
+    taken_: list[bool] = field(default_factory=list, init=False)
+
+    def fit(
+        self,
+        votes: Sequence[VoteRow],
+        *,
+        gold: Mapping[Hashable, Hashable] | None = None,
+        groups: Mapping[Hashable, Hashable] | None = None,
+        classes: Sequence[Hashable] | None = None,
+    ) -> Self:
+        """Every vote counts, in the order given (crowd-kit's ``fit``)."""
+        return self.replay(votes, gold=gold, groups=groups, classes=classes, serve_closed=True)
+
+    def replay(
+        self,
+        votes: Sequence[VoteRow],
+        *,
+        gold: Mapping[Hashable, Hashable] | None = None,
+        groups: Mapping[Hashable, Hashable] | None = None,
+        classes: Sequence[Hashable] | None = None,
+        initial: Collection[Hashable] | None = None,
+        serve_closed: bool = False,
+        team: Collection[Hashable] | None = None,
+        priors: Mapping[Hashable, Sequence[float]] | None = None,
+        final_refit: bool = True,
+    ) -> Self:
+        """Play ``votes`` in order.
+
+        ``initial``: the initial-subset items (default: the first ``initial_size``
+        items of each group to get a vote); ``team``: everyone who can be served,
+        so annotators left for an item = team members not excluded who have not
+        voted on it, what the web app counts (default: every worker in the list,
+        a roster known from the start; never whether they *will* vote, which
+        would be reading later votes; empty: no team, nobody is waited for);
+        ``priors``: class priors per group to start from (default: uniform until
+        the first refit); ``final_refit``:
+        refit and look at every item once more at the end (``synset consensus``);
+        without it the verdicts are the web app's, between two refits.
+        """
+        all_classes = list(classes) if classes else list(dict.fromkeys(v[2] for v in votes))
+        self._cix = {c: j for j, c in enumerate(all_classes)}
+        self._classes = all_classes
+        self._gold = {i: self._cix[a] for i, a in (gold or {}).items() if a in self._cix}
+        self._groups = groups or {}
+        self._initial = None if initial is None else set(initial)
+        self._count: dict[Hashable, int] = {}
+        self._items: dict[Hashable, _Item] = {}
+        cfg = self.config
+        self._st = SkillState(k=len(all_classes), skill=cfg.newcomer_skill, shrink=cfg.shrink)
+        self._st.priors = {g: list(p) for g, p in (priors or {}).items()}
+        members = set(team) if team is not None else {w for _, w, _ in votes}
+        self._left: Remaining = lambda item: self._team_left(members, item)
+        since = 0
+        self.taken_ = []
+        for item, worker, label in votes:
+            it = self._item(item)
+            closed = it.word != "pending" or worker in self._st.excluded
+            self.taken_.append(serve_closed or not closed)
+            if closed and not serve_closed:
+                continue
+            it.votes.append((worker, self._cix[label]))
+            self._st.answered(worker, self._cix[label])
+            if item in self._gold:
+                self._st.add_gold(worker, self._gold[item], self._cix[label])
+            self._update(item)
+            self._judge([worker])
+            since += 1
+            if self.refit_every and since >= self.refit_every:
+                since = 0
+                self._refit()
+        if final_refit:
+            self._refit()
+        return self._finish()
+
+    # -- the machinery ---------------------------------------------------------
+
+    def _team_left(self, team: set[Hashable], item: Hashable) -> int | None:
+        if not team:
+            return None
+        gone = self._st.excluded
+        voted = {w for w, _ in self._items[item].votes if w in team and w not in gone}
+        return len(team) - sum(1 for w in gone if w in team) - len(voted)
+
+    def _item(self, item: Hashable) -> _Item:
+        it = self._items.get(item)
+        if it is None:
+            group = self._groups.get(item)
+            if self._initial is not None:
+                initial = item in self._initial
+            else:
+                n = self._count.get(group, 0)
+                initial = item not in self._gold and n < self.config.initial_size
+                self._count[group] = n + int(initial)
+            it = self._items[item] = _Item(group=group, initial=initial)
+        return it
+
+    def _verdict(self, item: Hashable) -> Verdict:
+        it = self._items[item]
+        if item in self._gold:
+            answer = self._gold[item]
+            probs = tuple(float(c == answer) for c in range(len(self._classes)))
+            return Verdict("decided", answer, probs)
+        return evaluate_item(self._st, it.group, it.votes, config=self.config,
+                             initial=it.initial, voters_left=self._left(item))  # fmt: skip
+
+    def _update(self, item: Hashable) -> None:
+        """New verdict; an item that has just closed credits its voters if it is sure.
+
+        Sure means ``credit_level`` (0.8): an item left undecided at 0.5 would make
+        everyone look like chance, while a team of three that agrees on an item
+        (0.87 for three newcomers) must learn from it, or it never trusts itself
+        enough to accept anything.
+        """
+        it = self._items[item]
+        was = it.word
+        it.verdict = self._verdict(item)
+        if was == "pending" and credits(it.verdict, self.config) and item not in self._gold:
+            counted = [(w, label) for w, label in it.votes if w not in self._st.excluded]
+            self._st.credit(it.group, counted)
+            self._judge([w for w, _ in counted])
+
+    def _judge(self, workers: Sequence[Hashable]) -> None:
+        """Exclude the workers the rule catches; look again at the items they voted on."""
+        rule = self.config.exclusion
+        newly = [w for w in dict.fromkeys(workers) if self._st.judge(w, rule, self._others)]
+        if not newly:
+            return
+        gone = set(newly)
+        for item, it in list(self._items.items()):
+            if any(w in gone for w, _ in it.votes):
+                self._update(item)
+
+    def _others(self, worker: Hashable) -> np.ndarray:
+        """Answers the others gave on the items ``worker`` voted on."""
+        out = np.zeros(len(self._classes))
+        for it in self._items.values():
+            if any(w == worker for w, _ in it.votes):
+                for w, label in it.votes:
+                    if w != worker:
+                        out[label] += 1.0
+        return out
+
+    def _refit(self) -> None:
+        """Refit skills and priors on the votes so far, then look at every item again."""
+        rows = [
+            (item, w, label)
+            for item, it in self._items.items()
+            for w, label in it.votes
+            if w not in self._st.excluded
+        ]
+        if rows:
+            enc = encode(rows, classes=list(range(len(self._classes))))
+            gidx = group_indices(enc.items, self._groups)
+            names: dict[int, Hashable] = {}
+            for i, item in enumerate(enc.items):
+                names.setdefault(int(gidx[i]), self._groups.get(item))
+            decided = np.array([self._items[item].word == "decided" for item in enc.items])
+            if decided.any():
+                self._st.refit(enc, gold_idx=gold_indices(enc.items, enc.classes, self._gold),
+                               group_idx=gidx, group_names=names, calibration=decided,
+                               n_iter=self.n_iter)  # fmt: skip
+        for item, it in self._items.items():
+            it.verdict = self._verdict(item)
+
+    def _finish(self) -> Self:
+        classes = self._classes
+        self.labels_, self.probas_, self.decided_, self.verdicts_, self.used_ = {}, {}, {}, {}, {}
+        for item, it in self._items.items():
+            verdict = it.verdict or self._verdict(item)
+            self.verdicts_[item] = verdict
+            self.labels_[item] = classes[verdict.top]
+            self.probas_[item] = {c: verdict.probs[j] for j, c in enumerate(classes)}
+            self.decided_[item] = verdict.word == "decided"
+            self.used_[item] = len(it.votes)
+        workers = dict.fromkeys(w for it in self._items.values() for w, _ in it.votes)
+        self.skills_ = {w: kappa(self._st.confusion(w)) for w in workers}
+        self.excluded_ = dict(self._st.excluded)
+        self.state_ = self._st
+        return self

@@ -1,0 +1,206 @@
+"""The consensus model on hand-made and simulated crowds: one model on every path,
+an honest replay, a prior that stopping early does not drag, skewed pools, spammers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from synset_builder.consensus import DawidSkene
+from synset_builder.consensus.dynamic import DynamicConfig, evaluate_item
+from synset_builder.consensus.live import after_votes, may_vote, open_clause
+from synset_builder.consensus.model import ExclusionRule, SkillState
+from synset_builder.consensus.recompute import RecomputeConfig, recompute
+from synset_builder.consensus.replay import DynamicConsensus
+from synset_builder.db.models import AnnotatorQuality, Candidate, Consensus, Synset
+from tests.consensus_data import cast, make_annotators, make_synset
+from tests.crowd_sim import near_chance_binary, shuffled, with_spammers
+
+CFG = DynamicConfig(initial_size=3, initial_votes=4, max_votes=8)
+
+
+def word(verdict) -> str:
+    if verdict.word == "decided":
+        return "accepted" if verdict.top == 1 else "rejected"
+    return verdict.word
+
+
+def rows(session: Session, ids: list[int]) -> dict[int, tuple[str, float]]:
+    session.expire_all()
+    got = session.execute(
+        select(Consensus.candidate_id, Consensus.decision, Consensus.p_yes).where(
+            Consensus.candidate_id.in_(ids)
+        )
+    )
+    return {cid: (decision, round(p, 7)) for cid, decision, p in got}
+
+
+def test_same_votes_in_the_same_order_decide_the_same_on_every_path(
+    session: Session, photos: list[Path], tmp_path: Path
+) -> None:
+    """The web app's update after each vote, the replay, and ``synset consensus``."""
+    cands = make_synset(session, "n11", photos, tmp_path, 14)
+    sid = cands[0].synset_id
+    people = make_annotators(session, [f"m{i}" for i in range(9)])
+    truth = {c.id: k % 3 != 0 for k, c in enumerate(cands)}
+    rng = np.random.default_rng(3)
+    skill = [0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55]
+    cast_votes: list[tuple[int, int, bool]] = []
+    # Round after round, each person votes on each item still open, as served.
+    for _round in range(3):
+        for who, acc in [*zip(people[:8], skill, strict=True), (people[8], None)]:
+            for c in cands:
+                if rows(session, [c.id]).get(c.id, ("pending",))[0] != "pending":
+                    continue
+                if any(v[0] == c.id and v[1] == who.id for v in cast_votes):
+                    continue
+                answer = True if acc is None else bool(truth[c.id] == (rng.random() < acc))
+                cast(session, c, who, answer)
+                after_votes(session, [c.id], config=CFG, voter=who.id)
+                cast_votes.append((c.id, who.id, answer))
+    live = rows(session, [c.id for c in cands])
+    initial = set(session.scalars(select(Consensus.candidate_id).where(Consensus.initial)))
+    # No one here can log in (no password): no team to wait for, as in the database.
+    common = {"groups": {c.id: sid for c in cands}, "classes": [False, True],
+              "initial": initial, "serve_closed": True, "team": set()}  # fmt: skip
+    replay = DynamicConsensus(config=CFG, refit_every=0).replay(
+        cast_votes, final_refit=False, **common
+    )
+    for cid, (decision, p_yes) in live.items():
+        verdict = replay.verdicts_[cid]
+        assert (word(verdict), round(verdict.probs[1], 7)) == (decision, p_yes), cid
+    assert len({d for d, _ in live.values()}) >= 2, "the fixture should decide both ways"
+    # `synset consensus` is the same replay with a refit at the end.
+    refit = DynamicConsensus(config=CFG, refit_every=0).replay(cast_votes, **common)
+    recompute(session, RecomputeConfig(dynamic=CFG))
+    after = rows(session, [c.id for c in cands])
+    assert {cid: (word(v), round(v.probs[1], 7)) for cid, v in refit.verdicts_.items()} == after
+    assert session.get(Synset, sid).prior_yes == pytest.approx(refit.state_.priors[sid][1])
+
+
+def test_a_replay_never_reads_a_vote_that_comes_later() -> None:
+    """Which votes are taken up to vote t does not depend on anything after t."""
+    votes, _, classes = near_chance_binary(seed=4, n_items=40, n_workers=15)
+    votes = shuffled(votes, 1)
+    team = {w for _, w, _ in votes}  # the roster is known from the start
+    full = DynamicConsensus(refit_every=50).replay(votes, classes=classes, team=team)
+    for t in (60, 150, 333, 500):
+        prefix = DynamicConsensus(refit_every=50).replay(votes[:t], classes=classes, team=team)
+        assert prefix.taken_ == full.taken_[:t], t
+    assert not all(full.taken_), "the rule should have skipped votes on decided items"
+
+
+def test_items_stopped_early_do_not_drag_the_prior() -> None:
+    """A 44% positive pool replayed in random orders: the prior stays near it and the
+    positives are not rejected "confidently" (once: prior 0.18, 33 of 48 rejected)."""
+    votes, truth, classes = near_chance_binary(seed=2)
+    positives = [i for i, t in truth.items() if t]
+    for order in range(3):
+        model = DynamicConsensus().replay(shuffled(votes, order), classes=classes)
+        prior_yes = model.state_.priors[None][1]
+        assert 0.3 <= prior_yes <= 0.6, (order, prior_yes)
+        rejected = [i for i in positives if model.decided_[i] and model.labels_[i] is False]
+        assert len(rejected) <= 0.3 * len(positives), (order, len(rejected))
+
+
+def test_a_skewed_pool_never_accepts_an_image_its_voters_rejected() -> None:
+    """Nearly every candidate of a ``dir:`` import is positive: the prior says yes, but
+    one yes and two noes is not an acceptance unless the noes are known to be unreliable."""
+    state = SkillState(k=2)
+    state.priors["dir"] = [0.02, 0.98]
+    votes = [("a", 1), ("b", 0), ("c", 0)]
+    verdict = evaluate_item(state, "dir", votes, config=CFG, initial=False, voters_left=None)
+    assert verdict.probs[1] > 0.9  # the prior alone would accept it
+    assert word(verdict) != "accepted"
+    # Gold shows b and c answer "no" to most true positives: now their noes mean little.
+    for _ in range(10):
+        state.add_gold("a", 1, 1)
+        state.add_gold("a", 0, 0)
+        for who in ("b", "c"):
+            state.add_gold(who, 0, 0)
+            state.add_gold(who, 1, 0 if _ < 9 else 1)
+    verdict = evaluate_item(state, "dir", votes, config=CFG, initial=False, voters_left=None)
+    assert word(verdict) == "accepted"
+
+
+def test_an_always_yes_spammer_is_excluded_live_and_the_decisions_it_swung_reopen(
+    session: Session, photos: list[Path], tmp_path: Path
+) -> None:
+    cfg = DynamicConfig(initial_size=0, max_votes=10)
+    cands = make_synset(session, "n12", photos, tmp_path, 11)
+    spam, *honest = make_annotators(session, ["spam", "h1", "h2", "h3", "h4"])
+    # The honest four have a record: right 65% of the time (kappa 0.3).
+    for who in honest:
+        session.add(AnnotatorQuality(annotator_id=who.id,
+                                     counts={"yy": 13, "yn": 7, "ny": 7, "nn": 13}))  # fmt: skip
+    session.flush()
+    swung, *fillers = cands
+    # Accepted with the spammer's yes: five yeses.
+    for who in [spam, *honest]:
+        cast(session, swung, who, True)
+        after_votes(session, [swung.id], config=cfg, voter=who.id)
+    assert rows(session, [swung.id])[swung.id][0] == "accepted"
+    # Ten more items the others call "no"; the spammer says yes every time.
+    for item in fillers[:9]:
+        for who in honest[:2]:
+            cast(session, item, who, False)
+            after_votes(session, [item.id], config=cfg, voter=who.id)
+        cast(session, item, spam, True)
+        after_votes(session, [item.id], config=cfg, voter=spam.id)
+    record = session.get(AnnotatorQuality, spam.id)
+    session.refresh(record)
+    assert record.excluded and "same answer" in record.exclusion_reason
+    assert not may_vote(session, spam.id)
+    assert record.votes == 10  # excluded at their tenth answer
+    # Without the spammer, four weak yeses no longer pass the threshold: open again.
+    decision = session.get(Consensus, swung.id)
+    session.refresh(decision)
+    assert (decision.decision, decision.n_votes) == ("pending", 4)
+    open_ids = session.scalars(select(Candidate.id).where(open_clause())).all()
+    assert swung.id in open_ids
+
+
+def test_exclusion_rule_needs_clear_evidence() -> None:
+    rule = ExclusionRule(floor=0.2, min_votes=20)
+    assert rule.reason(0.0, 39, 0, 0) is None  # a clicker, but only 39 decided votes
+    assert "near chance" in rule.reason(0.05, 40, 0, 0)
+    assert rule.reason(0.3, 400, 0, 0) is None  # weak but real
+    assert "gold accuracy" in rule.reason(0.5, 5, 10, 5)  # half right on gold
+    varied = np.array([30.0, 30.0])
+    assert rule.one_answer(np.array([0.0, 10.0]), lambda: varied) is not None
+    assert rule.one_answer(np.array([0.0, 9.0]), lambda: varied) is None  # too few
+    # Everyone says yes here (a pool of positives): saying yes is no sign of spam.
+    assert rule.one_answer(np.array([0.0, 12.0]), lambda: np.array([2.0, 40.0])) is None
+
+
+def test_dynamic_beats_a_fixed_vote_count_on_a_near_chance_crowd_and_shrugs_off_spammers() -> None:
+    """At the votes it chose to spend, the rule is at least as accurate as Dawid-Skene
+    on that many random votes per item; 20% always-yes/always-no workers cost little."""
+    votes, truth, classes = near_chance_binary(seed=0)
+
+    def accuracy(labels: dict) -> float:
+        return float(np.mean([labels[i] == t for i, t in truth.items()]))
+
+    dyn, spent, spammed = [], [], []
+    for order in range(3):
+        model = DynamicConsensus().replay(shuffled(votes, order), classes=classes)
+        dyn.append(accuracy(model.labels_))
+        spent.append(np.mean(list(model.used_.values())))
+        noisy = with_spammers(votes, classes, 0.2)
+        spammed.append(accuracy(DynamicConsensus().replay(shuffled(noisy, order)).labels_))
+    k = int(np.ceil(np.mean(spent)))
+    fixed = []
+    for draw in range(3):
+        rng = np.random.default_rng(100 + draw)
+        per_item: dict[int, list] = {}
+        for v in votes:
+            per_item.setdefault(v[0], []).append(v)
+        sample = [v for vs in per_item.values() for v in rng.permutation(len(vs))[:k].tolist()
+                  for v in [vs[v]]]  # fmt: skip
+        fixed.append(accuracy(DawidSkene().fit(sample, classes=classes).labels_))
+    assert np.mean(dyn) >= np.mean(fixed) - 0.01, (np.mean(dyn), k, np.mean(fixed))
+    assert np.mean(spammed) >= np.mean(dyn) - 0.04, (np.mean(spammed), np.mean(dyn))
