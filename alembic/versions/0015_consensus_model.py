@@ -16,7 +16,6 @@ tell a team too small from an image too hard.
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-
 from alembic import op
 
 revision: str = "0015_consensus_model"
