@@ -104,8 +104,10 @@ def run(name: str, data: Data, args: argparse.Namespace) -> None:
     for threshold, pairs in right_at.items():
         right, total = sum(p[0] for p in pairs), sum(p[1] for p in pairs)
         share = right / total if total else float("nan")
-        print(f"  threshold {threshold}: decided items right {share:.3f} "
-              f"({total / max(len(pairs), 1) / len(truth):.0%} of items decided)")
+        print(
+            f"  threshold {threshold}: decided items right {share:.3f} "
+            f"({total / max(len(pairs), 1) / len(truth):.0%} of items decided)"
+        )
 
 
 def main() -> None:
