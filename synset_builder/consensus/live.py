@@ -210,12 +210,10 @@ class _Read:
     team: int  # annotators who can be served anything at all
 
 
-def _matrix(counts: Mapping[str, float] | None) -> np.ndarray:
+def _matrix(counts: Mapping[str, float] | None) -> list[list[float]]:
     """``{"yy", "yn", "ny", "nn"}`` (truth, vote) as a 2 x 2 matrix, index 0 = no."""
     c = counts or {}
-    return np.array(
-        [[c.get("nn", 0.0), c.get("ny", 0.0)], [c.get("yn", 0.0), c.get("yy", 0.0)]], dtype=float
-    )
+    return [[c.get("nn", 0.0), c.get("ny", 0.0)], [c.get("yn", 0.0), c.get("yy", 0.0)]]
 
 
 def _read_items(session: Session, ids: list[int], config: DynamicConfig) -> _Read:
@@ -235,9 +233,12 @@ def _read_items(session: Session, ids: list[int], config: DynamicConfig) -> _Rea
         active: set[int] = set()
         seen: set[int] = set()
         requeued = False
+        team = 0
         for row in conn.execute(sql.items_votes(postgresql), {"ids": ids}):
-            cid, sid, initial_ids, prior_yes, gold, initial, decision, req = row[:8]
-            voter, answer, at, can_vote, counts, excluded, reason, *tally = row[8:]
+            cid, sid, initial_ids, prior_yes, gold, initial, decision, req, team = row[:9]
+            voter, answer, at, can_vote = row[9:13]
+            counts = row[13:19]  # nn, ny, yn, yy, answered no, answered yes
+            excluded, reason, *tally = row[19:]
             item = items.get(cid)
             if item is None:
                 item = items[cid] = _Item(sid, gold, bool(initial), decision)
@@ -252,16 +253,15 @@ def _read_items(session: Session, ids: list[int], config: DynamicConfig) -> _Rea
             if voter in seen:
                 continue
             seen.add(voter)
-            stored = json.loads(counts) if counts else {}
-            state.counts[voter] = _matrix(stored)
+            nn, ny, yn, yy, said_no, said_yes = (float(c or 0.0) for c in counts)
+            state.counts[voter] = [[nn, ny], [yn, yy]]
             gold_counts = dict(zip(COUNT_KEYS, (t or 0 for t in tally), strict=True))
             state.gold_counts[voter] = _matrix(gold_counts)
-            state.answers[voter] = np.array([stored.get("an", 0.0), stored.get("ay", 0.0)])
+            state.answers[voter] = [said_no, said_yes]
             if excluded:
                 state.excluded[voter] = reason or "excluded"
             elif can_vote:
                 active.add(voter)
-        team = int(conn.execute(sql.team_size()).scalar() or 0)
         return _Read(items, state, active, team), subsets, requeued
 
     got, subsets, requeued = read()
@@ -297,12 +297,14 @@ def after_votes(
     session.flush()
     got = _read_items(session, ids, config)
     state, rule = got.state, config.exclusion
-    before = {w: (m.copy(), state.answers[w].copy()) for w, m in state.counts.items()}
+    changes = _Changes()
+    judged: list[int] = []
     if voter is not None and voter in state.answers:
         for item in got.items.values():
             for a, answer, _ in item.votes:
-                if a == voter:
-                    state.answered(voter, int(answer))
+                if a == voter and state.answered(voter, int(answer)):
+                    changes.answer(voter, int(answer))
+                    judged = [voter]
     now = datetime.now(UTC)
     rows: list[dict[str, object]] = []
     resolved: list[int] = []
@@ -315,15 +317,15 @@ def after_votes(
         counted = [(a, int(ans)) for a, ans, _ in item.votes if a not in state.excluded]
         closing = item.decision in (None, "pending") and credits(verdict, config)
         if closing and item.gold is None:
-            state.credit(item.synset_id, counted)
+            for worker, label, probs in state.credit(item.synset_id, counted):
+                changes.credit(worker, label, probs)
             newly.update(_judge(state, rule, [a for a, _ in counted], session))
         rows.append(
             {"candidate_id": cid, "p_yes": verdict.probs[1], "decision": decision,
              "method": "dynamic", "n_votes": len(counted), "initial": False,
              "reason": verdict.reason, "updated_at": now}
         )  # fmt: skip
-    if voter is not None:
-        newly.update(_judge(state, rule, [voter], session))
+    newly.update(_judge(state, rule, judged, session))
     postgresql = on_postgresql(session)
     conn = session.connection()
     conn.execute(
@@ -332,7 +334,7 @@ def after_votes(
     if resolved:
         conn.execute(sql.resolve_requeues(postgresql), {"ids": resolved, "now": now})
     _forget_loaded(session, set(ids))
-    _save_records(session, state, before, newly)
+    _save_records(session, changes, newly)
     session.flush()
     if newly:
         again = session.scalars(
@@ -387,49 +389,54 @@ def _judge(
     return out
 
 
-def _save_records(
-    session: Session,
-    state: SkillState,
-    before: Mapping[int, tuple[np.ndarray, np.ndarray]],
-    newly: Mapping[int, str],
-) -> None:
+@dataclass
+class _Changes:
+    """What this update adds to voters' records (credited counts, answers), per annotator."""
+
+    counts: dict[int, dict[str, float]] = field(default_factory=dict)
+
+    def _of(self, worker: int) -> dict[str, float]:
+        keys = (*sql.RECORD_COLUMNS, "votes")
+        return self.counts.setdefault(worker, dict.fromkeys(keys, 0.0))
+
+    def credit(self, worker: int, label: int, probs: Sequence[float]) -> None:
+        row = self._of(worker)
+        row["nn" if label == 0 else "ny"] += probs[0]
+        row["yn" if label == 0 else "yy"] += probs[1]
+
+    def answer(self, worker: int, label: int) -> None:
+        row = self._of(worker)
+        row["answered_yes" if label else "answered_no"] += 1.0
+        row["votes"] += 1
+
+
+def _save_records(session: Session, changes: _Changes, newly: Mapping[int, str]) -> None:
     """Add this update's credits and answers to the voters' records; record exclusions.
 
-    Two submits may change one voter's record at once: the records are created
-    where missing without a conflict, then locked in id order and changed by the
-    difference this update made, so neither a duplicate insert nor a lost update
-    can happen.
+    Only records that changed are touched: most submits change few (answers are
+    counted over an annotator's first votes only, credits come with closing items).
+    Missing records are created without a conflict, then each changed one gets one
+    increment, in id order (so concurrent submits lock them in one order, and
+    neither loses the other's count).
     """
-    changed = {}
-    for w, (counts, answers) in before.items():
-        d_counts = state.counts[w] - counts
-        d_answers = state.answers[w] - answers
-        if d_counts.any() or d_answers.any() or w in newly:
-            changed[w] = (d_counts, d_answers)
-    if not changed:
+    ids = sorted(set(changes.counts) | set(newly))
+    if not ids:
         return
-    ids = sorted(changed)
     conn = session.connection()
     conn.execute(sql.add_quality_rows(on_postgresql(session)), [{"annotator_id": a} for a in ids])
-    rows = session.scalars(
-        select(AnnotatorQuality)
-        .where(AnnotatorQuality.annotator_id.in_(ids))
-        .order_by(AnnotatorQuality.annotator_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    for row in rows:
-        d_counts, d_answers = changed[row.annotator_id]
-        stored = dict(row.counts or {})
-        merged = _matrix(stored) + d_counts
-        stored.update({"nn": merged[0, 0], "ny": merged[0, 1], "yn": merged[1, 0],
-                       "yy": merged[1, 1]})  # fmt: skip
-        stored["an"] = float(stored.get("an", 0.0)) + float(d_answers[0])
-        stored["ay"] = float(stored.get("ay", 0.0)) + float(d_answers[1])
-        row.counts = {k: float(v) for k, v in stored.items()}
-        row.votes = int(stored["an"] + stored["ay"])
-        if row.annotator_id in newly and not row.excluded:
-            row.excluded, row.exclusion_reason = True, newly[row.annotator_id]
+    if changes.counts:
+        conn.execute(
+            sql.add_to_records(),
+            [{"aid": a, **{f"d_{k}": v for k, v in changes.counts[a].items()}}
+             for a in sorted(changes.counts)],
+        )  # fmt: skip
+    if newly:
+        conn.execute(
+            sql.exclude_annotator(), [{"aid": a, "reason": newly[a]} for a in sorted(newly)]
+        )
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, AnnotatorQuality) and obj.annotator_id in ids:
+            session.expire(obj)
 
 
 def _forget_loaded(session: Session, ids: set[int], synset_id: int | None = None) -> None:

@@ -53,9 +53,9 @@ CONSENSUS_COLUMNS = ("candidate_id", "p_yes", "decision", "method", "n_votes", "
 def items_votes(postgresql: bool) -> Select:
     """Per candidate and vote: synset, the synset's initial ids and prior, gold answer
     (or None), initial flag and decision (or None), whether it has an open requeue,
-    the vote (voter, answer, time), whether the voter can still be served, and the
-    voter's stored counts, exclusion, its reason and gold counts (or None). One round
-    trip for everything an update reads."""
+    the team's size (:func:`team_size`), the vote (voter, answer, time), whether the
+    voter can still be served, and the voter's stored counts, exclusion, its reason
+    and gold counts (or None). One round trip for everything an update reads."""
     requeued = exists().where(Requeue.candidate_id == Candidate.id, Requeue.resolved_at.is_(None))
     voters = select(Vote.annotator_id).where(in_list(Vote.candidate_id, "ids", postgresql))
     tally = gold_tally(voters)
@@ -70,11 +70,18 @@ def items_votes(postgresql: bool) -> Select:
             Consensus.initial,
             Consensus.decision,
             requeued,
+            # The team's size rides along: one round trip fewer per submit.
+            team_size().scalar_subquery(),
             Vote.annotator_id,
             Vote.answer,
             Vote.created_at,
             can_vote_clause(),
-            cast(AnnotatorQuality.counts, Text),
+            AnnotatorQuality.nn,
+            AnnotatorQuality.ny,
+            AnnotatorQuality.yn,
+            AnnotatorQuality.yy,
+            AnnotatorQuality.answered_no,
+            AnnotatorQuality.answered_yes,
             AnnotatorQuality.excluded,
             AnnotatorQuality.exclusion_reason,
             *(tally.c[key] for key in COUNT_KEYS),
@@ -202,6 +209,34 @@ def mark_initial(postgresql: bool) -> Insert:
     stmt = insert_rows(table, CONSENSUS_COLUMNS, postgresql)
     return stmt.on_conflict_do_update(
         index_elements=[table.c.candidate_id], set_={"initial": stmt.excluded.initial}
+    )
+
+
+RECORD_COLUMNS = ("yy", "yn", "ny", "nn", "answered_yes", "answered_no")
+
+
+@cache
+def add_to_records() -> Update:
+    """Add a submit's credits and answers to one record each (executemany, in id order):
+    an increment, so concurrent submits need not read, lock or decode anything.
+    Parameters: ``annotator_id``, one per :data:`RECORD_COLUMNS` (``d_`` + name), and
+    ``d_votes``."""
+    table = AnnotatorQuality.__table__
+    values = {name: table.c[name] + bindparam(f"d_{name}") for name in RECORD_COLUMNS}
+    return (
+        table.update()
+        .where(table.c.annotator_id == bindparam("aid"))
+        .values(**values, votes=table.c.votes + bindparam("d_votes"))
+    )
+
+
+@cache
+def exclude_annotator() -> Update:
+    table = AnnotatorQuality.__table__
+    return (
+        table.update()
+        .where(table.c.annotator_id == bindparam("aid"), table.c.excluded.is_(false()))
+        .values(excluded=True, exclusion_reason=bindparam("reason"))
     )
 
 

@@ -41,6 +41,12 @@ from synset_builder.consensus.base import Encoded
 from synset_builder.consensus.confusion_em import fit_em
 
 PRIOR_FLOOR = 0.05  # no class prior below this: a prior alone never decides
+# Raw answers are counted (for the always-the-same-answer check) over each
+# annotator's first this many votes: a spammer is caught at the tenth, and the web
+# app need not write every annotator's record on every submit for ever.
+ANSWER_WINDOW = 100
+
+Matrix = Sequence[Sequence[float]] | np.ndarray
 
 
 def template(k: int, skill: float) -> np.ndarray:
@@ -51,8 +57,9 @@ def template(k: int, skill: float) -> np.ndarray:
     return out
 
 
-def kappa(confusion: np.ndarray) -> float:
+def kappa(confusion: Matrix) -> float:
     """Balanced accuracy rescaled so chance is 0 and perfect is 1, for any class count."""
+    confusion = np.asarray(confusion, dtype=float)
     k = confusion.shape[0]
     if k < 2:
         return 1.0
@@ -135,40 +142,57 @@ class SkillState:
     k: int
     skill: float = 0.3
     shrink: float = 2.0
-    counts: dict[Hashable, np.ndarray] = field(default_factory=dict)
-    gold_counts: dict[Hashable, np.ndarray] = field(default_factory=dict)
+    # Per annotator, k x k (truth, vote) counts as nested lists (or arrays).
+    counts: dict[Hashable, Matrix] = field(default_factory=dict)
+    gold_counts: dict[Hashable, Matrix] = field(default_factory=dict)
     priors: dict[Hashable, list[float]] = field(default_factory=dict)
     excluded: dict[Hashable, str] = field(default_factory=dict)
-    answers: dict[Hashable, np.ndarray] = field(default_factory=dict)
+    answers: dict[Hashable, list[float]] = field(default_factory=dict)
     _log_rows: dict[Hashable, list[list[float]]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.newcomer = template(self.k, self.skill)
+        self._pseudo = (self.shrink * self.newcomer + 1e-3).tolist()
 
-    def answered(self, worker: Hashable, label: int) -> None:
-        """Count a raw answer (every vote taken, decided item or not)."""
-        self.answers.setdefault(worker, np.zeros(self.k))[label] += 1.0
+    def zeros(self) -> list[list[float]]:
+        return [[0.0] * self.k for _ in range(self.k)]
 
-    def confusion(self, worker: Hashable) -> np.ndarray:
+    def answered(self, worker: Hashable, label: int) -> bool:
+        """Count a raw answer within the worker's first :data:`ANSWER_WINDOW`; True if
+        counted (every vote taken, decided item or not)."""
+        got = self.answers.setdefault(worker, [0.0] * self.k)
+        if sum(got) >= ANSWER_WINDOW:
+            return False
+        got[label] += 1.0
+        return True
+
+    def confusion(self, worker: Hashable) -> list[list[float]]:
         """Counts (soft + gold) plus ``shrink`` pseudo-votes of the newcomer template."""
-        c = np.zeros((self.k, self.k))
-        if worker in self.counts:
-            c = c + self.counts[worker]
-        if worker in self.gold_counts:
-            c = c + self.gold_counts[worker]
-        return self.confusion_from(c)
+        return self.confusion_from(self.counts.get(worker), self.gold_counts.get(worker))
 
-    def confusion_from(self, counts: np.ndarray) -> np.ndarray:
-        c = counts + self.shrink * self.newcomer + 1e-3
-        return c / c.sum(axis=1, keepdims=True)
+    def confusion_from(self, *parts: Matrix | None) -> list[list[float]]:
+        """Rows ``P(vote | truth)`` from count matrices and the pseudo-votes.
+
+        Plain Python, not numpy: the web app builds one per voter of every submitted
+        page, and for a 2 x 2 matrix numpy's per-call cost was most of the work."""
+        out = []
+        for t in range(self.k):
+            row = list(self._pseudo[t])
+            for part in parts:
+                if part is not None:
+                    for v in range(self.k):
+                        row[v] += float(part[t][v])
+            total = sum(row)
+            out.append([x / total for x in row])
+        return out
 
     def log_columns(self, worker: Hashable) -> list[list[float]]:
-        """Per answer, ``log P(answer | truth = c)`` for every class ``c``, as plain lists:
-        the web app reads them for every vote of every submitted item, where numpy's
-        per-element cost would be most of the work."""
+        """Per answer, ``log P(answer | truth = c)`` for every class ``c``."""
         cols = self._log_rows.get(worker)
         if cols is None:
-            cols = self._log_rows[worker] = np.log(self.confusion(worker)).T.tolist()
+            conf = self.confusion(worker)
+            cols = [[math.log(conf[c][v]) for c in range(self.k)] for v in range(self.k)]
+            self._log_rows[worker] = cols
         return cols
 
     def posterior(
@@ -184,21 +208,31 @@ class SkillState:
         log_p = [math.log(prior[c]) + evidence[c] for c in range(self.k)]
         return _normalise_log(log_p), evidence
 
-    def credit(self, group: Hashable, votes: Sequence[tuple[Hashable, int]]) -> None:
-        """Count a decided item for each voter, against the posterior of the *other* votes."""
+    def credit(
+        self, group: Hashable, votes: Sequence[tuple[Hashable, int]]
+    ) -> list[tuple[Hashable, int, list[float]]]:
+        """Count a decided item for each voter, against the posterior of the *other* votes.
+
+        Returns what was added, ``(worker, answer, truth probabilities)`` per vote, for
+        a caller that stores the counts elsewhere."""
+        added = []
         for j, (worker, label) in enumerate(votes):
             others = [v for i, v in enumerate(votes) if i != j]
             probs, _ = self.posterior(group, others)
-            row = self.counts.setdefault(worker, np.zeros((self.k, self.k)))
-            row[:, label] += probs
+            added.append((worker, label, probs))
+        for worker, label, probs in added:
+            row = self.counts.setdefault(worker, self.zeros())
+            for c in range(self.k):
+                row[c][label] += probs[c]
             self._forget(worker)
+        return added
 
     def _forget(self, worker: Hashable) -> None:
         self._log_rows.pop(worker, None)
 
     def add_gold(self, worker: Hashable, truth: int, label: int) -> None:
-        row = self.gold_counts.setdefault(worker, np.zeros((self.k, self.k)))
-        row[truth, label] += 1.0
+        row = self.gold_counts.setdefault(worker, self.zeros())
+        row[truth][label] += 1.0
         self._forget(worker)
 
     def judge(
@@ -214,14 +248,15 @@ class SkillState:
         """
         if worker in self.excluded:
             return None
-        soft = self.counts.get(worker, np.zeros((self.k, self.k)))
-        gold = self.gold_counts.get(worker, np.zeros((self.k, self.k)))
+        soft = np.asarray(self.counts.get(worker, self.zeros()), dtype=float)
+        gold = np.asarray(self.gold_counts.get(worker, self.zeros()), dtype=float)
+        answers = np.asarray(self.answers.get(worker, [0.0] * self.k), dtype=float)
         # Lightly smoothed, not toward the template: a spammer must not look average.
         conf = soft + 0.5
         conf = conf / conf.sum(axis=1, keepdims=True)
         reason = rule.reason(
             kappa(conf), float(soft.sum()), int(gold.sum()), int(np.trace(gold)), self.k
-        ) or rule.one_answer(self.answers.get(worker, np.zeros(self.k)), lambda: others(worker))
+        ) or rule.one_answer(answers, lambda: others(worker))
         if reason is not None:
             self.excluded[worker] = reason
         return reason
@@ -262,7 +297,7 @@ class SkillState:
         credit[(gold_idx[enc.item_idx] >= 0) | ~calibration[enc.item_idx]] = 0.0
         soft = np.zeros((enc.n_workers, self.k, self.k))
         np.add.at(soft, (enc.worker_idx, slice(None), enc.label_idx), credit)
-        self.counts = {worker: soft[j] for j, worker in enumerate(enc.workers)}
+        self.counts = {worker: soft[j].tolist() for j, worker in enumerate(enc.workers)}
         priors = _likelihood_prior(enc, res.confusion, group_idx)
         self.priors = {group_names[g]: _floored(p) for g, p in enumerate(priors)}
         self._log_rows.clear()

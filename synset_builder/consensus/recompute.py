@@ -147,28 +147,29 @@ def _write_records(
     their answers compare with the final decisions: what a curator checks.
     """
     measured: dict[int, np.ndarray] = {}
+    cast: dict[int, int] = defaultdict(int)
     for item, annotator, answer in votes:
+        cast[annotator] += 1
         if annotator in state.excluded and item in verdicts:
             m = measured.setdefault(annotator, np.zeros((2, 2)))
             m[:, int(answer)] += verdicts[item].probs
-    voters = sorted({a for _, a, _ in votes})
+    voters = sorted(cast)
     gold = gold_counts(session, voters)
     rows = {q.annotator_id: q for q in session.scalars(select(AnnotatorQuality))}
     for annotator in voters:
-        m = measured.get(annotator, state.counts.get(annotator, np.zeros((2, 2))))
-        answers = state.answers.get(annotator, np.zeros(2))
-        conf = state.confusion_from(m + state.gold_counts.get(annotator, 0.0))
+        m = np.asarray(measured.get(annotator, state.counts.get(annotator, state.zeros())))
+        answers = state.answers.get(annotator, [0.0, 0.0])
+        conf = state.confusion_from(m, state.gold_counts.get(annotator))
         row = rows.get(annotator)
         if row is None:
             row = AnnotatorQuality(annotator_id=annotator)
             session.add(row)
         g = gold[annotator]
-        row.votes = int(answers.sum())
+        row.votes = cast[annotator]
         row.gold_total, row.gold_correct = sum(g.values()), g["yy"] + g["nn"]
-        row.sensitivity, row.specificity = float(conf[1, 1]), float(conf[0, 0])
-        row.counts = {"nn": m[0, 0], "ny": m[0, 1], "yn": m[1, 0], "yy": m[1, 1],
-                      "an": answers[0], "ay": answers[1]}  # fmt: skip
-        row.counts = {k: float(v) for k, v in row.counts.items()}
+        row.sensitivity, row.specificity = conf[1][1], conf[0][0]
+        row.nn, row.ny, row.yn, row.yy = (float(v) for v in (m[0, 0], m[0, 1], m[1, 0], m[1, 1]))
+        row.answered_no, row.answered_yes = float(answers[0]), float(answers[1])
         reason = state.excluded.get(annotator)
         row.excluded, row.exclusion_reason = reason is not None, reason
 

@@ -128,11 +128,12 @@ class DynamicConsensus:
             if closed and not serve_closed:
                 continue
             it.votes.append((worker, self._cix[label]))
-            self._st.answered(worker, self._cix[label])
+            counted = self._st.answered(worker, self._cix[label])
             if item in self._gold:
                 self._st.add_gold(worker, self._gold[item], self._cix[label])
             self._update(item)
-            self._judge([worker])
+            if counted:  # as the web app: a voter is judged on their answers in their window
+                self._judge([worker])
             since += 1
             if self.refit_every and since >= self.refit_every:
                 since = 0

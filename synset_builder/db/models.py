@@ -332,8 +332,16 @@ class AnnotatorQuality(Base):
     # P(yes | item is a yes) and P(no | item is a no), smoothed toward the pool.
     sensitivity: Mapped[float] = mapped_column(Float, default=0.8)
     specificity: Mapped[float] = mapped_column(Float, default=0.8)
-    # Soft confusion counts from decided items: {"yy", "yn", "ny", "nn"} (truth, vote).
-    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # What the consensus model reads (consensus/model.py): (truth, vote) counts credited
+    # by closed items, yes-yes, yes-no, no-yes, no-no; and the raw answers over the
+    # first votes (ANSWER_WINDOW). Numbers, not JSON, so a submit adds to them in one
+    # UPDATE without reading them first.
+    yy: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    yn: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    ny: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    nn: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    answered_yes: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    answered_no: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     excluded: Mapped[bool] = mapped_column(Boolean, default=False)
     exclusion_reason: Mapped[str | None] = mapped_column(Text, default=None)
     updated_at: Mapped[datetime] = mapped_column(

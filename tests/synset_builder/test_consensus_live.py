@@ -166,8 +166,8 @@ def test_each_vote_is_weighed_by_its_voters_gold_record_stored_counts_and_exclus
     liar, honest, seasoned, out = make_annotators(session, ["liar", "honest", "seasoned", "out"])
     session.add_all(
         [
-            AnnotatorQuality(annotator_id=seasoned.id, counts={"yy": 30, "nn": 30}),
-            AnnotatorQuality(annotator_id=out.id, counts={"yy": 30}, excluded=True),
+            AnnotatorQuality(annotator_id=seasoned.id, yy=30, nn=30),
+            AnnotatorQuality(annotator_id=out.id, yy=30, excluded=True),
         ]
     )
     for item in gold_items:
@@ -232,7 +232,7 @@ def test_two_submits_crediting_one_voter_at_once_both_count(
             ).all()
             assert len(rows) == len(voters)
             # Each decided item credits each voter with one (truth, vote) count.
-            credits = [sum(r.counts[k] for k in ("yy", "yn", "ny", "nn")) for r in rows]
+            credits = [r.yy + r.yn + r.ny + r.nn for r in rows]
             assert credits == [pytest.approx(2.0)] * len(voters)
     finally:
         engine.dispose()

@@ -135,8 +135,7 @@ def test_an_always_yes_spammer_is_excluded_live_and_the_decisions_it_swung_reope
     spam, *honest = make_annotators(session, ["spam", "h1", "h2", "h3", "h4"])
     # The honest four have a record: right 65% of the time (kappa 0.3).
     for who in honest:
-        session.add(AnnotatorQuality(annotator_id=who.id,
-                                     counts={"yy": 13, "yn": 7, "ny": 7, "nn": 13}))  # fmt: skip
+        session.add(AnnotatorQuality(annotator_id=who.id, yy=13, yn=7, ny=7, nn=13))
     session.flush()
     swung, *fillers = cands
     # Accepted with the spammer's yes: five yeses.
