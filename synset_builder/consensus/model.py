@@ -248,6 +248,8 @@ class SkillState:
         """
         if worker in self.excluded:
             return None
+        if not self._may_be_caught(worker, rule):
+            return None
         soft = np.asarray(self.counts.get(worker, self.zeros()), dtype=float)
         gold = np.asarray(self.gold_counts.get(worker, self.zeros()), dtype=float)
         answers = np.asarray(self.answers.get(worker, [0.0] * self.k), dtype=float)
@@ -260,6 +262,22 @@ class SkillState:
         if reason is not None:
             self.excluded[worker] = reason
         return reason
+
+    def _may_be_caught(self, worker: Hashable, rule: ExclusionRule) -> bool:
+        """A cheap first look (the web app judges the submitter on every page of their
+        first votes): is there enough evidence for any of the rule's tests?"""
+        k = range(self.k)
+        soft = self.counts.get(worker)
+        gold = self.gold_counts.get(worker)
+        answers = self.answers.get(worker)
+        if soft is not None and sum(float(soft[t][v]) for t in k for v in k) >= 2 * rule.min_votes:
+            return True
+        if gold is not None and sum(float(gold[t][v]) for t in k for v in k) >= rule.min_votes // 2:
+            return True
+        if answers is not None:
+            total = sum(answers)
+            return total >= max(rule.min_votes // 2, 1) and max(answers) >= 0.97 * total
+        return False
 
     def refit(
         self,
