@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 from synset_builder.consensus.model import ExclusionRule, SkillState, template
 
@@ -67,8 +68,7 @@ class DynamicConfig:
 
     def step(self, k: int) -> float:
         """Log-likelihood ratio of one vote of a ``strong_skill`` annotator among ``k`` classes."""
-        t = template(k, self.strong_skill)
-        return math.log(t[0, 0]) - math.log(t[0, 1]) if k > 1 else 0.0
+        return _step(k, self.strong_skill)
 
     def __post_init__(self) -> None:
         if not 0.5 < self.threshold < 1.0:
@@ -77,6 +77,12 @@ class DynamicConfig:
             raise ValueError("vote budgets must be positive")
         if not 0.0 < self.newcomer_skill < 1.0:
             raise ValueError(f"newcomer_skill must lie in (0, 1), not {self.newcomer_skill}")
+
+
+@cache
+def _step(k: int, skill: float) -> float:
+    t = template(k, skill)
+    return math.log(t[0, 0]) - math.log(t[0, 1]) if k > 1 else 0.0
 
 
 NO_VOTERS = "no annotator left who has not voted on it"

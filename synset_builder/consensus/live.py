@@ -35,7 +35,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import numpy as np
 from sqlalchemy import ColumnElement, case, exists, false, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
@@ -377,9 +376,9 @@ def _judge(
 ) -> dict[int, str]:
     """The workers the exclusion rule catches now, with the reason."""
 
-    def others(worker: int) -> np.ndarray:
+    def others(worker: int) -> list[float]:
         no, yes = session.connection().execute(sql.others_answers(), {"me": worker}).one()
-        return np.array([float(no or 0), float(yes or 0)])
+        return [float(no or 0), float(yes or 0)]
 
     out = {}
     for w in dict.fromkeys(workers):
@@ -398,6 +397,11 @@ class _Changes:
     def _of(self, worker: int) -> dict[str, float]:
         keys = (*sql.RECORD_COLUMNS, "votes")
         return self.counts.setdefault(worker, dict.fromkeys(keys, 0.0))
+
+    def of(self, worker: int) -> dict[str, float]:
+        """The additions for ``worker`` (zeros if none), as record columns."""
+        got = self.counts.get(worker) or dict.fromkeys((*sql.RECORD_COLUMNS, "votes"), 0.0)
+        return {**got, "votes": int(got["votes"])}
 
     def credit(self, worker: int, label: int, probs: Sequence[float]) -> None:
         row = self._of(worker)
@@ -423,13 +427,12 @@ def _save_records(session: Session, changes: _Changes, newly: Mapping[int, str])
     if not ids:
         return
     conn = session.connection()
-    conn.execute(sql.add_quality_rows(on_postgresql(session)), [{"annotator_id": a} for a in ids])
-    if changes.counts:
-        conn.execute(
-            sql.add_to_records(),
-            [{"aid": a, **{f"d_{k}": v for k, v in changes.counts[a].items()}}
-             for a in sorted(changes.counts)],
-        )  # fmt: skip
+    postgresql = on_postgresql(session)
+    now = datetime.now(UTC)
+    blank = {"gold_total": 0, "gold_correct": 0, "sensitivity": 0.5, "specificity": 0.5,
+             "excluded": False, "updated_at": now}  # fmt: skip
+    rows = [{"annotator_id": a, **blank, **changes.of(a)} for a in ids]
+    conn.execute(sql.add_to_records(postgresql), rows_params(rows, sql.RECORD_ROW, postgresql))
     if newly:
         conn.execute(
             sql.exclude_annotator(), [{"aid": a, "reason": newly[a]} for a in sorted(newly)]

@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased
 
 from synset_builder.consensus.quality import COUNT_KEYS, gold_tally
-from synset_builder.db.bulk import dialect_insert, in_list, insert_rows
+from synset_builder.db.bulk import in_list, insert_rows
 from synset_builder.db.models import (
     Annotator,
     AnnotatorQuality,
@@ -215,18 +215,22 @@ def mark_initial(postgresql: bool) -> Insert:
 RECORD_COLUMNS = ("yy", "yn", "ny", "nn", "answered_yes", "answered_no")
 
 
+RECORD_ROW = ("annotator_id", *RECORD_COLUMNS, "votes", "gold_total", "gold_correct",
+              "sensitivity", "specificity", "excluded", "updated_at")  # fmt: skip
+
+
 @cache
-def add_to_records() -> Update:
-    """Add a submit's credits and answers to one record each (executemany, in id order):
-    an increment, so concurrent submits need not read, lock or decode anything.
-    Parameters: ``annotator_id``, one per :data:`RECORD_COLUMNS` (``d_`` + name), and
-    ``d_votes``."""
+def add_to_records(postgresql: bool) -> Insert:
+    """Add a submit's credits and answers to the voters' records in one statement: a
+    missing record is created with them, an existing one gets them added (an
+    increment, so concurrent submits need not read or lock anything first). Rows:
+    :data:`RECORD_ROW`, the counts being this submit's additions."""
     table = AnnotatorQuality.__table__
-    values = {name: table.c[name] + bindparam(f"d_{name}") for name in RECORD_COLUMNS}
-    return (
-        table.update()
-        .where(table.c.annotator_id == bindparam("aid"))
-        .values(**values, votes=table.c.votes + bindparam("d_votes"))
+    stmt = insert_rows(table, RECORD_ROW, postgresql)
+    added = {name: table.c[name] + stmt.excluded[name] for name in (*RECORD_COLUMNS, "votes")}
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.annotator_id],
+        set_={**added, "updated_at": stmt.excluded.updated_at},
     )
 
 
@@ -238,10 +242,3 @@ def exclude_annotator() -> Update:
         .where(table.c.annotator_id == bindparam("aid"), table.c.excluded.is_(false()))
         .values(excluded=True, exclusion_reason=bindparam("reason"))
     )
-
-
-@cache
-def add_quality_rows(postgresql: bool) -> Insert:
-    """Create annotators' quality records where missing (column defaults), never failing
-    on one a concurrent submit created first. Parameters: one ``annotator_id`` per row."""
-    return dialect_insert(AnnotatorQuality.__table__, postgresql).on_conflict_do_nothing()

@@ -110,7 +110,9 @@ class ExclusionRule:
             )
         return None
 
-    def one_answer(self, answers: np.ndarray, others: Callable[[], np.ndarray]) -> str | None:
+    def one_answer(
+        self, answers: Sequence[float], others: Callable[[], Sequence[float]]
+    ) -> str | None:
         """The same answer every time while the others vary: always-yes, always-no.
 
         Read from the raw answers, so it needs no decided item: ``min_votes // 2``
@@ -119,14 +121,14 @@ class ExclusionRule:
         time repeats one answer ten times running about once in 10,000).
         ``others()`` (the others' answers on the same items) is asked for only then.
         """
-        total = float(answers.sum())
+        total = float(sum(answers))
         if total < max(self.min_votes // 2, 1):
             return None
-        favourite = int(answers.argmax())
+        favourite = max(range(len(answers)), key=lambda c: answers[c])
         if answers[favourite] < 0.97 * total:
             return None
-        theirs = others()
-        share = float(theirs[favourite] / theirs.sum()) if theirs.sum() > 0 else 1.0
+        theirs = [float(x) for x in others()]
+        share = theirs[favourite] / sum(theirs) if sum(theirs) > 0 else 1.0
         if share <= 0.75:
             return (
                 f"gave the same answer {answers[favourite]:.0f} times out of {total:.0f} "
@@ -239,45 +241,35 @@ class SkillState:
         self,
         worker: Hashable,
         rule: ExclusionRule,
-        others: Callable[[Hashable], np.ndarray],
+        others: Callable[[Hashable], Sequence[float]],
     ) -> str | None:
         """Exclude ``worker`` if the rule says so; returns the reason when newly excluded.
 
         ``others(worker)``: the answers the other voters gave on the items ``worker``
-        voted on (see :meth:`ExclusionRule.one_answer`).
+        voted on (see :meth:`ExclusionRule.one_answer`). Plain Python: the web app
+        judges the voters of every closing item and each submitter's first pages.
         """
         if worker in self.excluded:
             return None
-        if not self._may_be_caught(worker, rule):
-            return None
-        soft = np.asarray(self.counts.get(worker, self.zeros()), dtype=float)
-        gold = np.asarray(self.gold_counts.get(worker, self.zeros()), dtype=float)
-        answers = np.asarray(self.answers.get(worker, [0.0] * self.k), dtype=float)
+        k = range(self.k)
+        soft = self.counts.get(worker, None)
+        soft = self.zeros() if soft is None else soft
+        gold = self.gold_counts.get(worker, None)
+        gold = self.zeros() if gold is None else gold
         # Lightly smoothed, not toward the template: a spammer must not look average.
-        conf = soft + 0.5
-        conf = conf / conf.sum(axis=1, keepdims=True)
-        reason = rule.reason(
-            kappa(conf), float(soft.sum()), int(gold.sum()), int(np.trace(gold)), self.k
-        ) or rule.one_answer(answers, lambda: others(worker))
+        rows = [[float(soft[t][v]) + 0.5 for v in k] for t in k]
+        balanced = sum(rows[t][t] / sum(rows[t]) for t in k) / self.k
+        skill = (balanced - 1.0 / self.k) / (1.0 - 1.0 / self.k) if self.k > 1 else 1.0
+        credited = sum(float(soft[t][v]) for t in k for v in k)
+        gold_total = int(sum(float(gold[t][v]) for t in k for v in k))
+        gold_right = int(sum(float(gold[t][t]) for t in k))
+        answers = [float(a) for a in self.answers.get(worker, [0.0] * self.k)]
+        reason = rule.reason(skill, credited, gold_total, gold_right, self.k) or rule.one_answer(
+            answers, lambda: others(worker)
+        )
         if reason is not None:
             self.excluded[worker] = reason
         return reason
-
-    def _may_be_caught(self, worker: Hashable, rule: ExclusionRule) -> bool:
-        """A cheap first look (the web app judges the submitter on every page of their
-        first votes): is there enough evidence for any of the rule's tests?"""
-        k = range(self.k)
-        soft = self.counts.get(worker)
-        gold = self.gold_counts.get(worker)
-        answers = self.answers.get(worker)
-        if soft is not None and sum(float(soft[t][v]) for t in k for v in k) >= 2 * rule.min_votes:
-            return True
-        if gold is not None and sum(float(gold[t][v]) for t in k for v in k) >= rule.min_votes // 2:
-            return True
-        if answers is not None:
-            total = sum(answers)
-            return total >= max(rule.min_votes // 2, 1) and max(answers) >= 0.97 * total
-        return False
 
     def refit(
         self,
