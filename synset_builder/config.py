@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     consensus_shrink: float = Field(default=2.0, ge=0.0)
     # Kappa (0 chance, 1 perfect) below which an annotator is excluded after
     # consensus_exclusion_votes decided votes (spammers, random clickers).
-    consensus_skill_floor: float = Field(default=0.2, ge=0.0, lt=1.0)
+    consensus_skill_floor: float = Field(default=0.1, ge=0.0, lt=1.0)
     consensus_exclusion_votes: int = Field(default=20, ge=1)
     consensus_requeue_votes: int = Field(default=3, ge=1)
     # Crowd platforms: /join?worker=ID&study=KEY works only when the key is set.

@@ -65,7 +65,7 @@ def consensus(
     skill_floor: float | None = typer.Option(
         None,
         help="Exclude annotators whose kappa (0 chance, 1 perfect) stays below this "
-        "[settings: 0.2].",
+        "[settings: 0.1].",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:

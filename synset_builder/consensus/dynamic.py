@@ -55,7 +55,7 @@ class DynamicConfig:
     # Fresh votes a requeued candidate needs before it may be decided again.
     requeue_votes: int = 3
     # Exclusion of annotators who answer without looking (model.ExclusionRule).
-    skill_floor: float = 0.2
+    skill_floor: float = 0.1
     exclusion_votes: int = 20
     # The "more votes cannot change it" stop assumes votes this reliable are to come.
     strong_skill: float = 0.8

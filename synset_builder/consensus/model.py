@@ -83,12 +83,12 @@ class ExclusionRule:
     * kappa below ``floor`` over ``2 * min_votes`` decided votes (random clicks;
       ``floor=0.1`` is a binary balanced accuracy of 0.55). Kappa measured on
       20 votes has a spread of about 0.2, so a real but weak annotator would be
-      thrown out as often as a clicker; on 40 votes a clicker scores below 0.1
-      about three times in four and a weak annotator (kappa 0.3) rarely;
+      thrown out as often as a clicker; and soft credit pulls a real
+      annotator's measured kappa toward 0, so the floor stays low;
     * gold accuracy near chance over ``min_votes // 2`` gold answers.
     """
 
-    floor: float = 0.2
+    floor: float = 0.1
     min_votes: int = 20
 
     def reason(

@@ -203,3 +203,22 @@ def test_dynamic_beats_a_fixed_vote_count_on_a_near_chance_crowd_and_shrugs_off_
         fixed.append(accuracy(DawidSkene().fit(sample, classes=classes).labels_))
     assert np.mean(dyn) >= np.mean(fixed) - 0.01, (np.mean(dyn), k, np.mean(fixed))
     assert np.mean(spammed) >= np.mean(dyn) - 0.04, (np.mean(spammed), np.mean(dyn))
+
+
+def test_random_clickers_are_excluded_within_their_first_100_votes_and_nobody_else() -> None:
+    rng = np.random.default_rng(5)
+    truth = {i: bool(rng.random() < 0.5) for i in range(300)}
+    votes = []
+    for w in range(12):
+        acc = rng.uniform(0.7, 0.9)
+        votes += [(i, f"h{w}", t if rng.random() < acc else not t) for i, t in truth.items()]
+    for w in range(3):
+        votes += [(i, f"clicker{w}", bool(rng.random() < 0.5)) for i in truth]
+    stream = shuffled(votes, 2)
+    model = DynamicConsensus().replay(stream, classes=[False, True])
+    clickers = {f"clicker{w}" for w in range(3)}
+    assert set(model.excluded_) == clickers
+    served: dict[str, int] = {}
+    for (_, who, _), taken in zip(stream, model.taken_, strict=True):
+        served[who] = served.get(who, 0) + int(taken)
+    assert all(served[c] <= 100 for c in clickers), served
