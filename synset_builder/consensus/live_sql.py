@@ -4,8 +4,7 @@
 writing its decisions through the ORM unit of work, was about half of the CPU a
 submit cost (profiled under ``bench/web_load.py``); built once with bind
 parameters, each statement keeps its compiled form, and the decisions go out as
-one multi-row upsert. Parameters: ``ids`` (a list), ``synset_id``,
-``initial_votes``, ``now``.
+one multi-row upsert. Parameters: ``ids`` (a list), ``synset_id``, ``now``.
 """
 
 from __future__ import annotations
@@ -159,15 +158,6 @@ def fix_initial_ids() -> Update:
         .where(table.c.id == SYNSET, table.c.initial_ids.is_(None))
         .values(initial_ids=bindparam("initial_ids"))
         .returning(table.c.id)
-    )
-
-
-@cache
-def prior(postgresql: bool) -> Select[tuple[float, int]]:
-    """Sum of ``P(yes)`` and count of the fully voted items among ``initial_ids``."""
-    return select(func.coalesce(func.sum(Consensus.p_yes), 0.0), func.count()).where(
-        in_list(Consensus.candidate_id, "initial_ids", postgresql),
-        Consensus.n_votes >= bindparam("initial_votes"),
     )
 
 

@@ -105,7 +105,7 @@ def test_hot_statements_need_no_rendering_per_execution() -> None:
     picks = [*sql.fresh_picks(True), sql.gold_picks(True)]
     statements = [
         sql.synset_probe(True), sql.caller_place(), sql.held_items(), sql.answer_state(True),
-        sql.write_answers(), live_sql.items_votes(True), live_sql.prior(True),
+        sql.write_answers(), live_sql.items_votes(True), live_sql.add_to_records(True),
         live_sql.upsert_consensus(True), *(sql.leased(p) for p in picks),
     ]  # fmt: skip
     dialect = pg_dialect.psycopg.dialect()
