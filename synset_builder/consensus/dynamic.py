@@ -100,6 +100,14 @@ class Verdict:
     probs: tuple[float, ...]
     reason: str | None = None
 
+    @property
+    def decision(self) -> str:
+        """The word a yes/no candidate's Consensus row stores: accepted, rejected,
+        undecided or pending."""
+        if self.word == "decided":
+            return "accepted" if self.top == 1 else "rejected"
+        return self.word
+
 
 def decide(
     probs: Sequence[float],
@@ -143,6 +151,18 @@ def decide(
     return Verdict("pending", top, p)
 
 
+def after_requeue(
+    verdict: Verdict, fresh: int, config: DynamicConfig, *, nobody_left: bool
+) -> Verdict:
+    """A requeued item waits for ``requeue_votes`` fresh votes before it is decided
+    again; if nobody is left to give them, it is a curator's call (undecided)."""
+    if fresh >= config.requeue_votes:
+        return verdict
+    if nobody_left:
+        return Verdict("undecided", verdict.top, verdict.probs, NO_VOTERS)
+    return Verdict("pending", verdict.top, verdict.probs)
+
+
 def credits(verdict: Verdict, config: DynamicConfig) -> bool:
     """A closed item sure enough of its answer to measure its voters by."""
     return verdict.word != "pending" and max(verdict.probs) >= config.credit_level
@@ -171,4 +191,12 @@ def evaluate_item(
                   voters_left=voters_left)  # fmt: skip
 
 
-__all__ = ["DynamicConfig", "Verdict", "credits", "decide", "evaluate_item", "template"]
+__all__ = [
+    "DynamicConfig",
+    "Verdict",
+    "after_requeue",
+    "credits",
+    "decide",
+    "evaluate_item",
+    "template",
+]

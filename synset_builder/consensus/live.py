@@ -41,9 +41,9 @@ from sqlalchemy.orm import Session
 from synset_builder.config import Settings
 from synset_builder.consensus import live_sql as sql
 from synset_builder.consensus.dynamic import (
-    NO_VOTERS,
     DynamicConfig,
     Verdict,
+    after_requeue,
     credits,
     evaluate_item,
 )
@@ -310,7 +310,7 @@ def after_votes(
     newly: dict[int, str] = {}
     for cid, item in got.items.items():
         verdict = _verdict(item, got, config)
-        decision = _word(verdict)
+        decision = verdict.decision
         if item.requeues and item.gold is None and decision != "pending":
             resolved += [rid for rid, _ in item.requeues]
         counted = [(a, int(ans)) for a, ans, _ in item.votes if a not in state.excluded]
@@ -342,12 +342,6 @@ def after_votes(
         after_votes(session, list(again), config=config)
 
 
-def _word(verdict: Verdict) -> str:
-    if verdict.word == "decided":
-        return "accepted" if verdict.top == 1 else "rejected"
-    return verdict.word
-
-
 def _verdict(item: _Item, got: _Read, config: DynamicConfig) -> Verdict:
     """The verdict on one item (gold answers are fixed; requeued items wait for fresh votes)."""
     if item.gold is not None:
@@ -363,11 +357,8 @@ def _verdict(item: _Item, got: _Read, config: DynamicConfig) -> Verdict:
     if item.requeues:
         since = min(t for _, t in item.requeues)
         fresh = sum(1 for a, _, t in item.votes if t >= since and a not in state.excluded)
-        if fresh < config.requeue_votes:
-            if left is None or left > 0:
-                return Verdict("pending", verdict.top, verdict.probs)
-            # Sent back for more votes, and nobody is left to give them: a curator's call.
-            return Verdict("undecided", verdict.top, verdict.probs, NO_VOTERS)
+        nobody_left = left is not None and left <= 0
+        return after_requeue(verdict, fresh, config, nobody_left=nobody_left)
     return verdict
 
 

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from synset_builder.consensus import METHODS
 from synset_builder.consensus import live_sql as sql
-from synset_builder.consensus.dynamic import NO_VOTERS, DynamicConfig, Verdict
+from synset_builder.consensus.dynamic import DynamicConfig, Verdict, after_requeue
 from synset_builder.consensus.live import ensure_initial_subset
 from synset_builder.consensus.model import SkillState
 from synset_builder.consensus.quality import gold_counts
@@ -207,26 +207,19 @@ def _write(
         times = counted.get(cid, [])
         verdict = verdicts.get(cid)
         if cid in gold:
-            p_yes, decision, reason = (
-                float(gold[cid]),
-                "accepted" if gold[cid] else "rejected",
-                None,
-            )
+            verdict = Verdict("decided", int(gold[cid]), (1.0 - gold[cid], float(gold[cid])))
         elif verdict is None or not times:
-            p_yes, decision, reason = (row.p_yes if row else 0.5), "pending", None
-        else:
-            p_yes, reason = verdict.probs[1], verdict.reason
-            decision = verdict.word
-            if decision == "decided":
-                decision = "accepted" if verdict.top == 1 else "rejected"
+            p_kept = row.p_yes if row else 0.5
+            verdict = Verdict("pending", int(p_kept > 0.5), (1.0 - p_kept, p_kept))
         if requeues.get(cid) and cid not in gold:
             since = min(_utc(rq.created_at) for rq in requeues[cid])
             nobody = bool(left_team) and not (left_team - voters[cid])
-            if sum(1 for t in times if t >= since) < cfg.requeue_votes:
-                decision, reason = ("undecided", NO_VOTERS) if nobody else ("pending", None)
-            if decision != "pending":
+            fresh = sum(1 for t in times if t >= since)
+            verdict = after_requeue(verdict, fresh, cfg, nobody_left=nobody)
+            if verdict.word != "pending":
                 for rq in requeues[cid]:
                     rq.resolved_at = now
+        p_yes, decision, reason = verdict.probs[1], verdict.decision, verdict.reason
         if row is None:
             row = Consensus(candidate_id=cid, initial=False)
             session.add(row)
