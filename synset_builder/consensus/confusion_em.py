@@ -147,7 +147,8 @@ def e_step(
     return log_post, per_vote
 
 
-def _normalise(log_p: np.ndarray) -> np.ndarray:
+def normalise(log_p: np.ndarray) -> np.ndarray:
+    """Rows of log-probabilities (unnormalised) as probabilities."""
     p = np.exp(log_p - log_p.max(axis=1, keepdims=True))
     return p / p.sum(axis=1, keepdims=True)
 
@@ -169,7 +170,7 @@ def _credit(
     vote) keeps only votes on calibration items (see :func:`fit_em`).
     """
     soft = (
-        _normalise(log_post[enc.item_idx] - per_vote) if loo else _normalise(log_post)[enc.item_idx]
+        normalise(log_post[enc.item_idx] - per_vote) if loo else normalise(log_post)[enc.item_idx]
     )
     known = gold[enc.item_idx] >= 0
     if known.any():
@@ -236,7 +237,7 @@ def fit_em(
     while iterations < n_iter:
         iterations += 1
         log_post, per_vote = e_step(enc, confusion, priors, groups, temps)
-        new = _clamp(_normalise(log_post), gold)
+        new = _clamp(normalise(log_post), gold)
         soft = _credit(enc, log_post, per_vote, gold, loo, support)
         confusion, priors, temps = m_step(enc, new, soft, groups, n_groups, **opts)
         delta = float(np.abs(new - probas).max()) if len(new) else 0.0

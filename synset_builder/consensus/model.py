@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from synset_builder.consensus.base import Encoded
-from synset_builder.consensus.confusion_em import fit_em
+from synset_builder.consensus.confusion_em import e_step, fit_em, normalise, vote_loglik
 
 PRIOR_FLOOR = 0.05  # no class prior below this: a prior alone never decides
 # Raw answers are counted (for the always-the-same-answer check) over each
@@ -323,12 +323,11 @@ def _likelihood_prior(enc: Encoded, confusion: np.ndarray, group_idx: np.ndarray
     0.18 in one replay). An item with few votes has a flat likelihood, so it pulls
     this estimate toward uniform, never toward a class.
     """
-    per_vote = np.log(confusion[enc.worker_idx])[np.arange(len(enc.label_idx)), :, enc.label_idx]
+    n_groups = int(group_idx.max()) + 1 if len(group_idx) else 1
+    per_vote = vote_loglik(enc, confusion, np.ones(n_groups), group_idx)
     log_lik = np.zeros((enc.n_items, enc.n_classes))
     np.add.at(log_lik, enc.item_idx, per_vote)
-    lik = np.exp(log_lik - log_lik.max(axis=1, keepdims=True))
-    lik /= lik.sum(axis=1, keepdims=True)
-    n_groups = int(group_idx.max()) + 1 if len(group_idx) else 1
+    lik = normalise(log_lik)
     sums = np.full((n_groups, enc.n_classes), 2.0)
     np.add.at(sums, group_idx, lik)
     return sums / sums.sum(axis=1, keepdims=True)
@@ -343,9 +342,6 @@ def _loo_credit(
     enc: Encoded, confusion: np.ndarray, priors: np.ndarray, group_idx: np.ndarray
 ) -> np.ndarray:
     """Per vote, the truth distribution of its item given the item's *other* votes."""
-    per_vote = np.log(confusion[enc.worker_idx])[np.arange(len(enc.label_idx)), :, enc.label_idx]
-    log_post = np.log(priors[group_idx])
-    np.add.at(log_post, enc.item_idx, per_vote)
-    soft = log_post[enc.item_idx] - per_vote
-    soft = np.exp(soft - soft.max(axis=1, keepdims=True))
-    return soft / soft.sum(axis=1, keepdims=True)
+    n_groups = priors.shape[0]
+    log_post, per_vote = e_step(enc, confusion, priors, group_idx, np.ones(n_groups))
+    return normalise(log_post[enc.item_idx] - per_vote)
