@@ -1,14 +1,19 @@
 """``synset consensus``: recompute every decision from the votes, idempotently.
 
 The live path (:mod:`.live`) decides the items of each submit as they come;
-this is the same rule played over every vote in the database, in the order they
-were cast (:class:`.replay.DynamicConsensus` with ``serve_closed=True``): the
-same state, the same verdicts, the same exclusions, then a refit of the skills
-and the class priors on everything, after which every item is looked at again.
-It writes one Consensus row per voted candidate, every voter's record (counts,
-sensitivity, specificity, exclusion and its reason) and each synset's prior,
-which the web app decides with from then on. Running it twice gives the same
-rows.
+this is the same rule played over every vote in the database
+(:class:`.replay.DynamicConsensus` with ``serve_closed=True``), synset by synset
+and, within a synset, in the order the votes were cast: the same state, the
+same verdicts, the same exclusions, what annotators showed in earlier synsets
+carried into later ones. Then a refit of the skills and the class priors on
+everything, after which every item is looked at again. It writes one Consensus
+row per voted candidate, every voter's record (counts, sensitivity,
+specificity, exclusion and its reason) and each synset's prior, which the web
+app decides with from then on. Running it twice gives the same rows.
+
+It holds one synset's votes at a time plus a few bytes per vote
+(:mod:`.synset_pass`), and writes each synset with one bulk statement, so it
+runs at ILSVRC scale in bounded memory.
 
 ``--method majority`` or ``dawid-skene`` decide by the most likely answer over
 all the votes of the annotators the rule kept instead.
@@ -20,21 +25,29 @@ the model's belief, not a measurement (an audit measures it).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from synset_builder.consensus import METHODS
 from synset_builder.consensus import live_sql as sql
-from synset_builder.consensus.dynamic import DynamicConfig, Verdict, after_requeue
+from synset_builder.consensus.dynamic import DynamicConfig, Verdict, evaluate_item
 from synset_builder.consensus.live import ensure_initial_subset
 from synset_builder.consensus.model import SkillState
 from synset_builder.consensus.quality import gold_counts
 from synset_builder.consensus.replay import DynamicConsensus
+from synset_builder.consensus.synset_pass import (
+    FitArrays,
+    Written,
+    synset_rows,
+    synset_rows_now,
+    synset_votes,
+)
+from synset_builder.db.bulk import rows_params
 from synset_builder.db.models import (
     Annotator,
     AnnotatorQuality,
@@ -45,9 +58,11 @@ from synset_builder.db.models import (
     Synset,
     Vote,
 )
+from synset_builder.db.session import on_postgresql
 from synset_builder.errors import InvalidInput
 
 CLASSES: list[Hashable] = [False, True]
+Progress = Callable[[str, int, int], None]  # (pass, synsets done, synsets in all)
 
 
 @dataclass(frozen=True)
@@ -83,48 +98,119 @@ class Outcome:
     excluded: dict[str, str]  # username -> reason
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+def _synsets(session: Session) -> list[int]:
+    """Synsets with a vote or a consensus row, in id order."""
+    voted = select(Candidate.synset_id).join(Vote, Vote.candidate_id == Candidate.id)
+    rowed = select(Candidate.synset_id).join(Consensus, Consensus.candidate_id == Candidate.id)
+    return sorted(set(session.scalars(voted.distinct())) | set(session.scalars(rowed.distinct())))
 
 
-def recompute(session: Session, config: RecomputeConfig) -> Outcome:
-    """Replay every vote through the rule, refit, and rewrite the rows; safe to run again."""
-    cfg = config.dynamic
-    rows_v = session.execute(
-        select(Vote.candidate_id, Vote.annotator_id, Vote.answer, Vote.created_at).order_by(Vote.id)
-    ).all()
-    synset_of = dict(session.execute(select(Candidate.id, Candidate.synset_id)).all())
-    gold = dict(session.execute(select(Gold.candidate_id, Gold.answer)).all())
-    votes = [(cid, a, ans) for cid, a, ans, _ in rows_v]
-    groups = {cid: synset_of[cid] for cid, _, _ in votes}
-    for sid in sorted(set(groups.values())):
-        ensure_initial_subset(session, sid, cfg)
-    initial = set(session.scalars(select(Consensus.candidate_id).where(Consensus.initial)))
-    # The team as the web app counts it, exclusions left to the replay.
-    voters = {a for _, a, _ in votes}
-    team = {
+def _team(session: Session) -> set[int]:
+    """The team as the web app counts it, exclusions left to the replay."""
+    voters = set(session.scalars(select(Vote.annotator_id).distinct()))
+    return {
         a
         for a, role in session.execute(
             select(Annotator.id, Annotator.role).where(sql.can_vote_clause())
         )
         if role == "annotator" or a in voters
     }
-    model = DynamicConsensus(config=cfg).replay(
-        votes, gold=gold, groups=groups, classes=CLASSES, initial=initial,
-        serve_closed=True, team=team,
-    )  # fmt: skip
-    state = model.state_ or SkillState(k=2)
-    excluded = dict(model.excluded_)
-    verdicts = model.verdicts_
-    if config.method != "dynamic":
-        kept = [v for v in votes if v[1] not in excluded]
-        other = METHODS[config.method](cfg).fit(kept, gold=gold, classes=CLASSES)
-        verdicts = {item: _most_likely(other.probas_[item][True]) for item in other.probas_}
-    _write_records(session, state, votes, verdicts)
+
+
+def _initial(session: Session, synset_id: int) -> set[int]:
+    return set(
+        session.scalars(
+            select(Consensus.candidate_id)
+            .join(Candidate, Candidate.id == Consensus.candidate_id)
+            .where(Candidate.synset_id == synset_id, Consensus.initial)
+        )
+    )
+
+
+def recompute(
+    session: Session, config: RecomputeConfig, progress: Progress | None = None
+) -> Outcome:
+    """Replay every vote through the rule, refit, and rewrite the rows; safe to run again."""
+    cfg = config.dynamic
+    postgresql = on_postgresql(session)
+    tick = progress or (lambda _stage, _done, _total: None)
+    gold = {cid: bool(a) for cid, a in session.execute(select(Gold.candidate_id, Gold.answer))}
+    sids = _synsets(session)
+    for sid in sids:
+        ensure_initial_subset(session, sid, cfg)
+    team = _team(session)
+    player = DynamicConsensus(config=cfg, refit_every=0)
+    player.start(CLASSES, gold=gold, team=team)
+    fit = FitArrays()
+    for n, sid in enumerate(sids, 1):
+        player.next_group(sid, _initial(session, sid))
+        player.play([(c, a, ans) for c, a, ans, _ in synset_votes(session, sid)], serve_closed=True)
+        fit.add(sid, player.next_group(None, ()))
+        tick("replay", n, len(sids))
+    state = player.state_ or SkillState(k=2)
+    fit.refit(state, gold, n_iter=player.n_iter)
+    excluded = dict(state.excluded)
+    verdict_of = _verdicts(config, cfg, state, fit, gold, team)
+    requeues: dict[int, list[tuple[int, datetime]]] = defaultdict(list)
+    for rq, cid, created in session.execute(
+        select(Requeue.id, Requeue.candidate_id, Requeue.created_at).where(
+            Requeue.resolved_at.is_(None)
+        )
+    ):
+        requeues[cid].append((rq, created))
+    seen = Written()
+    upsert = sql.upsert_consensus(postgresql)
+    for n, sid in enumerate(sids, 1):
+        rows = synset_rows(
+            synset_votes(session, sid), synset_rows_now(session, sid),
+            lambda cid, votes, initial, sid=sid: verdict_of(sid, cid, votes, initial),
+            method=config.method, cfg=cfg, gold=gold, excluded=excluded, team=team,
+            requeues=requeues, seen=seen,
+        )  # fmt: skip
+        if rows:
+            session.execute(upsert, rows_params(rows, sql.CONSENSUS_COLUMNS, postgresql))
+        tick("write", n, len(sids))
+    if seen.resolved_requeues:
+        now = datetime.now(UTC)
+        for rq in session.scalars(select(Requeue).where(Requeue.id.in_(seen.resolved_requeues))):
+            rq.resolved_at = now
+    _write_records(session, state, seen)
     _write_priors(session, state)
-    _write(session, config.method, cfg, rows_v, verdicts, gold, excluded, team)
     session.flush()
+    session.expire_all()
     return Outcome(synsets=summarise(session), excluded=_names(session, excluded))
+
+
+def _verdicts(
+    config: RecomputeConfig,
+    cfg: DynamicConfig,
+    state: SkillState,
+    fit: FitArrays,
+    gold: dict[int, bool],
+    team: set[int],
+) -> Callable[[int, int, list[tuple[int, int]], bool], Verdict | None]:
+    """The method's verdict on an item from its votes, after the refit."""
+    if config.method != "dynamic":
+        enc, _, _ = fit.kept(state.excluded)
+        kept = [(enc.items[i], enc.workers[w], CLASSES[label]) for i, w, label in
+                zip(enc.item_idx.tolist(), enc.worker_idx.tolist(), enc.label_idx.tolist(),
+                    strict=True)]  # fmt: skip
+        other = METHODS[config.method](cfg).fit(kept, gold=gold, classes=CLASSES)
+        chosen = {item: _most_likely(other.probas_[item][True]) for item in other.probas_}
+        return lambda _sid, cid, _votes, _initial: chosen.get(cid)
+    gone = state.excluded
+    members = len(team) - sum(1 for w in gone if w in team)
+
+    def dynamic(sid: int, cid: int, votes: list[tuple[int, int]], initial: bool) -> Verdict:
+        if cid in gold:
+            answer = int(gold[cid])
+            return Verdict("decided", answer, (float(answer == 0), float(answer == 1)))
+        left = None
+        if team:
+            left = members - len({w for w, _ in votes if w in team and w not in gone})
+        return evaluate_item(state, sid, votes, config=cfg, initial=initial, voters_left=left)
+
+    return dynamic
 
 
 def _most_likely(p_yes: float) -> Verdict:
@@ -135,29 +221,17 @@ def _most_likely(p_yes: float) -> Verdict:
     return Verdict("decided", int(p_yes > 0.5), probs)
 
 
-def _write_records(
-    session: Session,
-    state: SkillState,
-    votes: list[tuple[int, int, bool]],
-    verdicts: Mapping[int, Verdict],
-) -> None:
+def _write_records(session: Session, state: SkillState, seen: Written) -> None:
     """Every voter's record as the replay left it: what the web app reads next.
 
     An excluded annotator's votes count nowhere, so their record shows instead how
     their answers compare with the final decisions: what a curator checks.
     """
-    measured: dict[int, np.ndarray] = {}
-    cast: dict[int, int] = defaultdict(int)
-    for item, annotator, answer in votes:
-        cast[annotator] += 1
-        if annotator in state.excluded and item in verdicts:
-            m = measured.setdefault(annotator, np.zeros((2, 2)))
-            m[:, int(answer)] += verdicts[item].probs
-    voters = sorted(cast)
+    voters = sorted(seen.cast)
     gold = gold_counts(session, voters)
     rows = {q.annotator_id: q for q in session.scalars(select(AnnotatorQuality))}
     for annotator in voters:
-        m = np.asarray(measured.get(annotator, state.counts.get(annotator, state.zeros())))
+        m = np.asarray(seen.measured.get(annotator, state.counts.get(annotator, state.zeros())))
         answers = state.answers.get(annotator, [0.0, 0.0])
         conf = state.confusion_from(m, state.gold_counts.get(annotator))
         row = rows.get(annotator)
@@ -165,7 +239,7 @@ def _write_records(
             row = AnnotatorQuality(annotator_id=annotator)
             session.add(row)
         g = gold[annotator]
-        row.votes = cast[annotator]
+        row.votes = seen.cast[annotator]
         row.gold_total, row.gold_correct = sum(g.values()), g["yy"] + g["nn"]
         row.sensitivity, row.specificity = conf[1][1], conf[0][0]
         row.nn, row.ny, row.yn, row.yy = (float(v) for v in (m[0, 0], m[0, 1], m[1, 0], m[1, 1]))
@@ -177,54 +251,6 @@ def _write_records(
 def _write_priors(session: Session, state: SkillState) -> None:
     for synset in session.scalars(select(Synset).where(Synset.id.in_(list(state.priors)))):
         synset.prior_yes = float(state.priors[synset.id][1])
-
-
-def _write(
-    session: Session,
-    method_name: str,
-    cfg: DynamicConfig,
-    rows_v: list,
-    verdicts: Mapping[int, Verdict],
-    gold: Mapping[int, bool],
-    excluded: Mapping[int, str],
-    team: set[int],
-) -> None:
-    """One Consensus row per voted candidate (and kept rows for the initial subsets)."""
-    counted: dict[int, list[datetime]] = defaultdict(list)
-    voters: dict[int, set[int]] = defaultdict(set)
-    for cid, annotator, _, created in rows_v:
-        voters[cid].add(annotator)
-        if annotator not in excluded:
-            counted[cid].append(_utc(created))
-    existing = {row.candidate_id: row for row in session.scalars(select(Consensus))}
-    requeues: dict[int, list[Requeue]] = defaultdict(list)
-    for rq in session.scalars(select(Requeue).where(Requeue.resolved_at.is_(None))):
-        requeues[rq.candidate_id].append(rq)
-    left_team = team - set(excluded)
-    now = datetime.now(UTC)
-    for cid in sorted(set(counted) | set(existing)):
-        row = existing.get(cid)
-        times = counted.get(cid, [])
-        verdict = verdicts.get(cid)
-        if cid in gold:
-            verdict = Verdict("decided", int(gold[cid]), (1.0 - gold[cid], float(gold[cid])))
-        elif verdict is None or not times:
-            p_kept = row.p_yes if row else 0.5
-            verdict = Verdict("pending", int(p_kept > 0.5), (1.0 - p_kept, p_kept))
-        if requeues.get(cid) and cid not in gold:
-            since = min(_utc(rq.created_at) for rq in requeues[cid])
-            nobody = bool(left_team) and not (left_team - voters[cid])
-            fresh = sum(1 for t in times if t >= since)
-            verdict = after_requeue(verdict, fresh, cfg, nobody_left=nobody)
-            if verdict.word != "pending":
-                for rq in requeues[cid]:
-                    rq.resolved_at = now
-        p_yes, decision, reason = verdict.probs[1], verdict.decision, verdict.reason
-        if row is None:
-            row = Consensus(candidate_id=cid, initial=False)
-            session.add(row)
-        row.p_yes, row.decision, row.method, row.n_votes = p_yes, decision, method_name, len(times)
-        row.reason = reason if decision == "undecided" else None
 
 
 def _names(session: Session, excluded: dict[int, str]) -> dict[str, str]:
@@ -241,37 +267,34 @@ def _names(session: Session, excluded: dict[int, str]) -> dict[str, str]:
 def summarise(session: Session) -> list[SynsetSummary]:
     """Per synset with any consensus row: decisions, votes per decided item, precision."""
     stmt = (
-        select(Synset.wnid, Synset.name, Consensus.candidate_id, Consensus.decision)
+        select(
+            Synset.wnid, Synset.name, Consensus.decision, func.count(),
+            func.sum(Consensus.n_votes), func.sum(Consensus.p_yes),
+        )
         .join(Candidate, Candidate.synset_id == Synset.id)
         .join(Consensus, Consensus.candidate_id == Candidate.id)
+        .group_by(Synset.wnid, Synset.name, Consensus.decision)
         .order_by(Synset.wnid)
-    )
-    n_votes = dict(session.execute(select(Consensus.candidate_id, Consensus.n_votes)).all())
-    p_rows = dict(session.execute(select(Consensus.candidate_id, Consensus.p_yes)).all())
-    by_synset: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
-    for wnid, name, cid, decision in session.execute(stmt):
-        by_synset[(wnid, name)].append((cid, decision))
+    )  # fmt: skip
+    tally: dict[tuple[str, str], dict[str, tuple[int, float, float]]] = defaultdict(dict)
+    for wnid, name, decision, n, votes, p_sum in session.execute(stmt):
+        tally[(wnid, name)][decision] = (int(n), float(votes or 0), float(p_sum or 0.0))
     out = []
-    for (wnid, name), items in by_synset.items():
-        tally = defaultdict(int)
-        for _, decision in items:
-            tally[decision] += 1
-        decided = [cid for cid, d in items if d in ("accepted", "rejected")]
-        accepted = [cid for cid, d in items if d == "accepted"]
-
-        def p_of(cid: int) -> float:
-            return float(p_rows[cid])
-
+    for (wnid, name), by in tally.items():
+        zero = (0, 0.0, 0.0)
+        acc, rej = by.get("accepted", zero), by.get("rejected", zero)
+        decided = acc[0] + rej[0]
         out.append(
             SynsetSummary(
                 wnid=wnid,
                 name=name,
-                accepted=tally["accepted"],
-                rejected=tally["rejected"],
-                undecided=tally["undecided"],
-                pending=tally["pending"],
-                mean_votes=(sum(n_votes[c] for c in decided) / len(decided) if decided else None),
-                precision=(sum(p_of(c) for c in accepted) / len(accepted) if accepted else None),
+                accepted=acc[0],
+                rejected=rej[0],
+                undecided=by.get("undecided", zero)[0],
+                pending=by.get("pending", zero)[0],
+                mean_votes=round((acc[1] + rej[1]) / decided, 6) if decided else None,
+                # Rounded: a database's float sum depends on its row order.
+                precision=round(acc[2] / acc[0], 6) if acc[0] else None,
             )
         )
     return out

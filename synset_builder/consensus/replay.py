@@ -20,7 +20,7 @@ Two ways to play:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -107,40 +107,79 @@ class DynamicConsensus:
         without it the verdicts are the web app's, between two refits.
         """
         all_classes = list(classes) if classes else list(dict.fromkeys(v[2] for v in votes))
-        self._cix = {c: j for j, c in enumerate(all_classes)}
-        self._classes = all_classes
+        members = set(team) if team is not None else {w for _, w, _ in votes}
+        self.start(all_classes, gold=gold, groups=groups, initial=initial, team=members,
+                   priors=priors)  # fmt: skip
+        self.play(votes, serve_closed=serve_closed)
+        if final_refit:
+            self._refit()
+        return self._finish()
+
+    def start(
+        self,
+        classes: Sequence[Hashable],
+        *,
+        gold: Mapping[Hashable, Hashable] | None = None,
+        groups: Mapping[Hashable, Hashable] | None = None,
+        initial: Collection[Hashable] | None = None,
+        team: Collection[Hashable] = (),
+        priors: Mapping[Hashable, Sequence[float]] | None = None,
+    ) -> None:
+        """A fresh state; then :meth:`play` once, or once per group with
+        :meth:`forget_items` between (``synset consensus``, synset by synset)."""
+        self._cix = {c: j for j, c in enumerate(classes)}
+        self._classes = list(classes)
         self._gold = {i: self._cix[a] for i, a in (gold or {}).items() if a in self._cix}
-        self._groups = groups or {}
+        self._groups = groups if groups is not None else {}
+        self._one_group: Hashable | None = None
         self._initial = None if initial is None else set(initial)
         self._count: dict[Hashable, int] = {}
         self._items: dict[Hashable, _Item] = {}
+        # Per worker, the answers the others gave on the items they voted on, kept
+        # as votes arrive (ExclusionRule.one_answer asks for it).
+        self._seen: dict[Hashable, list[float]] = {}
         cfg = self.config
-        self._st = SkillState(k=len(all_classes), skill=cfg.newcomer_skill, shrink=cfg.shrink)
+        self._st = SkillState(k=len(classes), skill=cfg.newcomer_skill, shrink=cfg.shrink)
         self._st.priors = {g: list(p) for g, p in (priors or {}).items()}
-        members = set(team) if team is not None else {w for _, w, _ in votes}
+        self.state_ = self._st
+        members = set(team)
         self._left: Remaining = lambda item: self._team_left(members, item)
-        since = 0
         self.taken_ = []
+        self._since = 0
+
+    def play(self, votes: Iterable[VoteRow], *, serve_closed: bool = False) -> None:
+        """Feed votes in order (see :meth:`replay`)."""
         for item, worker, label in votes:
             it = self._item(item)
             closed = it.word != "pending" or worker in self._st.excluded
             self.taken_.append(serve_closed or not closed)
             if closed and not serve_closed:
                 continue
-            it.votes.append((worker, self._cix[label]))
-            counted = self._st.answered(worker, self._cix[label])
+            answer = self._cix[label]
+            self._saw(it, worker, answer)
+            it.votes.append((worker, answer))
+            counted = self._st.answered(worker, answer)
             if item in self._gold:
-                self._st.add_gold(worker, self._gold[item], self._cix[label])
+                self._st.add_gold(worker, self._gold[item], answer)
             self._update(item)
             if counted:  # as the web app: a voter is judged on their answers in their window
                 self._judge([worker])
-            since += 1
-            if self.refit_every and since >= self.refit_every:
-                since = 0
+            self._since += 1
+            if self.refit_every and self._since >= self.refit_every:
+                self._since = 0
                 self._refit()
-        if final_refit:
-            self._refit()
-        return self._finish()
+
+    def next_group(self, group: Hashable, initial: Collection[Hashable]) -> dict[Hashable, _Item]:
+        """Drop the items played so far and return them; the skills stay. Every vote
+        played next belongs to ``group``, whose initial subset is ``initial``.
+
+        ``synset consensus`` plays synset by synset, so it holds one synset's items
+        at a time; a later exclusion does not reopen an earlier synset's items here
+        (the final pass looks at every item with the final skills anyway).
+        """
+        items, self._items = self._items, {}
+        self._one_group, self._initial = group, set(initial)
+        return items
 
     # -- the machinery ---------------------------------------------------------
 
@@ -154,7 +193,7 @@ class DynamicConsensus:
     def _item(self, item: Hashable) -> _Item:
         it = self._items.get(item)
         if it is None:
-            group = self._groups.get(item)
+            group = self._one_group if self._one_group is not None else self._groups.get(item)
             if self._initial is not None:
                 initial = item in self._initial
             else:
@@ -200,15 +239,16 @@ class DynamicConsensus:
             if any(w in gone for w, _ in it.votes):
                 self._update(item)
 
-    def _others(self, worker: Hashable) -> np.ndarray:
+    def _saw(self, it: _Item, worker: Hashable, answer: int) -> None:
+        mine = self._seen.setdefault(worker, [0.0] * len(self._classes))
+        for w, label in it.votes:
+            if w != worker:
+                mine[label] += 1.0
+                self._seen.setdefault(w, [0.0] * len(self._classes))[answer] += 1.0
+
+    def _others(self, worker: Hashable) -> list[float]:
         """Answers the others gave on the items ``worker`` voted on."""
-        out = np.zeros(len(self._classes))
-        for it in self._items.values():
-            if any(w == worker for w, _ in it.votes):
-                for w, label in it.votes:
-                    if w != worker:
-                        out[label] += 1.0
-        return out
+        return self._seen.get(worker, [0.0] * len(self._classes))
 
     def _refit(self) -> None:
         """Refit skills and priors on the votes so far, then look at every item again."""

@@ -82,6 +82,42 @@ def test_same_votes_in_the_same_order_decide_the_same_on_every_path(
     assert session.get(Synset, sid).prior_yes == pytest.approx(refit.state_.priors[sid][1])
 
 
+def test_synset_consensus_streams_synset_by_synset_and_decides_as_the_replay(
+    session: Session, photos: list[Path], tmp_path: Path
+) -> None:
+    """Votes cast across three synsets in any order: ``synset consensus`` holds one
+    synset at a time and decides exactly as the replay of the votes taken synset by
+    synset (skills carried across), refit included."""
+    groups: dict[int, int] = {}
+    for s in range(3):
+        for c in make_synset(session, f"n2{s}", photos[15 * s : 15 * s + 15], tmp_path, 15):
+            groups[c.id] = c.synset_id
+    people = make_annotators(session, [f"s{i}" for i in range(6)])
+    skill = [0.95, 0.9, 0.85, 0.8, 0.75, 0.7]
+    rng = np.random.default_rng(11)
+    truth = {cid: bool(rng.random() < 0.3 + 0.2 * (groups[cid] % 3)) for cid in groups}
+    pairs = [(cid, k) for cid in groups for k in range(6)]
+    cast_votes = []
+    for j in rng.permutation(len(pairs))[: len(pairs) * 2 // 3]:
+        cid, k = pairs[j]
+        answer = bool(truth[cid] == (rng.random() < skill[k]))
+        cast(session, session.get(Candidate, cid), people[k], answer)
+        cast_votes.append((cid, people[k].id, answer))
+    recompute(session, RecomputeConfig(dynamic=CFG))
+    initial = set(session.scalars(select(Consensus.candidate_id).where(Consensus.initial)))
+    by_synset = sorted(cast_votes, key=lambda v: groups[v[0]])  # stable: cast order within
+    replay = DynamicConsensus(config=CFG, refit_every=0).replay(
+        by_synset, groups=groups, classes=[False, True], initial=initial,
+        serve_closed=True, team=set(),
+    )  # fmt: skip
+    assert not replay.excluded_, "the fixture should exclude nobody"
+    after = rows(session, list(groups))
+    assert {cid: (word(v), round(v.probs[1], 7)) for cid, v in replay.verdicts_.items()} == after
+    assert {d for d, _ in after.values()} >= {"accepted", "rejected"}
+    for sid in set(groups.values()):
+        assert session.get(Synset, sid).prior_yes == pytest.approx(replay.state_.priors[sid][1])
+
+
 def test_a_replay_never_reads_a_vote_that_comes_later() -> None:
     """Which votes are taken up to vote t does not depend on anything after t."""
     votes, _, classes = near_chance_binary(seed=4, n_items=40, n_workers=15)

@@ -1,0 +1,191 @@
+"""``synset consensus`` one synset at a time: what it reads, keeps and writes per synset.
+
+A full recompute used to hold every vote and every consensus row of the project
+in Python (3.5 GB at ILSVRC scale). It now makes two passes over the synsets,
+each reading one synset's votes at a time:
+
+1. the replay (:meth:`.replay.DynamicConsensus.next_group`), which leaves the
+   skills, the exclusions and, per item, whether it was decided; what the refit
+   needs of each vote is kept in compact arrays (:class:`FitArrays`, a few bytes a
+   vote), not as Python objects;
+2. after the refit, every item's verdict from the final skills, written with one
+   bulk upsert per synset (:func:`synset_rows`).
+
+So memory is the largest synset's votes plus a few bytes per vote project-wide.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from synset_builder.consensus.base import Encoded
+from synset_builder.consensus.dynamic import DynamicConfig, Verdict, after_requeue
+from synset_builder.consensus.model import SkillState
+from synset_builder.db.models import Candidate, Consensus, Vote
+
+# (candidate, annotator, answer, cast at)
+VoteRow4 = tuple[int, int, bool, datetime]
+
+
+def synset_votes(session: Session, synset_id: int) -> list[VoteRow4]:
+    """One synset's votes in the order they were cast."""
+    return [
+        (cid, aid, bool(answer), created)
+        for cid, aid, answer, created in session.execute(
+            select(Vote.candidate_id, Vote.annotator_id, Vote.answer, Vote.created_at)
+            .join(Candidate, Candidate.id == Vote.candidate_id)
+            .where(Candidate.synset_id == synset_id)
+            .order_by(Vote.id)
+        )
+    ]
+
+
+def synset_rows_now(session: Session, synset_id: int) -> dict[int, tuple[float, bool]]:
+    """The synset's consensus rows as they stand: candidate -> (p_yes, initial)."""
+    return {
+        cid: (float(p), bool(initial))
+        for cid, p, initial in session.execute(
+            select(Consensus.candidate_id, Consensus.p_yes, Consensus.initial)
+            .join(Candidate, Candidate.id == Consensus.candidate_id)
+            .where(Candidate.synset_id == synset_id)
+        )
+    }
+
+
+def utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@dataclass
+class FitArrays:
+    """What the refit needs of every vote, a few bytes each: item, voter, answer."""
+
+    item_ids: array = field(default_factory=lambda: array("q"))
+    item_group: array = field(default_factory=lambda: array("q"))
+    decided: array = field(default_factory=lambda: array("b"))
+    vote_item: array = field(default_factory=lambda: array("q"))
+    vote_worker: array = field(default_factory=lambda: array("q"))
+    vote_label: array = field(default_factory=lambda: array("b"))
+
+    def add(self, group: int, items: Mapping[Hashable, object]) -> None:
+        """The items one synset's replay left (``_Item``: votes and verdict)."""
+        for cid, it in items.items():
+            n = len(self.item_ids)
+            self.item_ids.append(int(cid))  # type: ignore[call-overload]
+            self.item_group.append(group)
+            self.decided.append(int(it.word == "decided"))  # type: ignore[attr-defined]
+            for worker, label in it.votes:  # type: ignore[attr-defined]
+                self.vote_item.append(n)
+                self.vote_worker.append(int(worker))
+                self.vote_label.append(label)
+
+    def kept(self, excluded: Mapping[Hashable, str]) -> tuple[Encoded, np.ndarray, np.ndarray]:
+        """The votes of annotators still counted, encoded; per item its group and
+        whether it was decided."""
+        workers = np.frombuffer(self.vote_worker, dtype=np.int64)
+        keep = ~np.isin(workers, np.array(sorted(int(w) for w in excluded), dtype=np.int64))
+        items_used, item_idx = np.unique(
+            np.frombuffer(self.vote_item, dtype=np.int64)[keep],
+            return_inverse=True,
+        )
+        worker_ids, worker_idx = np.unique(workers[keep], return_inverse=True)
+        ids = np.frombuffer(self.item_ids, dtype=np.int64)[items_used]
+        enc = Encoded(
+            items=ids.tolist(),
+            workers=worker_ids.tolist(),
+            classes=[0, 1],
+            item_idx=item_idx.astype(np.int64),
+            worker_idx=worker_idx.astype(np.int64),
+            label_idx=np.frombuffer(self.vote_label, dtype=np.int8)[keep].astype(np.int64),
+        )
+        groups = np.frombuffer(self.item_group, dtype=np.int64)[items_used]
+        decided = np.frombuffer(self.decided, dtype=np.int8)[items_used].astype(bool)
+        return enc, groups, decided
+
+    def refit(self, state: SkillState, gold: Mapping[int, bool], *, n_iter: int) -> Encoded | None:
+        """Refit the skills and priors on every counted vote (the replay's ``_refit``)."""
+        enc, groups, decided = self.kept(state.excluded)
+        if not enc.items or not decided.any():
+            return enc if enc.items else None
+        names_of, gidx = np.unique(groups, return_inverse=True)
+        gold_idx = np.array([int(gold[c]) if c in gold else -1 for c in enc.items], dtype=np.int64)
+        state.refit(enc, gold_idx=gold_idx, group_idx=gidx.astype(np.int64),
+                    group_names={g: int(s) for g, s in enumerate(names_of)},
+                    calibration=decided, n_iter=n_iter)  # fmt: skip
+        return enc
+
+
+@dataclass
+class Written:
+    """What the final pass saw, for the records and the summary."""
+
+    cast: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    measured: dict[int, np.ndarray] = field(default_factory=dict)
+    resolved_requeues: list[int] = field(default_factory=list)
+
+
+def synset_rows(
+    votes: list[VoteRow4],
+    now_rows: Mapping[int, tuple[float, bool]],
+    verdict_of: Callable[[int, list[tuple[int, int]], bool], Verdict | None],
+    *,
+    method: str,
+    cfg: DynamicConfig,
+    gold: Mapping[int, bool],
+    excluded: Mapping[int, str],
+    team: set[int],
+    requeues: Mapping[int, list[tuple[int, datetime]]],
+    seen: Written,
+) -> list[dict[str, object]]:
+    """One consensus row per voted candidate of a synset (and kept rows for the rest).
+
+    ``verdict_of(candidate, votes, initial)`` is the method's verdict from its
+    votes (as ``(annotator, answer)``), None where it has none.
+    """
+    by_item: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    counted: dict[int, list[datetime]] = defaultdict(list)
+    for cid, annotator, answer, created in votes:
+        by_item[cid].append((annotator, int(answer)))
+        seen.cast[annotator] += 1
+        if annotator not in excluded:
+            counted[cid].append(utc(created))
+    left_team = team - set(excluded)
+    now = datetime.now(UTC)
+    out = []
+    for cid in sorted(set(counted) | set(now_rows)):
+        p_now, initial = now_rows.get(cid, (0.5, False))
+        item_votes = by_item.get(cid, [])
+        verdict = verdict_of(cid, item_votes, initial) if item_votes else None
+        if verdict is not None:
+            for annotator, answer in item_votes:
+                if annotator in excluded:
+                    m = seen.measured.setdefault(annotator, np.zeros((2, 2)))
+                    m[:, answer] += verdict.probs
+        times = counted.get(cid, [])
+        if cid in gold:
+            verdict = Verdict("decided", int(gold[cid]), (1.0 - gold[cid], float(gold[cid])))
+        elif verdict is None or not times:
+            verdict = Verdict("pending", int(p_now > 0.5), (1.0 - p_now, p_now))
+        if requeues.get(cid) and cid not in gold:
+            since = min(utc(created) for _, created in requeues[cid])
+            voters = {a for a, _ in item_votes}
+            nobody = bool(left_team) and not (left_team - voters)
+            fresh = sum(1 for t in times if t >= since)
+            verdict = after_requeue(verdict, fresh, cfg, nobody_left=nobody)
+            if verdict.word != "pending":
+                seen.resolved_requeues.extend(rq for rq, _ in requeues[cid])
+        decision = verdict.decision
+        out.append({
+            "candidate_id": cid, "p_yes": float(verdict.probs[1]), "decision": decision,
+            "method": method, "n_votes": len(times), "initial": initial,
+            "reason": verdict.reason if decision == "undecided" else None, "updated_at": now,
+        })  # fmt: skip
+    return out
