@@ -144,8 +144,13 @@ def _lease_new(
     gold: bool,
     state: Probe,
     cfg: Settings,
+    held: Sequence[int] = (),
 ) -> list[Pick]:
-    """Lease up to ``n`` fresh items; losing a race for some just means picking again."""
+    """Lease up to ``n`` fresh items; losing a race for some just means picking again.
+
+    ``held``: items already on the caller's page (a reload re-serves them), never
+    picked again: the pick queries exclude other people's leases, not the caller's.
+    """
     taken: list[Pick] = []
     lost: list[Pick] = []
     grab = partial(_grab, session, annotator_id=annotator_id, cfg=cfg, lost=lost)
@@ -156,7 +161,7 @@ def _lease_new(
         if len(taken) >= n:
             break
         want = n - len(taken)
-        skip = [t.candidate_id for t in taken]
+        skip = [*held, *(t.candidate_id for t in taken)]
         lost.clear()
         if gold:
             taken += _pick_gold(session, synset_id, annotator_id, want, skip, grab)
@@ -403,7 +408,8 @@ def _fill(
         held = _take(session, held, annotator_id, cfg)  # extends their expiry
     want = n - len(held)
     n_gold = int(want * cfg.web_gold_fraction + random.random())
-    args = {"synset_id": synset_id, "annotator_id": annotator_id, "state": state, "cfg": cfg}
+    args = {"synset_id": synset_id, "annotator_id": annotator_id, "state": state, "cfg": cfg,
+            "held": [h.candidate_id for h in held]}  # fmt: skip
     gold = _lease_new(session, n=n_gold, gold=True, **args) if n_gold else []
     fresh = _lease_new(session, n=want - len(gold), gold=False, **args)
     if gold and not fresh and not held:
