@@ -1,8 +1,10 @@
-"""Login throttling, CSRF tokens and the cookie-signing secret.
+"""Logging in under the attempt limits, CSRF tokens and the cookie-signing secret.
 
-Failed logins are rows (``login_failure``), not process memory, so the limit holds
-across the several uvicorn workers of ``synset serve`` and across restarts.
-Successful logins never count towards it.
+Failed logins are limited per account and per client address (annotator_web/
+throttle.py). The address is the connection's peer; behind a reverse proxy it is
+the one ``X-Forwarded-For`` names, but only when the peer is a proxy that
+``SYNSET_WEB_TRUSTED_PROXIES`` names (annotator_web/proxy.py): anyone can send
+that header, so believing it from anybody let one client pose as endless addresses.
 """
 
 from __future__ import annotations
@@ -10,25 +12,37 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
-from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
+from annotator_web import throttle
 from annotator_web.tasks import now_utc
-from synset_builder.accounts import authenticate
+from synset_builder.accounts import (
+    NameTaken,
+    authenticate,
+    check_worker_id,
+    crowd_name_free,
+    crowd_worker,
+    find_crowd_worker,
+    join_secret_ok,
+    new_join_secret,
+)
 from synset_builder.config import Settings
-from synset_builder.db.models import Annotator, LoginFailure
+from synset_builder.db.models import Annotator
 from synset_builder.errors import SynsetError
 
 # An address may try a few accounts (a shared office NAT), an account only a few times.
 ADDRESS_FACTOR = 4
+# The cookie that holds a crowd worker's browser secret (sent to /join only).
+JOIN_COOKIE = "synset_crowd"
+JOIN_COOKIE_DAYS = 90
 
 
-class TooManyAttempts(SynsetError):
-    """Too many failed logins for this account or address."""
+class JoinRefused(SynsetError):
+    """A /join the study link, the worker id or the browser does not allow."""
 
 
 def secret_key(cfg: Settings) -> str:
@@ -54,30 +68,96 @@ def client_address(request: Request) -> str:
 def login(
     session: Session, *, username: str, password: str, address: str, cfg: Settings
 ) -> Annotator | None:
-    """Check a password under the rate limit; the account, or None for a wrong password."""
+    """Check a password under the limits; the account, or None for a wrong password.
+
+    Raises :class:`throttle.TooManyAttempts` before any check once the account or
+    the address has used up its failures. Commits the attempt (see throttle.claim).
+    """
     # PostgreSQL text cannot hold NUL; no account has one, so it counts as a wrong name.
     username = username.replace("\x00", "\ufffd")
-    since = now_utc() - timedelta(seconds=cfg.web_login_window_seconds)
-    by_account = session.scalar(
-        select(func.count(LoginFailure.id)).where(
-            LoginFailure.username == username[:100], LoginFailure.created_at >= since
-        )
+    window = cfg.web_login_window_seconds
+    attempt = throttle.claim(
+        session,
+        kind="login",
+        username=username,
+        address=address,
+        per_account=cfg.web_login_attempts,
+        per_address=ADDRESS_FACTOR * cfg.web_login_attempts,
+        window_seconds=window,
+        message=f"Too many failed logins; try again in {throttle.minutes(window)} minutes.",
     )
-    by_address = session.scalar(
-        select(func.count(LoginFailure.id)).where(
-            LoginFailure.address == address[:64], LoginFailure.created_at >= since
-        )
-    )
-    if (
-        by_account >= cfg.web_login_attempts
-        or by_address >= ADDRESS_FACTOR * cfg.web_login_attempts
-    ):
-        minutes = max(1, cfg.web_login_window_seconds // 60)
-        raise TooManyAttempts(f"Too many failed logins; try again in {minutes} minutes.")
     user = authenticate(session, username, password)
-    if user is None:
-        session.add(LoginFailure(username=username[:100], address=address[:64]))
+    if user is not None:
+        throttle.release(session, attempt)
+        user.last_login_at = now_utc()
     return user
+
+
+def crowd_join(
+    session: Session,
+    *,
+    worker_id: str,
+    study: str,
+    secret: str | None,
+    address: str,
+    cfg: Settings,
+) -> tuple[Annotator, str]:
+    """The crowd worker's account, and the browser secret its join cookie must hold.
+
+    The study key is a shared password: wrong keys are limited per address like
+    failed logins. A worker id seen before logs in only from the browser that first
+    joined with it (its cookie holds the secret whose hash the account keeps), so
+    knowing someone's id is not enough to take over their work and completion code.
+    New accounts are limited per address (``SYNSET_CROWD_JOIN_LIMIT`` an hour).
+    Commits the attempts it counts (throttle.claim).
+    """
+    window = cfg.web_login_window_seconds
+    attempt = throttle.claim(
+        session,
+        kind="study",
+        address=address,
+        per_address=cfg.web_login_attempts,
+        window_seconds=window,
+        message="Too many wrong study links from this address; try again in "
+        f"{throttle.minutes(window)} minutes.",
+    )
+    key = cfg.crowd_study_key
+    if not key or not hmac.compare_digest(key.encode(), study.encode("utf-8", "replace")):
+        raise JoinRefused("This study link is not valid.")
+    throttle.release(session, attempt)
+    check_worker_id(worker_id)
+    user = find_crowd_worker(session, worker_id)
+    if user is None:
+        user = _new_worker(session, worker_id=worker_id, address=address, cfg=cfg)
+        return user, new_join_secret(user)
+    if user.disabled:
+        raise JoinRefused("This account is disabled.")
+    if user.join_secret is None:  # joined before browser secrets, or a curator reset it
+        return user, new_join_secret(user)
+    if secret is None or not join_secret_ok(user, secret):
+        raise JoinRefused(
+            "This worker id has already joined from another browser. Continue in that "
+            "browser, or ask the study's researcher to let you join from this one."
+        )
+    return user, secret
+
+
+def _new_worker(session: Session, *, worker_id: str, address: str, cfg: Settings) -> Annotator:
+    crowd_name_free(session, worker_id)  # before counting a join that cannot happen
+    throttle.claim(
+        session,
+        kind="join",
+        username=worker_id,
+        address=address,
+        per_address=cfg.crowd_join_limit,
+        window_seconds=throttle.JOIN_WINDOW,
+        message="Too many new accounts from this address; try again in an hour.",
+    )
+    try:
+        return crowd_worker(session, worker_id)
+    except IntegrityError as exc:  # the same new id joined at the same moment elsewhere
+        session.rollback()
+        raise NameTaken(f"The worker id {worker_id!r} joined from another browser.") from exc
 
 
 def csrf_token(request: Request) -> str:

@@ -2,6 +2,11 @@
 
 Pages and the API differ only in how they refuse: a page redirects an anonymous
 visitor to the login form, the API answers 401. Role checks answer 403 on both.
+
+The session cookie is signed, not stored: it names the account (``uid``) and the
+account's session version (``sv``) when it was issued. A logout, a disable or a
+password or role change adds one to the version (``accounts.end_sessions``), so
+every cookie issued before, copies included, stops working at once.
 """
 
 from __future__ import annotations
@@ -63,15 +68,35 @@ SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
+def start_session(request: Request, user: Annotator) -> None:
+    """Log ``user`` in on this browser: a fresh cookie (a new CSRF token with it)."""
+    request.session.clear()
+    request.session["uid"] = user.id
+    request.session["sv"] = user.session_version
+
+
+def _cookie(request: Request) -> tuple[int, int] | None:
+    """(account id, session version) from the cookie; None without both."""
+    uid, version = request.session.get("uid"), request.session.get("sv")
+    if isinstance(uid, int) and isinstance(version, int):
+        return uid, version
+    return None
+
+
+def current(user: Annotator | tasks.Account | Voter | None, version: int) -> bool:
+    """Whether a cookie of ``version`` still logs in ``user``."""
+    return user is not None and not user.disabled and user.session_version == version
+
+
 def _user(request: Request, session: Session) -> Annotator | None:
-    uid = request.session.get("uid")
-    if uid is None:
+    cookie = _cookie(request)
+    if cookie is None:
         return None
-    user = session.get(Annotator, uid)
+    user = session.get(Annotator, cookie[0])
     # End the read transaction now: the route body runs in another pool thread, and a
     # request holding a connection while it waits for a thread can starve the pool.
     session.commit()
-    if user is None or user.disabled:
+    if not current(user, cookie[1]):
         request.session.clear()
         return None
     return user
@@ -85,7 +110,7 @@ def page_user(request: Request, session: SessionDep) -> Annotator:
     return user
 
 
-AccountT = TypeVar("AccountT", bound=Annotator | tasks.Account)
+AccountT = TypeVar("AccountT", bound="Annotator | tasks.Account | Voter")
 
 
 class Voter(NamedTuple):
@@ -93,12 +118,14 @@ class Voter(NamedTuple):
 
     id: int
     worker_id: str | None
+    disabled: bool = False
+    session_version: int = 0
 
 
 # Built once: the statement keeps its compiled form (see annotator_web/serving_sql.py).
-_VOTER = select(Annotator.id, Annotator.worker_id, Annotator.disabled).where(
-    Annotator.id == bindparam("me")
-)
+_VOTER = select(
+    Annotator.id, Annotator.worker_id, Annotator.disabled, Annotator.session_version
+).where(Annotator.id == bindparam("me"))
 
 
 @dataclass(frozen=True)
@@ -112,6 +139,7 @@ class Caller:
 
     request: Request
     uid: int
+    version: int
 
     def load(self, session: Session) -> Annotator:
         return self.check(session.get(Annotator, self.uid))
@@ -120,23 +148,22 @@ class Caller:
         """The caller as a :class:`Voter`, read as a plain row: an ORM load of the account
         was a twentieth of a vote submit's CPU (bench/web_load.py)."""
         row = session.connection().execute(_VOTER, {"me": self.uid}).first()
-        if row is None or row.disabled:
-            self.check(None)
-        return Voter(row.id, row.worker_id)
+        return self.check(Voter(*row) if row is not None else None)
 
     def check(self, user: AccountT | None) -> AccountT:
-        """The account loaded for ``uid``, if it still exists and is enabled; else 401."""
-        if user is None or user.disabled:
+        """The account loaded for ``uid``, if it still exists, is enabled and this
+        cookie's session was not ended; else 401."""
+        if not current(user, self.version):
             self.request.session.clear()
             raise HTTPException(status_code=401, detail=NOT_LOGGED_IN)
         return user
 
 
 async def api_caller(request: Request) -> Caller:
-    uid = request.session.get("uid")
-    if uid is None:
+    cookie = _cookie(request)
+    if cookie is None:
         raise HTTPException(status_code=401, detail=NOT_LOGGED_IN)
-    return Caller(request, uid)
+    return Caller(request, *cookie)
 
 
 def api_user(caller: Annotated[Caller, Depends(api_caller)], session: SessionDep) -> Annotator:

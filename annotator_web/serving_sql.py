@@ -203,10 +203,10 @@ SYNSET_COLUMNS = ("id", "wnid", "name", "gloss", "target", "goal", "initial_ids"
 
 @cache
 def caller_place() -> Select[tuple]:
-    """The annotator ``me`` (id, disabled), whether consensus excluded them, then the
-    columns of the synset of their latest lease (they stay on it while it lasts), or
-    nulls: what every fetch reads first. Plain columns, not ORM entities: loading two
-    entities cost more Python than the rest of the statement."""
+    """The annotator ``me`` (id, disabled, session version), whether consensus
+    excluded them, then the columns of the synset of their latest lease (they stay on
+    it while it lasts), or nulls: what every fetch reads first. Plain columns, not ORM
+    entities: loading two entities cost more Python than the rest of the statement."""
     current = (
         select(Candidate.synset_id)
         .join(Lease, Lease.candidate_id == Candidate.id)
@@ -220,6 +220,7 @@ def caller_place() -> Select[tuple]:
         select(
             Annotator.id,
             Annotator.disabled,
+            Annotator.session_version,
             AnnotatorQuality.excluded,
             *(synset[name] for name in SYNSET_COLUMNS),
         )

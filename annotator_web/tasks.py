@@ -299,10 +299,12 @@ class SynsetRow(NamedTuple):
 
 
 class Account(NamedTuple):
-    """The caller as a fetch reads them: enough to refuse a disabled account."""
+    """The caller as a fetch reads them: enough to refuse a disabled account or an
+    ended session (deps.current)."""
 
     id: int
     disabled: bool
+    session_version: int
 
 
 class Place(NamedTuple):
@@ -317,14 +319,14 @@ def load_caller(session: Session, annotator_id: int) -> tuple[Account | None, Pl
     row = session.connection().execute(sql.caller_place(), {"me": annotator_id}).first()
     if row is None:
         return None, Place(False, None)
-    me, disabled, excluded, *synset = row
+    me, disabled, version, excluded, *synset = row
     # By name: a column list and a row type that drifted apart fail here, not later.
     current = (
         SynsetRow(**dict(zip(sql.SYNSET_COLUMNS, synset, strict=True)))
         if synset[0] is not None
         else None
     )
-    return Account(me, bool(disabled)), Place(bool(excluded), current)
+    return Account(me, bool(disabled), version), Place(bool(excluded), current)
 
 
 def _synset_order(session: Session, current: SynsetRow | None) -> Iterator[Synset | SynsetRow]:

@@ -67,8 +67,19 @@ class Settings(BaseSettings):
     web_gold_fraction: float = Field(default=0.1, ge=0.0, le=1.0)
     web_lease_seconds: int = Field(default=600, ge=5)
     web_max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # Failed logins per account in the window (an address gets four times as many);
+    # wrong study keys on /join count against an address the same way.
     web_login_attempts: int = Field(default=5, ge=1)
     web_login_window_seconds: int = Field(default=900, ge=1)
+    # Reverse proxies (comma-separated addresses) whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed; from anyone else those headers are ignored.
+    web_trusted_proxies: str = ""
+    # Secure on cookies: unset, when the request came over HTTPS (directly or as a
+    # trusted proxy says); true or false to force it.
+    web_secure_cookies: bool | None = None
+    # Reports ("report this image") one annotator may file per hour: each takes an
+    # image out of every queue until a curator looks.
+    web_reports_per_hour: int = Field(default=20, ge=1)
     web_workers: int = Field(default=1, ge=1)
     # Threads per worker, each with one database connection: requests beyond wait
     # for a thread (queued, costing nothing) rather than for the CPU.
@@ -94,6 +105,8 @@ class Settings(BaseSettings):
     # Crowd platforms: /join?worker=ID&study=KEY works only when the key is set.
     crowd_study_key: str | None = None
     crowd_pages: int = Field(default=10, ge=1)
+    # New crowd accounts one client address may open per hour.
+    crowd_join_limit: int = Field(default=10, ge=1)
 
     @field_validator("database_url")
     @classmethod
@@ -119,6 +132,10 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def trusted_proxies(self) -> list[str]:
+        return [part.strip() for part in self.web_trusted_proxies.split(",") if part.strip()]
 
     @property
     def images_dir(self) -> Path:

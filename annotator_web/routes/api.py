@@ -18,6 +18,7 @@ from annotator_web.reports import REPORT_REASONS, report_image
 from annotator_web.routes.task_pages import WNID
 from annotator_web.stats import my_stats, synset_rows
 from annotator_web.tasks import load_caller, next_task
+from annotator_web.throttle import TooManyAttempts
 from synset_builder.db.session import on_postgresql
 from synset_builder.errors import InvalidInput, NotFound
 
@@ -132,10 +133,20 @@ def votes(body: VotesIn, session: SessionDep, cfg: SettingsDep, caller: ApiCalle
 
 
 @router.post("/reports", dependencies=[Depends(require_json)])
-def reports(body: ReportIn, session: SessionDep, user: ApiUser) -> dict[str, bool]:
+def reports(
+    body: ReportIn, session: SessionDep, cfg: SettingsDep, user: ApiUser
+) -> dict[str, bool]:
     """Report an image (offensive, private, wrong licence): it leaves every queue."""
     try:
-        report_image(session, annotator=user, candidate_id=body.candidate_id, reason=body.reason)
+        report_image(
+            session,
+            annotator=user,
+            candidate_id=body.candidate_id,
+            reason=body.reason,
+            per_hour=cfg.web_reports_per_hour,
+        )
+    except TooManyAttempts as exc:
+        raise HTTPException(status_code=429, detail=str(exc)) from exc
     except NotFound as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from exc
     except InvalidInput as exc:

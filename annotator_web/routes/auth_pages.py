@@ -1,17 +1,37 @@
-"""Logging in and out: the form, the JSON session endpoint, crowd-platform arrivals."""
+"""Logging in and out: the form, the JSON session endpoint, crowd-platform arrivals.
+
+Logging out ends every session of the account, not only this browser's: the cookie
+is signed, not stored, so a copy of it could otherwise be replayed for its 14 days.
+"""
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Cookie, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
-from annotator_web.auth import TooManyAttempts, client_address, login
-from annotator_web.deps import SessionDep, SettingsDep, check_csrf, require_json
-from synset_builder.accounts import crowd_worker
+from annotator_web.auth import (
+    JOIN_COOKIE,
+    JOIN_COOKIE_DAYS,
+    JoinRefused,
+    client_address,
+    crowd_join,
+    login,
+)
+from annotator_web.deps import (
+    SessionDep,
+    SettingsDep,
+    check_csrf,
+    current,
+    require_json,
+    start_session,
+)
+from annotator_web.tasks import now_utc
+from annotator_web.throttle import TooManyAttempts
+from synset_builder.accounts import NameTaken, end_sessions
 from synset_builder.db.models import Annotator
 from synset_builder.errors import InvalidInput
 
@@ -25,9 +45,14 @@ def _safe_next(target: str | None) -> str:
     return "/"
 
 
-def _start(request: Request, user: Annotator) -> None:
+def _end(request: Request, session: Session) -> None:
+    """Log out: this cookie, and (if it is still valid) every other session of its account."""
+    uid, version = request.session.get("uid"), request.session.get("sv")
     request.session.clear()
-    request.session["uid"] = user.id
+    user = session.get(Annotator, uid) if isinstance(uid, int) else None
+    if current(user, version):  # a dead cookie cannot log its account out elsewhere
+        end_sessions(session, user)
+        session.commit()
 
 
 @router.get("/login", include_in_schema=False)
@@ -57,7 +82,7 @@ def login_submit(
     else:
         session.commit()
         if user is not None:
-            _start(request, user)
+            start_session(request, user)
             return RedirectResponse(_safe_next(next), status_code=303)
         error, status = "Wrong username or password.", 401
     return request.app.state.templates.TemplateResponse(
@@ -69,9 +94,11 @@ def login_submit(
 
 
 @router.post("/logout", include_in_schema=False)
-def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
+def logout(
+    request: Request, session: SessionDep, csrf_token: Annotated[str, Form()] = ""
+) -> Response:
     check_csrf(request, csrf_token)
-    request.session.clear()
+    _end(request, session)
     return RedirectResponse("/login", status_code=303)
 
 
@@ -82,20 +109,41 @@ def join(
     cfg: SettingsDep,
     worker: Annotated[str, Query(max_length=64)] = "",
     study: Annotated[str, Query(max_length=200)] = "",
+    secret: Annotated[str | None, Cookie(alias=JOIN_COOKIE, max_length=200)] = None,
 ) -> Response:
-    """Arrive from a crowd platform (Prolific / Mechanical Turk style link)."""
-    key = cfg.crowd_study_key
-    if not key or not hmac.compare_digest(key.encode(), study.encode()):
-        raise HTTPException(status_code=403, detail="This study link is not valid.")
+    """Arrive from a crowd platform (Prolific / Mechanical Turk style link).
+
+    The first arrival with a worker id ties the account to this browser (a secret
+    cookie); a later one must come from that browser (auth.crowd_join).
+    """
     try:
-        user = crowd_worker(session, worker)
-    except InvalidInput as exc:
+        user, browser_secret = crowd_join(
+            session,
+            worker_id=worker,
+            study=study,
+            secret=secret,
+            address=client_address(request),
+            cfg=cfg,
+        )
+    except TooManyAttempts as exc:
+        raise HTTPException(status_code=429, detail=str(exc)) from exc
+    except NameTaken as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    except (JoinRefused, InvalidInput) as exc:
         raise HTTPException(status_code=403, detail=str(exc)) from exc
-    if user.disabled:
-        raise HTTPException(status_code=403, detail="This account is disabled.")
+    user.last_login_at = now_utc()
     session.commit()
-    _start(request, user)
-    return RedirectResponse("/task", status_code=303)
+    start_session(request, user)
+    response = RedirectResponse("/task", status_code=303)
+    response.set_cookie(
+        JOIN_COOKIE,
+        browser_secret,
+        max_age=JOIN_COOKIE_DAYS * 86400,
+        path="/join",
+        httponly=True,
+        samesite="lax",
+    )
+    return response
 
 
 class Credentials(BaseModel):
@@ -121,11 +169,12 @@ def api_login(
     session.commit()
     if user is None:
         raise HTTPException(status_code=401, detail="Wrong username or password.")
-    _start(request, user)
+    start_session(request, user)
     return {"username": user.username, "role": user.role}
 
 
 @router.delete("/api/session", tags=["api"])
-def api_logout(request: Request) -> dict[str, bool]:
-    request.session.clear()
+def api_logout(request: Request, session: SessionDep) -> dict[str, bool]:
+    """Log out; every session of the account ends, on every device."""
+    _end(request, session)
     return {"ok": True}

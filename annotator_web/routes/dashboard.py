@@ -12,6 +12,7 @@ from sqlalchemy import select
 from annotator_web.deps import PageCurator, SessionDep, check_csrf
 from annotator_web.stats import annotator_rows, open_reports, synset_rows, votes_csv
 from annotator_web.tasks import now_utc
+from synset_builder.accounts import set_disabled as set_disabled_account
 from synset_builder.db.models import Annotator, Report, Synset
 from synset_builder.errors import NotFound
 from synset_builder.gold import set_gold
@@ -57,7 +58,7 @@ def set_disabled(
         raise HTTPException(status_code=403, detail="You cannot disable your own account.")
     if target.role == "admin" and user.role != "admin":
         raise HTTPException(status_code=403, detail="Only an admin can disable an admin.")
-    target.disabled = disabled
+    set_disabled_account(session, target, disabled)  # ends its sessions either way
     session.commit()
     return _back("disabled" if disabled else "enabled")
 

@@ -33,6 +33,9 @@ def serve(
         port=port,
         workers=workers or cfg.web_workers,
         log_level="warning",
+        # The app believes X-Forwarded-* only from SYNSET_WEB_TRUSTED_PROXIES
+        # (annotator_web/proxy.py); uvicorn's own handling trusts 127.0.0.1 by default.
+        proxy_headers=False,
     )
 
 

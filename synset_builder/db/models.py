@@ -260,6 +260,13 @@ class Annotator(Base):
     worker_id: Mapped[str | None] = mapped_column(String(100), unique=True, default=None)
     completion_code: Mapped[str | None] = mapped_column(String(32), default=None)
     pages_done: Mapped[int] = mapped_column(Integer, default=0)
+    # Carried in the session cookie; adding one ends every session (logout, disable,
+    # a password or role change), since a signed cookie cannot be recalled.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # SHA-256 of the secret a crowd worker's first browser got (/join): the worker id
+    # alone does not log in. None: the next arrival with the id claims the account.
+    join_secret: Mapped[str | None] = mapped_column(String(64), default=None)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 class Vote(Base):
@@ -425,11 +432,19 @@ class Unsure(Base):
 
 
 class LoginFailure(Base):
-    """A failed login, kept so attempts can be limited per account and per address."""
+    """A failed login, kept so attempts can be limited per account and per address.
+
+    ``kind`` lets the same rows limit other attempts per address: wrong study keys
+    and new crowd accounts on ``/join`` (annotator_web/throttle.py).
+    """
 
     __tablename__ = "login_failure"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # login | study | join
+    kind: Mapped[str] = mapped_column(
+        String(16), default="login", server_default="login", index=True
+    )
     username: Mapped[str] = mapped_column(String(100), index=True)
     address: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(

@@ -202,9 +202,10 @@ def test_crowd_worker_joins_by_link_and_gets_a_completion_code(settings, photos)
         code = anon.get("/api/me").json()["completion_code"]
         assert code and len(code) >= 8
         assert code in anon.get("/task").text
-        # The same worker id comes back to the same account.
-        again = web.client()
-        again.get("/join?worker=W123&study=study-42")
-        assert again.get("/api/me").json()["completion_code"] == code
+        # The same worker, back in the same browser later, comes back to the same account.
+        anon.cookies.delete("synset_session")
+        assert anon.get("/api/me").status_code == 401
+        assert anon.get("/join?worker=W123&study=study-42").status_code == 303
+        assert anon.get("/api/me").json()["completion_code"] == code
     finally:
         web.close()
