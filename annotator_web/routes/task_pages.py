@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from annotator_web.answers import record_votes
 from annotator_web.deps import PageUser, SessionDep, SettingsDep, check_csrf
 from annotator_web.reports import REPORT_REASONS
+from annotator_web.routes.images import example_url
 from annotator_web.stats import my_stats
 from annotator_web.tasks import next_task
 from synset_builder.errors import NotFound
@@ -50,6 +51,7 @@ def task_page(
         {
             "user": user,
             "task": task,
+            "examples": [example_url(request, image_id) for image_id in task.examples],
             "me": my_stats(session, user),
             "saved": saved,
             "already": already,

@@ -104,7 +104,9 @@ def test_curator_sets_goals_and_marks_gold(web: Web) -> None:
 
 def test_thumbnails_are_small_cached_and_revalidated(web: Web) -> None:
     ann = web.client("ann")
-    image_id = web.seeded.image_ids[0]
+    # An annotator opens the images they were served (test_image_access.py).
+    image_url = ann.get("/api/tasks/next?n=1").json()["items"][0]["image_url"]
+    image_id = int(image_url.split("/")[2])
     r = ann.get(f"/img/{image_id}/thumb")
     assert r.status_code == 200
     assert "immutable" in r.headers["cache-control"]
