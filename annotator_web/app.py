@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from annotator_web.auth import csrf_token, secret_key
 from annotator_web.deps import LoginRequired
 from annotator_web.goals import GoalCache
+from annotator_web.json_guard import StrictJson
 from annotator_web.proxy import install as install_proxy_handling
 from annotator_web.routes import api, auth_pages, dashboard, images, task_pages
 from synset_builder import __version__
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         same_site="lax",
         https_only=False,
     )
+    app.add_middleware(StrictJson)  # inside BodyLimit: it reads only bodies under the limit
     app.add_middleware(BodyLimit, limit=cfg.web_max_body_bytes)
     install_proxy_handling(app, cfg)  # outermost: client address, scheme, Secure cookies
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
