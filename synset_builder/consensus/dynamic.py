@@ -125,8 +125,12 @@ def decide(
     unknown, plenty).
     """
     k = len(probs)
-    top = max(range(k), key=lambda c: probs[c])
-    p = tuple(float(v) for v in probs)
+    if k == 2:  # yes/no: what the web app decides on every submit, spelled out
+        top = 1 if probs[1] > probs[0] else 0
+        p: tuple[float, ...] = (float(probs[0]), float(probs[1]))
+    else:
+        top = max(range(k), key=lambda c: probs[c])
+        p = tuple(float(v) for v in probs)
     out_of_voters = voters_left is not None and voters_left <= 0
     if n_votes == 0:
         return (
@@ -134,8 +138,11 @@ def decide(
         )
     if n_votes < initial_needed and not out_of_voters:
         return Verdict("pending", top, p)
-    others = [evidence[c] for c in range(k) if c != top]
-    favoured = not others or evidence[top] > max(others)
+    if k == 2:
+        favoured = evidence[top] > evidence[1 - top]
+    else:
+        others = [evidence[c] for c in range(k) if c != top]
+        favoured = not others or evidence[top] > max(others)
     if probs[top] >= config.threshold and favoured:
         return Verdict("decided", top, p)
     remaining = config.max_votes - n_votes
@@ -146,9 +153,14 @@ def decide(
     if voters_left is not None:
         remaining = min(remaining, voters_left)
     odds = math.log(max(p[top], 1e-12)) - math.log(max(1.0 - p[top], 1e-12))
-    if odds + remaining * config.step(k) < math.log(config.threshold / (1 - config.threshold)):
+    if odds + remaining * config.step(k) < _log_odds(config.threshold):
         return Verdict("undecided", top, p, HOPELESS)
     return Verdict("pending", top, p)
+
+
+@cache
+def _log_odds(p: float) -> float:
+    return math.log(p / (1 - p))
 
 
 def after_requeue(

@@ -68,6 +68,11 @@ def kappa(confusion: Matrix) -> float:
 
 
 def _normalise_log(log_p: list[float]) -> list[float]:
+    if len(log_p) == 2:
+        a, b = log_p
+        top = a if a >= b else b
+        ea, eb = math.exp(a - top), math.exp(b - top)
+        return [ea / (ea + eb), eb / (ea + eb)]
     top = max(log_p)
     ex = [math.exp(v - top) for v in log_p]
     total = sum(ex)
@@ -201,12 +206,19 @@ class SkillState:
         self, group: Hashable, votes: Sequence[tuple[Hashable, int]]
     ) -> tuple[list[float], list[float]]:
         """Class probabilities, and the votes' own log-likelihood per class (no prior)."""
+        prior = self.priors.get(group) or [1.0 / self.k] * self.k
+        if self.k == 2:  # yes/no, every candidate of every submit: the loop unrolled
+            no = yes = 0.0
+            for worker, label in votes:
+                col = self.log_columns(worker)[label]
+                no += col[0]
+                yes += col[1]
+            return _normalise_log([math.log(prior[0]) + no, math.log(prior[1]) + yes]), [no, yes]
         evidence = [0.0] * self.k
         for worker, label in votes:
             col = self.log_columns(worker)[label]
             for c in range(self.k):
                 evidence[c] += col[c]
-        prior = self.priors.get(group) or [1.0 / self.k] * self.k
         log_p = [math.log(prior[c]) + evidence[c] for c in range(self.k)]
         return _normalise_log(log_p), evidence
 

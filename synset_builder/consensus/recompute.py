@@ -117,14 +117,16 @@ def _team(session: Session) -> set[int]:
     }
 
 
-def _initial(session: Session, synset_id: int) -> set[int]:
-    return set(
-        session.scalars(
-            select(Consensus.candidate_id)
-            .join(Candidate, Candidate.id == Consensus.candidate_id)
-            .where(Candidate.synset_id == synset_id, Consensus.initial)
-        )
-    )
+def _initial(session: Session) -> dict[int, set[int]]:
+    """Per synset, its initial subset (small: ``initial_size`` items a synset)."""
+    out: dict[int, set[int]] = defaultdict(set)
+    for sid, cid in session.execute(
+        select(Candidate.synset_id, Consensus.candidate_id)
+        .join(Candidate, Candidate.id == Consensus.candidate_id)
+        .where(Consensus.initial)
+    ):
+        out[sid].add(cid)
+    return out
 
 
 def recompute(
@@ -142,9 +144,10 @@ def recompute(
     player = DynamicConsensus(config=cfg, refit_every=0)
     player.start(CLASSES, gold=gold, team=team)
     fit = FitArrays()
-    for n, sid in enumerate(sids, 1):
-        player.next_group(sid, _initial(session, sid))
-        player.play([(c, a, ans) for c, a, ans, _ in synset_votes(session, sid)], serve_closed=True)
+    initial = _initial(session)
+    for n, (sid, votes) in enumerate(zip(sids, synset_votes(session, sids), strict=True), 1):
+        player.next_group(sid, initial.get(sid, ()))
+        player.play([(c, a, ans) for c, a, ans, _ in votes], serve_closed=True)
         fit.add(sid, player.next_group(None, ()))
         tick("replay", n, len(sids))
     state = player.state_ or SkillState(k=2)
@@ -160,9 +163,10 @@ def recompute(
         requeues[cid].append((rq, created))
     seen = Written()
     upsert = sql.upsert_consensus(postgresql)
-    for n, sid in enumerate(sids, 1):
+    passes = zip(sids, synset_votes(session, sids), synset_rows_now(session, sids), strict=True)
+    for n, (sid, votes, now_rows) in enumerate(passes, 1):
         rows = synset_rows(
-            synset_votes(session, sid), synset_rows_now(session, sid),
+            votes, {row[0]: row for row in now_rows},
             lambda cid, votes, initial, sid=sid: verdict_of(sid, cid, votes, initial),
             method=config.method, cfg=cfg, gold=gold, excluded=excluded, team=team,
             requeues=requeues, seen=seen,

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from array import array
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import Row, Select, select
 from sqlalchemy.orm import Session
 
 from synset_builder.consensus.base import Encoded
@@ -33,31 +34,57 @@ from synset_builder.db.models import Candidate, Consensus, Vote
 
 # (candidate, annotator, answer, cast at)
 VoteRow4 = tuple[int, int, bool, datetime]
+T = TypeVar("T")
 
 
-def synset_votes(session: Session, synset_id: int) -> list[VoteRow4]:
-    """One synset's votes in the order they were cast."""
-    return [
-        (cid, aid, bool(answer), created)
-        for cid, aid, answer, created in session.execute(
-            select(Vote.candidate_id, Vote.annotator_id, Vote.answer, Vote.created_at)
-            .join(Candidate, Candidate.id == Vote.candidate_id)
-            .where(Candidate.synset_id == synset_id)
-            .order_by(Vote.id)
-        )
-    ]
+def _by_synset(
+    session: Session, stmt: Select, synsets: Sequence[int], row: Callable[[Row], T]
+) -> Iterator[list[T]]:
+    """Per synset of ``synsets`` (ascending), its rows of ``stmt`` (whose first column
+    is the synset id, and which is ordered by it): one streamed query, not one per
+    synset, each of which the planner may answer with a scan of the whole table."""
+    result = session.execute(stmt, execution_options={"yield_per": 20_000})
+    rows = iter(result)
+    head = next(rows, None)
+    for synset in synsets:
+        got: list[T] = []
+        while head is not None and head[0] < synset:
+            head = next(rows, None)
+        while head is not None and head[0] == synset:
+            got.append(row(head))
+            head = next(rows, None)
+        yield got
+    result.close()
 
 
-def synset_rows_now(session: Session, synset_id: int) -> dict[int, tuple[float, bool]]:
-    """The synset's consensus rows as they stand: candidate -> (p_yes, initial)."""
-    return {
-        cid: (float(p), bool(initial))
-        for cid, p, initial in session.execute(
-            select(Consensus.candidate_id, Consensus.p_yes, Consensus.initial)
-            .join(Candidate, Candidate.id == Consensus.candidate_id)
-            .where(Candidate.synset_id == synset_id)
-        )
-    }
+def synset_votes(session: Session, synsets: Sequence[int]) -> Iterator[list[VoteRow4]]:
+    """Per synset, its votes in the order they were cast."""
+    stmt = (
+        select(Candidate.synset_id, Vote.candidate_id, Vote.annotator_id, Vote.answer,
+               Vote.created_at)
+        .join(Candidate, Candidate.id == Vote.candidate_id)
+        .where(Candidate.synset_id.is_not(None))
+        .order_by(Candidate.synset_id, Vote.id)
+    )  # fmt: skip
+    return _by_synset(session, stmt, synsets, lambda r: (r[1], r[2], bool(r[3]), r[4]))
+
+
+# What a consensus row says, to compare with what the recompute would write.
+RowNow = tuple[int, float, bool, str, str, int, str | None]  # id, p_yes, initial, decision,
+# method, n_votes, reason
+
+
+def synset_rows_now(session: Session, synsets: Sequence[int]) -> Iterator[list[RowNow]]:
+    """Per synset, its consensus rows as they stand."""
+    stmt = (
+        select(Candidate.synset_id, Consensus.candidate_id, Consensus.p_yes, Consensus.initial,
+               Consensus.decision, Consensus.method, Consensus.n_votes, Consensus.reason)
+        .join(Candidate, Candidate.id == Consensus.candidate_id)
+        .order_by(Candidate.synset_id)
+    )  # fmt: skip
+    return _by_synset(
+        session, stmt, synsets, lambda r: (r[1], float(r[2]), bool(r[3]), r[4], r[5], r[6], r[7])
+    )
 
 
 def utc(moment: datetime) -> datetime:
@@ -134,7 +161,7 @@ class Written:
 
 def synset_rows(
     votes: list[VoteRow4],
-    now_rows: Mapping[int, tuple[float, bool]],
+    now_rows: Mapping[int, RowNow],
     verdict_of: Callable[[int, list[tuple[int, int]], bool], Verdict | None],
     *,
     method: str,
@@ -145,7 +172,9 @@ def synset_rows(
     requeues: Mapping[int, list[tuple[int, datetime]]],
     seen: Written,
 ) -> list[dict[str, object]]:
-    """One consensus row per voted candidate of a synset (and kept rows for the rest).
+    """The consensus rows of a synset that change: one per voted candidate (and kept
+    rows for the rest), left out where the row already says the same, so running it
+    again writes nothing.
 
     ``verdict_of(candidate, votes, initial)`` is the method's verdict from its
     votes (as ``(annotator, answer)``), None where it has none.
@@ -158,10 +187,11 @@ def synset_rows(
         if annotator not in excluded:
             counted[cid].append(utc(created))
     left_team = team - set(excluded)
-    now = datetime.now(UTC)
+    stamp = datetime.now(UTC)
     out = []
     for cid in sorted(set(counted) | set(now_rows)):
-        p_now, initial = now_rows.get(cid, (0.5, False))
+        was = now_rows.get(cid)
+        p_now, initial = (was[1], was[2]) if was else (0.5, False)
         item_votes = by_item.get(cid, [])
         verdict = verdict_of(cid, item_votes, initial) if item_votes else None
         if verdict is not None:
@@ -183,9 +213,12 @@ def synset_rows(
             if verdict.word != "pending":
                 seen.resolved_requeues.extend(rq for rq, _ in requeues[cid])
         decision = verdict.decision
+        p_yes = float(verdict.probs[1])
+        reason = verdict.reason if decision == "undecided" else None
+        if was and was[1:] == (p_yes, initial, decision, method, len(times), reason):
+            continue
         out.append({
-            "candidate_id": cid, "p_yes": float(verdict.probs[1]), "decision": decision,
-            "method": method, "n_votes": len(times), "initial": initial,
-            "reason": verdict.reason if decision == "undecided" else None, "updated_at": now,
+            "candidate_id": cid, "p_yes": p_yes, "decision": decision, "method": method,
+            "n_votes": len(times), "initial": initial, "reason": reason, "updated_at": stamp,
         })  # fmt: skip
     return out

@@ -116,6 +116,13 @@ def test_synset_consensus_streams_synset_by_synset_and_decides_as_the_replay(
     assert {d for d, _ in after.values()} >= {"accepted", "rejected"}
     for sid in set(groups.values()):
         assert session.get(Synset, sid).prior_yes == pytest.approx(replay.state_.priors[sid][1])
+    # Run again: nothing changed, so no row is written (updated_at stays).
+    stamps = dict(session.execute(select(Consensus.candidate_id, Consensus.updated_at)).all())
+    recompute(session, RecomputeConfig(dynamic=CFG))
+    session.expire_all()
+    assert dict(session.execute(select(Consensus.candidate_id, Consensus.updated_at)).all()) == (
+        stamps
+    )
 
 
 def test_a_replay_never_reads_a_vote_that_comes_later() -> None:
