@@ -95,8 +95,13 @@ def claim(
 
 
 def release(session: Session, attempt_id: int) -> None:
-    """Give an attempt's row back (a login that was right): it no longer counts."""
+    """Give an attempt's row back (a login that was right): it no longer counts.
+
+    Commits, so a later rollback of the request (another limit, an error) cannot
+    bring the row back as a failure.
+    """
     session.execute(delete(LoginFailure).where(LoginFailure.id == attempt_id))
+    session.commit()
 
 
 def minutes(seconds: int) -> int:
