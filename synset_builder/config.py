@@ -48,7 +48,12 @@ class Settings(BaseSettings):
     flickr_url: str = "https://api.flickr.com/services/rest/"
     flickr_key: str | None = None
     contact: str = Field(default="https://github.com/synset-builder/synset-builder")
+    # Opens private and loopback ranges to the crawler (an intranet image server);
+    # link-local and cloud metadata addresses stay refused (synset_builder/fetch_guard.py).
     allow_private_networks: bool = False
+    # Wall-clock seconds one image download may take, redirects included; a host
+    # dripping bytes is cut off here (reason "timeout", tried again by --retry-failed).
+    download_deadline: float = Field(default=60.0, gt=0.0)
 
     # Clean stage (synset clean): quality thresholds and near-duplicate search.
     clean_min_side: int = Field(default=100, ge=0)

@@ -6,14 +6,16 @@ turned into a short reason stored as data (``timeout``, ``http_404``,
 ``private_address``, ``redirect_loop``, ...), never an exception that stops a
 crawl. Guards follow img2dataset's lead (X-Robots-Tag) and the usual SSRF
 advice: every redirect hop is resolved and checked against private, loopback and
-link-local ranges, because a crawler fed by search results must not reach a
-cloud metadata service.
+link-local ranges (:mod:`synset_builder.fetch_guard`), and the connection goes to
+the very address that was checked (:mod:`synset_builder.fetch_connections`),
+because a crawler fed by search results must not reach a cloud metadata service.
+Each download has a wall-clock deadline as well as per-read timeouts: a server
+that drips a byte at a time must not hold a crawl (and the good images of its
+result page) for hours.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -23,9 +25,11 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
-from urllib3.exceptions import HTTPError, ProtocolError
+from urllib3.exceptions import HTTPError, NewConnectionError, ProtocolError
 from urllib3.exceptions import TimeoutError as HTTPTimeout
 
+from synset_builder.fetch_connections import Deadlines, Target, Watch, pinned_pool_manager
+from synset_builder.fetch_guard import AddressRefused, Resolver, resolve_checked, system_resolve
 from synset_builder.sources import Hit
 from synset_builder.sources.http import retry_after
 from synset_builder.store import (
@@ -40,6 +44,8 @@ from synset_builder.store import (
 ROBOTS_DENY = {"noai", "noimageai", "noindex", "noimageindex", "none"}
 _REDIRECTS = {301, 302, 303, 307, 308}
 _CHUNK = 64 * 1024
+# A socket timeout this close to the deadline counts as the deadline (clock granularity).
+_SLACK = 0.05
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,8 @@ class FetchConfig:
     user_agent: str
     connect_timeout: float = 5.0
     read_timeout: float = 20.0
+    # Wall-clock seconds for one download, redirects included (SYNSET_DOWNLOAD_DEADLINE).
+    deadline: float = 60.0
     retries: int = 2
     backoff: float = 0.5
     max_bytes: int = 20 * 1024 * 1024
@@ -125,13 +133,6 @@ def robots_forbid(values: list[str], agent: str) -> bool:
     return False
 
 
-def is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
 def _drop(response: urllib3.BaseHTTPResponse) -> None:
     """Close a connection whose body was not read, so it is never reused mid-stream."""
     response.close()
@@ -146,46 +147,82 @@ class Fetcher:
     """
 
     def __init__(
-        self, cfg: FetchConfig, data_dir: Path, host_slots: HostSlots | None = None
+        self,
+        cfg: FetchConfig,
+        data_dir: Path,
+        host_slots: HostSlots | None = None,
+        resolve: Resolver = system_resolve,
     ) -> None:
         self.cfg = cfg
         self.data_dir = Path(data_dir)
-        self._http = urllib3.PoolManager(
+        # The download under way in each thread: where its connections may go.
+        self._local = threading.local()
+        self._http = pinned_pool_manager(
+            self._local,
             num_pools=256,
             maxsize=cfg.per_host,
             retries=False,
             headers={"User-Agent": cfg.user_agent, "Accept": "image/*;q=0.9,*/*;q=0.1"},
         )
-        self._timeout = urllib3.Timeout(connect=cfg.connect_timeout, read=cfg.read_timeout)
         self._host_slot = host_slots or LocalHostSlots(cfg.per_host)
-        self._resolved: dict[tuple[str, int], bool] = {}
+        self._resolve = resolve
+        self._deadlines = Deadlines()
 
-    def _check_address(self, url: str) -> None:
+    def _checked(self, url: str) -> tuple[str, ...]:
+        """Resolve the URL's host now and return its addresses, if all may be reached.
+
+        Called for every hop of every download: nothing is remembered, so a later
+        DNS answer is checked as carefully as the first.
+        """
         parts = urlsplit(url)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as exc:
+            raise _Refused("bad_url", f"bad port in {url[:200]}") from exc
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise _Refused("bad_url", f"not an http(s) URL: {url[:200]}")
-        if self.cfg.allow_private:
-            return
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        key = (parts.hostname, port)
-        public = self._resolved.get(key)
-        if public is None:
-            try:
-                infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-            except OSError as exc:
-                raise _Refused("dns_error", str(exc), retry=True) from exc
-            public = all(is_public(str(info[4][0])) for info in infos)
-            self._resolved[key] = public
-        if not public:
-            raise _Refused("private_address", f"{parts.hostname} is not a public address")
+        try:
+            return resolve_checked(
+                self._resolve, parts.hostname, port, allow_private=self.cfg.allow_private
+            )
+        except AddressRefused as exc:
+            raise _Refused("private_address", str(exc)) from exc
+        except UnicodeError as exc:  # a host name IDNA cannot encode
+            raise _Refused("bad_url", f"bad host name in {url[:200]}") from exc
+        except OSError as exc:
+            raise _Refused("dns_error", str(exc), retry=True) from exc
 
     def _download(self, url: str) -> bytes:
-        """One attempt: follow redirects by hand (each hop checked), stream with a cap."""
+        """One attempt within the deadline; past it, ``timeout`` that is not retried."""
+        watch = self._deadlines.start(self.cfg.deadline)
+        try:
+            return self._follow(url, watch)
+        except Exception as exc:
+            # A read cut by the watcher, or one whose timeout was the time left, is
+            # the deadline's doing: say so, and do not try again in this run.
+            if self._deadlines.end(watch) and watch.remaining() > _SLACK:
+                raise
+            raise self._too_slow() from exc
+        finally:
+            self._deadlines.end(watch)
+            self._local.target = None
+
+    def _too_slow(self) -> _Refused:
+        return _Refused("timeout", f"not done within {self.cfg.deadline:g} s (deadline)")
+
+    def _follow(self, url: str, watch: Watch) -> bytes:
+        """Follow redirects by hand (each hop checked and pinned), stream with a cap."""
         seen = {url}
         for _hop in range(self.cfg.max_redirects + 1):
-            self._check_address(url)
+            self._local.target = Target(self._checked(url), watch)
+            left = watch.remaining()
+            if left <= 0:
+                raise self._too_slow()
+            timeout = urllib3.Timeout(
+                connect=min(self.cfg.connect_timeout, left), read=min(self.cfg.read_timeout, left)
+            )
             response = self._http.request(
-                "GET", url, preload_content=False, redirect=False, timeout=self._timeout
+                "GET", url, preload_content=False, redirect=False, timeout=timeout
             )
             try:
                 status = response.status
@@ -216,6 +253,8 @@ class Fetcher:
                     if total > self.cfg.max_bytes:
                         raise _Refused("too_large", f"over {self.cfg.max_bytes} bytes")
                     chunks.append(chunk)
+                if not self._deadlines.end(watch):  # a cut-off body can look complete
+                    raise self._too_slow()
                 response.release_conn()  # body fully read: the connection is reusable
                 return b"".join(chunks)
             except BaseException:
@@ -244,6 +283,8 @@ class Fetcher:
             try:
                 with self._host_slot(host):
                     return self._download(hit.url), attempt
+            except NewConnectionError as exc:  # a subclass of urllib3's TimeoutError
+                refusal = _Refused("connection_error", str(exc)[:200], retry=True)
             except HTTPTimeout as exc:
                 refusal = _Refused("timeout", str(exc)[:200], retry=True)
             except (ProtocolError, HTTPError, OSError) as exc:

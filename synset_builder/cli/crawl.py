@@ -69,6 +69,7 @@ def crawl_command(
         user_agent=user_agent(cfg),
         connect_timeout=min(timeout, 10.0),
         read_timeout=timeout,
+        deadline=cfg.download_deadline,
         retries=retries,
         max_bytes=max_bytes,
         per_host=per_host,
