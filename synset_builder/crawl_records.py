@@ -20,6 +20,10 @@ from sqlalchemy.orm import Session
 from synset_builder.db.models import Candidate, Consensus, CrawlPage, FetchFailure, Image
 from synset_builder.db.session import on_postgresql
 from synset_builder.fetch import Failed, Fetched, Outcome
+from synset_builder.sources.provenance import clean_text
+
+# A failure's detail is for a person reading it: an error message, not a document.
+DETAIL_LIMIT = 500
 
 
 def url_key(url: str) -> str:
@@ -210,9 +214,11 @@ def record(
             continue
         statuses.append("failed")
         key = (sid, url_key(outcome.hit.url))
+        # Details quote servers (reason phrases, headers): cleaned like provenance.
+        detail = clean_text(outcome.detail, DETAIL_LIMIT) or ""
         row = existing.get(key)
         if row is not None:
-            row.reason, row.detail = outcome.reason, outcome.detail
+            row.reason, row.detail = outcome.reason, detail
             row.attempts += outcome.attempts
             row.resolved = False
         elif key not in new_failures:
@@ -220,7 +226,7 @@ def record(
                 "synset_id": sid,
                 "url_sha256": key[1],
                 "reason": outcome.reason,
-                "detail": outcome.detail,
+                "detail": detail,
                 "attempts": outcome.attempts,
                 "resolved": False,
                 **_provenance(outcome),

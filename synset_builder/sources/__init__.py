@@ -15,6 +15,7 @@ from typing import Protocol
 
 from synset_builder.config import Settings
 from synset_builder.errors import InvalidInput, SynsetError
+from synset_builder.sources.provenance import LIMITS, clean_landing_url, clean_text, clean_url
 
 
 class SourceError(SynsetError):
@@ -37,7 +38,11 @@ class SynsetRef:
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result: a URL to download and everything known about it."""
+    """One search result: a URL to download and everything known about it.
+
+    Every field is cleaned as the hit is made (:mod:`synset_builder.sources.provenance`),
+    whichever source made it: what is fetched, remembered and stored is the same text.
+    """
 
     url: str
     source: str
@@ -49,6 +54,19 @@ class Hit:
     title: str | None = None
     # Set by ``dir:``: the file is read (and registered) in place, never copied.
     local_path: str | None = None
+
+    def __post_init__(self) -> None:
+        # A frozen dataclass sets its own fields this way; values are only ever cleaned.
+        clean = {
+            "url": clean_url(self.url),
+            "query": clean_text(self.query, LIMITS["query"]),
+            "license": clean_text(self.license, LIMITS["license"]),
+            "creator": clean_text(self.creator, LIMITS["creator"]),
+            "landing_url": clean_landing_url(self.landing_url),
+            "title": clean_text(self.title, LIMITS["title"]),
+        }
+        for name, value in clean.items():
+            object.__setattr__(self, name, value)
 
 
 @dataclass(frozen=True)
