@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from sqlalchemy import select
-from sqlalchemy.orm import aliased
 
-from synset_builder.clean import CleanReport, keep, run_clean
 from synset_builder.cli.common import open_session, print_json, settings
-from synset_builder.config import Settings
-from synset_builder.db.models import Candidate, Image, Synset
-from synset_builder.distributed import cluster_runner
 from synset_builder.errors import InvalidInput
-from synset_builder.fingerprint import HASHERS
-from synset_builder.quality import CleanConfig
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from synset_builder.clean import CleanReport
+    from synset_builder.config import Settings
+    from synset_builder.quality import CleanConfig
 
 
-def _config(cfg: Settings, max_distance: int | None, min_side: int | None, algo: str | None):
+def _config(
+    cfg: Settings, max_distance: int | None, min_side: int | None, algo: str | None
+) -> CleanConfig:
+    from synset_builder.quality import CleanConfig
+
     try:
         return CleanConfig(
             min_side=cfg.clean_min_side if min_side is None else min_side,
@@ -34,7 +38,12 @@ def _config(cfg: Settings, max_distance: int | None, min_side: int | None, algo:
         raise InvalidInput(f"Invalid clean option: {exc}.") from exc
 
 
-def _print_duplicates(session) -> None:  # noqa: ANN001 - a Session
+def _print_duplicates(session: Session) -> None:
+    from sqlalchemy import select
+    from sqlalchemy.orm import aliased
+
+    from synset_builder.db.models import Candidate, Image, Synset
+
     kept = aliased(Candidate)
     kept_image = aliased(Image)
     rows = session.execute(
@@ -90,6 +99,10 @@ def clean(
     ),
 ) -> None:
     """Reject broken, tiny, blurred, blank and placeholder images; mark near duplicates."""
+    from synset_builder.clean import keep, run_clean
+    from synset_builder.distributed import cluster_runner
+    from synset_builder.fingerprint import HASHERS
+
     if algo is not None and algo not in HASHERS:
         raise InvalidInput(f"Unknown hash {algo!r}; use one of {', '.join(HASHERS)}.")
     cfg = settings()

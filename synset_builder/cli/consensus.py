@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from synset_builder.cli.common import open_session, print_json, settings
-from synset_builder.consensus import METHODS
-from synset_builder.consensus.dynamic import DynamicConfig
-from synset_builder.consensus.evaluate import evaluate
-from synset_builder.consensus.live import config_from
-from synset_builder.consensus.quality import quality_report
-from synset_builder.consensus.recompute import RecomputeConfig, recompute
 from synset_builder.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from synset_builder.consensus.dynamic import DynamicConfig
 
 consensus_app = typer.Typer(
     help="Turn votes into decisions (dynamic consensus, Dawid-Skene, majority).",
@@ -29,6 +27,8 @@ def _dynamic_config(
     initial_votes: int | None,
 ) -> DynamicConfig:
     """The options given, the rest from the settings (the rule the web app applies live)."""
+    from synset_builder.consensus.live import config_from
+
     try:
         base = config_from(settings())
         return replace(
@@ -72,6 +72,8 @@ def consensus(
     """Recompute every decision from all votes (idempotent) and print a summary per synset."""
     if ctx.invoked_subcommand is not None:
         return
+    from synset_builder.consensus.recompute import RecomputeConfig, recompute
+
     dynamic = _dynamic_config(threshold, max_votes, initial_size, initial_votes)
     if skill_floor is not None:
         if not 0.0 <= skill_floor < 1.0:
@@ -129,6 +131,10 @@ def evaluate_cmd(
     Figures are means over the replayed orders; accuracy and expected accuracy
     (the model's own mean top probability) are over the items with truth.
     """
+    from synset_builder.consensus import METHODS
+    from synset_builder.consensus.dynamic import DynamicConfig
+    from synset_builder.consensus.evaluate import evaluate
+
     cfg = _dynamic_config(threshold, DynamicConfig().max_votes, 10, 10)
     results = evaluate(votes, truth, methods=methods or list(METHODS), max_votes=max_votes,
                        config=cfg, orders=orders, seed=seed, spammers=spammers)  # fmt: skip
@@ -160,6 +166,8 @@ def annotators_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
     """Annotator quality as of the last 'synset consensus': skill, gold, exclusion."""
+    from synset_builder.consensus.quality import quality_report
+
     with open_session(settings()) as session:
         rows = quality_report(session)
     if as_json:

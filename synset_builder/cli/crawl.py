@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from synset_builder.cli.common import open_session, print_json, settings
-from synset_builder.crawl import CrawlConfig, crawl
-from synset_builder.crawl_cluster import crawl_on_cluster
-from synset_builder.distributed import cluster_runner
+from synset_builder.cli.common import open_session, print_json, settings, writing_to
 from synset_builder.errors import InvalidInput
-from synset_builder.fetch import FetchConfig
-from synset_builder.sources import SourceError, make_source
-from synset_builder.sources.http import user_agent
 
 
 def crawl_command(
@@ -57,6 +51,13 @@ def crawl_command(
     ),
 ) -> None:
     """Search the sources with every synset's queries and download the hits."""
+    from synset_builder.crawl import CrawlConfig, crawl
+    from synset_builder.crawl_cluster import crawl_on_cluster
+    from synset_builder.distributed import cluster_runner
+    from synset_builder.fetch import FetchConfig
+    from synset_builder.sources import SourceError, make_source
+    from synset_builder.sources.http import user_agent
+
     for name, value in (("--per-synset", per_synset), ("--concurrency", concurrency)):
         if value < 1:
             raise InvalidInput(f"{name} must be at least 1.")
@@ -86,7 +87,11 @@ def crawl_command(
         refill=refill,
         progress=not quiet,
     )
-    with cluster_runner(cluster) as runner, open_session(cfg) as session:
+    with (
+        writing_to(data_dir),
+        cluster_runner(cluster) as runner,
+        open_session(cfg) as session,
+    ):
         if runner is None:
             tallies = crawl(session, data_dir, sources, crawl_cfg)
         else:

@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from synset_builder.cli.common import open_session, settings
-from synset_builder.gold import import_csv
 
 gold_app = typer.Typer(help="Gold items: known answers mixed into annotators' tasks.")
 
@@ -15,6 +14,8 @@ gold_app = typer.Typer(help="Gold items: known answers mixed into annotators' ta
 @gold_app.command("add")
 def add(csv_path: Path = typer.Argument(..., help="CSV: item,label or sha256,wnid,label.")) -> None:
     """Mark candidates as gold with their known answer (re-running updates answers)."""
+    from synset_builder.gold import import_csv
+
     with open_session(settings()) as session:
         result = import_csv(session, csv_path)
     typer.echo(f"{result.rows} gold items in the file, {result.changed} new or changed.")

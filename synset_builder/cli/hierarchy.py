@@ -6,18 +6,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from sqlalchemy import select
-from tqdm import tqdm
 
 from synset_builder.cli.common import open_session, print_json, settings
-from synset_builder.config import Settings
-from synset_builder.db.models import Synset
 from synset_builder.errors import InvalidInput, NotFound
-from synset_builder.hierarchy_view import as_json, as_tree
-from synset_builder.queries import edit_queries
 
 if TYPE_CHECKING:
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    from synset_builder.config import Settings
 
 hierarchy_app = typer.Typer(help="Build the category hierarchy from WordNet or your own synsets.")
 
@@ -41,6 +37,8 @@ def add(
     exclude: list[str] = typer.Option([], "--exclude", help="Drop this subtree (repeatable)."),
 ) -> None:
     """Add synsets (with their descendants) as targets, and their ancestors up to entity."""
+    from tqdm import tqdm
+
     from synset_builder import hierarchy as h
 
     cfg = settings()
@@ -103,6 +101,11 @@ def queries(
     remove: list[str] = typer.Option([], "--remove", help="Remove a query (repeatable)."),
 ) -> None:
     """Show, add or remove a synset's search queries (removed ones are kept, inactive)."""
+    from sqlalchemy import select
+
+    from synset_builder.db.models import Synset
+    from synset_builder.queries import edit_queries
+
     with open_session(settings()) as session:
         row = session.scalar(select(Synset).where(Synset.wnid == wnid))
         if row is None:
@@ -118,6 +121,8 @@ def show(
     depth: int | None = typer.Option(None, "--depth", min=0, help="Levels to print."),
 ) -> None:
     """The tree: * marks targets; [candidates/clean/accepted] per synset."""
+    from synset_builder.hierarchy_view import as_json, as_tree
+
     with open_session(settings()) as session:
         if as_json_flag:
             print_json(as_json(session, wnid))

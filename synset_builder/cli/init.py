@@ -5,12 +5,13 @@ from __future__ import annotations
 import typer
 
 from synset_builder.cli.common import engine_for, settings
-from synset_builder.db import migrate
-from synset_builder.db.session import describe
 
 
 def init() -> None:
     """Create or upgrade the database schema and the data folder."""
+    from synset_builder.db import migrate
+    from synset_builder.db.session import describe
+
     cfg = settings()
     cfg.ensure_data_dir()
     engine = engine_for(cfg, require_schema=False)

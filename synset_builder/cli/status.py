@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from synset_builder.cli.common import open_session, print_json, settings
-from synset_builder.status import COUNTERS, funnel
 
 
 def status(
@@ -15,6 +14,8 @@ def status(
     ),
 ) -> None:
     """Show how far every synset has come: queries, candidates, votes, decisions."""
+    from synset_builder.status import COUNTERS, funnel
+
     with open_session(settings()) as session:
         rows = funnel(session, targets_only=not (as_json or all_synsets))
     if as_json:

@@ -6,7 +6,6 @@ import typer
 
 from synset_builder.cli.common import open_session, print_json, settings
 from synset_builder.errors import InvalidInput
-from synset_builder.takedown import add_takedown, list_takedowns, revoke_takedown
 
 
 def takedown(
@@ -20,6 +19,8 @@ def takedown(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Remove images from every queue and later export (recorded; --revoke reverses)."""
+    from synset_builder.takedown import add_takedown, list_takedowns, revoke_takedown
+
     given = {k: v for k, v in {"sha256": sha256, "url": url, "creator": creator}.items() if v}
     actions = len(given) + (revoke is not None) + show
     if actions != 1:

@@ -7,13 +7,15 @@ fast and works without the ``train`` extra.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from synset_builder.cli.common import open_session, print_json, settings
-from synset_builder.consensus.live import config_from
+from synset_builder.cli.common import open_session, print_json, settings, writing_to
 from synset_builder.errors import SynsetError
-from synset_builder.train.requeue import RequeueResult, read_suspects, requeue
+
+if TYPE_CHECKING:
+    from synset_builder.train.requeue import RequeueResult
 
 
 class TrainExtraMissing(SynsetError):
@@ -21,6 +23,9 @@ class TrainExtraMissing(SynsetError):
 
 
 def _requeue_file(path: Path, source: str) -> RequeueResult:
+    from synset_builder.consensus.live import config_from
+    from synset_builder.train.requeue import read_suspects, requeue
+
     suspects = read_suspects(path)
     with open_session(settings()) as session:
         return requeue(session, suspects, source=source, config=config_from(settings()))
@@ -83,10 +88,11 @@ def train_command(
         cache_dir=cache_dir,
     )  # fmt: skip
     out = out or Path("runs") / f"{export_dir.resolve().name}-{arch}"
-    result = train(export_dir, out, cfg, resume=resume)
-    if cfg.folds:
-        add_held_out(result, out, cfg.folds)
-    report = write_reports(result, out)
+    with writing_to(out):
+        result = train(export_dir, out, cfg, resume=resume)
+        if cfg.folds:
+            add_held_out(result, out, cfg.folds)
+        report = write_reports(result, out)
     for split, top1 in report["top1"].items():
         typer.echo(
             f"{split:5s} top-1 {top1:.3f}  top-5 {report['top5'][split]:.3f}  "

@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from synset_builder.cli.common import open_session, settings
-from synset_builder.consensus.votes_import import import_votes
 
 votes_app = typer.Typer(help="Votes collected outside the web app.", no_args_is_help=True)
 
@@ -22,6 +21,8 @@ def import_cmd(
     ),
 ) -> None:
     """Add votes; workers become annotator accounts; re-importing adds nothing twice."""
+    from synset_builder.consensus.votes_import import import_votes
+
     with open_session(settings()) as session:
         result = import_votes(session, csv_path, wnid=wnid)
     typer.echo(
