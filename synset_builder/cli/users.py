@@ -12,6 +12,9 @@ import sys
 
 import typer
 
+from synset_builder.cli.common import open_session, print_json, settings
+from synset_builder.errors import InvalidInput
+
 users_app = typer.Typer(help="Accounts of annotators, curators and admins.")
 
 
@@ -28,8 +31,6 @@ def add(
 ) -> None:
     """Create an account (at least 8 characters of password); --reset to change one."""
     from synset_builder.accounts import ROLES, add_user, check_username
-    from synset_builder.cli.common import open_session, settings
-    from synset_builder.errors import InvalidInput
 
     check_username(name)
     if role not in ROLES:
@@ -50,7 +51,6 @@ def list_users(
 ) -> None:
     """Every account: role, enabled, crowd id, votes, open reports, last seen."""
     from synset_builder.accounts import account_rows
-    from synset_builder.cli.common import open_session, print_json, settings
 
     with open_session(settings()) as session:
         rows = account_rows(session)
@@ -99,7 +99,6 @@ def enable(
 
 def _set_disabled(name: str, disabled: bool, *, new_browser: bool) -> None:
     from synset_builder.accounts import find_user, set_disabled
-    from synset_builder.cli.common import open_session, settings
 
     with open_session(settings()) as session:
         user = find_user(session, name)
@@ -120,7 +119,6 @@ def reports(
     """The open reports one account filed; --dismiss answers a flood of them at once."""
     from annotator_web.reports import dismiss_reports_by, open_reports_by
     from synset_builder.accounts import find_user
-    from synset_builder.cli.common import open_session, settings
 
     with open_session(settings()) as session:
         user = find_user(session, name)
