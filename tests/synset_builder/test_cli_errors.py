@@ -95,6 +95,7 @@ def _can_mount_tmpfs(where: Path) -> str | None:
     return None
 
 
+@pytest.mark.slow  # builds a collection and exports it in a subprocess, on both backends
 def test_export_onto_a_full_disk_is_one_line_and_leaves_no_complete_export(
     settings, photos, tmp_path: Path
 ) -> None:
@@ -122,9 +123,9 @@ def test_export_onto_a_full_disk_is_one_line_and_leaves_no_complete_export(
     )
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
-    assert done.stderr.strip().splitlines() == [f"error: {out}: No space left on device."], (
-        done.stderr
-    )
+    # One line naming the export folder (or the file in it that failed) and the reason.
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: {out}") and line.endswith(": No space left on device."), line
     # Some files were written, but nothing says the export is complete.
     assert any(kept.rglob("*.jpg"))
     assert not (kept / "export.json").exists()
