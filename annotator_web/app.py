@@ -10,16 +10,18 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from pathlib import Path
 
 import anyio
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -86,6 +88,20 @@ class BodyLimit:
         body = json.dumps({"detail": f"Request body over {self.limit} bytes."}).encode()
         response = Response(body, status_code=413, media_type="application/json")
         await response(scope, receive, send)
+
+
+# A browser's words for the router's bare "Not Found" and "Method Not Allowed".
+PAGE_ERRORS = {
+    404: ("Page not found", "There is no page at this address."),
+    405: ("Not allowed here", "This page cannot be used that way; go back and try again."),
+}
+
+
+def _page_error(exc: StarletteHTTPException) -> tuple[str, str]:
+    """(title, message) of a browser's error page: the route's own words where it gave any."""
+    title, plain = PAGE_ERRORS.get(exc.status_code, (f"Error {exc.status_code}", ""))
+    bare = exc.detail == HTTPStatus(exc.status_code).phrase
+    return title, plain if bare and plain else str(exc.detail)
 
 
 def _wants_html(request: Request) -> bool:
@@ -172,16 +188,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _to_login(request: Request, exc: LoginRequired) -> Response:
         return RedirectResponse(f"/login?next={exc.next_url}", status_code=303)
 
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException) -> Response:
-        if _wants_html(request) and exc.status_code in (403, 404, 415, 429):
+    # Starlette's class: the router's own 404 and 405 are not FastAPI's HTTPException.
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _wants_html(request) and exc.status_code in (403, 404, 405, 415, 429):
+            title, message = _page_error(exc)
             return templates.TemplateResponse(
                 request,
                 "message.html",
-                {"title": f"Error {exc.status_code}", "message": exc.detail, "user": None},
+                {"title": title, "message": message, "user": None},
                 status_code=exc.status_code,
+                headers=exc.headers,
             )
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        return JSONResponse(
+            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

@@ -1,0 +1,46 @@
+"""A browser that asks for a page that is not there gets a page with a way home; the
+API keeps answering JSON (issue 20, item 15)."""
+
+from __future__ import annotations
+
+from tests.annotator_web.webtools import Web
+
+BROWSER = {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+def _is_page(r, status: int) -> None:  # noqa: ANN001 - an httpx response
+    assert r.status_code == status
+    assert r.headers["content-type"].startswith("text/html")
+    assert 'href="/"' in r.text and '"detail"' not in r.text
+
+
+def test_unknown_address_in_a_browser_is_an_html_page_with_a_link_home(web: Web) -> None:
+    for client in (web.client(), web.client("ann")):
+        r = client.get("/no/such/page", headers=BROWSER)
+        _is_page(r, 404)
+        assert "Page not found" in r.text
+    # A route's own 404 keeps its words.
+    r = web.client("ann").get("/task?synset=n99999999", headers=BROWSER)
+    _is_page(r, 404)
+    assert "Unknown synset" in r.text
+    # A form address opened as a page: 405, still a page, with the methods it takes.
+    r = web.client("ann").get("/logout", headers=BROWSER)
+    _is_page(r, 405)
+    assert "POST" in r.headers["allow"]
+
+
+def test_api_and_non_browser_clients_keep_json(web: Web) -> None:
+    ann = web.client("ann")
+    for path, headers in (
+        ("/api/no/such", BROWSER),
+        ("/no/such/page", {"accept": "application/json"}),
+        ("/no/such/page", {}),
+    ):
+        r = ann.get(path, headers=headers)
+        assert r.status_code == 404
+        assert r.headers["content-type"] == "application/json"
+        assert r.json() == {"detail": "Not Found"}
+    r = ann.get("/api/synsets/n99999999", headers=BROWSER)
+    assert r.status_code == 404 and "Unknown synset" in r.json()["detail"]
+    r = ann.get("/api/votes", headers=BROWSER)
+    assert r.status_code == 405 and r.json() == {"detail": "Method Not Allowed"}
