@@ -42,6 +42,30 @@ def _dynamic_config(
         raise InvalidInput(f"Invalid consensus option: {exc}.") from exc
 
 
+class _Bars:
+    """One progress bar per pass over the synsets (replay, then write), on stderr
+    when it is a terminal: a full recompute at ImageNet scale takes minutes."""
+
+    def __enter__(self) -> _Bars:
+        self._bar = None
+        self._stage = ""
+        return self
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if stage != self._stage:
+            self.__exit__()
+            self._stage = stage
+            self._bar = tqdm(total=total, desc=f"consensus {stage}", unit="synset", disable=None)
+        self._bar.update(done - self._bar.n)
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
 def _fmt(value: float | None, pattern: str) -> str:
     return "-" if value is None else pattern.format(value)
 
@@ -54,7 +78,7 @@ def consensus(
         None, help="Confidence needed to accept or reject [settings: 0.95]."
     ),
     max_votes: int | None = typer.Option(
-        None, "--max-votes", help="Vote cap before 'undecided' [settings: 10]."
+        None, "--max-votes", help="Vote cap before 'undecided' [settings: 20]."
     ),
     initial_size: int | None = typer.Option(
         None, help="Initial subset size per synset [settings: 10]."
@@ -80,8 +104,8 @@ def consensus(
             raise InvalidInput(f"--skill-floor must lie in [0, 1), not {skill_floor}.")
         dynamic = replace(dynamic, skill_floor=skill_floor)
     cfg = RecomputeConfig(method=method, dynamic=dynamic)
-    with open_session(settings()) as session:
-        outcome = recompute(session, cfg)
+    with open_session(settings()) as session, _Bars() as bars:
+        outcome = recompute(session, cfg, progress=bars.update)
     if as_json:
         print_json(
             {
