@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -153,7 +154,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         engine.dispose()
 
-    app = FastAPI(
+    # FastAPI's /docs and /redoc load their scripts from a CDN: a blank page offline or
+    # behind a strict firewall. fastapi-offline serves the same pages from files it bundles.
+    app = FastAPIOffline(
         lifespan=lifespan,
         title="synset-builder annotator",
         version=__version__,
