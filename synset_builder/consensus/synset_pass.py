@@ -185,7 +185,7 @@ def synset_rows(
         by_item[cid].append((annotator, int(answer)))
         seen.cast[annotator] += 1
         if annotator not in excluded:
-            counted[cid].append(utc(created))
+            counted[cid].append(created)  # made UTC only where a requeue compares it
     left_team = team - set(excluded)
     stamp = datetime.now(UTC)
     out = []
@@ -208,7 +208,7 @@ def synset_rows(
             since = min(utc(created) for _, created in requeues[cid])
             voters = {a for a, _ in item_votes}
             nobody = bool(left_team) and not (left_team - voters)
-            fresh = sum(1 for t in times if t >= since)
+            fresh = sum(1 for t in times if utc(t) >= since)
             verdict = after_requeue(verdict, fresh, cfg, nobody_left=nobody)
             if verdict.word != "pending":
                 seen.resolved_requeues.extend(rq for rq, _ in requeues[cid])
