@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = command.main(args=argv, prog_name="synset", standalone_mode=False)
         sys.stdout.flush()  # a full disk behind stdout surfaces here, not at exit
-        return result if isinstance(result, int) else 0  # typer.Exit(code) comes back
+        # typer.Exit(code) comes back as the code; a command's own return value is not one.
+        return result if type(result) is int else 0
     except _ClickException as exc:
         exc.show()
         return exc.exit_code
