@@ -29,6 +29,14 @@ from synset_builder.queries import ensure_queries, expand, lemma_text
 
 WNID_RE = re.compile(r"^([nvasr])(\d{8})$")
 PHYSICAL_ENTITY = "n00001930"
+# Lexicographer files of things one can point a camera at. WordNet files some of
+# them under ``abstraction`` (bubble.n.01 is a round shape, yet noun.object).
+VISIBLE_LEXNAMES = frozenset({
+    "noun.artifact", "noun.object", "noun.animal", "noun.plant", "noun.food",
+    "noun.body", "noun.substance", "noun.person",
+})  # fmt: skip
+# Communication that exists to be seen: street signs, traffic lights, flags, beacons.
+VISIBLE_DISPLAYS = frozenset({"sign.n.02", "visual_signal.n.01"})
 
 
 def wnid_of(s: WnSynset) -> str:
@@ -101,6 +109,26 @@ def read_wnid_file(path: Path) -> list[str]:
         return parse_wnid_list(path.read_text(encoding="utf-8"), str(path))
     except OSError as exc:
         raise NotFound(f"Cannot read {path}: {exc.strerror}.") from exc
+
+
+def is_imageable(s: WnSynset, memo: dict[WnSynset, bool] | None = None) -> bool:
+    """Whether photos can show it: the abstract-synset warning must not cry wolf.
+
+    Everything under ``physical_entity`` can; so can a synset filed, or with an
+    ancestor filed, as an object or artifact, and visible displays (signs, visual
+    signals), which WordNet files under ``abstraction``. Ideas, acts and
+    attributes cannot.
+    """
+    memo = {} if memo is None else memo
+    if s not in memo:
+        memo[s] = False  # a DAG has no cycles; this only guards against bad data
+        memo[s] = (
+            wnid_of(s) == PHYSICAL_ENTITY
+            or s.name() in VISIBLE_DISPLAYS
+            or s.lexname() in VISIBLE_LEXNAMES
+            or any(is_imageable(p, memo) for p in parents(s))
+        )
+    return memo[s]
 
 
 def closure_down(roots: Iterable[WnSynset]) -> set[WnSynset]:
@@ -187,15 +215,7 @@ def store(session: Session, selection: Selection) -> AddReport:
     report = AddReport()
     wanted = selection.targets | selection.others
     existing = {s.wnid: s for s in session.scalars(select(Synset))}
-    imageable_memo: dict[WnSynset, bool] = {}
-
-    def imageable(s: WnSynset) -> bool:
-        if s not in imageable_memo:
-            imageable_memo[s] = wnid_of(s) == PHYSICAL_ENTITY or any(
-                imageable(p) for p in parents(s)
-            )
-        return imageable_memo[s]
-
+    memo: dict[WnSynset, bool] = {}
     rows: dict[WnSynset, Synset] = {}
     for s in sorted(wanted, key=wnid_of):
         wnid = wnid_of(s)
@@ -209,7 +229,7 @@ def store(session: Session, selection: Selection) -> AddReport:
                 gloss=s.definition(),
                 origin="wordnet",
                 target=is_target,
-                imageable=imageable(s),
+                imageable=is_imageable(s, memo),
             )
             session.add(row)
             existing[wnid] = row
@@ -217,9 +237,14 @@ def store(session: Session, selection: Selection) -> AddReport:
                 report.targets_new += 1
             else:
                 report.ancestors_new += 1
-        elif is_target and not row.target:
-            row.target = True  # an ancestor becomes a target; a target never goes back
-            report.targets_new += 1
+        else:
+            if is_target and not row.target:
+                # An ancestor, or a removed target, becomes a target again; its
+                # candidates and votes were kept and count again.
+                row.target = True
+                report.targets_new += 1
+            # Rows stored under an older rule are corrected when added again.
+            row.imageable = is_imageable(s, memo)
         rows[s] = row
         if is_target and not row.imageable:
             report.not_imageable.append(wnid)
@@ -230,6 +255,44 @@ def store(session: Session, selection: Selection) -> AddReport:
         report.queries_new += ensure_queries(session, rows[s], expand(s.lemma_names(), heads))
     report.targets_total = sum(1 for r in existing.values() if r.target)
     session.flush()
+    return report
+
+
+@dataclass
+class RemoveReport:
+    untargeted: list[str] = field(default_factory=list)
+    targets_total: int = 0
+
+
+def remove_targets(session: Session, wnid: str, *, with_descendants: bool = False) -> RemoveReport:
+    """Stop collecting for a stored synset (and, if asked, every stored descendant).
+
+    Only the ``target`` flag changes: rows, edges, queries, candidates and votes
+    stay, so the crawl, serving and status leave the synset alone, and adding it
+    again brings everything back as it was.
+    """
+    rows = {r.id: r for r in session.scalars(select(Synset))}
+    start = next((r for r in rows.values() if r.wnid == wnid), None)
+    if start is None:
+        raise NotFound(f"{wnid} is not in the hierarchy; nothing was changed.")
+    chosen = {start.id}
+    if with_descendants:
+        below: dict[int, list[int]] = {}
+        for parent, child in session.execute(select(SynsetEdge.parent_id, SynsetEdge.child_id)):
+            below.setdefault(parent, []).append(child)
+        stack = [start.id]
+        while stack:
+            for child in below.get(stack.pop(), []):
+                if child not in chosen:
+                    chosen.add(child)
+                    stack.append(child)
+    report = RemoveReport()
+    for sid in sorted(chosen, key=lambda i: rows[i].wnid):
+        if rows[sid].target:
+            rows[sid].target = False
+            report.untargeted.append(rows[sid].wnid)
+    session.flush()
+    report.targets_total = sum(1 for r in rows.values() if r.target)
     return report
 
 

@@ -1,8 +1,10 @@
 """Query expansion: the search strings a synset is crawled with.
 
 As ImageNet did: every lemma (underscores as spaces), and every lemma followed by
-the head lemma of each parent ("whippet greyhound"), because a bare lemma is often
-ambiguous to a search engine ("kite" the bird vs the toy). Curators add or remove
+the head noun of each parent's first lemma ("whippet greyhound", "bee insect"),
+because a bare lemma is often ambiguous to a search engine ("kite" the bird vs
+the toy). The head noun, not the whole lemma: "bee hymenopterous insect" is a
+phrase nobody captions a photo with. Curators add or remove
 queries; removal keeps the row (active=False) so the provenance of images found
 by it still reads.
 """
@@ -22,7 +24,20 @@ def lemma_text(lemma: str) -> str:
     return " ".join(lemma.replace("_", " ").split())
 
 
-def expand(lemmas: Sequence[str], parent_heads: Iterable[str]) -> list[tuple[str, str]]:
+# Words after which an English noun phrase's head has already come ("bird of prey").
+_POST_HEAD = frozenset({"of", "in", "on", "for", "with", "from", "to", "at", "by"})
+
+
+def head_noun(lemma: str) -> str:
+    """The noun a lemma is a kind of: its last word, or the last before "of", "in", ..."""
+    words = lemma_text(lemma).split()
+    for n, word in enumerate(words[1:], 1):
+        if word.casefold() in _POST_HEAD:
+            return words[n - 1]
+    return words[-1] if words else ""
+
+
+def expand(lemmas: Sequence[str], parent_lemmas: Iterable[str]) -> list[tuple[str, str]]:
     """(text, kind) pairs, de-duplicated case-insensitively, in a stable order."""
     out: list[tuple[str, str]] = []
     seen: set[str] = set()
@@ -36,11 +51,11 @@ def expand(lemmas: Sequence[str], parent_heads: Iterable[str]) -> list[tuple[str
     words = [lemma_text(lemma) for lemma in lemmas]
     for word in words:
         push(word, "lemma")
-    for head in parent_heads:
-        head = lemma_text(head)
+    for parent in parent_lemmas:
+        head = head_noun(parent)
         for word in words:
             # "hunting dog" under "dog" would give "hunting dog dog".
-            if word.casefold().split()[-1] != head.casefold().split()[-1]:
+            if head and word.casefold().split()[-1] != head.casefold():
                 push(f"{word} {head}", "lemma+parent")
     return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,11 +62,25 @@ def add(
             (named.others | lists.others) - named.targets - lists.targets,
         )
         report = h.store(session, selection)
+        # Descendants come by default; say so, and how to undo and narrow it.
+        brought = (
+            [(r, len(h.descendants(r, depth, set()) & named.targets) - 1) for r in roots]
+            if depth != 0
+            else []
+        )
     typer.echo(
         f"Added {report.targets_new} target synsets ({report.targets_total} in all), "
         f"{report.ancestors_new} ancestors, {report.edges_new} edges, "
         f"{report.queries_new} queries."
     )
+    for root, n in brought:
+        if n > 0:
+            wnid = h.wnid_of(root)
+            typer.echo(
+                f"{root.lemma_names()[0].replace('_', ' ')} ({wnid}) brought {n} descendant "
+                f"target(s). For the synset alone: 'synset hierarchy remove {wnid} "
+                f"--with-descendants', then 'synset hierarchy add {wnid} --depth 0'."
+            )
     if report.not_imageable:
         shown = ", ".join(report.not_imageable[:5])
         typer.echo(
@@ -74,6 +89,26 @@ def add(
             + (" ..." if len(report.not_imageable) > 5 else ""),
             err=True,
         )
+
+
+@hierarchy_app.command("remove")
+def remove(
+    wnid: str = typer.Argument(..., help="The stored synset to stop collecting for."),
+    with_descendants: bool = typer.Option(
+        False, "--with-descendants", help="Also every stored synset below it."
+    ),
+) -> None:
+    """Un-target synsets: nothing is deleted, and adding them again brings their images back."""
+    from synset_builder import hierarchy as h
+
+    with open_session(settings()) as session:
+        report = h.remove_targets(session, wnid, with_descendants=with_descendants)
+    shown = ", ".join(report.untargeted[:10]) + (" ..." if len(report.untargeted) > 10 else "")
+    typer.echo(
+        f"Removed {len(report.untargeted)} target(s) ({report.targets_total} left)"
+        + (f": {shown}" if shown else f"; {wnid} was not a target")
+        + ". Their candidates and votes are kept."
+    )
 
 
 @hierarchy_app.command("add-custom")
@@ -124,14 +159,39 @@ def show(
     from synset_builder.hierarchy_view import as_json, as_tree
 
     with open_session(settings()) as session:
-        if as_json_flag:
-            print_json(as_json(session, wnid))
-            return
-        lines = as_tree(session, wnid, depth)
+        try:
+            if as_json_flag:
+                print_json(as_json(session, wnid))
+                return
+            lines = as_tree(session, wnid, depth)
+        except NotFound as exc:
+            _no_such_synset(wnid or "", exc)
+            raise
     if not lines:
         typer.echo("The hierarchy is empty; add synsets with 'synset hierarchy add'.")
     for line in lines:
         typer.echo(line)
+
+
+def _no_such_synset(wnid: str, exc: NotFound) -> None:
+    """Suggest adding only what WordNet has: a mistyped wnid is named as such."""
+    from synset_builder import hierarchy as h
+    from synset_builder.errors import ConfigError
+
+    if not h.WNID_RE.match(wnid) and not re.fullmatch(r"c\d{8}", wnid):
+        raise NotFound(
+            f"{wnid} is not a wnid, so WordNet has no such synset "
+            "(a wnid is 'n' and 8 digits, like n02084071)."
+        ) from exc
+    if h.WNID_RE.match(wnid):
+        try:
+            h.resolve(wordnet(settings()), wnid)
+        except (NotFound, InvalidInput) as missing:
+            raise NotFound(
+                f"{wnid} is not in the hierarchy, and WordNet has no such noun synset."
+            ) from missing
+        except ConfigError:
+            return  # no WordNet here to ask: the plain message stands
 
 
 def register(app: typer.Typer) -> None:
