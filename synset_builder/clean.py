@@ -32,7 +32,13 @@ from synset_builder.db.models import Candidate, Image, ImageHash, SynsetEdge
 from synset_builder.distributed import BatchRunner
 from synset_builder.errors import InvalidInput, NotFound
 from synset_builder.fingerprint import fingerprint_all
-from synset_builder.quality import CleanConfig, placeholders, reason_key
+from synset_builder.quality import (
+    CleanConfig,
+    placeholders,
+    reason_key,
+    recomputed_placeholder,
+    same_picture,
+)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 _COMMIT_EVERY = 500
@@ -185,17 +191,58 @@ def _apply_groups(session: Session, cfg: CleanConfig, report: CleanReport) -> di
     return group_of
 
 
+def _known_placeholders(
+    session: Session, data_dir: Path, cfg: CleanConfig, runner: BatchRunner | None
+) -> dict[int, str]:
+    """Images that are a re-sent copy of a placeholder file a curator named.
+
+    A hash within ``max_distance`` finds the candidates, and :func:`same_picture`
+    confirms each (flat pages hash alike). The files are hashed on every run (there
+    are a few) and never stored: the list is an option, so an image flagged by a
+    file that is no longer named goes back.
+    """
+    if not cfg.placeholder_files:
+        return {}
+    files = [Path(f).resolve() for f in cfg.placeholder_files]
+    fps = list(fingerprint_all(files, cfg.hash, cfg.workers, runner=runner))
+    for f, fp in zip(files, fps, strict=True):
+        if fp.error is not None and fp.error.startswith("missing"):
+            raise NotFound(f"The placeholder file {f} does not exist.")
+        if fp.error is not None:
+            raise InvalidInput(f"The placeholder file {f} is not a readable image ({fp.error}).")
+    refs = dedup.HashTable.from_rows([fp.hashes for fp in fps])
+    ids, table = _load_table(session, cfg.hash)
+    ia, ib = dedup.cross_pairs(table, refs, cfg.max_distance, cfg.search)
+    pairs = sorted(zip((ids[a] for a in ia.tolist()), ib.tolist(), strict=True))
+    wanted = select(Image.id, Image.path).where(Image.id.in_({a for a, _ in pairs}))
+    paths = dict(session.execute(wanted).tuples().all())
+    flagged: dict[int, str] = {}
+    for image_id, b in pairs:
+        if image_id not in flagged and same_picture(
+            image_file(data_dir, paths[image_id]), files[b]
+        ):
+            flagged[image_id] = f"placeholder: like the known placeholder {files[b].name}"
+    return flagged
+
+
 def _apply_placeholders(
-    session: Session, cfg: CleanConfig, group_of: dict[int, int], report: CleanReport
+    session: Session,
+    data_dir: Path,
+    cfg: CleanConfig,
+    group_of: dict[int, int],
+    report: CleanReport,
+    runner: BatchRunner | None = None,
 ) -> None:
     rows = session.execute(select(Candidate.image_id, Candidate.synset_id, Candidate.url)).all()
     flagged = placeholders(rows, group_of, cfg.placeholder_synsets)
+    flagged.update(_known_placeholders(session, data_dir, cfg, runner))
     images = session.execute(
         select(Image.id, Image.quality, Image.quality_reason).where(Image.quality.is_not(None))
     ).all()
     changes = []
     for image_id, quality, reason in images:
-        is_placeholder = reason is not None and reason.startswith("placeholder")
+        # A flat-background verdict is the image's own and stays (quality.verdict).
+        is_placeholder = recomputed_placeholder(reason)
         if image_id in flagged and (quality == "ok" or is_placeholder):
             if reason != flagged[image_id]:
                 changes.append({"id": image_id, "quality": "rejected",
@@ -310,7 +357,7 @@ def run_clean(
         against = against.resolve() if against is not None else None
     _fingerprint_new(session, data_dir, cfg, commit, report, runner)
     group_of = _apply_groups(session, cfg, report)
-    _apply_placeholders(session, cfg, group_of, report)
+    _apply_placeholders(session, data_dir, cfg, group_of, report, runner)
     if against is not None:
         _apply_reference(session, against, cfg, report, runner)
     _apply_representatives(session, group_of, report)

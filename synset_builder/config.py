@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     clean_min_sharpness: float = Field(default=100.0, ge=0.0)
     clean_min_spread: float = Field(default=12.0, ge=0.0)
     clean_placeholder_synsets: int = Field(default=3, ge=2)
+    # A flat background over this share of a picture makes it a placeholder.
+    clean_placeholder_background: float = Field(default=0.9, gt=0.5, le=1.0)
+    # Known placeholder pictures (synset clean --placeholder adds to them).
+    clean_placeholders: list[Path] = Field(default_factory=list)
     clean_max_distance: int = Field(default=8, ge=0, le=31)
     clean_hash: str = "phash"
     clean_workers: int | None = None

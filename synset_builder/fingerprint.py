@@ -30,6 +30,8 @@ from synset_builder.distributed import BatchRunner
 WORKING_SIDE = 128
 # Channel difference (0-255) under which an RGB picture is treated as grey.
 _GREY_TOLERANCE = 6.0
+# Channel difference (0-255) within which a pixel belongs to a flat background.
+_FLAT_TOLERANCE = 4
 CROPS = (0.90, 0.80)
 _MIRROR_SIGNS = np.where(np.arange(8) % 2, -1.0, 1.0)[None, None, :]
 
@@ -47,6 +49,8 @@ class Fingerprint:
     greyscale: bool = False
     sharpness: float = 0.0
     spread: float = 0.0
+    # Share of the picture within a few grey levels of its commonest colour (placeholders).
+    background: float = 0.0
     # full, crop90, crop80, mirror: signed int64 like the database columns.
     hashes: tuple[int, int, int, int] = (0, 0, 0, 0)
     error: str | None = None
@@ -94,6 +98,25 @@ def _spread(grey: Image.Image) -> float:
         return 0.0
     low, high = np.searchsorted(cum, [0.01 * cum[-1], 0.99 * cum[-1]])
     return float(high - low)
+
+
+def _background_share(rgb: Image.Image) -> float:
+    """Share of pixels within ``_FLAT_TOLERANCE`` of the commonest colour, on every channel.
+
+    A host's "image not found" picture is a flat background with a little text or
+    a logo: nearly all of it is one colour, give or take compression noise. Real
+    scenes, even sky, snow or a white product backdrop, shade and vary by more
+    than that over most of the frame. The commonest colour is found on a coarse
+    (16-level) grid, then refined to the median of its pixels.
+    """
+    arr = np.asarray(rgb, dtype=np.int16).reshape(-1, 3)
+    if not len(arr):
+        return 0.0
+    coarse = arr // 16
+    keys = (coarse[:, 0] << 8) | (coarse[:, 1] << 4) | coarse[:, 2]
+    values, counts = np.unique(keys, return_counts=True)
+    ref = np.median(arr[keys == values[counts.argmax()]], axis=0)
+    return float((np.abs(arr - ref).max(axis=1) <= _FLAT_TOLERANCE).mean())
 
 
 def _is_grey(rgb: Image.Image) -> bool:
@@ -163,6 +186,7 @@ def fingerprint(path: str | Path, algo: str = "phash") -> Fingerprint:
         greyscale=_is_grey(small),
         sharpness=_laplacian_variance(grey),
         spread=spread,
+        background=_background_share(small),
         hashes=hashes,  # type: ignore[arg-type]
     )
 

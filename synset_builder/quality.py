@@ -12,6 +12,16 @@ Thresholds were set on the 143 real photos of the test data: their sharpness
 on these ~500 px photos gives a median of 12 (90th percentile 25; radius 6: 27
 and 66) and a blank page 0.
 Blur is the weakest rule: mild blur and shallow depth of field pass on purpose.
+
+Placeholders ("image not found" text, a host's logo on white) are caught three
+ways: on their own, as a picture whose flat background covers ``placeholder_background``
+of it (every real photo of the test data stays well below the default, white
+product shots included, and a test holds it there; a line of text or a small
+logo leaves nearly all of a page flat); as near duplicates of
+files a curator names (``--placeholder FILE``); and as one picture a host
+returned for several synsets. The first is a verdict on the image, kept like the
+others; the other two depend on the collection and the options, so every run
+recomputes them and lifts them where they no longer apply.
 """
 
 from __future__ import annotations
@@ -19,7 +29,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
+
+import numpy as np
+from PIL import Image, ImageOps
 
 from synset_builder.fingerprint import Fingerprint
 
@@ -44,6 +58,10 @@ class CleanConfig:
     min_spread: float = 12.0
     # One host returning the same picture for this many synsets: a placeholder.
     placeholder_synsets: int = 3
+    # A flat background over this share of the picture, with little on it: a placeholder.
+    placeholder_background: float = 0.9
+    # Known placeholder pictures; their near duplicates are rejected.
+    placeholder_files: tuple[Path, ...] = ()
     max_distance: int = 8
     hash: str = "phash"
     search: str = "auto"
@@ -54,6 +72,11 @@ class CleanConfig:
             raise ValueError(f"max_distance must be between 0 and 31, not {self.max_distance}")
         if self.min_side < 0 or self.max_aspect < 1 or self.placeholder_synsets < 2:
             raise ValueError("min_side >= 0, max_aspect >= 1 and placeholder_synsets >= 2")
+        if not 0.5 < self.placeholder_background <= 1.0:
+            raise ValueError(
+                "placeholder_background must be above 0.5 and at most 1, "
+                f"not {self.placeholder_background}"
+            )
 
 
 def verdict(fp: Fingerprint, cfg: CleanConfig) -> str | None:
@@ -69,9 +92,59 @@ def verdict(fp: Fingerprint, cfg: CleanConfig) -> str | None:
         return f"aspect_ratio: {long / short:.1f} > {cfg.max_aspect:g}"
     if fp.spread < cfg.min_spread:
         return f"uniform: pixel spread {fp.spread:.0f} < {cfg.min_spread:g}"
+    if fp.background >= cfg.placeholder_background:
+        return f"{FLAT_PLACEHOLDER} covers {fp.background:.0%} of the picture"
     if fp.sharpness < cfg.min_sharpness:
         return f"blurred: sharpness {fp.sharpness:.1f} < {cfg.min_sharpness:g}"
     return None
+
+
+FLAT_PLACEHOLDER = "placeholder: flat background"
+
+
+def recomputed_placeholder(reason: str | None) -> bool:
+    """A placeholder flag that each run recomputes (host or known file), not a verdict."""
+    return (
+        reason is not None
+        and reason.startswith("placeholder")
+        and not reason.startswith(FLAT_PLACEHOLDER)
+    )
+
+
+def _grey32(path: Path, mirror: bool = False) -> np.ndarray | None:
+    try:
+        with Image.open(path) as im:
+            im.draft("L", (64, 64))
+            grey = im.convert("L")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+    if mirror:
+        grey = ImageOps.mirror(grey)
+    arr = np.asarray(grey.resize((32, 32), Image.Resampling.BOX), dtype=np.float64).ravel()
+    return arr - arr.mean()
+
+
+def same_picture(a: Path, b: Path, min_correlation: float = 0.9) -> bool:
+    """Whether two files show the same picture, re-encoded, resized or brightened.
+
+    A 64-bit perceptual hash says little about a mostly flat page (a logo on white
+    lands near some real photos), so a hash match with a known placeholder is
+    confirmed here: the two 32 px grey copies (or one mirrored) must correlate.
+    """
+    x = _grey32(a)
+    if x is None:
+        return False
+    for y in (_grey32(b), _grey32(b, mirror=True)):
+        if y is None:
+            return False
+        norm = float(np.sqrt((x @ x) * (y @ y)))
+        if norm == 0.0:
+            if not x.any() and not y.any():
+                return True  # two blank pages
+            continue
+        if float(x @ y) / norm >= min_correlation:
+            return True
+    return False
 
 
 def reason_key(reason: str) -> str:

@@ -11,6 +11,8 @@ from synset_builder.cli.common import open_session, print_json, settings
 from synset_builder.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from sqlalchemy.orm import Session
 
     from synset_builder.clean import CleanReport
@@ -19,7 +21,11 @@ if TYPE_CHECKING:
 
 
 def _config(
-    cfg: Settings, max_distance: int | None, min_side: int | None, algo: str | None
+    cfg: Settings,
+    max_distance: int | None,
+    min_side: int | None,
+    algo: str | None,
+    placeholder_files: Iterable[Path] = (),
 ) -> CleanConfig:
     from synset_builder.quality import CleanConfig
 
@@ -30,6 +36,8 @@ def _config(
             min_sharpness=cfg.clean_min_sharpness,
             min_spread=cfg.clean_min_spread,
             placeholder_synsets=cfg.clean_placeholder_synsets,
+            placeholder_background=cfg.clean_placeholder_background,
+            placeholder_files=(*cfg.clean_placeholders, *placeholder_files),
             max_distance=cfg.clean_max_distance if max_distance is None else max_distance,
             hash=algo or cfg.clean_hash,
             workers=cfg.clean_workers,
@@ -91,6 +99,12 @@ def clean(
         None, "--against", help="Flag copies of pictures in this folder or export."
     ),
     algo: str | None = typer.Option(None, "--hash", help="phash (default) or dhash."),
+    placeholder_files: list[Path] = typer.Option(
+        [],
+        "--placeholder",
+        metavar="FILE",
+        help="A known placeholder picture; its near duplicates are rejected (repeatable).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     cluster: str | None = typer.Option(
         None,
@@ -106,7 +120,7 @@ def clean(
     if algo is not None and algo not in HASHERS:
         raise InvalidInput(f"Unknown hash {algo!r}; use one of {', '.join(HASHERS)}.")
     cfg = settings()
-    clean_cfg = _config(cfg, max_distance, min_side, algo)
+    clean_cfg = _config(cfg, max_distance, min_side, algo, placeholder_files)
     with cluster_runner(cluster) as runner, open_session(cfg) as session:
         for sha in keep_sha:
             keep(session, sha)
