@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from synset_builder import tally
 from synset_builder.db.models import Query, Synset, SynsetEdge
 from synset_builder.errors import NotFound
-from synset_builder.status import COUNTERS
 
 SHOWN_COUNTS = ("candidates", "clean", "accepted")
 
@@ -67,7 +67,9 @@ def load_graph(session: Session) -> Graph:
 
 
 def _counts(session: Session) -> dict[str, dict[int, int]]:
-    return {name: COUNTERS[name](session) if name in COUNTERS else {} for name in SHOWN_COUNTS}
+    """The kept counters (synset_builder/tally.py): one row per synset, however big."""
+    kept = tally.read(session)
+    return {name: {sid: t.counts[name] for sid, t in kept.items()} for name in SHOWN_COUNTS}
 
 
 def _find(graph: Graph, wnid: str) -> int:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, and_, exists, or_
 
 from synset_builder.db.models import Candidate, Image, Report
-from synset_builder.takedown import not_taken_down_clause
+from synset_builder.takedown import not_taken_down_clause, taken_down_clause
 
 
 def quality_ok_clause() -> ColumnElement[bool]:
@@ -52,6 +52,12 @@ def not_reported_clause() -> ColumnElement[bool]:
         Report.image_id == Image.id,
         or_(Report.resolution.is_(None), Report.resolution == "removed"),
     )
+
+
+def withheld_clause() -> ColumnElement[bool]:
+    """Out of the pool for a takedown or a report: what ``image.withheld`` records
+    for the counters (migration 0017 spells the same rule in its triggers)."""
+    return or_(taken_down_clause(), ~not_reported_clause())
 
 
 def passed_clean_clause() -> ColumnElement[bool]:

@@ -5,9 +5,14 @@ failed, clean, rejected, votes, accepted, rejected_by_vote, undecided,
 pending``), so scripts reading ``synset status --json`` can rely on them. All
 but ``pending`` are the names design.md fixes; ``pending`` (items still
 collecting votes) sits beside ``undecided`` so a curator can tell work still in
-the queue from items the vote cap gave up on. A counter is one GROUP BY query
-returning ``{synset_id: count}``, so the funnel (and the dashboard built on it)
-costs one query per counter however many synsets there are.
+the queue from items the vote cap gave up on.
+
+Two ways to the same numbers. :data:`COUNTERS` are the definitions: one GROUP BY
+each over every candidate, vote or decision, exact and slow at scale. What pages
+and commands read (:func:`funnel`) are the counters triggers keep
+(synset_builder/tally.py), one row per synset. ``recount`` runs the
+definitions and resets the kept counters to them (``synset status --recount``,
+synset_builder/recount.py); tests hold the two equal after every kind of write.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
+from synset_builder import tally
 from synset_builder.db.models import (
     Candidate,
     Consensus,
@@ -101,6 +107,26 @@ def _decisions(decision: str) -> Counter:
     return count
 
 
+def count_agreement(session: Session) -> dict[int, tuple[int, float]]:
+    """Per synset: items with two votes or more, and the sum over them of the share
+    of voters siding with the majority (the dashboard's agreement is the mean)."""
+    per_item = (
+        select(
+            Candidate.synset_id.label("sid"),
+            func.count(Vote.id).label("n"),
+            func.sum(case((Vote.answer.is_(True), 1), else_=0)).label("yes"),
+        )
+        .join(Vote, Vote.candidate_id == Candidate.id)
+        .group_by(Candidate.id, Candidate.synset_id)
+        .having(func.count(Vote.id) >= 2)
+        .subquery()
+    )
+    c = per_item.c
+    major = case((c.yes * 2 >= c.n, c.yes), else_=c.n - c.yes)
+    stmt = select(c.sid, func.count(), func.sum(major * 1.0 / c.n)).group_by(c.sid)
+    return {sid: (int(n), float(total)) for sid, n, total in session.execute(stmt)}
+
+
 # Ordered as the pipeline runs; later stages add their counters here.
 COUNTERS: dict[str, Counter] = {
     "queries": count_queries,
@@ -135,19 +161,33 @@ class SynsetStatus:
         }
 
 
-def funnel(session: Session, *, targets_only: bool = False) -> list[SynsetStatus]:
-    """One entry per synset (targets first in wnid order), with every counter."""
-    tallies = {name: counter(session) for name, counter in COUNTERS.items()}
-    stmt = select(Synset).order_by(Synset.target.desc(), Synset.wnid)
+def funnel(
+    session: Session, *, targets_only: bool = False, exact: bool = False
+) -> list[SynsetStatus]:
+    """One entry per synset (targets first in wnid order), with every counter.
+
+    The kept counters (tally.read) unless ``exact``: then the definitions, one
+    scan each (what synset_builder/recount.py compares against).
+    """
+    if exact:
+        tallies = {name: counter(session) for name, counter in COUNTERS.items()}
+    else:
+        kept = tally.read(session)
+        tallies = {name: {sid: t.counts[name] for sid, t in kept.items()}
+                   for name in tally.COUNTS}  # fmt: skip
+        tallies["queries"] = count_queries(session)
+    stmt = select(Synset.id, Synset.wnid, Synset.name, Synset.target, Synset.goal).order_by(
+        Synset.target.desc(), Synset.wnid
+    )
     if targets_only:
         stmt = stmt.where(Synset.target)
     return [
         SynsetStatus(
-            wnid=s.wnid,
-            name=s.name,
-            target=s.target,
-            goal=s.goal,
-            counts={name: tally.get(s.id, 0) for name, tally in tallies.items()},
+            wnid=wnid,
+            name=name,
+            target=target,
+            goal=goal,
+            counts={counter: tallies[counter].get(sid, 0) for counter in COUNTERS},
         )
-        for s in session.scalars(stmt)
+        for sid, wnid, name, target, goal in session.execute(stmt)
     ]

@@ -124,6 +124,10 @@ class Image(Base):
     sharpness: Mapped[float | None] = mapped_column(Float, default=None)
     # The reference-set file (`synset clean --against`) this picture is a copy of.
     reference_match: Mapped[str | None] = mapped_column(Text, default=None)
+    # Matched by an active takedown or an open or upheld report. Written only by the
+    # triggers of migration 0017, for the per-synset counters (synset_builder/tally.py);
+    # the pool reads the takedown and report tables themselves (synset_builder/pool.py).
+    withheld: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ImageHash(Base):
@@ -161,6 +165,10 @@ class Candidate(Base):
             postgresql_where=text("NOT settled"),
             sqlite_where=text("settled = 0"),
         ),
+        # Takedowns by URL or creator find their images through these (a hash index:
+        # a URL may outgrow what a PostgreSQL btree accepts).
+        Index("ix_candidate_url", "url", postgresql_using="hash"),
+        Index("ix_candidate_creator", "creator"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -274,7 +282,12 @@ class Vote(Base):
 
     __tablename__ = "vote"
     # Its index also serves every lookup by candidate (the first column).
-    __table_args__ = (UniqueConstraint("candidate_id", "annotator_id"),)
+    # Votes of the last hour (the dashboard) through a BRIN index on PostgreSQL: votes are
+    # appended in time order, and a BRIN index costs next to nothing to keep up.
+    __table_args__ = (
+        UniqueConstraint("candidate_id", "annotator_id"),
+        Index("ix_vote_created_at", "created_at", postgresql_using="brin"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     candidate_id: Mapped[int] = mapped_column(ForeignKey("candidate.id"))
@@ -469,3 +482,86 @@ class Takedown(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     revoke_reason: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+Index("ix_takedown_value", Takedown.value, postgresql_using="hash")
+
+
+class SynsetTally(Base):
+    """The funnel counts of one synset as of the last fold of the ledger.
+
+    Exact counts are this row plus the synset's ``synset_tally_delta`` rows
+    (synset_builder/tally.py); triggers (migration 0017) append to the ledger on
+    every write, so a page reads as many rows as there are synsets, never one per
+    candidate or vote. A cache, not a record: ``synset status --recount`` rebuilds it.
+    """
+
+    __tablename__ = "synset_tally"
+
+    synset_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    candidates: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    clean: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rejected: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    votes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    accepted: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rejected_by_vote: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    undecided: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    pending: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Items with two votes or more, and the sum over them of the majority's share.
+    agreed_items: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    agreement_sum: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+
+
+class SynsetTallyDelta(Base):
+    """One change to a synset's counts, appended by a trigger: writers never wait on
+    a shared counter row. Folded into ``synset_tally`` by readers (tally.fold)."""
+
+    __tablename__ = "synset_tally_delta"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    synset_id: Mapped[int] = mapped_column(Integer)
+    candidates: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    clean: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rejected: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    votes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    accepted: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rejected_by_vote: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    undecided: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    pending: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    agreed_items: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    agreement_sum: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+
+
+class AnnotatorTally(Base):
+    """An annotator's dashboard figures as of the last fold (see :class:`SynsetTally`):
+    votes, their timed share and total time, gold answered and right, votes on
+    decided items and how many of those sided with the decision."""
+
+    __tablename__ = "annotator_tally"
+
+    annotator_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    votes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    timed_votes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    time_ms: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    gold_answered: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    gold_correct: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    decided: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    agreed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class AnnotatorTallyDelta(Base):
+    """One change to an annotator's figures, appended by a trigger (migration 0017)."""
+
+    __tablename__ = "annotator_tally_delta"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    annotator_id: Mapped[int] = mapped_column(Integer)
+    votes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    timed_votes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    time_ms: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    gold_answered: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    gold_correct: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    decided: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    agreed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
