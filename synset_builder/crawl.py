@@ -267,9 +267,11 @@ def crawl(
     results: SimpleQueue[tuple[Item, Outcome | BaseException]] = SimpleQueue()
     batch: list[tuple[_Stream, Item]] = []
     max_pending = cfg.concurrency * 2
-    total = (
-        None if cfg.retry_failed else sum(max(0, j.want - counts.get(j.synset_id, 0)) for j in jobs)
-    )
+    # The bar starts at what the quotas ask for and shrinks as each synset finishes
+    # short of its quota (sources dry, a folder of 398 files), so it ends at 100%
+    # exactly when the crawl ends, never at "398/2000".
+    share = {j.synset_id: max(0, j.want - counts.get(j.synset_id, 0)) for j in jobs}
+    total = None if cfg.retry_failed else sum(share.values())
     bar = tqdm(total=total, unit="img", desc="crawl", file=sys.stderr, disable=not cfg.progress)
     last_flush = time.monotonic()
 
@@ -354,7 +356,15 @@ def crawl(
                 or time.monotonic() - last_flush > 1.0
             ):
                 flush()
+            finished = [s for s in active if not (s.queue or s.held or s.wants())]
             active = [s for s in active if s.queue or s.held or s.wants()]
+            if total is not None and finished:
+                start = counts.get  # each stream began with ``have`` = its count then
+                short = sum(
+                    share[s.job.synset_id] - (s.have - start(s.job.synset_id, 0)) for s in finished
+                )
+                bar.total -= short
+                bar.refresh()
             if not active and not waiting and not in_flight:
                 break
     if batch:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from synset_builder.cli.common import open_session, print_json, settings, writing_to
-from synset_builder.errors import InvalidInput
+from synset_builder.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from synset_builder.sources import Source
 
 
 def crawl_command(
@@ -92,6 +99,7 @@ def crawl_command(
         cluster_runner(cluster) as runner,
         open_session(cfg) as session,
     ):
+        _check_folders(session, sources)
         if runner is None:
             tallies = crawl(session, data_dir, sources, crawl_cfg)
         else:
@@ -106,6 +114,44 @@ def crawl_command(
         typer.echo(tally.line(name))
         for error in dict.fromkeys(tally.errors[:20]):
             typer.echo(f"warning: {error}", err=True)
+
+
+def _check_folders(session: Session, sources: list[Source]) -> None:
+    """Name the ``dir:`` folders no target takes; refuse a folder that gives nothing.
+
+    A collection laid out by hand rarely uses wnids, so a silent "0 imported" is
+    the worst answer: each lost folder is named with the nearest targets.
+    """
+    from sqlalchemy import select
+
+    from synset_builder.db.models import Synset
+    from synset_builder.sources import SynsetRef
+    from synset_builder.sources.dir import DirSource
+
+    folders = [s for s in sources if isinstance(s, DirSource)]
+    if not folders:
+        return
+    targets = [
+        SynsetRef(s.wnid, s.name, tuple(s.lemmas or ()))
+        for s in session.scalars(select(Synset).where(Synset.target).order_by(Synset.wnid))
+    ]
+    for source in folders:
+        lost = source.unmatched(targets)
+        lines = [
+            f"  {name}/" + (f" (nearest targets: {', '.join(near)})" if near else "")
+            for name, near in lost
+        ] or ["  (it has no sub-folders)"]
+        if targets and not any(source.folders(t) for t in targets):
+            raise NotFound(
+                f"No folder of {source.root} matches a target synset, so nothing can be "
+                "imported; name folders by wnid or lemma (plurals are fine):\n" + "\n".join(lines)
+            )
+        if lost:
+            typer.echo(
+                f"warning: {len(lost)} folder(s) of {source.root} match no target synset "
+                "and are not imported:\n" + "\n".join(lines),
+                err=True,
+            )
 
 
 def register(app: typer.Typer) -> None:
