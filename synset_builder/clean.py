@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,17 +22,19 @@ from tqdm import tqdm
 
 from synset_builder import dedup
 from synset_builder.clean_rows import (
+    KEEP_EVERY,
     hash_on_cluster,
     image_file,
     is_missing,
+    keep_fingerprints,
     pending,
-    rows_for,
-    write_rows,
+    read_kept,
+    write_fingerprints,
 )
 from synset_builder.db.models import Candidate, Image, ImageHash, SynsetEdge
 from synset_builder.distributed import BatchRunner
 from synset_builder.errors import InvalidInput, NotFound
-from synset_builder.fingerprint import fingerprint_all
+from synset_builder.fingerprint import Fingerprint, fingerprint_all
 from synset_builder.quality import (
     CleanConfig,
     placeholders,
@@ -41,7 +44,6 @@ from synset_builder.quality import (
 )
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
-_COMMIT_EVERY = 500
 
 
 @dataclass
@@ -49,6 +51,8 @@ class CleanReport:
     """What a run found; ``changed`` counts rows it wrote (0 on an idempotent rerun)."""
 
     hashed: int = 0
+    # Fingerprints a dry run kept, used instead of decoding the file again.
+    reused: int = 0
     missing: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     rejected: list[tuple[str, str]] = field(default_factory=list)
@@ -62,6 +66,7 @@ class CleanReport:
     def as_json(self) -> dict[str, object]:
         return {
             "hashed": self.hashed,
+            "reused_from_dry_run": self.reused,
             "missing_files": self.missing,
             "rejected_by_reason": dict(sorted(self.reasons.items())),
             "greyscale_flagged": self.greyscale,
@@ -92,40 +97,51 @@ def _fingerprint_new(
     """Decode and hash the images never looked at (or never hashed with this algo).
 
     On a cluster the workers write each batch's rows themselves; a dry run keeps
-    every write in this session (to be rolled back), so there they only hash.
+    every write in this session (to be rolled back), so there they only hash. A
+    dry run keeps the fingerprints themselves (facts about the bytes) in a file,
+    and the next run takes them from there instead of decoding again.
     A missing file gets no verdict (it is looked for again next run): a wrong data
     folder must not turn a whole collection into "unreadable".
     """
-    todo = session.execute(
-        select(Image.id, Image.path, Image.quality).where(pending(cfg)).order_by(Image.id)
+    every = session.execute(
+        select(Image.id, Image.path, Image.quality, Image.sha256)
+        .where(pending(cfg))
+        .order_by(Image.id)
     ).all()
-    if not todo:
-        return
-    if runner is not None and commit:
-        ids = [image_id for image_id, _, _ in todo]
+    kept = read_kept(data_dir, cfg.hash) if every else {}
+    reused = [(r.id, r.quality, kept[r.sha256]) for r in every if r.sha256 in kept]
+    todo = [r for r in every if r.sha256 not in kept]
+    report.reused = len(reused)
+    write_fingerprints(session, iter(reused), cfg, commit)
+    if todo and runner is not None and commit:
+        ids = [r.id for r in todo]
         report.hashed, report.missing = hash_on_cluster(session, runner, data_dir, cfg, ids)
-    else:
-        paths = [image_file(data_dir, p) for _, p, _ in todo]
+    elif todo:
+        paths = [image_file(data_dir, r.path) for r in todo]
         results = fingerprint_all(paths, cfg.hash, cfg.workers, runner=runner)
         bar = tqdm(zip(todo, results, strict=True), total=len(todo), desc="hash", unit="img")
-        updates: list[dict[str, object]] = []
-        hashes: list[dict[str, object]] = []
-        for n, ((image_id, _, quality), fp) in enumerate(bar, 1):
-            if is_missing(fp):
-                report.missing += 1
-            else:
-                report.hashed += 1
-                update_row, hash_row = rows_for(image_id, quality, fp, cfg)
-                updates += [update_row] if update_row else []
-                hashes += [hash_row] if hash_row else []
-            if len(updates) + len(hashes) >= _COMMIT_EVERY or n == len(todo):
-                write_rows(session, updates, hashes)
-                updates, hashes = [], []
-                # Keep progress through a crash; the caller commits the last batch.
-                if commit and n < len(todo):
-                    session.commit()
+        found = ((r, fp) for r, fp in bar)
+
+        def computed() -> Iterator[tuple[int, str | None, Fingerprint]]:
+            batch: list[tuple[str, Fingerprint]] = []
+            for r, fp in found:
+                report.missing += is_missing(fp)
+                report.hashed += not is_missing(fp)
+                batch.append((r.sha256, fp))
+                if not commit and len(batch) >= KEEP_EVERY:
+                    keep_fingerprints(data_dir, cfg.hash, batch)
+                    batch = []
+                yield r.id, r.quality, fp
+            if not commit:
+                keep_fingerprints(data_dir, cfg.hash, batch)
+
+        write_fingerprints(session, computed(), cfg, commit)
     session.flush()
-    if report.missing == len(todo) and not session.scalar(select(func.count(ImageHash.image_id))):
+    if (
+        todo
+        and report.missing == len(todo)
+        and not session.scalar(select(func.count(ImageHash.image_id)))
+    ):
         raise NotFound(
             f"None of the {len(todo)} image file(s) to clean is under the data folder "
             f"{data_dir}; is SYNSET_DATA_DIR right?"

@@ -6,13 +6,18 @@ order: a one-process run writes them from the driver, ``synset clean --cluster``
 from the workers, each committing its own batch of image ids. Both build the rows
 with :func:`rows_for`, so they are the same. What depends on the whole collection
 (near-duplicate groups, representatives, conflicts) stays on the driver and runs
-once every batch is written (:mod:`synset_builder.clean`).
+once every batch is written (:mod:`synset_builder.clean`). A dry run writes no
+rows but keeps its fingerprints in ``DATA_DIR/fingerprints/ALGO.jsonl``
+(:func:`keep_fingerprints`), so the run that follows does not decode again.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import fields
 from functools import partial
 from pathlib import Path
 
@@ -27,6 +32,13 @@ from synset_builder.fingerprint import Fingerprint, fingerprint
 from synset_builder.quality import CleanConfig, verdict
 
 Row = dict[str, object]
+# Rows written (and, on real runs, committed) at once; fingerprints kept at once.
+KEEP_EVERY = 500
+# The scalar facts of a fingerprint, with their types, as a kept line holds them.
+# A line written before a field existed lacks it, and that image is hashed again.
+_KEPT_FIELDS = {
+    f.name: type(f.default) for f in fields(Fingerprint) if f.name not in ("hashes", "error")
+}
 
 
 def image_file(data_dir: Path, path: str) -> Path:
@@ -70,6 +82,63 @@ def rows_for(
     return (update_row if len(update_row) > 1 else None), hash_row
 
 
+def kept_file(data_dir: Path, algo: str) -> Path:
+    return data_dir / "fingerprints" / f"{algo}.jsonl"
+
+
+def read_kept(data_dir: Path, algo: str) -> dict[str, Fingerprint]:
+    """Fingerprints a dry run computed, by sha256: facts about the bytes, not decisions.
+
+    ``clean --dry-run`` changes nothing in the database, yet decoding and hashing
+    is most of its time; keeping what it learnt lets the real run skip it. The file
+    is append-only JSON lines; a line that is cut short or malformed is skipped
+    (that image is simply hashed again).
+    """
+    kept: dict[str, Fingerprint] = {}
+    try:
+        lines = kept_file(data_dir, algo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return kept
+    for line in lines.splitlines():
+        try:
+            row = json.loads(line)
+            facts = {k: t(row[k]) for k, t in _KEPT_FIELDS.items()}
+            hashes = tuple(int(h) for h in row["hashes"])
+            error = row["error"]
+            if len(hashes) != 4 or not (error is None or isinstance(error, str)):
+                continue
+            sha = str(row["sha256"])
+        except (ValueError, TypeError, KeyError, OverflowError):
+            continue
+        kept[sha] = Fingerprint(**facts, hashes=hashes, error=error)  # type: ignore[arg-type]
+    return kept
+
+
+def keep_fingerprints(data_dir: Path, algo: str, found: list[tuple[str, Fingerprint]]) -> None:
+    """Append a dry run's fingerprints (missing files have none to keep); best effort."""
+    lines = [
+        json.dumps(
+            {
+                "sha256": sha,
+                **{k: getattr(fp, k) for k in _KEPT_FIELDS},
+                "hashes": list(fp.hashes),
+                "error": fp.error,
+            }
+        )
+        for sha, fp in found
+        if not is_missing(fp)
+    ]
+    if not lines:
+        return
+    path = kept_file(data_dir, algo)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+    except OSError:
+        return  # a read-only data folder: the dry run still reports; the next run hashes
+
+
 def write_rows(session: Session, updates: list[Row], hashes: list[Row]) -> None:
     """Bulk-write one batch; rows are grouped by key set, as bulk UPDATE needs."""
     by_keys: dict[tuple[str, ...], list[Row]] = defaultdict(list)
@@ -79,6 +148,27 @@ def write_rows(session: Session, updates: list[Row], hashes: list[Row]) -> None:
         session.execute(update(Image), rows)
     if hashes:
         session.execute(insert(ImageHash), hashes)
+
+
+def write_fingerprints(
+    session: Session,
+    found: Iterator[tuple[int, str | None, Fingerprint]],
+    cfg: CleanConfig,
+    commit: bool,
+) -> None:
+    """Write verdicts and hashes in batches, committing each on real runs (streamed)."""
+    updates: list[dict[str, object]] = []
+    hashes: list[dict[str, object]] = []
+    for image_id, quality, fp in found:
+        update_row, hash_row = rows_for(image_id, quality, fp, cfg)
+        updates += [update_row] if update_row else []
+        hashes += [hash_row] if hash_row else []
+        if len(updates) + len(hashes) >= KEEP_EVERY:
+            write_rows(session, updates, hashes)
+            updates, hashes = [], []
+            if commit:  # keep progress through a crash
+                session.commit()
+    write_rows(session, updates, hashes)  # the caller commits the last batch
 
 
 def hash_batch(

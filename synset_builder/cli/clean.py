@@ -69,10 +69,13 @@ def _print_duplicates(session: Session) -> None:
 def _summary(report: CleanReport, dry_run: bool) -> None:
     verb = "would be" if dry_run else "are"
     typer.echo(f"Hashed {report.hashed} new image(s).")
+    if report.reused:
+        typer.echo(f"Reused the hashes of {report.reused} image(s) from a dry run.")
     if report.missing:
         typer.echo(f"{report.missing} image file(s) are missing; they are looked for next run.")
     total = sum(report.reasons.values())
-    typer.echo(f"{total} image(s) {verb} rejected by quality:")
+    # A line ending in a colon reads as cut short: say "none".
+    typer.echo(f"{total} image(s) {verb} rejected by quality:" + ("" if total else " none"))
     for reason, n in sorted(report.reasons.items()):
         typer.echo(f"  {reason}: {n}")
     typer.echo(f"{report.near_duplicates} candidate(s) {verb} near duplicates "
@@ -90,7 +93,10 @@ def clean(
         None, "--min-side", help="Reject images whose shorter side is below PX (default 100)."
     ),
     dry_run: bool = typer.Option(
-        False, "--dry-run", help="Print what would be rejected and why; change nothing."
+        False,
+        "--dry-run",
+        help="Print what would be rejected and why; decide nothing. The hashes it "
+        "computes are kept for the next run.",
     ),
     keep_sha: list[str] = typer.Option(
         [], "--keep", metavar="SHA256", help="Keep this image whatever the filter says."
