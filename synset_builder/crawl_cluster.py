@@ -225,9 +225,9 @@ def crawl_on_cluster(
     down: set[str] = set()  # specs of services found unreachable in this run
     counts = records.candidate_counts(session)
     jobs = open_jobs(session, cfg, counts)
-    total = (
-        None if cfg.retry_failed else sum(max(0, j.want - counts.get(j.synset_id, 0)) for j in jobs)
-    )
+    # As in the local crawl: the total shrinks as synsets finish short of their quota.
+    share = {j.synset_id: max(0, j.want - counts.get(j.synset_id, 0)) for j in jobs}
+    total = None if cfg.retry_failed else sum(share.values())
     bar = tqdm(total=total, unit="img", desc="crawl", file=sys.stderr, disable=not cfg.progress)
     size, window = cfg.concurrency, 2 * runner.threads()
     run = uuid.uuid4().hex[:8]
@@ -272,7 +272,14 @@ def crawl_on_cluster(
                 if unit is not None:
                     progressed, sent = True, sent + 1
                     in_flight[submit(lane, unit, sent)] = (lane, unit)
+        finished = [lane for lane in active if not (lane.writes or lane.room(size))]
         active = [lane for lane in active if lane.writes or lane.room(size)]
+        if total is not None and finished:
+            start_of = counts.get  # each lane began with ``have`` = its count then
+            bar.total -= sum(
+                share[x.job.synset_id] - (x.have - start_of(x.job.synset_id, 0)) for x in finished
+            )
+            bar.refresh()
         if not in_flight:
             if not active and not waiting:
                 break

@@ -11,11 +11,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
+from synset_builder.config import Settings
 from synset_builder.crawl import CrawlConfig, crawl
+from synset_builder.crawl_cluster import crawl_on_cluster
 from synset_builder.db.models import Candidate, Synset
 from synset_builder.db.session import make_engine, session_scope
+from synset_builder.distributed import cluster_runner
 from synset_builder.fetch import FetchConfig
 from synset_builder.sources import make_source
 from tests.crawl_support import add_target
@@ -137,3 +141,24 @@ def test_progress_ends_at_100_percent_with_quota_and_duplicates(
     _crawl_with_bar(settings, wordnet_env, data, per_synset=2)
     bar = _last_bar(capsys.readouterr().err)
     assert "100%" in bar and " 3/3 " in bar, bar
+
+
+@pytest.mark.slow
+def test_cluster_progress_ends_at_100_percent(db_factory, wordnet_env, tmp_path, photos, capsys):
+    settings = Settings(
+        database_url=db_factory.migrated("postgresql"),
+        data_dir=tmp_path / "data",
+        nltk_data=wordnet_env,
+    )
+    _targets(settings)
+    data = _collection(tmp_path / "c", photos, {"ants": 3, "bees": 2})
+    engine = make_engine(settings.database_url)
+    with cluster_runner("local:1") as runner, session_scope(engine) as session:
+        assert runner is not None
+        fetch = FetchConfig(user_agent="synset-builder-test/1 (+tests)")
+        cfg = CrawlConfig(fetch=fetch, per_synset=1000, progress=True)
+        source = make_source(f"dir:{data}", settings)
+        crawl_on_cluster(session, runner, settings.ensure_data_dir(), [source], cfg)
+    engine.dispose()
+    bar = _last_bar(capsys.readouterr().err)
+    assert "100%" in bar and " 5/5 " in bar, bar
