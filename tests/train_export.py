@@ -56,8 +56,18 @@ def _variant(photo: Image.Image, rng: random.Random, side: int) -> bytes:
     return buf.getvalue()
 
 
-def build_export(photos: list[Path], root: Path, n_classes: int = 5, side: int = 72) -> BuiltExport:
-    """Write an export of ``n_classes`` x 10 images (6 train, 2 val, 2 test per class)."""
+def build_export(
+    photos: list[Path],
+    root: Path,
+    n_classes: int = 5,
+    side: int = 72,
+    unlearnable: bool = False,
+) -> BuiltExport:
+    """Write an export of ``n_classes`` x 10 images (6 train, 2 val, 2 test per class).
+
+    ``unlearnable``: the labels say nothing about the pictures (each photograph's
+    copies are dealt out over all classes in turn), so no model can beat chance.
+    """
     rng = random.Random(7)
     chosen = photos[:: max(1, len(photos) // n_classes)][:n_classes]
     wnids = [p.name.split("_", 1)[0] for p in chosen]
@@ -75,8 +85,8 @@ def build_export(photos: list[Path], root: Path, n_classes: int = 5, side: int =
             photo = photo.convert("RGB")
             for k, split in enumerate(SPLIT_OF):
                 data = _variant(photo, rng, side)
-                label = ci
-                if ci == 0 and split == "val" and not built.mislabelled[0]:
+                label = k % n_classes if unlearnable else ci
+                if ci == 0 and split == "val" and not built.mislabelled[0] and not unlearnable:
                     label = 1  # the planted labelling error
                 sha = hashlib.sha256(data).hexdigest()
                 if label != ci:

@@ -7,7 +7,7 @@ fast and works without the ``train`` extra.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -62,6 +62,14 @@ def train_command(
         None, "--format", help="imagefolder, webdataset or csv (default: what the export holds)."
     ),
     max_suspects: int = typer.Option(200, help="Most rows written to suspects.csv."),
+    force_suspects: bool = typer.Option(
+        False,
+        "--force-suspects",
+        help="Write suspects even when validation accuracy is not clearly above chance.",
+    ),
+    confusion_classes: int = typer.Option(
+        20, help="Classes shown in confusion.png; with more, the most confused ones."
+    ),
     folds: int = typer.Option(
         0, help="Also find suspects in the train split with K held-out-fold models (K trainings)."
     ),
@@ -85,7 +93,7 @@ def train_command(
         arch=arch, epochs=epochs, device=device, seed=seed, image_size=image_size,
         batch_size=batch_size, width=width, lr=lr, compile=compile_model, workers=workers,
         max_suspects=max_suspects, folds=folds, export_format=export_format, init=init,
-        cache_dir=cache_dir,
+        cache_dir=cache_dir, force_suspects=force_suspects, confusion_classes=confusion_classes,
     )  # fmt: skip
     out = out or Path("runs") / f"{export_dir.resolve().name}-{arch}"
     with writing_to(out):
@@ -93,23 +101,37 @@ def train_command(
         if cfg.folds:
             add_held_out(result, out, cfg.folds)
         report = write_reports(result, out)
-    for split, top1 in report["top1"].items():
-        typer.echo(
-            f"{split:5s} top-1 {top1:.3f}  top-5 {report['top5'][split]:.3f}  "
-            f"({report['images'][split]} images)"
-        )
-    if "held_out" in report:
-        held = report["held_out"]
-        typer.echo(
-            f"train top-1 {held['top1']:.3f}  top-5 {held['top5']:.3f}  "
-            f"(held-out folds, {held['images']} images)"
-        )
+    _say_scores(report)
     typer.echo(
         f"{report['images_per_second']:.1f} images/s on {report['device_name']}; "
         f"{report['suspects']['count']} suspect(s) in {out / 'suspects.csv'}."
     )
-    if do_requeue:
+    if "warning" in report:
+        typer.echo(f"Warning: {report['warning']}", err=True)
+        typer.echo(
+            "Suspects were written anyway (--force-suspects)."
+            if not report["suspects"]["withheld"]
+            else "No suspects written; --force-suspects writes them anyway.",
+            err=True,
+        )
+    if do_requeue and report["suspects"]["withheld"]:
+        typer.echo("Nothing requeued: this run wrote no suspects.", err=True)
+    elif do_requeue:
         _say_requeued(_requeue_file(out / "suspects.csv", f"synset train {out}"))
+
+
+def _say_scores(report: dict[str, Any]) -> None:
+    """Top-1 per split, and top-5 where the report has it (more than five classes)."""
+    top5 = report.get("top5", {})
+    for split, top1 in report["top1"].items():
+        also = f"  top-5 {top5[split]:.3f}" if split in top5 else ""
+        typer.echo(f"{split:5s} top-1 {top1:.3f}{also}  ({report['images'][split]} images)")
+    if "held_out" in report:
+        held = report["held_out"]
+        also = f"  top-5 {held['top5']:.3f}" if "top5" in held else ""
+        typer.echo(
+            f"train top-1 {held['top1']:.3f}{also}  (held-out folds, {held['images']} images)"
+        )
 
 
 def requeue_command(

@@ -31,6 +31,10 @@ class TrainConfig:
     # Threads decoding JPEGs into the cache (Pillow releases the GIL).
     workers: int = 4
     max_suspects: int = 200
+    # Write suspects even when the run did not beat chance (see train.learnable).
+    force_suspects: bool = False
+    # Classes drawn in confusion.png; with more, the most confused ones.
+    confusion_classes: int = 20
     # K > 1: also predict the training split with K held-out-fold models (K more trainings).
     folds: int = 0
     export_format: str | None = None
@@ -54,6 +58,8 @@ class TrainConfig:
             raise InvalidInput("--folds must be 0 (off) or at least 2.")
         if self.batch_size < 2:
             raise InvalidInput("--batch-size must be at least 2 (BatchNorm needs two images).")
+        if self.confusion_classes < 2:
+            raise InvalidInput("--confusion-classes must be at least 2.")
         if self.image_size < 32:
             raise InvalidInput("--image-size must be at least 32 pixels.")
 

@@ -1,10 +1,13 @@
-"""What a training run leaves behind: report.json, curves.png, confusion.png, suspects.csv.
+"""What a training run leaves behind: report.json, the charts and suspects.csv.
 
 Suspects come only from out-of-sample predictions (the val and test splits, and
 with ``--folds`` the training split predicted by models trained without it): the
 model never trained on those images, so a confident disagreement with the given
 label points at the label, not at memorisation. They are ranked by the
-probability the model gives the label it was given, lowest first.
+probability the model gives the label it was given, lowest first. A run that did
+not beat chance (:mod:`.learnable`) writes none unless ``force_suspects`` is set:
+its disagreements are noise, and ``--requeue`` would send them to the crowd.
+Top-5 is reported only with more than five classes (with five or fewer it is 1).
 """
 
 from __future__ import annotations
@@ -15,16 +18,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from synset_builder.train import plots
+from synset_builder.train.learnable import judge
+from synset_builder.train.loop import Predictions, TrainResult
 
-from synset_builder.train.loop import Predictions, TrainResult  # noqa: E402
-
-OUT_OF_SAMPLE = ("val", "test")
+OUT_OF_SAMPLE = plots.OUT_OF_SAMPLE
+# The k of top-k, reported only when it is below the number of classes.
+TOP_K = 5
 SUSPECT_COLUMNS = [
     "path",
     "sha256",
@@ -86,58 +88,6 @@ def suspects(result: TrainResult) -> list[dict[str, Any]]:
     return rows[: result.config.max_suspects]
 
 
-def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
-    epochs = [h["epoch"] for h in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
-    ax_acc.plot(epochs, [h["train_top1"] for h in history], "o-", label="train (augmented)")
-    for split in OUT_OF_SAMPLE:
-        if any(f"{split}_loss" in h for h in history):
-            pts = [
-                (h["epoch"], h[f"{split}_loss"], h[f"{split}_top1"])
-                for h in history
-                if f"{split}_loss" in h
-            ]
-            ax_loss.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=split)
-            ax_acc.plot([p[0] for p in pts], [p[2] for p in pts], "o-", label=split)
-    ax_loss.set(title="loss", xlabel="epoch")
-    ax_acc.set(title="top-1 accuracy", xlabel="epoch", ylim=(0, 1))
-    for ax in (ax_loss, ax_acc):
-        ax.legend()
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def plot_confusion(
-    matrix: np.ndarray, names: list[str], split: str, path: Path, top: int = 20
-) -> list[dict[str, Any]]:
-    """Bar chart of the most-confused (true -> predicted) pairs; returns them too."""
-    off = matrix.copy()
-    np.fill_diagonal(off, 0)
-    order = np.argsort(-off, axis=None, kind="stable")[:top]
-    pairs = [
-        {"true": names[t], "predicted": names[p], "count": int(off[t, p])}
-        for t, p in zip(*np.unravel_index(order, off.shape), strict=True)
-        if off[t, p] > 0
-    ]
-    fig, ax = plt.subplots(figsize=(8, 1.5 + 0.35 * max(1, len(pairs))))
-    if pairs:
-        labels = [f"{p['true']} -> {p['predicted']}" for p in pairs][::-1]
-        ax.barh(labels, [p["count"] for p in pairs][::-1], color="tab:red")
-        ax.set_xlabel("images")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    else:
-        ax.text(0.5, 0.5, "no confusions", ha="center", va="center")
-        ax.set_axis_off()
-    ax.set_title(f"most-confused class pairs ({split})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return pairs
-
-
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -145,7 +95,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def write_reports(result: TrainResult, out: Path) -> dict[str, Any]:
-    """Write the four report files into ``out`` and return the report as a dict."""
+    """Write the report files into ``out`` and return the report as a dict."""
     cfg, wnids = result.config, result.export.wnids
     names = [c.name for c in result.export.classes]
     preds = result.predictions
@@ -164,7 +114,6 @@ def write_reports(result: TrainResult, out: Path) -> dict[str, Any]:
         "classes": len(wnids),
         "images": {s: len(p.cache) for s, p in preds.items()},
         "top1": {s: topk(p.probs, p.cache.labels, 1) for s, p in preds.items()},
-        "top5": {s: topk(p.probs, p.cache.labels, 5) for s, p in preds.items()},
         "loss": {s: p.loss for s, p in preds.items()},
         "per_class": {s: per_class(p, wnids) for s, p in preds.items()},
         "history": result.history,
@@ -173,27 +122,37 @@ def write_reports(result: TrainResult, out: Path) -> dict[str, Any]:
         "init_skipped": result.init_skipped,
         "config": cfg.as_json(),
     }
+    if len(wnids) > TOP_K:
+        report["top5"] = {s: topk(p.probs, p.cache.labels, TOP_K) for s, p in preds.items()}
     split = next((s for s in OUT_OF_SAMPLE if s in preds), "train")
     matrix = confusion(preds[split], len(wnids))
-    report["confusion"] = {
-        "split": split,
-        "pairs": plot_confusion(matrix, names, split, out / "confusion.png"),
-    }
-    rows = suspects(result)
+    fig, shown = plots.confusion_figure(matrix, names, split, cfg.confusion_classes)
+    plots.save(fig, out / "confusion.png")
+    pairs = plots.confused_pairs(matrix, names)
+    plots.save(plots.pairs_figure(pairs, split), out / "confused_pairs.png")
+    report["confusion"] = {"split": split, **shown, "pairs": pairs}
+    verdict = judge(result)
+    report["learnable"] = verdict.as_json() if verdict is not None else None
+    withheld = verdict is not None and not verdict.learned and not cfg.force_suspects
+    rows = [] if withheld else suspects(result)
     report["suspects"] = {
         "count": len(rows),
+        "withheld": withheld,
         "from": [s for s in OUT_OF_SAMPLE if s in preds]
         + (["train (held-out folds)"] if result.held_out is not None else []),
     }
+    if verdict is not None and not verdict.learned:
+        report["warning"] = verdict.warning()
     if result.held_out is not None:
         held = result.held_out
         report["held_out"] = {
             "folds": cfg.folds,
             "images": len(held.cache),
             "top1": topk(held.probs, held.cache.labels, 1),
-            "top5": topk(held.probs, held.cache.labels, 5),
         }
-    plot_curves(result.history, out / "curves.png")
+        if len(wnids) > TOP_K:
+            report["held_out"]["top5"] = topk(held.probs, held.cache.labels, TOP_K)
+    plots.save(plots.curves_figure(result.history), out / "curves.png")
     tmp = out / "suspects.csv.tmp"
     with tmp.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=SUSPECT_COLUMNS)
