@@ -31,6 +31,15 @@ def _key(text: str) -> str:
     return " ".join(text.replace("_", " ").lower().split())
 
 
+def printable(name: str) -> str:
+    """A folder name fit for a terminal: control characters (a newline, ESC) escaped.
+
+    Folder names come from whoever made the collection; one could forge a line of
+    output or recolour the terminal.
+    """
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in name)
+
+
 def _subdirs(folder: Path) -> list[Path]:
     try:
         return sorted(p for p in folder.iterdir() if p.is_dir())
@@ -101,7 +110,7 @@ class DirSource:
                 lost.append(top)
         return [
             (
-                str(p.relative_to(self.root)),
+                printable(str(p.relative_to(self.root))),
                 self._nearest(p, targets) if n < SUGGEST_AT_MOST else [],
             )
             for n, p in enumerate(lost)

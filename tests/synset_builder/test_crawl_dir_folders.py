@@ -67,11 +67,14 @@ def test_plural_folders_are_matched_and_a_stray_one_is_named(
     data = _collection(
         tmp_path / "data", photos, {"train/Ants": 3, "train/bees": 2, "train/wasps": 1}
     )
+    # A hostile name cannot forge an output line or recolour the terminal.
+    (data / "train" / "evil\n\x1b[31mred").mkdir()
     result = cli("crawl", "--source", f"dir:{data / 'train'}", "--quiet")
     assert result.code == 0, result.err
     assert _per_synset(settings) == {ANT: 3, BEE: 2}
     warning = result.err[result.err.index("warning") :]
-    assert "1 folder(s)" in warning and "wasps/" in warning
+    assert "2 folder(s)" in warning and "wasps/" in warning
+    assert "evil\\x0a\\x1b[31mred/" in warning and "\x1b" not in result.err
     assert "nearest targets:" in warning and f"({ANT})" in warning and f"({BEE})" in warning
     # A second run imports nothing new and still succeeds.
     again = cli("crawl", "--source", f"dir:{data / 'train'}", "--quiet")
