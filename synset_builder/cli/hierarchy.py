@@ -84,8 +84,8 @@ def add(
     if report.not_imageable:
         shown = ", ".join(report.not_imageable[:5])
         typer.echo(
-            f"warning: {len(report.not_imageable)} targets are abstract (outside "
-            f"physical_entity) and hard to photograph: {shown}"
+            f"warning: {len(report.not_imageable)} targets are abstract (ideas, acts, "
+            f"attributes: nothing physical, no object or sign) and hard to photograph: {shown}"
             + (" ..." if len(report.not_imageable) > 5 else ""),
             err=True,
         )

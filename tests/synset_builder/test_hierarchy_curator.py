@@ -145,3 +145,12 @@ def test_stored_queries_of_bee_use_insect(session, wn) -> None:
     texts = set(session.scalars(select(Query.text).where(Query.synset_id == bee.id)))
     assert "bee insect" in texts
     assert not any("hymenopterous" in t for t in texts)
+
+
+def test_cli_ilsvrc2012_gives_no_abstract_warning_but_ideas_do(cli, wordnet_env) -> None:
+    result = cli("hierarchy", "add", "--ilsvrc2012")
+    assert result.code == 0, result.err
+    assert "Added 1000 target synsets" in result.out
+    assert "abstract" not in result.err
+    idea = cli("hierarchy", "add", "n05833840", "--depth", "0")
+    assert idea.code == 0 and "1 targets are abstract" in idea.err and "n05833840" in idea.err
