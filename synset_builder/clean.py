@@ -231,7 +231,7 @@ def _known_placeholders(
     ia, ib = dedup.cross_pairs(table, refs, cfg.max_distance, cfg.search)
     pairs = sorted(zip((ids[a] for a in ia.tolist()), ib.tolist(), strict=True))
     wanted = select(Image.id, Image.path).where(Image.id.in_({a for a, _ in pairs}))
-    paths = dict(session.execute(wanted).tuples().all())
+    paths = {image_id: path for image_id, path in session.execute(wanted)}
     flagged: dict[int, str] = {}
     for image_id, b in pairs:
         if image_id not in flagged and same_picture(
