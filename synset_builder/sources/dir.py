@@ -13,7 +13,7 @@ collection is never copied twice; ``--max-side`` is the one case where a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from difflib import SequenceMatcher
 from pathlib import Path
 
@@ -40,6 +40,18 @@ def printable(name: str) -> str:
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in name)
 
 
+def _index(folders: list[Path], forms: Callable[[Path], Iterable[str]]) -> dict[str, list[Path]]:
+    index: dict[str, list[Path]] = {}
+    for folder in folders:
+        for form in forms(folder):
+            index.setdefault(form, []).append(folder)
+    return index
+
+
+def _lookup(index: dict[str, list[Path]], names: set[str]) -> list[Path]:
+    return sorted({p for name in names for p in index.get(name, ())})
+
+
 def _subdirs(folder: Path) -> list[Path]:
     try:
         return sorted(p for p in folder.iterdir() if p.is_dir())
@@ -63,6 +75,11 @@ class DirSource:
         self._tops = _subdirs(self.root)
         self._inner = {top: _subdirs(top) for top in self._tops}
         self._forms: dict[str, frozenset[str]] = {}
+        # Top-level folders, then split ones: each indexed by exact name, and (built
+        # the first time a synset needs it, as it loads WordNet) by singular.
+        levels = (self._tops, [q for top in self._tops for q in self._inner[top]])
+        self._levels = [(_index(level, lambda p: {_key(p.name)}), level) for level in levels]
+        self._plurals: dict[int, dict[str, list[Path]]] = {}
         self._files: dict[str, list[Path]] = {}
 
     def _base_forms(self, folder: Path) -> frozenset[str]:
@@ -87,13 +104,14 @@ class DirSource:
     def folders(self, synset: SynsetRef) -> list[Path]:
         """The folders holding a synset's pictures: a top-level match, else split ones."""
         names = {_key(n) for n in (synset.wnid, *synset.lemmas, synset.name)}
-        for candidates in (self._tops, [q for top in self._tops for q in self._inner[top]]):
-            exact = [p for p in candidates if _key(p.name) in names]
-            if exact:
-                return exact
-            plural = [p for p in candidates if self._base_forms(p) & names]
-            if plural:
-                return plural
+        for level, (exact, folders) in enumerate(self._levels):
+            found = _lookup(exact, names)
+            if not found:
+                if level not in self._plurals:
+                    self._plurals[level] = _index(folders, self._base_forms)
+                found = _lookup(self._plurals[level], names)
+            if found:
+                return found
         return []
 
     def unmatched(self, targets: Sequence[SynsetRef]) -> list[tuple[str, list[str]]]:
