@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, exists, or_, select
+from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from synset_builder.db.models import Candidate, Image, Takedown, utcnow
@@ -39,22 +39,44 @@ def _active(kind: str):  # noqa: ANN202 - a scalar subquery of the matching valu
     return select(Takedown.value).where(Takedown.kind == kind, Takedown.revoked_at.is_(None))
 
 
+def _matches() -> list[ColumnElement[bool]]:
+    """One test per kind of request matching the ``Image`` row.
+
+    By URL and by creator: an ``EXISTS`` each, joined through an index
+    (candidate.url, candidate.creator, takedown.value; migration 0017). As ``NOT
+    EXISTS`` terms PostgreSQL plans them as anti-joins: for a scan of a whole
+    synset or table it hashes the few images the requests match (an empty takedown
+    table: an empty hash, never probed), for the few rows a task fetch reads it may
+    probe the indexes. The single ``EXISTS`` over the image's candidates with an OR
+    that this replaced probed the candidate index once per image: a million probes
+    to count a million-image pool, empty table or not.
+    """
+    active = Takedown.revoked_at.is_(None)
+    # By sha256: the image's own column against the few requests, hashed once per query.
+    out: list[ColumnElement[bool]] = [Image.sha256.in_(_active("sha256"))]
+    for kind, column in (("url", "url"), ("creator", "creator")):
+        other = aliased(Candidate)
+        out.append(
+            exists()
+            .where(other.image_id == Image.id, Takedown.value == getattr(other, column))
+            .where(Takedown.kind == kind, active)
+        )
+    return out
+
+
 def taken_down_clause() -> ColumnElement[bool]:
     """True for an ``Image`` row matched by an active takedown.
 
     A URL or creator request withdraws the whole image, not just the candidate
     that carried that URL: the same bytes found twice are the same picture.
     """
-    other = aliased(Candidate)
-    by_provenance = exists().where(
-        other.image_id == Image.id,
-        or_(other.url.in_(_active("url")), other.creator.in_(_active("creator"))),
-    )
-    return or_(Image.sha256.in_(_active("sha256")), by_provenance)
+    return or_(*_matches())
 
 
 def not_taken_down_clause() -> ColumnElement[bool]:
-    return ~taken_down_clause()
+    """The negation as ``NOT EXISTS`` terms ANDed at the top, which PostgreSQL can
+    turn into anti-joins (a negated OR of them it cannot)."""
+    return and_(*(~m for m in _matches()))
 
 
 def _normalise(kind: str, value: str) -> str:
