@@ -124,6 +124,11 @@ def _planned_once(database_url: str) -> dict[str, object]:
     the lease query walks the serve-key index from a parameter, lists are arrays,
     limits are parameters. An ANALYZE (autovacuum's, after a table filled) makes
     every connection plan again with the new statistics.
+
+    Only those statements: a curator's ad hoc query planned once without its values
+    can be off by orders of magnitude (the funnel's clean count expected 1 row and
+    nested-looped over a million). Curator reads switch their transaction back to
+    the planner's normal mode first (annotator_web/stats.py, ``planner_default``).
     """
     if make_url(database_url).get_backend_name() != "postgresql":
         return {}

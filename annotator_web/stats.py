@@ -1,15 +1,17 @@
 """Numbers for people: an annotator's own progress and the curator's dashboard.
 
-Each figure is one grouped query over votes, gold and consensus, so the
-dashboard stays quick on a busy database and the JSON API returns the same
-numbers as the pages.
+The curator's figures come from the counters triggers keep per synset and per
+annotator (synset_builder/tally.py), so the dashboard and ``/api/synsets`` read
+one row per synset or annotator, never one per candidate or vote, and answer as
+fast at ILSVRC's million candidates as at a thousand. The JSON API returns the
+same numbers as the pages.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,18 +19,19 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from annotator_web.tasks import now_utc
+from synset_builder import tally
 from synset_builder.db.models import (
     Annotator,
     AnnotatorQuality,
     Candidate,
-    Consensus,
     Gold,
     Image,
     Report,
     Synset,
     Vote,
 )
-from synset_builder.status import funnel
+from synset_builder.db.session import on_postgresql
+from synset_builder.status import count_queries
 
 
 def _start_of_day(now: datetime) -> datetime:
@@ -65,58 +68,117 @@ def my_stats(session: Session, annotator: Annotator) -> dict[str, object]:
     }
 
 
-def synset_rows(session: Session, wnid: str | None = None) -> list[dict[str, object]]:
-    """The funnel per target synset plus goal progress, votes in the last hour and agreement."""
-    rows = [r for r in funnel(session) if (r.wnid == wnid if wnid else r.target)]
-    since = now_utc() - timedelta(hours=1)
-    last_hour = dict(
-        session.execute(
-            select(Synset.wnid, func.count(Vote.id))
-            .join(Candidate, Candidate.synset_id == Synset.id)
-            .join(Vote, Vote.candidate_id == Candidate.id)
-            .where(Vote.created_at >= since)
-            .group_by(Synset.wnid)
-        ).all()
+def planner_default(session: Session) -> None:
+    """Plan the rest of this transaction's statements for their values (PostgreSQL).
+
+    The web engine keeps one generic plan per statement (app._planned_once), which
+    suits the request path's prebuilt statements and misleads a curator's ad hoc
+    query. Lasts until the transaction ends: the connection goes back to the pool
+    with generic plans.
+    """
+    if on_postgresql(session):
+        session.execute(select(func.set_config("plan_cache_mode", "auto", True)))
+
+
+def votes_since(session: Session, since: datetime) -> dict[int, int]:
+    """Votes per synset since ``since`` (index ix_vote_created_at: recent votes only)."""
+    stmt = (
+        select(Candidate.synset_id, func.count())
+        .select_from(Vote)
+        .join(Candidate, Candidate.id == Vote.candidate_id)
+        .where(Vote.created_at >= since)
+        .group_by(Candidate.synset_id)
     )
-    agreement = _agreement(session)
-    glosses = dict(session.execute(select(Synset.wnid, Synset.gloss)).all())
+    return dict(session.execute(stmt).all())
+
+
+def _rows(session: Session, wnid: str | None = None) -> list[dict]:
+    """Every target synset (or the synset ``wnid``), without glosses (read per page)."""
+    planner_default(session)
+    kept = tally.read(session)
+    queries = count_queries(session)
+    last_hour = votes_since(session, now_utc() - timedelta(hours=1))
+    stmt = select(Synset.id, Synset.wnid, Synset.name, Synset.goal).order_by(Synset.wnid)
+    stmt = stmt.where(Synset.wnid == wnid) if wnid else stmt.where(Synset.target)
+    rows = []
+    for sid, code, name, goal in session.execute(stmt):
+        t = kept.get(sid, tally.EMPTY)
+        rows.append(
+            {
+                "id": sid,
+                "wnid": code,
+                "name": name,
+                "goal": goal,
+                "progress": min(1.0, t.counts["accepted"] / goal) if goal else 1.0,
+                "counts": {"queries": queries.get(sid, 0), **t.counts},
+                "votes_last_hour": last_hour.get(sid, 0),
+                "agreement": t.agreement,
+            }
+        )
+    return rows
+
+
+def _with_glosses(session: Session, rows: list[dict]) -> list[dict[str, object]]:
+    ids = [r["id"] for r in rows]
+    glosses = dict(session.execute(select(Synset.id, Synset.gloss).where(Synset.id.in_(ids))).all())
     return [
-        {
-            "wnid": r.wnid,
-            "name": r.name,
-            "gloss": glosses.get(r.wnid, ""),
-            "goal": r.goal,
-            "progress": min(1.0, r.counts.get("accepted", 0) / r.goal) if r.goal else 1.0,
-            "counts": r.counts,
-            "votes_last_hour": last_hour.get(r.wnid, 0),
-            "agreement": agreement.get(r.wnid),
-        }
+        {**{k: v for k, v in r.items() if k != "id"}, "gloss": glosses.get(r["id"], "")}
         for r in rows
     ]
 
 
-def _agreement(session: Session) -> dict[str, float]:
-    """Mean share of voters agreeing with the majority, over items with two votes or more."""
-    per_item = (
-        select(
-            Candidate.synset_id.label("sid"),
-            func.count(Vote.id).label("n"),
-            func.sum(case((Vote.answer.is_(True), 1), else_=0)).label("yes"),
-        )
-        .join(Vote, Vote.candidate_id == Candidate.id)
-        .group_by(Candidate.id, Candidate.synset_id)
-        .having(func.count(Vote.id) >= 2)
-        .subquery()
-    )
-    major = case(
-        (per_item.c.yes * 2 >= per_item.c.n, per_item.c.yes), else_=per_item.c.n - per_item.c.yes
-    )
-    stmt = (
-        select(Synset.wnid, func.avg(major * 1.0 / per_item.c.n))
-        .join(per_item, per_item.c.sid == Synset.id)
-        .group_by(Synset.wnid)
-    )
-    return {wnid: float(v) for wnid, v in session.execute(stmt)}
+def synset_rows(session: Session, wnid: str | None = None) -> list[dict[str, object]]:
+    """The funnel per target synset plus goal progress, votes in the last hour and agreement."""
+    return _with_glosses(session, _rows(session, wnid))
+
+
+PER_PAGE = 50
+# Sort key -> (value of a row, descending unless asked otherwise). Ties: by wnid.
+SORTS: dict[str, tuple[Callable[[dict], object], bool]] = {
+    "name": (lambda r: r["name"].casefold(), False),
+    "progress": (lambda r: r["progress"], False),  # furthest from its goal first
+    "pending": (lambda r: r["counts"]["pending"], True),
+    "agreement": (lambda r: r["agreement"], False),  # hardest first
+    "votes_per_hour": (lambda r: r["votes_last_hour"], True),
+}
+
+
+@dataclass(frozen=True)
+class SynsetPage:
+    """One page of the dashboard's synset table, as asked for."""
+
+    rows: list[dict[str, object]]
+    total: int  # synsets matching the filter
+    page: int
+    pages: int
+    sort: str
+    descending: bool
+    q: str
+
+
+def synset_page(
+    session: Session,
+    *,
+    sort: str = "name",
+    descending: bool | None = None,
+    q: str = "",
+    page: int = 1,
+) -> SynsetPage:
+    """Filter by name or wnid, sort, cut one page of :data:`PER_PAGE`: 1,000 or 21,000
+    synsets stay one screen. Sorting every row in Python costs milliseconds."""
+    key, default = SORTS[sort]
+    descending = default if descending is None else descending
+    rows = _rows(session)
+    needle = q.strip().casefold()
+    if needle:
+        rows = [r for r in rows if needle in r["name"].casefold() or needle in r["wnid"].casefold()]
+    known = sorted((r for r in rows if key(r) is not None), key=lambda r: r["wnid"])
+    known.sort(key=key, reverse=descending)
+    rows = known + [r for r in rows if key(r) is None]  # no agreement yet: always last
+    pages = max(1, -(-len(rows) // PER_PAGE))
+    page = min(max(page, 1), pages)
+    cut = rows[(page - 1) * PER_PAGE : page * PER_PAGE]
+    return SynsetPage(_with_glosses(session, cut), len(rows), page, pages, sort, descending, q)
 
 
 @dataclass(frozen=True)
@@ -137,33 +199,10 @@ class AnnotatorRow:
 
 
 def annotator_rows(session: Session) -> list[AnnotatorRow]:
-    """Per annotator: volume, speed, gold accuracy and agreement with decided items."""
-    volume = {
-        aid: (n, ms)
-        for aid, n, ms in session.execute(
-            select(Vote.annotator_id, func.count(Vote.id), func.avg(Vote.time_ms)).group_by(
-                Vote.annotator_id
-            )
-        )
-    }
-    gold = {
-        aid: (n, hits)
-        for aid, n, hits in session.execute(
-            select(Vote.annotator_id, func.count(Vote.id), _gold_hits())
-            .join(Gold, Gold.candidate_id == Vote.candidate_id)
-            .group_by(Vote.annotator_id)
-        )
-    }
-    agrees = case(((Vote.answer.is_(True)) == (Consensus.decision == "accepted"), 1), else_=0)
-    consensus = {
-        aid: (n, hits)
-        for aid, n, hits in session.execute(
-            select(Vote.annotator_id, func.count(Vote.id), func.sum(agrees))
-            .join(Consensus, Consensus.candidate_id == Vote.candidate_id)
-            .where(Consensus.decision.in_(("accepted", "rejected")))
-            .group_by(Vote.annotator_id)
-        )
-    }
+    """Per annotator: volume, speed, gold accuracy and agreement with decided items,
+    from the kept figures (tally.read_annotators), not a scan of every vote."""
+    planner_default(session)
+    figures = tally.read_annotators(session)
     excluded = dict(
         session.execute(
             select(AnnotatorQuality.annotator_id, AnnotatorQuality.exclusion_reason).where(
@@ -173,9 +212,7 @@ def annotator_rows(session: Session) -> list[AnnotatorRow]:
     )
     rows = []
     for a in session.scalars(select(Annotator).order_by(Annotator.username)):
-        n, ms = volume.get(a.id, (0, None))
-        gn, gh = gold.get(a.id, (0, 0))
-        cn, ch = consensus.get(a.id, (0, 0))
+        f = figures.get(a.id, dict.fromkeys(tally.VOTER, 0))
         rows.append(
             AnnotatorRow(
                 id=a.id,
@@ -184,15 +221,19 @@ def annotator_rows(session: Session) -> list[AnnotatorRow]:
                 disabled=a.disabled,
                 worker_id=a.worker_id,
                 completion_code=a.completion_code,
-                votes=n,
-                seconds_per_vote=float(ms) / 1000 if ms is not None else None,
-                gold_answered=gn,
-                gold_accuracy=(gh or 0) / gn if gn else None,
-                consensus_agreement=(ch or 0) / cn if cn else None,
+                votes=f["votes"],
+                seconds_per_vote=_ratio(f["time_ms"] / 1000, f["timed_votes"]),
+                gold_answered=f["gold_answered"],
+                gold_accuracy=_ratio(f["gold_correct"], f["gold_answered"]),
+                consensus_agreement=_ratio(f["agreed"], f["decided"]),
                 excluded=(excluded[a.id] or "excluded") if a.id in excluded else None,
             )
         )
     return rows
+
+
+def _ratio(part: float, whole: int) -> float | None:
+    return part / whole if whole else None
 
 
 def open_reports(session: Session) -> list[dict[str, object]]:

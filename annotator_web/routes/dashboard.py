@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Annotated, Literal
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from sqlalchemy import select
 
 from annotator_web.deps import PageCurator, SessionDep, check_csrf
-from annotator_web.stats import annotator_rows, open_reports, synset_rows, votes_csv
+from annotator_web.stats import annotator_rows, open_reports, synset_page, votes_csv
 from annotator_web.tasks import now_utc
 from synset_builder.accounts import set_disabled as set_disabled_account
 from synset_builder.db.models import Annotator, Report, Synset
@@ -24,16 +25,39 @@ def _back(note: str) -> Response:
     return RedirectResponse(f"/dashboard?note={note}", status_code=303)
 
 
+Sort = Literal["name", "progress", "pending", "agreement", "votes_per_hour"]
+
+
 @router.get("")
 def dashboard(
-    request: Request, session: SessionDep, user: PageCurator, note: str | None = None
+    request: Request,
+    session: SessionDep,
+    user: PageCurator,
+    note: str | None = None,
+    sort: Sort = "name",
+    order: Literal["asc", "desc"] | None = None,
+    q: Annotated[str, Query(max_length=200)] = "",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
+    """Synsets 50 to a page (sorted, filtered by name), annotators, reports, gold."""
+    table = synset_page(
+        session, sort=sort, descending=None if order is None else order == "desc", q=q, page=page
+    )
+
+    def link(**change: object) -> str:
+        """This page's address with some parameters changed (sort links, pager)."""
+        params = {"q": table.q, "sort": table.sort, "order": "desc" if table.descending else "asc",
+                  "page": table.page, **change}  # fmt: skip
+        return "/dashboard?" + urlencode({k: v for k, v in params.items() if v not in ("", None)})
+
     return request.app.state.templates.TemplateResponse(
         request,
         "dashboard.html",
         {
             "user": user,
-            "synsets": synset_rows(session),
+            "table": table,
+            "synsets": table.rows,
+            "link": link,
             "annotators": annotator_rows(session),
             "reports": open_reports(session),
             "note": note,
