@@ -9,6 +9,7 @@ GROUP BY definitions count (status.COUNTERS, count_agreement). Both backends.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -29,12 +30,14 @@ from synset_builder.db.models import (
     SynsetTallyDelta,
     Vote,
 )
+from synset_builder.db.session import make_engine, session_scope
 from synset_builder.gold import set_gold
 from synset_builder.quality import CleanConfig
 from synset_builder.store import add_image
 from synset_builder.takedown import add_takedown, revoke_takedown
 from synset_builder.train.requeue import Suspect, requeue
 from tests import photo_variants as pv
+from tests.synset_builder.test_status import seed_decisions
 from tests.tally_check import exact_equals_kept
 
 
@@ -199,3 +202,24 @@ def test_a_long_ledger_is_folded_without_changing_a_count(session, world, monkey
     assert tally.read(s) == before
     assert s.scalar(select(SynsetTallyDelta.id).limit(1)) is None
     assert exact_equals_kept(s) == before
+
+
+def test_status_recount_says_what_differed_and_repairs_it(cli, settings) -> None:
+    seed_decisions(settings.database_url)
+    engine = make_engine(settings.database_url)
+    with session_scope(engine) as s:
+        dog = s.scalar(select(Synset.id).where(Synset.wnid == "n02084071"))
+        s.execute(insert(SynsetTallyDelta), [{"synset_id": dog, "votes": 5}])
+    engine.dispose()
+    kept = {r["wnid"]: r for r in json.loads(cli("status", "--json").out)}
+    assert kept["n02084071"]["counts"]["votes"] == 5  # what the kept counters say
+
+    result = cli("status", "--recount", "--json")
+    assert result.code == 0, result.err
+    assert "Recounted: 1 kept counters differed." in result.err
+    assert "n02084071 votes: kept 5, exact 0" in result.err
+    rows = {r["wnid"]: r for r in json.loads(result.out)}
+    assert rows["n02084071"]["counts"]["votes"] == 0
+    assert rows["n02084071"]["counts"]["pending"] == 4
+    again = cli("status", "--recount")
+    assert again.code == 0 and "Recounted: no kept counters differed." in again.err
