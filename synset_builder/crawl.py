@@ -359,11 +359,11 @@ def crawl(
             finished = [s for s in active if not (s.queue or s.held or s.wants())]
             active = [s for s in active if s.queue or s.held or s.wants()]
             if total is not None and finished:
-                start = counts.get  # each stream began with ``have`` = its count then
-                short = sum(
-                    share[s.job.synset_id] - (s.have - start(s.job.synset_id, 0)) for s in finished
+                # Each stream began with ``have`` = its count then.
+                bar.total -= sum(
+                    share[f.job.synset_id] - (f.have - counts.get(f.job.synset_id, 0))
+                    for f in finished
                 )
-                bar.total -= short
                 bar.refresh()
             if not active and not waiting and not in_flight:
                 break

@@ -165,3 +165,22 @@ def test_cluster_progress_ends_at_100_percent(db_factory, wordnet_env, tmp_path,
     engine.dispose()
     bar = _last_bar(capsys.readouterr().err)
     assert "100%" in bar and " 5/5 " in bar, bar
+
+
+def test_progress_ends_with_more_synsets_than_run_at_once(
+    settings, wordnet_env, tmp_path, photos, capsys
+) -> None:
+    from synset_builder.crawl import ACTIVE_SYNSETS
+
+    n = ACTIVE_SYNSETS + 3  # later synsets start as earlier ones finish
+    wnids = [f"n{10000000 + i}" for i in range(n)]
+    engine = make_engine(settings.database_url)
+    with session_scope(engine) as session:
+        for wnid in wnids:
+            add_target(session, wnid, f"thing {wnid}")
+    engine.dispose()
+    data = _collection(tmp_path / "c", photos, {wnid: 1 for wnid in wnids})
+    _crawl_with_bar(settings, wordnet_env, data, per_synset=5)
+    bar = _last_bar(capsys.readouterr().err)
+    assert "100%" in bar and f" {n}/{n} " in bar, bar
+    assert _per_synset(settings) == dict.fromkeys(wnids, 1)
