@@ -13,26 +13,90 @@ the exported bytes, so they show blurred faces as the trainer will see them.
 from __future__ import annotations
 
 import html
-import io
 import json
 import math
-from collections import Counter
-from collections.abc import Sequence
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
-from PIL import Image as PILImage
-from PIL import ImageOps
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from synset_builder.datasheet_figures import (
+    FULL,
+    SHOWN,
+    class_size_chart,
+    ends,
+    histogram_chart,
+    largest_first,
+    sample_grid,
+    size_histogram,
+)
 from synset_builder.db.models import Consensus, Gold
 from synset_builder.export_formats import atomic_write
 from synset_builder.export_select import Selection
+from synset_builder.export_spool import Entry
 from synset_builder.splits import SPLITS
 from synset_builder.status import COUNTERS, funnel
 
 Block = tuple  # ("h2", text) | ("p", text) | ("table", header, rows) | ("img", path, alt)
 FOLDER = "datasheet"
+# Licence strings come from the sources as they spell them: a table of the commonest.
+LICENCES_SHOWN = 30
+
+
+@dataclass
+class SheetStats:
+    """What the datasheet counts, added up row by row as the export writes them.
+
+    Counting as the rows go by, instead of from a list of every row afterwards, is
+    what keeps the export's memory flat: at 800,000 images that list was gigabytes.
+    Per-image figures (sources, licences, votes, dates) count a multi-label image
+    once, at its first label.
+    """
+
+    per_class: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    images: int = 0
+    sources: Counter[str] = field(default_factory=Counter)
+    licences: Counter[str] = field(default_factory=Counter)
+    votes: Counter[int] = field(default_factory=Counter)
+    p_yes_sum: float = 0.0
+    months: Counter[str] = field(default_factory=Counter)
+    first_fetch: str | None = None  # ISO 8601
+    last_fetch: str | None = None
+    samples: defaultdict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, entry: Entry, split: str, *, first: bool) -> None:
+        """Count one manifest row (``first``: the image's first label).
+
+        Dates are compared and cut as ISO text (``2026-03-01T...`` -> month
+        ``2026-03``): the database gives every time in the same zone, and at one
+        call per image parsing them back into datetimes was a quarter of the work.
+        """
+        self.per_class[entry.wnid][split] += 1
+        if not first:
+            return
+        self.images += 1
+        self.sources[entry.source] += 1
+        self.licences[entry.license] += 1
+        self.votes[entry.votes_yes + entry.votes_no] += 1
+        self.p_yes_sum += round(entry.p_yes, 4)  # as the manifest prints it
+        fetched_at = entry.fetched_at
+        if fetched_at:
+            self.months[fetched_at[:7]] += 1
+            if self.first_fetch is None or fetched_at < self.first_fetch:
+                self.first_fetch = fetched_at
+            if self.last_fetch is None or fetched_at > self.last_fetch:
+                self.last_fetch = fetched_at
+
+    def splits(self) -> dict[str, int]:
+        """Manifest rows per split (a multi-label image counts once per label)."""
+        total: Counter[str] = Counter()
+        for c in self.per_class.values():
+            total.update(c)
+        return {s: total[s] for s in SPLITS if total[s]}
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -56,141 +120,117 @@ def gold_precision(session: Session) -> tuple[int, int]:
     return len(answers), sum(1 for a in answers if a)
 
 
-COLOURS = {"train": (76, 114, 176), "val": (221, 132, 82), "test": (85, 168, 104)}
-
-
-def class_size_chart(counts: dict[str, Counter[str]]) -> bytes:
-    """Stacked horizontal bars, largest class first, drawn with Pillow.
-
-    Pillow instead of matplotlib: a datasheet is written on every export, and this
-    takes milliseconds where importing and rendering a matplotlib figure takes
-    seconds. Past 80 classes the labels go and each class is a one-pixel row.
-    """
-    from PIL import ImageDraw, ImageFont
-
-    wnids = sorted(counts, key=lambda w: (-sum(counts[w].values()), w))
-    labelled = len(wnids) <= 80
-    row = 18 if labelled else 2
-    left, top, width = (110 if labelled else 20), 40, 520
-    height = top + max(1, len(wnids)) * row + 30
-    img = PILImage.new("RGB", (left + width + 60, height), "white")
-    draw = ImageDraw.Draw(img)
-    font = ImageFont.load_default(size=12)
-    biggest = max((sum(c.values()) for c in counts.values()), default=0) or 1
-    draw.text((left, 8), "Images per class and split (largest first)", fill="black", font=font)
-    x = left + 300
-    for split, colour in COLOURS.items():
-        draw.rectangle((x, 24, x + 10, 34), fill=colour)
-        draw.text((x + 14, 22), split, fill="black", font=font)
-        x += 70
-    for i, wnid in enumerate(wnids):
-        y = top + i * row
-        x0 = left
-        for split, colour in COLOURS.items():
-            w = round(width * counts[wnid][split] / biggest)
-            if w:
-                draw.rectangle((x0, y + 1, x0 + w - 1, y + row - 2), fill=colour)
-            x0 += w
-        if labelled:
-            draw.text((4, y + 2), wnid, fill="black", font=font)
-            draw.text((x0 + 4, y + 2), str(sum(counts[wnid].values())), fill="black", font=font)
-    draw.text(
-        (left, height - 20),
-        f"{len(wnids)} classes; longest bar {biggest} images",
-        fill="black",
-        font=font,
-    )
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
-
-
-def sample_grid(images: Sequence[bytes], cell: int = 128, columns: int = 4) -> bytes:
-    rows = max(1, math.ceil(len(images) / columns))
-    grid = PILImage.new("RGB", (columns * cell, rows * cell), (255, 255, 255))
-    for i, data in enumerate(images):
-        with PILImage.open(io.BytesIO(data)) as img:
-            img.draft("RGB", (cell, cell))
-            thumb = ImageOps.fit(img.convert("RGB"), (cell - 4, cell - 4))
-        grid.paste(thumb, ((i % columns) * cell + 2, (i // columns) * cell + 2))
-    buf = io.BytesIO()
-    grid.save(buf, "PNG", compress_level=3)
-    return buf.getvalue()
-
-
-def _table_counts(counter: Counter[str], label: str) -> Block:
-    rows = [[k or "(none)", str(v)] for k, v in counter.most_common()]
+def _table_counts(counter: Counter[str], label: str, limit: int | None = None) -> Block:
+    common = counter.most_common()
+    rows = [[k or "(none)", str(v)] for k, v in common[:limit]]
+    if limit is not None and len(common) > limit:
+        rest = common[limit:]
+        rows.append([f"({len(rest)} other {label}s)", str(sum(v for _, v in rest))])
     return ("table", [label, "images"], rows)
+
+
+def _composition(stats: SheetStats, class_rows: list[dict[str, object]]) -> list[Block]:
+    """Every class up to FULL of them; past that the largest and smallest, and a histogram."""
+    by_wnid = {str(c["wnid"]): c for c in class_rows}
+    totals = {w: sum(stats.per_class[w].values()) for w in by_wnid}
+
+    def line(wnid: str) -> list[str]:
+        c, split = by_wnid[wnid], stats.per_class[wnid]
+        return [str(c["index"]), wnid, str(c["name"]), *(str(split[s]) for s in SPLITS)] + [
+            str(totals[wnid])
+        ]
+
+    header = ["index", "wnid", "name", *SPLITS, "total"]
+    head, omitted, tail = ends(largest_first(totals))
+    if not omitted:
+        return [("table", header, [line(str(c["wnid"])) for c in class_rows])]
+    sizes = sorted(totals.values())
+    gap = ["...", f"({omitted} classes)", "", *([""] * len(SPLITS)), ""]
+    buckets = size_histogram(sizes)
+    return [
+        (
+            "p",
+            f"{len(totals)} classes: the {SHOWN} largest and the {SHOWN} smallest are listed; "
+            f"classes.json and manifest.csv hold every one. Images per class: smallest "
+            f"{sizes[0]}, median {sizes[len(sizes) // 2]}, largest {sizes[-1]}.",
+        ),
+        ("table", header, [line(w) for w in head] + [gap] + [line(w) for w in tail]),
+        (
+            "table",
+            ["images per class", "classes"],
+            [[str(lo) if lo == hi else f"{lo}-{hi}", str(n)] for lo, hi, n in buckets],
+        ),  # fmt: skip
+    ]
+
+
+def _funnel(session: Session, sel: Selection) -> Block:
+    """The funnel of the synsets the images came from; past FULL, those with the most and
+    the fewest accepted images, and always the sum over all of them."""
+    names = list(COUNTERS)
+    stats = [s for s in funnel(session) if s.wnid in sel.contributing]
+    accepted = {s.wnid: s.counts["accepted"] for s in stats}
+    head, omitted, tail = ends(largest_first(accepted))
+    shown = set(head + tail)
+    rows = [[s.wnid, s.name, *(str(s.counts[n]) for n in names)] for s in stats if s.wnid in shown]
+    if omitted:
+        by = {r[0]: r for r in rows}
+        rows = [by[w] for w in head] + [["...", f"({omitted} synsets)"] + [""] * len(names)]
+        rows += [by[w] for w in tail]
+    total = [f"all {len(stats)}", "", *(str(sum(s.counts[n] for s in stats)) for n in names)]
+    return ("table", ["wnid", "name", *names], [*rows, total])
 
 
 def build_blocks(
     session: Session,
     sel: Selection,
-    rows: list[dict[str, str]],
+    stats: SheetStats,
     class_rows: list[dict[str, object]],
     report: dict[str, object],
     params: dict[str, object],
     figures: dict[str, str],
 ) -> list[Block]:
-    per_class: dict[str, Counter[str]] = {str(c["wnid"]): Counter() for c in class_rows}
-    for r in rows:
-        per_class[r["wnid"]][r["split"]] += 1
-    unique = {r["sha256"]: r for r in rows}
     splits: dict[str, int] = dict(report.get("splits") or {})  # type: ignore[call-overload]
     formats: list[str] = list(params.get("formats") or [])  # type: ignore[call-overload]
     blocks: list[Block] = [
         ("h1", "Datasheet"),
         (
             "p",
-            f"{len(unique)} images in {len(class_rows)} classes "
+            f"{stats.images} images in {len(class_rows)} classes "
             f"(train {splits.get('train', 0)}, val {splits.get('val', 0)}, "
             f"test {splits.get('test', 0)}). Level: {params['level']}; "
             f"split rule: {json.dumps(params['split'])}; formats: {', '.join(map(str, formats))}.",
         ),
         ("h2", "Composition: images per class and split"),
-        (
-            "table",
-            ["index", "wnid", "name", *SPLITS, "total"],
-            [
-                [str(c["index"]), str(c["wnid"]), str(c["name"])]
-                + [str(per_class[str(c["wnid"])][s]) for s in SPLITS]
-                + [str(sum(per_class[str(c["wnid"])].values()))]
-                for c in class_rows
-            ],
-        ),
+        *_composition(stats, class_rows),
         ("img", figures["chart"], "Bar chart of images per class and split"),
-        ("h2", "Collection: the funnel from candidates to accepted"),
-        ("p", "Per synset the images were accepted for (before mapping to the export level)."),
     ]
-    names = list(COUNTERS)
-    stats = [s for s in funnel(session) if s.wnid in sel.contributing]
+    if "histogram" in figures:
+        blocks.append(("img", figures["histogram"], "Histogram of images per class"))
+    blocks.append(("h2", "Collection: the funnel from candidates to accepted"))
     blocks.append(
-        (
-            "table",
-            ["wnid", "name", *names],
-            [[s.wnid, s.name, *(str(s.counts[n]) for n in names)] for s in stats],
-        )
+        ("p", "Per synset the images were accepted for (before mapping to the export level).")
     )
+    blocks.append(_funnel(session, sel))
     blocks.append(("h2", "Sources and licences"))
-    blocks.append(_table_counts(Counter(r["source"] for r in unique.values()), "source"))
-    blocks.append(_table_counts(Counter(r["license"] for r in unique.values()), "licence"))
-    dates = sorted(e.fetched_at for e in sel.entries if e.fetched_at is not None)
-    if dates:
-        months = Counter(d.strftime("%Y-%m") for d in dates)
-        blocks.append(("p", f"Crawled between {dates[0]:%Y-%m-%d} and {dates[-1]:%Y-%m-%d}."))
+    blocks.append(_table_counts(stats.sources, "source", LICENCES_SHOWN))
+    blocks.append(_table_counts(stats.licences, "licence", LICENCES_SHOWN))
+    if stats.first_fetch is not None and stats.last_fetch is not None:
         blocks.append(
-            ("table", ["month", "images"], [[m, str(n)] for m, n in sorted(months.items())])
+            (
+                "p",
+                f"Crawled between {stats.first_fetch[:10]} and {stats.last_fetch[:10]}.",
+            )
         )
+        months = sorted(stats.months.items())
+        blocks.append(("table", ["month", "images"], [[m, str(n)] for m, n in months]))
     blocks.append(("h2", "Labelling: votes and precision"))
-    votes = Counter(int(r["votes_yes"]) + int(r["votes_no"]) for r in unique.values())
-    mean_votes = sum(k * v for k, v in votes.items()) / max(1, len(unique))
-    mean_p = sum(float(r["p_yes"]) for r in unique.values()) / max(1, len(unique))
+    mean_votes = sum(k * v for k, v in stats.votes.items()) / max(1, stats.images)
+    mean_p = stats.p_yes_sum / max(1, stats.images)
     blocks.append(
         ("p", f"Mean votes per image {mean_votes:.2f}; mean consensus P(yes) {mean_p:.3f}.")
     )
-    blocks.append(
-        ("table", ["votes", "images"], [[str(k), str(v)] for k, v in sorted(votes.items())])
-    )
+    votes = sorted(stats.votes.items())
+    blocks.append(("table", ["votes", "images"], [[str(k), str(v)] for k, v in votes]))
     n_gold, true_gold = gold_precision(session)
     if n_gold:
         lo, hi = wilson(true_gold, n_gold)
@@ -222,6 +262,8 @@ def build_blocks(
         )
     )
     blocks.append(("h2", "Samples (train split, as exported)"))
+    if len(class_rows) > FULL:
+        blocks.append(("p", "Of the classes listed above."))
     for c in class_rows:
         if str(c["wnid"]) in figures:
             blocks.append(("h3", f"{c['wnid']} {c['name']}"))
@@ -229,27 +271,50 @@ def build_blocks(
     return blocks
 
 
+# Characters with a meaning inside a Markdown line (CommonMark and GitHub's extensions):
+# emphasis, code, links and images, raw HTML and entities, table cells, strikethrough,
+# math, closing heading marks, and the backslash itself.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|&#~$])")
+# Line breaks (and every other control character) would end a table row or start a
+# heading, list or quote: a name is one line.
+_MD_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_MD_WWW = re.compile(r"(?i)\b(www)\.")
+
+
+def md_text(value: object) -> str:
+    """Text from outside (synset names, licences, sources) as literal Markdown text.
+
+    Backslash escapes every character that could start markup, so a name like
+    ``<img src=x onerror=...>`` or ``[click](javascript:...)`` shows as those
+    characters; ``://`` and ``www.`` are escaped too, so GitHub does not turn a
+    URL in a hostile name into a link.
+    """
+    text = _MD_SPECIAL.sub(r"\\\1", _MD_BREAKS.sub(" ", str(value)))
+    return _MD_WWW.sub(r"\1\\.", text).replace("://", r":\/\/")
+
+
 def to_markdown(blocks: list[Block]) -> str:
+    """Every piece of text goes through :func:`md_text`; only the structure is Markdown."""
     out: list[str] = []
     for block in blocks:
         kind = block[0]
         if kind in ("h1", "h2", "h3"):
-            out.append("#" * int(kind[1]) + " " + block[1])
+            out.append("#" * int(kind[1]) + " " + md_text(block[1]))
         elif kind == "p":
-            out.append(block[1])
+            out.append(md_text(block[1]))
         elif kind == "img":
-            out.append(f"![{block[2]}]({block[1]})")
+            out.append(f"![{md_text(block[2])}]({quote(block[1])})")
         elif kind == "table":
             header, rows = block[1], block[2]
-            cell = lambda v: str(v).replace("|", "\\|")  # noqa: E731
-            out.append("| " + " | ".join(header) + " |")
+            out.append("| " + " | ".join(md_text(h) for h in header) + " |")
             out.append("|" + "---|" * len(header))
-            out.extend("| " + " | ".join(cell(v) for v in row) + " |" for row in rows)
+            out.extend("| " + " | ".join(md_text(v) for v in row) + " |" for row in rows)
         out.append("")
     return "\n".join(out)
 
 
 def to_html(blocks: list[Block]) -> str:
+    """Every piece of text HTML-escaped (quotes included: some land in attributes)."""
     e = html.escape
     out = [
         "<!doctype html><html><head><meta charset='utf-8'><title>Datasheet</title>",
@@ -262,7 +327,7 @@ def to_html(blocks: list[Block]) -> str:
         if kind in ("h1", "h2", "h3", "p"):
             out.append(f"<{kind}>{e(block[1])}</{kind}>")
         elif kind == "img":
-            out.append(f"<p><img src='{e(block[1])}' alt='{e(block[2])}'></p>")
+            out.append(f"<p><img src='{e(quote(block[1]))}' alt='{e(block[2])}'></p>")
         elif kind == "table":
             head = "".join(f"<th>{e(h)}</th>" for h in block[1])
             body = "".join(
@@ -277,17 +342,13 @@ def write_datasheet(
     session: Session,
     out: Path,
     sel: Selection,
-    rows: list[dict[str, str]],
+    stats: SheetStats,
     class_rows: list[dict[str, object]],
-    samples: dict[str, list[bytes]],
     *,
     report: dict[str, object],
     params: dict[str, object],
 ) -> list[str]:
     """Write the datasheet and its figures; the paths written, relative to ``out``."""
-    per_class: dict[str, Counter[str]] = {str(c["wnid"]): Counter() for c in class_rows}
-    for r in rows:
-        per_class[r["wnid"]][r["split"]] += 1
     written: list[str] = []
 
     def put(rel: str, data: bytes) -> str:
@@ -295,10 +356,15 @@ def write_datasheet(
         written.append(rel)
         return rel
 
-    figures = {"chart": put(f"{FOLDER}/class_sizes.png", class_size_chart(per_class))}
-    for wnid, images in sorted(samples.items()):
-        figures[wnid] = put(f"{FOLDER}/samples/{wnid}.png", sample_grid(images))
-    blocks = build_blocks(session, sel, rows, class_rows, report, params, figures)
+    counts = {str(c["wnid"]): stats.per_class[str(c["wnid"])] for c in class_rows}
+    figures = {"chart": put(f"{FOLDER}/class_sizes.png", class_size_chart(counts))}
+    if len(counts) > FULL:
+        buckets = size_histogram([sum(c.values()) for c in counts.values()])
+        figures["histogram"] = put(f"{FOLDER}/class_size_histogram.png", histogram_chart(buckets))
+    for wnid, images in sorted(stats.samples.items()):
+        if images:
+            figures[wnid] = put(f"{FOLDER}/samples/{wnid}.png", sample_grid(images))
+    blocks = build_blocks(session, sel, stats, class_rows, report, params, figures)
     put("datasheet.md", to_markdown(blocks).encode())
     put("datasheet.html", to_html(blocks).encode())
     return written

@@ -14,11 +14,11 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from synset_builder.export_formats import atomic_write
+from synset_builder.export_formats import write_lines
 from synset_builder.export_render import Rendered, RenderSpec
 
 COLUMNS = ("sha256", "render", "file_sha256", "width", "height", "faces", "path")
@@ -64,14 +64,12 @@ class RenderCache:
             self.writer.writerow(COLUMNS)
             self.handle.flush()
 
-    def reusable(self, shas: Iterable[str]) -> dict[str, Cached]:
-        """Cached renderings of these images whose file is still there."""
-        found = {}
-        for sha in shas:
-            hit = self.entries.get(sha)
-            if hit is not None and (self.out / hit.path).is_file():
-                found[sha] = hit
-        return found
+    def hit(self, sha: str) -> Cached | None:
+        """The cached rendering of this image, if its file is still there."""
+        found = self.entries.get(sha)
+        if found is not None and (self.out / found.path).is_file():
+            return found
+        return None
 
     def load(self, hit: Cached) -> Rendered | None:
         """The bytes of a cached file, or None if it changed since it was written."""
@@ -93,13 +91,25 @@ class RenderCache:
         )
         self.handle.flush()
 
-    def close(self, keep: set[str]) -> None:
-        """Rewrite the cache with this run's files only, so it never grows stale."""
+    def close(self, keep: Callable[[str], bool]) -> None:
+        """Rewrite the cache with this run's images only (``keep(sha256)``), so it never
+        grows stale; streamed, as it holds a line per exported image."""
         self.handle.close()
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        for sha in sorted(keep & set(self.entries)):
-            c = self.entries[sha]
-            writer.writerow((sha, self.key, c.file_sha256, c.width, c.height, c.faces, c.path))
-        atomic_write(self.file, buf.getvalue().encode())
+
+        def lines() -> Iterator[str]:
+            buf = io.StringIO()
+            writer = csv.writer(buf, lineterminator="\n")
+            writer.writerow(COLUMNS)
+            for sha in sorted(self.entries):
+                if keep(sha):
+                    c = self.entries[sha]
+                    writer.writerow(
+                        (sha, self.key, c.file_sha256, c.width, c.height, c.faces, c.path)
+                    )
+                if buf.tell() > 1 << 16:
+                    yield buf.getvalue()
+                    buf.seek(0)
+                    buf.truncate()
+            yield buf.getvalue()
+
+        write_lines(self.file, lines())

@@ -13,6 +13,7 @@ import csv
 import hashlib
 import json
 import os
+from collections.abc import Container
 from pathlib import Path
 
 from synset_builder.errors import InvalidInput
@@ -57,20 +58,28 @@ def sha_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def remove_stale(out: Path, keep: set[str]) -> int:
-    """Delete files of earlier runs that this export no longer lists (takedowns above all)."""
+def remove_stale(out: Path, keep: Container[str]) -> int:
+    """Delete files of earlier runs that this export no longer lists (takedowns above all).
+
+    Walks the tree folder by folder (deepest first, so emptied folders go too)
+    rather than listing it whole: an imagefolder export holds a file per image.
+    """
     removed = 0
     for top in OWNED_DIRS:
         root = out / top
         if not root.is_dir():
             continue
-        for path in sorted(root.rglob("*"), reverse=True):
-            rel = path.relative_to(out).as_posix()
-            if path.is_file() and rel not in keep:
-                path.unlink()
-                removed += 1
-            elif path.is_dir() and not any(path.iterdir()):
-                path.rmdir()
+        for folder, dirs, names in os.walk(root, topdown=False):
+            here = Path(folder)
+            for name in names:
+                path = here / name
+                if path.relative_to(out).as_posix() not in keep:
+                    path.unlink()
+                    removed += 1
+            for name in dirs:
+                sub = here / name
+                if sub.is_dir() and not sub.is_symlink() and not any(sub.iterdir()):
+                    sub.rmdir()
         if not any(root.iterdir()):
             root.rmdir()
     return removed

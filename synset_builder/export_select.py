@@ -9,48 +9,34 @@ Everything left out is counted with its reason, for the datasheet.
 
 from __future__ import annotations
 
+import os
 import re
-from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 
-from sqlalchemy import case, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Row, Select, case, func, select, text
+from sqlalchemy.orm import Session, aliased
 
-from synset_builder.db.models import Candidate, Consensus, Image, Synset, Vote
+from synset_builder.db.models import Candidate, Consensus, Image, Synset, Takedown, Vote
+from synset_builder.db.session import on_postgresql
 from synset_builder.export_labels import Hierarchy, Level, class_ids_for, load_hierarchy
+from synset_builder.export_spool import Entry, ExportSpool
 from synset_builder.pool import clean_clause
 from synset_builder.splits import unit_hash
 from synset_builder.takedown import taken_down_clause
 
-
-@dataclass(frozen=True)
-class Entry:
-    """One (image, class) row of the export, with the provenance of its best candidate."""
-
-    sha256: str
-    source_path: str
-    width: int
-    height: int
-    group: str
-    wnid: str
-    source: str
-    url: str
-    license: str
-    creator: str
-    votes_yes: int
-    votes_no: int
-    p_yes: float
-    fetched_at: datetime | None
-    from_wnid: str
+# Rows fetched per round trip from the server-side cursor.
+STREAM_BATCH = 5000
 
 
 @dataclass
 class Selection:
-    entries: list[Entry] = field(default_factory=list)
-    labels: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """What was selected (the entries themselves are in the spool) and what was left out."""
+
     classes: dict[str, tuple[str, str]] = field(default_factory=dict)  # wnid -> name, gloss
+    sizes: dict[str, int] = field(default_factory=dict)  # wnid -> entries kept
     ambiguous: list[tuple[str, list[str]]] = field(default_factory=list)
     outside: int = 0
     license_filtered: int = 0
@@ -58,6 +44,10 @@ class Selection:
     dropped_classes: dict[str, int] = field(default_factory=dict)
     capped: dict[str, int] = field(default_factory=dict)
     contributing: set[str] = field(default_factory=set)
+
+    @property
+    def entries(self) -> int:
+        return sum(self.sizes.values())
 
 
 def licence_family(text: str | None) -> str:
@@ -87,24 +77,80 @@ def group_keys(session: Session) -> dict[int, str]:
     return keys
 
 
-def _votes(session: Session) -> dict[int, tuple[int, int]]:
-    stmt = (
-        select(Vote.candidate_id, func.sum(case((Vote.answer, 1), else_=0)), func.count())
+def _accepted_rows() -> Select:
+    """Every accepted candidate in the pool with its image, group key and vote counts.
+
+    Plain columns, not ORM objects, ordered by image so that one pass sees all the
+    candidates of an image together; votes are counted and group keys found by
+    the database in the same statement, not in Python dictionaries.
+    """
+    votes = (
+        select(
+            Vote.candidate_id,
+            func.sum(case((Vote.answer, 1), else_=0)).label("yes"),
+            func.count().label("n"),
+        )
         .join(Consensus, Consensus.candidate_id == Vote.candidate_id)
         .where(Consensus.decision == "accepted")
         .group_by(Vote.candidate_id)
+        .subquery()
     )
-    return {cid: (int(yes or 0), int(n) - int(yes or 0)) for cid, yes, n in session.execute(stmt)}
+    # The key of a near-duplicate group is the sha256 of its oldest image: looked up
+    # per grouped image through the dup_group index (a join here would hash every
+    # image on a column that is NULL for most of them).
+    oldest = aliased(Image)
+    group_sha = case(
+        (
+            Image.dup_group.is_not(None),
+            select(oldest.sha256)
+            .where(oldest.dup_group == Image.dup_group)
+            .order_by(oldest.id)
+            .limit(1)
+            .scalar_subquery(),
+        ),
+        else_=None,
+    ).label("group_sha")
+    return (
+        select(
+            Image.id.label("image_id"),
+            Image.sha256,
+            Image.path,
+            Image.width,
+            Image.height,
+            group_sha,
+            Candidate.id,
+            Candidate.synset_id,
+            Candidate.source,
+            Candidate.url,
+            Candidate.license,
+            Candidate.creator,
+            Candidate.fetched_at,
+            Consensus.p_yes,
+            votes.c.yes,
+            votes.c.n,
+        )  # in the order _add_image unpacks them
+        .select_from(Candidate)
+        .join(Image, Image.id == Candidate.image_id)
+        .join(Consensus, Consensus.candidate_id == Candidate.id)
+        .outerjoin(votes, votes.c.candidate_id == Candidate.id)
+        .where(Consensus.decision == "accepted", clean_clause())
+        .order_by(Image.id, Candidate.id)
+    )
 
 
-def _resolve_path(data_dir: Path, path: str) -> str:
-    p = Path(path)
-    return str(p if p.is_absolute() else (data_dir / p).resolve())
+def _resolve_path(data_dir: str, path: str) -> str:
+    """The stored file's absolute path; ``data_dir`` is resolved once by the caller, so
+    this is string work, not a walk of the file system per image (and the plain
+    join of a content-addressed path is tried before the general rule)."""
+    if not path.startswith("/") and ".." not in path and "//" not in path:
+        return f"{data_dir}/{path.removeprefix('./')}"
+    return os.path.normpath(os.path.join(data_dir, path))
 
 
 def select_entries(
     session: Session,
     data_dir: Path,
+    spool: ExportSpool,
     *,
     level: Level,
     multi_label: bool,
@@ -113,99 +159,114 @@ def select_entries(
     max_per_class: int | None,
     seed: int,
 ) -> Selection:
+    """Stream the accepted images into ``spool``; the counts of what was left out.
+
+    Memory holds one image's candidates at a time (rows arrive by image from a
+    server-side cursor), never the whole table.
+    """
     hierarchy: Hierarchy = load_hierarchy(session)
+    root = str(data_dir.resolve())
     class_ids = class_ids_for(session, level)
-    accepted = (
-        select(Candidate, Image, Consensus.p_yes)
-        .join(Image, Image.id == Candidate.image_id)
-        .join(Consensus, Consensus.candidate_id == Candidate.id)
-        .where(Consensus.decision == "accepted")
-    )
     sel = Selection()
     if licenses is not None:
         licenses = frozenset(licence_family(x) for x in licenses)
-    sel.taken_down = len(
-        set(session.scalars(accepted.with_only_columns(Image.id).where(taken_down_clause())))
-    )
-    votes = _votes(session)
-    keys = group_keys(session)
-    per_image: dict[int, list[tuple[Candidate, float, set[int]]]] = defaultdict(list)
-    images: dict[int, Image] = {}
-    for cand, image, p_yes in session.execute(accepted.where(clean_clause())):
-        if licenses is not None and licence_family(cand.license) not in licenses:
-            sel.license_filtered += 1
-            continue
-        images[image.id] = image
-        per_image[image.id].append((cand, p_yes, hierarchy.map(cand.synset_id, level, class_ids)))
-    wnid_of = hierarchy.wnid
-    for image_id in sorted(per_image):
-        image, cands = images[image_id], per_image[image_id]
-        labels = hierarchy.most_specific(set().union(*(m for _, _, m in cands)))
-        if not labels:
-            sel.outside += 1
-            continue
-        if len(labels) > 1 and not multi_label:
-            sel.ambiguous.append((image.sha256, sorted(wnid_of[x] for x in labels)))
-            continue
-        group = keys.get(image.dup_group, image.sha256) if image.dup_group is not None else None
-        for label in sorted(labels, key=wnid_of.__getitem__):
-            cand, p_yes, _ = max(
-                ((c, p, m) for c, p, m in cands if label in m), key=lambda t: (t[1], -t[0].id)
-            )
-            yes, no = votes.get(cand.id, (0, 0))
-            sel.entries.append(
-                Entry(
-                    sha256=image.sha256,
-                    source_path=_resolve_path(data_dir, image.path),
-                    width=image.width,
-                    height=image.height,
-                    group=group or image.sha256,
-                    wnid=wnid_of[label],
-                    source=cand.source,
-                    url=cand.url or "",
-                    license=cand.license or "",
-                    creator=cand.creator or "",
-                    votes_yes=yes,
-                    votes_no=no,
-                    p_yes=float(p_yes),
-                    fetched_at=cand.fetched_at,
-                    from_wnid=wnid_of[cand.synset_id],
-                )
-            )
-            sel.contributing.add(wnid_of[cand.synset_id])
-    _floor_and_cap(sel, min_per_class, max_per_class, seed)
-    for wnid, name, gloss in session.execute(
-        select(Synset.wnid, Synset.name, Synset.gloss).where(
-            Synset.wnid.in_(sorted({e.wnid for e in sel.entries}))
-        )
-    ):
-        sel.classes[wnid] = (name, gloss or "")
-    labels_of: dict[str, list[str]] = defaultdict(list)
-    for e in sel.entries:
-        labels_of[e.sha256].append(e.wnid)
-    sel.labels = {sha: tuple(sorted(w)) for sha, w in labels_of.items()}
+    active = select(Takedown.id).where(Takedown.revoked_at.is_(None)).limit(1)
+    if session.execute(active).first() is not None:  # else a scan to count nothing
+        sel.taken_down = session.execute(
+            select(func.count(func.distinct(Image.id)))
+            .select_from(Candidate)
+            .join(Image, Image.id == Candidate.image_id)
+            .join(Consensus, Consensus.candidate_id == Candidate.id)
+            .where(Consensus.decision == "accepted", taken_down_clause())
+        ).scalar_one()
+    if on_postgresql(session):
+        # The statement's cost estimate at ILSVRC scale turns on PostgreSQL's JIT, which
+        # then spends longer compiling its expressions than the scan takes to run them.
+        session.execute(text("SET LOCAL jit = off"))
+    # Core, not the ORM: plain rows, no identity map, from a server-side cursor.
+    stream = _accepted_rows().execution_options(yield_per=STREAM_BATCH)
+    for _, image_rows in groupby(session.connection().execute(stream), key=itemgetter(0)):
+        cands = []
+        for row in image_rows:
+            if licenses is not None and licence_family(row.license) not in licenses:
+                sel.license_filtered += 1
+                continue
+            cands.append((row, hierarchy.map(row.synset_id, level, class_ids)))
+        if cands:
+            _add_image(sel, spool, hierarchy, root, cands, multi_label, seed)
+    spool.flush()
+    _floor_and_cap(sel, spool, min_per_class, max_per_class)
+    sel.sizes = dict(spool.sizes)
+    for wnid, name, gloss in session.execute(select(Synset.wnid, Synset.name, Synset.gloss)):
+        if wnid in sel.sizes:
+            sel.classes[wnid] = (name, gloss or "")
     return sel
 
 
+def _add_image(
+    sel: Selection,
+    spool: ExportSpool,
+    hierarchy: Hierarchy,
+    data_dir: str,
+    cands: list[tuple[Row, set[int]]],
+    multi_label: bool,
+    seed: int,
+) -> None:
+    """One image's entries: its most specific label(s), each with its best candidate."""
+    wnid_of = hierarchy.wnid
+    _, sha, stored, width, height, group_sha, *_ = cands[0][0]
+    found = cands[0][1] if len(cands) == 1 else set().union(*(m for _, m in cands))
+    labels = found if len(found) < 2 else hierarchy.most_specific(found)
+    if not labels:
+        sel.outside += 1
+        return
+    if len(labels) > 1 and not multi_label:
+        sel.ambiguous.append((sha, sorted(wnid_of[x] for x in labels)))
+        return
+    group = group_sha or sha
+    shash = unit_hash(sha, seed)
+    ghash = shash if group == sha else unit_hash(group, seed)
+    path = _resolve_path(data_dir, stored)
+    entries = []
+    for label in sorted(labels, key=wnid_of.__getitem__):
+        if len(cands) == 1:
+            row = cands[0][0]
+        else:
+            row = max((r for r, m in cands if label in m), key=lambda r: (r.p_yes, -r.id))
+        # Unpacked at once: a Row's attribute lookups, 800,000 times, cost seconds.
+        *_, synset_id, source, url, licence, creator, fetched_at, p_yes, yes, n = row
+        yes, n = int(yes or 0), int(n or 0)
+        entries.append(
+            Entry(
+                sha256=sha,
+                source_path=path,
+                width=width,
+                height=height,
+                group=group,
+                wnid=wnid_of[label],
+                source=source,
+                url=url or "",
+                license=licence or "",
+                creator=creator or "",
+                votes_yes=yes,
+                votes_no=n - yes,
+                p_yes=float(p_yes),
+                fetched_at=fetched_at.isoformat() if fetched_at is not None else None,
+                from_wnid=wnid_of[synset_id],
+            )
+        )
+        sel.contributing.add(wnid_of[synset_id])
+    spool.add_image(entries, ghash, shash)
+
+
 def _floor_and_cap(
-    sel: Selection, min_per_class: int, max_per_class: int | None, seed: int
+    sel: Selection, spool: ExportSpool, min_per_class: int, max_per_class: int | None
 ) -> None:
     """Cap big classes by hash order (stable as classes grow), then drop thin ones."""
-    by_class: dict[str, list[Entry]] = defaultdict(list)
-    for e in sel.entries:
-        by_class[e.wnid].append(e)
-    kept: list[Entry] = []
-    for wnid in sorted(by_class):
-        members = sorted(by_class[wnid], key=lambda e: (unit_hash(e.group, seed), e.sha256))
-        if max_per_class is not None and len(members) > max_per_class:
-            sel.capped[wnid] = len(members) - max_per_class
-            members = members[:max_per_class]
-        if len(members) < min_per_class:
-            sel.dropped_classes[wnid] = len(members)
-            continue
-        kept.extend(members)
-    sel.entries = kept
-
-
-def class_counts(entries: list[Entry]) -> Counter[str]:
-    return Counter(e.wnid for e in entries)
+    for wnid, size in sorted(spool.sizes.items()):
+        if max_per_class is not None and size > max_per_class:
+            sel.capped[wnid] = spool.cap(wnid, max_per_class)
+            size = max_per_class
+        if size < min_per_class:
+            sel.dropped_classes[wnid] = size
+            spool.drop(wnid)

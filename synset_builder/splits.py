@@ -68,7 +68,7 @@ def unit_hash(key: str, seed: int) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
     """One image to place: its identity, its near-duplicate group, its class(es)."""
 
@@ -115,7 +115,7 @@ def assign_splits(
     result = Assignment()
     group_split: dict[str, str] = {}
     for key, members in groups.items():
-        earlier = _pinned_split(members, pinned)
+        earlier = _pinned_split(members, pinned) if pinned else None
         if earlier is not None:
             group_split[key] = earlier
             result.pinned += sum(1 for m in members if m.sha256 in pinned)
