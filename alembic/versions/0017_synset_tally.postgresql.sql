@@ -14,21 +14,22 @@ CREATE FUNCTION tally_takedown_images(text, text) RETURNS integer[] LANGUAGE sql
                  UNION SELECT image_id FROM candidate WHERE $1 = 'url' AND url = $2
                  UNION SELECT image_id FROM candidate WHERE $1 = 'creator' AND creator = $2)
 $$;
--- Locks the items' votes until commit, and their decisions and gold answers (a concurrent
--- change of one waits, or is waited for). Past 1,000 items in one transaction (an import:
--- the lock table is shared and small), the vote table instead: other voters wait for it.
+-- Locks the items' votes until commit (a vote, a gold answer or a new decision on one of
+-- them waits, or is waited for), and their decisions (an update of one waits, or is waited
+-- for). Past 1,000 items in one transaction (an import: the lock table is shared and
+-- small), the vote table instead: other voters wait for it.
 CREATE FUNCTION tally_lock_items(ids integer[]) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    held integer := coalesce(nullif(current_setting('tally.item_locks', true), ''), '0')::integer;
+    held integer := cardinality(ids)
+        + coalesce(nullif(current_setting('tally.item_locks', true), ''), '0')::integer;
 BEGIN
-    IF held + cardinality(ids) > 1000 THEN
+    IF held > 1000 THEN
         LOCK TABLE vote IN SHARE ROW EXCLUSIVE MODE;
     ELSE
-        PERFORM pg_advisory_xact_lock(726002, x) FROM unnest(ids) x ORDER BY x;
-        PERFORM set_config('tally.item_locks', (held + cardinality(ids))::text, true);
+        PERFORM pg_advisory_xact_lock(726002, x), set_config('tally.item_locks', held::text, true)
+        FROM unnest(ids) x ORDER BY x;
     END IF;
-    PERFORM 1 FROM consensus WHERE candidate_id = ANY(ids) ORDER BY candidate_id FOR SHARE;
-    PERFORM 1 FROM gold WHERE candidate_id = ANY(ids) ORDER BY candidate_id FOR SHARE;
+    PERFORM 1 FROM consensus WHERE candidate_id = ANY(ids) FOR SHARE;
 END $$;
 -- The synset ledger for items whose vote count changed by dn (dyes of them yes).
 CREATE FUNCTION tally_votes(changed integer[], dn bigint[], dyes bigint[]) RETURNS void
@@ -124,12 +125,11 @@ CREATE TRIGGER tally_candidate_delete AFTER DELETE ON candidate
 ----
 CREATE FUNCTION tally_vote_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM new_rows) THEN RETURN NULL; END IF;  -- all repeats
     PERFORM tally_votes(array_agg(candidate_id), array_agg(dn), array_agg(dyes))
     FROM (SELECT candidate_id, count(*) AS dn, count(*) FILTER (WHERE answer) AS dyes
           FROM new_rows GROUP BY candidate_id ORDER BY candidate_id) a;
     INSERT INTO annotator_tally_delta (annotator_id, VOTER_COLUMNS())
-    SELECT v.annotator_id, VOTER_SUMS(v, 1) FROM new_rows v VOTER_JOINS(v) GROUP BY v.annotator_id;
+    SELECT v.annotator_id, VOTER_SUMS(v, 1) FROM VOTES_OF(new_rows) v GROUP BY v.annotator_id;
     RETURN NULL;
 END $$;
 CREATE TRIGGER tally_vote_insert AFTER INSERT ON vote REFERENCING NEW TABLE AS new_rows
@@ -141,7 +141,7 @@ BEGIN
     FROM (SELECT candidate_id, -count(*) AS dn, -count(*) FILTER (WHERE answer) AS dyes
           FROM old_rows GROUP BY candidate_id ORDER BY candidate_id) a;
     INSERT INTO annotator_tally_delta (annotator_id, VOTER_COLUMNS())
-    SELECT v.annotator_id, VOTER_SUMS(v, -1) FROM old_rows v VOTER_JOINS(v) GROUP BY v.annotator_id;
+    SELECT v.annotator_id, VOTER_SUMS(v, -1) FROM VOTES_OF(old_rows) v GROUP BY v.annotator_id;
     RETURN NULL;
 END $$;
 CREATE TRIGGER tally_vote_delete AFTER DELETE ON vote REFERENCING OLD TABLE AS old_rows
@@ -154,12 +154,11 @@ BEGIN
           FROM (VALUES (OLD.candidate_id, -1, -(CASE WHEN OLD.answer THEN 1 ELSE 0 END)),
                        (NEW.candidate_id, 1, CASE WHEN NEW.answer THEN 1 ELSE 0 END))
                d (candidate_id, dn, dyes) GROUP BY candidate_id ORDER BY candidate_id) a;
+    WITH old_vote AS (SELECT OLD.*), new_vote AS (SELECT NEW.*)
     INSERT INTO annotator_tally_delta (annotator_id, VOTER_COLUMNS())
-    SELECT v.annotator_id, VOTER_SUMS(v, -1) FROM (SELECT OLD.*) v VOTER_JOINS(v)
-    GROUP BY v.annotator_id
+    SELECT v.annotator_id, VOTER_SUMS(v, -1) FROM VOTES_OF(old_vote) v GROUP BY v.annotator_id
     UNION ALL
-    SELECT v.annotator_id, VOTER_SUMS(v, 1) FROM (SELECT NEW.*) v VOTER_JOINS(v)
-    GROUP BY v.annotator_id;
+    SELECT v.annotator_id, VOTER_SUMS(v, 1) FROM VOTES_OF(new_vote) v GROUP BY v.annotator_id;
     RETURN NULL;
 END $$;
 CREATE TRIGGER tally_vote_update AFTER UPDATE OF candidate_id, answer, annotator_id, time_ms
@@ -193,7 +192,11 @@ BEGIN
     SELECT c.synset_id, sum(accepted), sum(rejected_by_vote), sum(undecided), sum(pending)
     FROM (SELECT candidate_id, DECISIONS(n, 1) FROM new_rows n) x
     JOIN candidate c ON c.id = x.candidate_id GROUP BY c.synset_id;
-    -- New decisions: serialised with votes on the same items (tally_lock_items).
+    -- New decisions: serialised with votes on the same items (tally_lock_items). The web
+    -- app's new rows are mostly 'pending': nothing to do for them.
+    IF NOT EXISTS (SELECT 1 FROM new_rows WHERE decision IN ('accepted', 'rejected')) THEN
+        RETURN NULL;
+    END IF;
     PERFORM tally_lock_items(ARRAY(SELECT candidate_id FROM new_rows
                                    WHERE decision IN ('accepted', 'rejected') ORDER BY 1));
     INSERT INTO annotator_tally_delta (annotator_id, decided, agreed)

@@ -90,16 +90,29 @@ def _yes(rows: str) -> str:
     return " ".join(f"{s} (CASE WHEN {r}.answer THEN 1 ELSE 0 END)" for s, r in terms)
 
 
+def _votes_of(rows: str) -> str:
+    """Votes (``rows``: a table or subquery of vote rows) with their item's gold answer
+    and decision, each read by key (a join would scan the gold table per statement)."""
+    return (
+        "(SELECT s.annotator_id, s.time_ms, s.answer, (SELECT g.answer FROM gold g WHERE "
+        "g.candidate_id = s.candidate_id) AS gold, (SELECT k.decision FROM consensus k WHERE "
+        "k.candidate_id = s.candidate_id AND k.decision IN ('accepted', 'rejected')) AS decision "
+        f"FROM {rows} s)"
+    )
+
+
 def _rules(pg: bool) -> dict[str, Callable[..., str]]:
     """The macros of the .sql files. CLEAN(c, i) / REJECTED(c, i): 1 if candidate
     ``c`` with image ``i`` counts as clean / rejected (synset_builder/status.py).
     WITHHELD(i): 1 if image ``i`` is taken down or reported. SHARE(yes, n): the
     majority's share of an item's votes, from two votes up; ITEMS(n): 1 from two
     votes up (status.count_agreement). DECISIONS(k, sign): the four decision counts
-    of consensus row ``k`` as columns. SQLite only: REWITHHOLD(id, ...) sets
-    ``withheld`` of those images right; TAKEN(row): of the images a takedown row
-    covers; ITEM_VOTES(item, dn, rows, when): the ledger row for an item whose vote
-    count changed by ``dn``, with the yes votes of ``rows`` ('NEW -OLD')."""
+    of consensus row ``k`` as columns. VOTES_OF(rows): vote rows with their item's gold
+    answer and decided decision; VOTER_SUMS(v, sign): the annotators' figures over
+    them. SQLite only: REWITHHOLD(id, ...) sets ``withheld`` of those images right;
+    TAKEN(row): of the images a takedown row covers; ITEM_VOTES(item, dn, rows, when):
+    the ledger row for an item whose vote count changed by ``dn``, with the yes votes
+    of ``rows`` ('NEW -OLD')."""
     big = "GREATEST({0}, {1} - {0})" if pg else "max({0}, {1} - {0})"
     real = "double precision" if pg else "REAL"
     return {
@@ -136,34 +149,34 @@ def _rules(pg: bool) -> dict[str, Callable[..., str]]:
             + ")"
         ),  # fmt: skip
         "VOTER_COLUMNS": lambda _: ", ".join(VOTER),
+        "VOTES_OF": _votes_of,
         "VOTER_SUMS": lambda v, sign: ", ".join(
             f"{sign} * {term.format(v=v)}"
             for term in (
                 "count(*)",
                 "count({v}.time_ms)",
                 "coalesce(sum({v}.time_ms), 0)",
-                "count(g.candidate_id)",
-                "count(*) FILTER (WHERE g.answer = {v}.answer)",
-                "count(k.candidate_id)",
-                "coalesce(sum(AGREES({v}, k)), 0)",
+                "count({v}.gold)",
+                "count(*) FILTER (WHERE {v}.gold = {v}.answer)",
+                "count({v}.decision)",
+                "coalesce(sum(AGREES({v}, {v})), 0)",
             )
         ),  # fmt: skip
-        "VOTER_JOINS": lambda v: (
-            f"LEFT JOIN gold g ON g.candidate_id = {v}.candidate_id "
-            f"LEFT JOIN consensus k ON k.candidate_id = {v}.candidate_id "
-            "AND k.decision IN ('accepted', 'rejected')"
-        ),
         "AGREES": lambda v, k: (
             f"(CASE WHEN {v}.answer = ({k}.decision = 'accepted') THEN 1 ELSE 0 END)"
         ),
         "VOTER_DELTA": lambda r, sign: (
-            "INSERT INTO annotator_tally_delta (annotator_id, "
-            f"VOTER_COLUMNS()) SELECT v.annotator_id, VOTER_SUMS(v, {sign}) FROM (SELECT "
-            + ", ".join(
-                f"{r}.{c} AS {c}" for c in ("annotator_id", "candidate_id", "answer", "time_ms")
+            "INSERT INTO annotator_tally_delta (annotator_id, VOTER_COLUMNS()) SELECT "
+            f"v.annotator_id, VOTER_SUMS(v, {sign}) FROM "
+            + _votes_of(
+                "(SELECT "
+                + ", ".join(
+                    f"{r}.{c} AS {c}" for c in ("annotator_id", "candidate_id", "answer", "time_ms")
+                )
+                + ")"
             )
-            + ") v VOTER_JOINS(v)"
-        ),
+            + " v GROUP BY v.annotator_id"
+        ),  # fmt: skip
         "DECIDED_DELTA": lambda r, sign: (
             "INSERT INTO annotator_tally_delta (annotator_id, "
             f"decided, agreed) SELECT v.annotator_id, {sign}, {sign} * AGREES(v, {r}) FROM vote v "
@@ -224,7 +237,7 @@ FROM (SELECT candidate_id, count(*) AS n, sum({_yes("vote")}) AS yes FROM vote
       GROUP BY candidate_id) t JOIN candidate c ON c.id = t.candidate_id GROUP BY c.synset_id
 ----
 INSERT INTO annotator_tally_delta (annotator_id, VOTER_COLUMNS())
-SELECT v.annotator_id, VOTER_SUMS(v, 1) FROM vote v VOTER_JOINS(v) GROUP BY v.annotator_id
+SELECT v.annotator_id, VOTER_SUMS(v, 1) FROM VOTES_OF(vote) v GROUP BY v.annotator_id
 """
 
 
