@@ -64,16 +64,15 @@ class SheetStats:
     votes: Counter[int] = field(default_factory=Counter)
     p_yes_sum: float = 0.0
     months: Counter[str] = field(default_factory=Counter)
-    first_fetch: str | None = None  # ISO 8601
+    first_fetch: str | None = None  # as Entry.fetched_at
     last_fetch: str | None = None
     samples: defaultdict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))
 
     def add(self, entry: Entry, split: str, *, first: bool) -> None:
         """Count one manifest row (``first``: the image's first label).
 
-        Dates are compared and cut as ISO text (``2026-03-01T...`` -> month
-        ``2026-03``): the database gives every time in the same zone, and at one
-        call per image parsing them back into datetimes was a quarter of the work.
+        Dates are compared and cut as the text the database gave (``2026-03-01
+        12:00...`` -> month ``2026-03``), every one in the same zone and format.
         """
         self.per_class[entry.wnid][split] += 1
         if not first:

@@ -46,7 +46,7 @@ class Entry(NamedTuple):
     votes_yes: int
     votes_no: int
     p_yes: float
-    fetched_at: str | None  # ISO 8601, as the database gave it
+    fetched_at: str | None  # "YYYY-MM-DD hh:mm:ss...", as the database writes it as text
     from_wnid: str
 
 

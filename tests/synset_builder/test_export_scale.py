@@ -16,6 +16,7 @@ import re
 import tarfile
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,7 @@ def classes(session: Session, tmp_path: Path, photos: list[Path]) -> Classes:
                 url=f"https://example.org/{n}.jpg",
                 license=("by", "cc0", "by-sa")[n % 3],
                 creator=f"creator {n % 5}",
+                fetched_at=datetime(2026, 1 + n % 12, 15, 12, tzinfo=UTC),
             )
             session.add(cand)
             session.flush()
@@ -148,6 +150,10 @@ def test_csv_export_of_150_classes_writes_its_datasheet_and_export_json(
         assert hist.format == "PNG"
     grids = {p.stem for p in (out / "datasheet" / "samples").glob("*.png")}
     assert grids and grids <= shown
+    assert "Crawled between 2026-01-15 and 2026-12-15." in md
+    months = md.split("| month | images |\n|---|---|\n")[1].split("\n\n")[0].splitlines()
+    assert [m.split(" | ")[0] for m in months] == [f"| 2026-{k:02d}" for k in range(1, 13)]
+    assert sum(int(m.strip("| ").split(" | ")[1]) for m in months) == total
     html = (out / "datasheet.html").read_text()
     assert "class_size_histogram.png" in html and "class_sizes.png" in html
 
