@@ -16,7 +16,7 @@ from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
 
-from sqlalchemy import Row, Select, String, case, cast, func, select, text
+from sqlalchemy import ColumnElement, Row, Select, String, case, cast, func, select, text
 from sqlalchemy.orm import Session, aliased
 
 from synset_builder.db.models import Candidate, Consensus, Image, Synset, Takedown, Vote
@@ -63,18 +63,24 @@ def licence_family(text: str | None) -> str:
     return re.sub(r"^cc-(?=(by|nc|sa|nd)\b)", "", t)
 
 
-def group_keys(session: Session) -> dict[int, str]:
-    """dup_group -> the sha256 of its oldest image.
+def group_key() -> ColumnElement[str | None]:
+    """An ``Image``'s near-duplicate group key: the sha256 of the group's oldest image.
 
     Keyed by content, not by the group number, so a re-run of dedup that
     renumbers groups, or a new near copy joining a group, leaves the key (and
-    therefore the split) of every earlier image unchanged.
+    therefore the split) of every earlier image unchanged. Looked up per grouped
+    image through the dup_group index: a join would hash every image on a column
+    that is NULL for most of them.
     """
-    keys: dict[int, str] = {}
-    stmt = select(Image.dup_group, Image.sha256).where(Image.dup_group.is_not(None))
-    for group, sha in session.execute(stmt.order_by(Image.id)):
-        keys.setdefault(group, sha)
-    return keys
+    oldest = aliased(Image)
+    first = (
+        select(oldest.sha256)
+        .where(oldest.dup_group == Image.dup_group)
+        .order_by(oldest.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return case((Image.dup_group.is_not(None), first), else_=None).label("group_sha")
 
 
 def _accepted_rows() -> Select:
@@ -95,21 +101,6 @@ def _accepted_rows() -> Select:
         .group_by(Vote.candidate_id)
         .subquery()
     )
-    # The key of a near-duplicate group is the sha256 of its oldest image: looked up
-    # per grouped image through the dup_group index (a join here would hash every
-    # image on a column that is NULL for most of them).
-    oldest = aliased(Image)
-    group_sha = case(
-        (
-            Image.dup_group.is_not(None),
-            select(oldest.sha256)
-            .where(oldest.dup_group == Image.dup_group)
-            .order_by(oldest.id)
-            .limit(1)
-            .scalar_subquery(),
-        ),
-        else_=None,
-    ).label("group_sha")
     return (
         select(
             Image.id.label("image_id"),
@@ -117,7 +108,7 @@ def _accepted_rows() -> Select:
             Image.path,
             Image.width,
             Image.height,
-            group_sha,
+            group_key(),
             Candidate.id,
             Candidate.synset_id,
             Candidate.source,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import json
 import tarfile
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from sqlalchemy.orm import Session
 from synset_builder.db.models import Image
 from synset_builder.errors import InvalidInput, NotFound
 from synset_builder.export_folder import sha_file
-from synset_builder.export_select import group_keys
+from synset_builder.export_select import group_key
 from synset_builder.splits import SPLITS
 from synset_builder.takedown import active_values, taken_down_shas
 
@@ -55,9 +54,53 @@ class VerifyReport:
         return {**self.__dict__, "ok": self.ok}
 
 
-def _read_manifest(out: Path, problems: list[str]) -> list[dict[str, str]]:
-    """The complete rows; a row cut short (a truncated copy) is a problem, not a crash."""
-    rows = []
+@dataclass
+class _Scan:
+    """What one pass over the manifest keeps: a split per image and per group.
+
+    At 800,000 rows, a dict per manifest row was gigabytes; these hold a few
+    hundred bytes per image (an image's own string doubles as its group's).
+    """
+
+    split_of: dict[str, str] = field(default_factory=dict)  # sha256 -> its first split
+    group_split: dict[str, str] = field(default_factory=dict)
+    image_splits: dict[str, set[str]] = field(default_factory=dict)  # only those in several
+    group_splits: dict[str, set[str]] = field(default_factory=dict)
+    flagged: set[str] = field(default_factory=set)  # by a takedown of its URL or creator
+    row_problems: list[str] = field(default_factory=list)
+
+    def place(self, sha: str, group: str, split: str) -> None:
+        _note(self.split_of, self.image_splits, sha, split)
+        if group:
+            _note(self.group_split, self.group_splits, sha if group == sha else group, split)
+
+    def splits(self, sha: str) -> set[str]:
+        return self.image_splits.get(sha) or {self.split_of[sha]}
+
+    def pairs(self) -> set[tuple[str, str]]:
+        """(split, sha256) of every manifest row."""
+        return {(split, sha) for sha in self.split_of for split in self.splits(sha)}
+
+
+def _note(first: dict[str, str], several: dict[str, set[str]], key: str, split: str) -> None:
+    had = first.setdefault(key, split)
+    if had != split:
+        several.setdefault(key, {had}).add(split)
+
+
+def _scan_manifest(
+    out: Path,
+    listed: dict[str, str],
+    index: dict[str, int] | None,
+    active: dict[str, set[str]] | None,
+    problems: list[str],
+) -> _Scan:
+    """One streamed pass: per-row problems, splits per image and group, takedown hits.
+
+    A row cut short (a truncated copy) is a problem, not a crash.
+    """
+    scan = _Scan()
+    splits = {s: s for s in SPLITS}  # one string per split, not one per row
     try:
         with (out / "manifest.csv").open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
@@ -65,10 +108,22 @@ def _read_manifest(out: Path, problems: list[str]) -> list[dict[str, str]]:
                 if None in row or None in row.values() or not row.keys() >= MANIFEST_KEYS:
                     problems.append(f"manifest.csv line {reader.line_num} is incomplete")
                     continue
-                rows.append(row)
+                sha, path = row["sha256"], row["path"]
+                scan.place(sha, row.get("group", ""), splits.get(row["split"], row["split"]))
+                if index is not None and index.get(row["wnid"]) != _int(row["class_index"]):
+                    scan.row_problems.append(
+                        f"{path}: class index {row['class_index']} is not {row['wnid']}"
+                    )
+                if path.startswith(SPLITS) and path not in listed:
+                    scan.row_problems.append(f"manifest row not backed by a checked file: {path}")
+                if active is not None and (
+                    (row.get("url") and row["url"] in active["url"])
+                    or (row.get("creator") and row["creator"] in active["creator"])
+                ):
+                    scan.flagged.add(sha)
     except (UnicodeDecodeError, csv.Error) as exc:
         problems.append(f"manifest.csv is unreadable: {exc}")
-    return rows
+    return scan
 
 
 def _class_index(out: Path, problems: list[str]) -> dict[str, int] | None:
@@ -78,14 +133,6 @@ def _class_index(out: Path, problems: list[str]) -> dict[str, int] | None:
     except (UnicodeDecodeError, ValueError, KeyError, TypeError):
         problems.append("classes.json is unreadable or cut short")
         return None
-
-
-def _straddling(rows: list[dict[str, str]], key: str) -> dict[str, set[str]]:
-    splits: dict[str, set[str]] = defaultdict(set)
-    for row in rows:
-        if row.get(key):
-            splits[row[key]].add(row["split"])
-    return {k: v for k, v in splits.items() if len(v) > 1}
 
 
 def verify_export(out: Path, session: Session | None = None) -> VerifyReport:
@@ -122,46 +169,33 @@ def verify_export(out: Path, session: Session | None = None) -> VerifyReport:
             rel = path.relative_to(out).as_posix()
             if path.is_file() and rel not in listed:
                 problems.append(f"file not in the export's checksums: {rel}")
-    rows = _read_manifest(out, problems)
-    report.images = len({r["sha256"] for r in rows})
-    _check_rows(out, rows, listed, problems)
-    _check_shards(out, rows, listed, problems)
-    if session is not None:
-        _check_database(session, rows, report)
-    return report
-
-
-def _check_rows(
-    out: Path, rows: list[dict[str, str]], listed: dict[str, str], problems: list[str]
-) -> None:
-    index = _class_index(out, problems)
-    for sha, splits in sorted(_straddling(rows, "sha256").items()):
+    active = active_values(session) if session is not None else None
+    scan = _scan_manifest(out, listed, _class_index(out, problems), active, problems)
+    report.images = len(scan.split_of)
+    for sha, splits in sorted(scan.image_splits.items()):
         problems.append(f"image {sha} is in several splits: {', '.join(sorted(splits))}")
-    for group, splits in sorted(_straddling(rows, "group").items()):
+    for group, splits in sorted(scan.group_splits.items()):
         problems.append(
             f"near-duplicate group {group} spans several splits: {', '.join(sorted(splits))}"
         )
-    for row in rows:
-        if index is not None and index.get(row["wnid"]) != _int(row["class_index"]):
-            problems.append(f"{row['path']}: class index {row['class_index']} is not {row['wnid']}")
-        path = row["path"]
-        if path.startswith(SPLITS) and path not in listed:
-            problems.append(f"manifest row not backed by a checked file: {path}")
+    problems.extend(scan.row_problems)
+    _check_shards(out, scan, listed, problems)
+    if session is not None and active is not None:
+        _check_database(session, scan, active, report)
+    return report
 
 
-def _check_shards(
-    out: Path, rows: list[dict[str, str]], listed: dict[str, str], problems: list[str]
-) -> None:
+def _check_shards(out: Path, scan: _Scan, listed: dict[str, str], problems: list[str]) -> None:
     shards = [rel for rel in listed if rel.startswith("webdataset/")]
     if not shards:
         return
-    expected = {(r["split"], r["sha256"]) for r in rows}
+    expected = scan.pairs()
     found: set[tuple[str, str]] = set()
     for rel in sorted(shards):
         split = Path(rel).name.split("-")[0]
         try:
             with tarfile.open(out / rel) as tar:
-                for member in tar.getmembers():
+                for member in tar:
                     if member.name.endswith(".jpg"):
                         found.add((split, member.name.removesuffix(".jpg")))
         except (OSError, tarfile.TarError):
@@ -172,32 +206,26 @@ def _check_shards(
         problems.append(f"manifest image {sha} ({split}) is in no shard")
 
 
-def _check_database(session: Session, rows: list[dict[str, str]], report: VerifyReport) -> None:
+def _check_database(
+    session: Session, scan: _Scan, active: dict[str, set[str]], report: VerifyReport
+) -> None:
     """Takedowns since the export, and near-duplicate groups found since."""
     report.database_checked = True
-    active = active_values(session)
-    flagged = taken_down_shas(session, (r["sha256"] for r in rows))
-    for r in rows:
-        if (
-            r["sha256"] in active["sha256"]
-            or (r["url"] and r["url"] in active["url"])
-            or (r["creator"] and r["creator"] in active["creator"])
-        ):
-            flagged.add(r["sha256"])
+    flagged = set(scan.flagged)
+    if any(active.values()):  # else nothing is taken down: no query per image
+        flagged |= taken_down_shas(session, scan.split_of)
     report.taken_down = sorted(flagged)
     for sha in report.taken_down:
         report.problems.append(f"image {sha} has been taken down since; export again")
-    shas = sorted({r["sha256"] for r in rows})
-    current: dict[str, str] = {}
-    keys = group_keys(session)
-    for start in range(0, len(shas), 500):
-        stmt = select(Image.sha256, Image.dup_group).where(
-            Image.sha256.in_(shas[start : start + 500]), Image.dup_group.is_not(None)
-        )
-        for sha, group in session.execute(stmt):
-            current[sha] = keys[group]
-    now = [{**r, "now": current.get(r["sha256"], "")} for r in rows]
-    for group, splits in sorted(_straddling(now, "now").items()):
-        report.problems.append(
-            f"images now grouped as near duplicates ({group}) span {', '.join(sorted(splits))}"
-        )
+    # Every grouped image of the database, streamed with its group's key; the export's
+    # images among them say which splits each group spans now.
+    now: dict[str, set[str]] = {}
+    stmt = select(Image.sha256, group_key()).where(Image.dup_group.is_not(None))
+    for sha, key in session.execute(stmt.execution_options(yield_per=5000)):
+        if sha in scan.split_of:
+            now.setdefault(key, set()).update(scan.splits(sha))
+    for group, splits in sorted(now.items()):
+        if len(splits) > 1:
+            report.problems.append(
+                f"images now grouped as near duplicates ({group}) span {', '.join(sorted(splits))}"
+            )
