@@ -16,18 +16,20 @@ CREATE FUNCTION tally_takedown_images(text, text) RETURNS integer[] LANGUAGE sql
 $$;
 -- Locks the items' votes until commit (a vote, a gold answer or a new decision on one of
 -- them waits, or is waited for), and their decisions (an update of one waits, or is waited
--- for). Past 1,000 items in one transaction (an import: the lock table is shared and
--- small), the vote table instead: other voters wait for it.
-CREATE FUNCTION tally_lock_items(ids integer[]) RETURNS void LANGUAGE plpgsql AS $$
+-- for). Past 1,000 items in one transaction (the lock table is shared and small): a vote
+-- writer (an import) locks the vote table instead, so other voters wait for it; a decision
+-- writer (synset consensus) goes on without, so voters never wait for a recompute.
+CREATE FUNCTION tally_lock_items(ids integer[], voting boolean DEFAULT true) RETURNS void
+LANGUAGE plpgsql AS $$
 DECLARE
     held integer := cardinality(ids)
         + coalesce(nullif(current_setting('tally.item_locks', true), ''), '0')::integer;
 BEGIN
-    IF held > 1000 THEN
-        LOCK TABLE vote IN SHARE ROW EXCLUSIVE MODE;
-    ELSE
+    IF held <= 1000 THEN
         PERFORM pg_advisory_xact_lock(726002, x), set_config('tally.item_locks', held::text, true)
         FROM unnest(ids) x ORDER BY x;
+    ELSIF voting THEN
+        LOCK TABLE vote IN SHARE ROW EXCLUSIVE MODE;
     END IF;
     PERFORM 1 FROM consensus WHERE candidate_id = ANY(ids) FOR SHARE;
 END $$;
@@ -198,7 +200,7 @@ BEGIN
         RETURN NULL;
     END IF;
     PERFORM tally_lock_items(ARRAY(SELECT candidate_id FROM new_rows
-                                   WHERE decision IN ('accepted', 'rejected') ORDER BY 1));
+                                   WHERE decision IN ('accepted', 'rejected') ORDER BY 1), false);
     INSERT INTO annotator_tally_delta (annotator_id, decided, agreed)
     SELECT v.annotator_id, count(*), count(*) FILTER (WHERE v.answer = (n.decision = 'accepted'))
     FROM new_rows n JOIN vote v ON v.candidate_id = n.candidate_id

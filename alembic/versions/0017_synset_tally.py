@@ -33,9 +33,11 @@ beside it, so
   KEY UPDATE to rewrite ``withheld``): a concurrent clean of it is seen or sees us;
 * takedown writes take an exclusive advisory lock, image and candidate inserts the
   shared one: a takedown's match and a new candidate's URL meet;
-* vote writes lock their items (advisory, per candidate; the vote table for a
-  statement of more than 1,000 items): the agreement sums, which are not additive,
-  see each other's votes.
+* vote writes lock their items (advisory, per candidate; past 1,000 in one
+  transaction, the vote table): the agreement sums, which are not additive, see
+  each other's votes; a vote also holds its item's decision row (FOR SHARE), and a
+  new decision takes the item's lock (up to 1,000 per transaction: a recompute
+  never makes voters wait), so the annotators' agreement figures see both.
 
 Indexes, so takedown matching and "votes in the last hour" read only what they
 need: a hash index on candidate.url (URLs outgrow a btree) and takedown.value, a
@@ -309,7 +311,7 @@ def downgrade() -> None:
     for name, table in re.findall(r"CREATE TRIGGER (\w+)\s.*?\bON (\w+)", created, re.S):
         op.execute(f"DROP TRIGGER {name} ON {table}" if pg else f"DROP TRIGGER {name}")
     for name, args in re.findall(r"CREATE FUNCTION (\w+)\(([^)]*)\)", created):
-        op.execute(f"DROP FUNCTION {name}({args})")
+        op.execute(f"DROP FUNCTION {name}({re.sub(r' DEFAULT [^,]+', '', args)})")
     for name, table in INDEXES.items():
         op.drop_index(name, table_name=table)
     # Not batch mode on SQLite (see 0014): SQLite >= 3.35 drops a column in place.
