@@ -1,6 +1,6 @@
 """``synset consensus`` (a full recompute) at ILSVRC scale: time, CPU and peak memory.
 
-Seeds the same PostgreSQL database as ``bench/curator_scale.py`` (1,000 synsets x
+Seeds the same shape as ``bench/curator_scale.py`` (``bench/ilsvrc_seed.py``) (1,000 synsets x
 1,000 candidates, three votes on 80% of them from 300 annotators, synsets
 interleaved as a crowd would vote), then runs ``synset consensus --json`` in a
 child process twice: the first run rewrites the seeded decisions, the second
@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.curator_scale import (  # noqa: E402
+from bench.ilsvrc_seed import (  # noqa: E402
     create_database,
     database_url,
     drop_database,
