@@ -45,8 +45,17 @@ def previous_splits(out: Path, spec: SplitSpec) -> dict[str, str]:
         if meta.get("params", {}).get("split") != spec.as_json():
             return {}
         with (out / "manifest.csv").open(newline="", encoding="utf-8") as fh:
-            return {row["sha256"]: row["split"] for row in csv.DictReader(fh)}
-    except (OSError, ValueError, KeyError):
+            rows = csv.reader(fh)
+            header = next(rows)
+            sha, split = header.index("sha256"), header.index("split")
+            known = {s: s for s in SPLITS}  # one string per split, not one per row
+            return {
+                row[sha]: known[row[split]]
+                for row in rows
+                # a row cut short, or with a split of its own, pins nothing
+                if len(row) > max(sha, split) and row[split] in known
+            }
+    except (OSError, ValueError, KeyError, StopIteration, csv.Error):
         return {}
 
 

@@ -98,6 +98,8 @@ def _by_fraction(u: float, fractions: tuple[float, float, float]) -> str:
 
 def _pinned_split(members: Sequence[Item], pinned: Mapping[str, str]) -> str | None:
     """The split most earlier members had (ties: the evaluation split wins)."""
+    if len(members) == 1:  # most groups: no vote to count
+        return pinned.get(members[0].sha256)
     votes = Counter(pinned[m.sha256] for m in members if m.sha256 in pinned)
     if not votes:
         return None
@@ -108,7 +110,9 @@ def assign_splits(
     items: Sequence[Item], spec: SplitSpec, pinned: Mapping[str, str] | None = None
 ) -> Assignment:
     """Place every group in one split; every member of a group shares it."""
-    pinned = {k: v for k, v in (pinned or {}).items() if v in SPLITS}
+    pinned = pinned or {}
+    if any(v not in SPLITS for v in pinned.values()):  # copied only when it must be
+        pinned = {k: v for k, v in pinned.items() if v in SPLITS}
     groups: dict[str, list[Item]] = defaultdict(list)
     for item in items:
         groups[item.group].append(item)
