@@ -177,6 +177,7 @@ def select_entries(
         # then spends longer compiling its expressions than the scan takes to run them.
         session.execute(text("SET LOCAL jit = off"))
     # Core, not the ORM: plain rows, no identity map, from a server-side cursor.
+    capping = max_per_class is not None
     stream = _accepted_rows().execution_options(yield_per=STREAM_BATCH)
     for _, image_rows in groupby(session.connection().execute(stream), key=itemgetter(0)):
         cands = []
@@ -186,7 +187,7 @@ def select_entries(
                 continue
             cands.append((row, hierarchy.map(row.synset_id, level, class_ids)))
         if cands:
-            _add_image(sel, spool, hierarchy, root, cands, multi_label, seed)
+            _add_image(sel, spool, hierarchy, root, cands, multi_label, seed, capping)
     spool.flush()
     _floor_and_cap(sel, spool, min_per_class, max_per_class)
     sel.sizes = dict(spool.sizes)
@@ -204,6 +205,7 @@ def _add_image(
     cands: list[tuple[Row, set[int]]],
     multi_label: bool,
     seed: int,
+    capping: bool,
 ) -> None:
     """One image's entries: its most specific label(s), each with its best candidate."""
     wnid_of = hierarchy.wnid
@@ -218,7 +220,10 @@ def _add_image(
         return
     group = group_sha or sha
     shash = unit_hash(sha, seed)
-    ghash = shash if group == sha else unit_hash(group, seed)
+    # The cap keeps a class's images in an order of their groups that is stable as the
+    # class grows, and independent of the split's: capped by the split's own hash, a
+    # class kept only its lowest hashes, which are the test split's.
+    cap_hash = unit_hash(f"cap\x00{group}", seed) if capping else 0.0
     path = _resolve_path(data_dir, stored)
     entries = []
     for label in sorted(labels, key=wnid_of.__getitem__):
@@ -249,7 +254,7 @@ def _add_image(
             )
         )
         sel.contributing.add(wnid_of[synset_id])
-    spool.add_image(entries, ghash, shash)
+    spool.add_image(entries, cap_hash, shash)
 
 
 def _floor_and_cap(

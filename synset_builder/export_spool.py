@@ -57,7 +57,7 @@ SCHEMA = [
     # img: the id of the image's first entry, the key of everything per image below.
     f"""CREATE TABLE entry (
         id INTEGER PRIMARY KEY, img INTEGER, {_COLS.replace("e.", "")},
-        ghash REAL, shash REAL, kept INTEGER DEFAULT 1)""",
+        cap_hash REAL, shash REAL, kept INTEGER DEFAULT 1)""",
     # The split (an index into SPLITS) and every label of each kept image.
     "CREATE TABLE placed (img INTEGER PRIMARY KEY, split INTEGER, labels TEXT)",
     # The manifest's rows, in its columns (MANIFEST_COLUMNS), written out sorted at the end.
@@ -107,12 +107,12 @@ class ExportSpool:
         self._dir.cleanup()
 
     # -- entries ---------------------------------------------------------------------
-    def add_image(self, entries: Sequence[Entry], ghash: float, shash: float) -> None:
-        """Queue the entries of one image; ``ghash``/``shash``: the seeded hashes of its
-        near-duplicate group and of the image itself."""
+    def add_image(self, entries: Sequence[Entry], cap_hash: float, shash: float) -> None:
+        """Queue the entries of one image; ``cap_hash``: its place in its classes when
+        they are capped, ``shash``: its place in the shuffled train split."""
         img = self._next_id
         for i, entry in enumerate(entries):
-            self._pending.append((img + i, img, *entry, ghash, shash))
+            self._pending.append((img + i, img, *entry, cap_hash, shash))
             self.sizes[entry.wnid] += 1
         self._next_id += len(entries)
         if len(self._pending) >= BATCH:
@@ -131,12 +131,12 @@ class ExportSpool:
             self._indexed.add(name)
 
     def cap(self, wnid: str, keep: int) -> int:
-        """Keep the first ``keep`` entries of a class in group-hash order; how many went."""
+        """Keep the first ``keep`` entries of a class in cap-hash order; how many went."""
         self.flush()
-        self._index("entry_class", "wnid, ghash, sha256")
+        self._index("entry_class", "wnid, cap_hash, sha256")
         cur = self.db.execute(
             "UPDATE entry SET kept = 0 WHERE id IN (SELECT id FROM entry WHERE wnid = ? "
-            "AND kept ORDER BY ghash, sha256 LIMIT -1 OFFSET ?)",
+            "AND kept ORDER BY cap_hash, sha256 LIMIT -1 OFFSET ?)",
             (wnid, keep),
         )
         self.sizes[wnid] -= cur.rowcount

@@ -188,3 +188,17 @@ def test_150_classes_as_imagefolder_and_webdataset_verify(
     again = run_export(session, classes.data_dir, config, database="test")
     assert again.reused == total and again.rendered == 0 and again.removed_files == 0
     assert verify_export(out, session).ok
+
+
+def test_capped_classes_keep_the_split_fractions(
+    session: Session, classes: Classes, tmp_path: Path
+) -> None:
+    """--max-per-class used to keep each class's lowest split hashes: all test images."""
+    out = tmp_path / "out"
+    config = ExportConfig(out=out, formats=("csv",), max_per_class=3, workers=1)
+    report = run_export(session, classes.data_dir, config, database="test")
+    rows = manifest(out)
+    assert Counter(r["wnid"] for r in rows) == {w: min(3, n) for w, n in classes.sizes.items()}
+    share = {s: n / len(rows) for s, n in Counter(r["split"] for r in rows).items()}
+    assert share["train"] > 0.7 and share.get("test", 0) < 0.2, share
+    assert report.splits["train"] == round(share["train"] * len(rows))
