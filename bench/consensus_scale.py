@@ -7,7 +7,7 @@ child process twice: the first run rewrites the seeded decisions, the second
 finds nothing changed (what a periodic recompute mostly meets). Prints per run
 the wall time, the command's CPU time, its peak RSS (``wait4``) and the database
 server's CPU time over the run (``pg_stat_activity`` cannot say; the backends'
-``/proc`` counters can, on one machine).
+``/proc`` counters can, on one machine, sampled while the command runs).
 
 Targets (issue 26): <= 90 s and <= 1 GB, memory bounded whatever the size.
 
@@ -31,19 +31,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.ilsvrc_seed import (  # noqa: E402
-    create_database,
-    database_url,
+    add_shape_arguments,
     drop_database,
-    seed,
-    seeded_shape,
+    seeded_database,
 )
 
 DB_NAME = "synset_bench_consensus"
 
 
-def postgres_cpu() -> float:
-    """CPU seconds used so far by every PostgreSQL process on this machine."""
-    total = 0
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds used so far by each PostgreSQL process on this machine."""
+    out = {}
     tick = os.sysconf("SC_CLK_TCK")
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -54,43 +52,41 @@ def postgres_cpu() -> float:
             fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / tick
+        out[int(proc.name)] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return out
 
 
 def run(url: str, data_dir: Path) -> str:
+    """One ``synset consensus``; the database's CPU is sampled while it runs, since
+    the command's own backend exits with it (and so is gone from /proc after)."""
     env = {**os.environ, "SYNSET_DATABASE_URL": url, "SYNSET_DATA_DIR": str(data_dir)}
     synset = Path(sys.executable).parent / "synset"
-    db_before, start = postgres_cpu(), time.perf_counter()
+    before, start = postgres_cpu(), time.perf_counter()
+    last = dict(before)
     proc = subprocess.Popen([str(synset), "consensus", "--json"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-    _, status, usage = os.wait4(proc.pid, 0)
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        last.update(postgres_cpu())
+        if pid:
+            break
+        time.sleep(0.2)
     wall = time.perf_counter() - start
-    db = postgres_cpu() - db_before
+    db = sum(cpu - before.get(p, 0.0) for p, cpu in last.items())
     code = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
     cpu = usage.ru_utime + usage.ru_stime
     out = (f"{wall:6.1f} s wall, {cpu:6.1f} CPU-s, {usage.ru_maxrss / 1024:6.0f} MB peak RSS, "
-           f"database {db:5.1f} CPU-s")  # fmt: skip
+           f"database {db:5.1f} CPU-s (every PostgreSQL process on the machine)")  # fmt: skip
     return out if code == 0 else f"exit {code}: {err[-300:]}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--synsets", type=int, default=1000)
-    parser.add_argument("--per-synset", type=int, default=1000)
-    parser.add_argument("--reuse", action="store_true", help="keep an already seeded database")
-    parser.add_argument("--keep", action="store_true", help="leave the database for --reuse")
+    add_shape_arguments(parser)
     args = parser.parse_args()
-    url = database_url(DB_NAME)
-    shape = (args.synsets, args.synsets * args.per_synset)
     try:
-        if args.reuse and seeded_shape(url) == shape:
-            print(f"reusing {DB_NAME}: {shape[0]} synsets, {shape[1]} candidates")
-        else:
-            create_database(DB_NAME)
-            seconds = seed(url, synsets=args.synsets, per_synset=args.per_synset, verbose=False)
-            print(f"seeded {shape[0]} synsets, {shape[1]} candidates in {seconds:.0f} s")
+        url = seeded_database(DB_NAME, args)
         with tempfile.TemporaryDirectory(prefix="bench-consensus-") as tmp:
             print(f"synset consensus, first run:  {run(url, Path(tmp))}", flush=True)
             print(f"synset consensus, second run: {run(url, Path(tmp))}", flush=True)

@@ -44,12 +44,10 @@ sys.path.insert(0, str(ROOT))
 from bench.ilsvrc_seed import (  # noqa: E402
     ADMIN_URL,
     PASSWORD,
+    add_shape_arguments,
     add_takedowns,
-    create_database,
-    database_url,
     drop_database,
-    seed,
-    seeded_shape,
+    seeded_database,
 )
 
 DB_NAME = "synset_bench_curator"
@@ -197,24 +195,13 @@ def measure(url: str, db: str, data_dir: Path, timeout: float, pages: int) -> No
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--synsets", type=int, default=1000)
-    parser.add_argument("--per-synset", type=int, default=1000)
+    add_shape_arguments(parser)
     parser.add_argument("--takedowns", type=int, default=0, help="K takedowns of each kind")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per call")
     parser.add_argument("--pages", type=int, default=20, help="annotator pages to time")
-    parser.add_argument("--reuse", action="store_true", help="keep an already seeded database")
-    parser.add_argument("--keep", action="store_true", help="leave the database for --reuse")
     args = parser.parse_args()
-    url = database_url(DB_NAME)
-    shape = (args.synsets, args.synsets * args.per_synset)
     try:
-        if args.reuse and seeded_shape(url) == shape:
-            print(f"reusing {DB_NAME}: {shape[0]} synsets, {shape[1]} candidates")
-        else:
-            print(f"seeding {DB_NAME}: {shape[0]} synsets x {args.per_synset} candidates")
-            create_database(DB_NAME)
-            seconds = seed(url, synsets=args.synsets, per_synset=args.per_synset)
-            print(f"seeded in {seconds:.0f} s (target < 180 s)")
+        url = seeded_database(DB_NAME, args)
         if args.takedowns:
             add_takedowns(url, args.takedowns)
             print(f"added {args.takedowns} takedowns of each kind and {args.takedowns} reports")

@@ -20,6 +20,7 @@ in with :data:`PASSWORD`::
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import sys
@@ -270,3 +271,26 @@ def seeded_shape(url: str) -> tuple[int, int] | None:
         return None
     finally:
         engine.dispose()
+
+
+def add_shape_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every benchmark on this database takes: its shape, --reuse, --keep."""
+    parser.add_argument("--synsets", type=int, default=1000)
+    parser.add_argument("--per-synset", type=int, default=1000)
+    parser.add_argument("--reuse", action="store_true", help="keep an already seeded database")
+    parser.add_argument("--keep", action="store_true", help="leave the database for --reuse")
+
+
+def seeded_database(name: str, args: argparse.Namespace) -> str:
+    """The URL of database ``name`` in the shape ``args`` ask for: reused with ``--reuse``
+    when it already has that shape, else created and seeded (with the seed's time)."""
+    url = database_url(name)
+    shape = (args.synsets, args.synsets * args.per_synset)
+    if args.reuse and seeded_shape(url) == shape:
+        print(f"reusing {name}: {shape[0]} synsets, {shape[1]} candidates")
+        return url
+    print(f"seeding {name}: {shape[0]} synsets x {args.per_synset} candidates")
+    create_database(name)
+    seconds = seed(url, synsets=args.synsets, per_synset=args.per_synset)
+    print(f"seeded in {seconds:.0f} s (target < 180 s)")
+    return url
