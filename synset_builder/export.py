@@ -43,7 +43,7 @@ from synset_builder.export_formats import (
 from synset_builder.export_labels import Level
 from synset_builder.export_render import RenderSpec, require_face_detector
 from synset_builder.export_select import Selection, select_entries
-from synset_builder.export_spool import ExportSpool
+from synset_builder.export_spool import ExportSpool, disk_errors
 from synset_builder.export_write import ExportReport, Plan, write_files
 from synset_builder.splits import Item, SplitSpec, assign_splits
 
@@ -93,7 +93,7 @@ def run_export(
     if config.render.blur_faces:
         require_face_detector()
     check_out_folder(config.out)
-    with ExportSpool() as spool:
+    with ExportSpool() as spool, disk_errors(spool.path):
         return _export(session, data_dir, config, spool, database)
 
 

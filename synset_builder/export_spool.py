@@ -11,10 +11,13 @@ The file goes away with the export, finished or not.
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
@@ -25,6 +28,24 @@ from synset_builder.export_formats import MANIFEST_COLUMNS
 from synset_builder.splits import SPLITS
 
 BATCH = 5000
+
+
+@contextmanager
+def disk_errors(where: Path) -> Iterator[None]:
+    """SQLite's "database or disk is full" and "disk I/O error" as the OSError they are.
+
+    The spool's folder (TMPDIR) filling up is something the user can fix once
+    told where; as an OSError naming the file, the command line reports it as
+    one line. Any other SQLite error is a bug and stays what it is.
+    """
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        full = "full" in str(exc)
+        if not full and "I/O error" not in str(exc):
+            raise
+        code = errno.ENOSPC if full else errno.EIO
+        raise OSError(code, os.strerror(code), str(where)) from exc
 
 
 class Entry(NamedTuple):
@@ -77,16 +98,23 @@ class ExportSpool:
     """
 
     def __init__(self) -> None:
+        # In the system's temporary folder (TMPDIR), about 0.5 KB per exported image.
         self._dir = tempfile.TemporaryDirectory(prefix="synset-export-")
-        self.db = sqlite3.connect(Path(self._dir.name) / "spool.sqlite", isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=OFF")
-        self.db.execute("PRAGMA synchronous=OFF")
-        self.db.execute("PRAGMA temp_store=FILE")
-        self.db.execute("PRAGMA cache_size=-65536")  # 64 MB of pages, then disk
-        for stmt in SCHEMA:
-            self.db.execute(stmt)
-        # One transaction for the spool's life: nothing here needs to survive a crash.
-        self.db.execute("BEGIN")
+        self.path = Path(self._dir.name) / "spool.sqlite"
+        self.db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            with disk_errors(self.path):
+                self.db.execute("PRAGMA journal_mode=OFF")
+                self.db.execute("PRAGMA synchronous=OFF")
+                self.db.execute("PRAGMA temp_store=FILE")
+                self.db.execute("PRAGMA cache_size=-65536")  # 64 MB of pages, then disk
+                for stmt in SCHEMA:
+                    self.db.execute(stmt)
+                # One transaction for the spool's life: nothing here must survive a crash.
+                self.db.execute("BEGIN")
+        except BaseException:
+            self.close()
+            raise
         self.sizes: Counter[str] = Counter()  # kept entries per class
         self._pending: list[tuple] = []
         self._rows: list[Sequence[object]] = []

@@ -12,7 +12,10 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
+import shlex
+import subprocess
 import tarfile
 from collections import Counter
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image as PILImage
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from synset_builder.datasheet_figures import SHOWN
@@ -28,14 +32,18 @@ from synset_builder.db.models import (
     Annotator,
     Candidate,
     Consensus,
+    Export,
     Image,
     Synset,
     SynsetEdge,
     Vote,
 )
+from synset_builder.db.session import make_engine, session_scope
 from synset_builder.export import ExportConfig, run_export
 from synset_builder.verify import verify_export
+from tests.export_data import build_collection
 from tests.photo_variants import tiny
+from tests.synset_builder.test_cli_errors import SYNSET, _can_mount_tmpfs
 
 N_CLASSES = 150
 
@@ -202,3 +210,45 @@ def test_capped_classes_keep_the_split_fractions(
     share = {s: n / len(rows) for s, n in Counter(r["split"] for r in rows).items()}
     assert share["train"] > 0.7 and share.get("test", 0) < 0.2, share
     assert report.splits["train"] == round(share["train"] * len(rows))
+
+
+@pytest.mark.slow  # builds a collection and exports it in a subprocess, on both backends
+def test_a_full_scratch_folder_is_one_line_and_no_export(
+    settings, photos: list[Path], tmp_path: Path
+) -> None:
+    """The export's spool lives in TMPDIR: that disk being full is one line naming the
+    spool, as a full export folder is, not SQLite's traceback.
+
+    (The spool writes to disk when it is created and when its 64 MB page cache
+    spills; a tmpfs of one page fails the first, which goes through the same
+    translation as the second.)
+    """
+    engine = make_engine(settings.database_url)
+    with session_scope(engine) as session:
+        build_collection(session, settings.data_dir, photos, per_class=5)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    if reason := _can_mount_tmpfs(scratch):
+        pytest.skip(f"no private tmpfs: {reason}")
+    out = tmp_path / "out"
+    script = (
+        f"mount -t tmpfs -o size=4k synset-full {shlex.quote(str(scratch))} && "
+        f"{shlex.quote(SYNSET)} export {shlex.quote(str(out))} -f csv --workers 1"
+    )
+    env = {
+        **os.environ,
+        "SYNSET_DATABASE_URL": settings.database_url,
+        "SYNSET_DATA_DIR": str(settings.data_dir),
+        "TMPDIR": str(scratch),
+    }
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 1, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: {scratch}/synset-export-"), line
+    assert line.endswith("spool.sqlite: No space left on device."), line
+    assert not (out / "export.json").exists()
+    with session_scope(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Export)) == 0
+    engine.dispose()
