@@ -1,18 +1,20 @@
 """Export at ILSVRC scale: ``synset export OUT -f csv`` on 1,000 classes, 800,000 images.
 
-Seeds a PostgreSQL database in SQL (``INSERT ... SELECT generate_series``, so the
-seed takes a minute or two instead of hours through the ORM): 1,000 target
-synsets under 50 parents, 1,000 candidates each (1M images, 5% of them in
-near-duplicate pairs, four licence spellings, a year of crawl dates), three
-votes on 80% of them from 300 annotators, and those 800,000 accepted by
-consensus; 1,000 gold items. The images exist only as a handful of real JPEGs
-from ``../shared/testdata/photos`` that every image row points at: a csv export
-reads files only for the datasheet's sample grids.
+Seeds a PostgreSQL database in SQL (``INSERT ... SELECT generate_series``, as
+``bench/ilsvrc_seed.py`` does for the curator benchmark, whose database helpers
+and bulk-load recipe this reuses): 1,000 target synsets under 50 parents, 1,000
+candidates each (1M images, 5% of them in near-duplicate pairs, four licence
+spellings, 300 days of crawl dates), three votes on 80% of them from 300
+annotators, and those 800,000 accepted by consensus (the issue's shape: the
+curator seed's decision mix accepts about 550,000); 1,000 gold items. The
+images exist only as a handful of real JPEGs from ``../shared/testdata/photos``
+that every image row points at: a csv export reads files only for the
+datasheet's sample grids.
 
 It then runs the real command line (``synset export OUT -f csv``) in a child
-process, so the figures include start-up, and prints its wall time and peak
-RSS (``getrusage`` of the child) beside the issue's targets, and a quick sanity
-check of what was written.
+process, so the figures include start-up, and prints its wall time, CPU time and
+peak RSS (``getrusage`` of the child) beside the issue's targets, the load
+average around it, and a quick sanity check of what was written.
 
 Usage::
 
@@ -39,17 +41,21 @@ import time
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.ilsvrc_seed import (  # noqa: E402
+    create_database,
+    database_url,
+    drop_database,
+    seeded_shape,
+)
 from synset_builder.db import migrate  # noqa: E402
+from synset_builder.recount import recount  # noqa: E402
 
 PHOTOS = ROOT.parent / "shared" / "testdata" / "photos"
-ADMIN_URL = os.environ.get(
-    "SYNSET_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 DB_NAME = "synset_bench_export"
 N_FILES = 16
 N_ANNOTATORS = 300
@@ -88,7 +94,7 @@ SEED = [
               (i - 1) % :per,
               (ARRAY['by', 'CC BY-SA 4.0', 'cc0', 'cc-by-nc 2.0'])[1 + i % 4],
               'creator ' || (i % 5000), 'https://example.org/page/' || i, 'photo ' || i,
-              timestamptz '2026-01-01' + ((i % 300) || ' days')::interval, false
+              timestamptz '2026-01-01' + ((i % 300) || ' days')::interval, i % 5 <> 0
        FROM generate_series(1, :total) i""",
     """INSERT INTO vote (candidate_id, annotator_id, answer, time_ms, created_at)
        SELECT c, 1 + (c * 7 + k * 101) % :annotators, (c + k) % 9 <> 0, 1500, now()
@@ -104,47 +110,22 @@ SEED = [
 SEQUENCES = ["synset", "annotator", "image", "candidate", "vote"]
 
 
-def bench_url() -> str:
-    return make_url(ADMIN_URL).set(database=DB_NAME).render_as_string(hide_password=False)
-
-
-def seeded_shape(url: str) -> tuple[int, int] | None:
-    """(target synsets, candidates) already in the benchmark database, if it exists."""
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        found = conn.execute(
-            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": DB_NAME}
-        ).first()
-    admin.dispose()
-    if not found:
-        return None
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            n = conn.execute(text("SELECT count(*) FROM synset WHERE target")).scalar_one()
-            c = conn.execute(text("SELECT count(*) FROM candidate")).scalar_one()
-        return int(n), int(c)
-    except Exception:  # noqa: BLE001 - an unmigrated or half-seeded database: seed again
-        return None
-    finally:
-        engine.dispose()
-
-
 def seed(url: str, data_dir: Path, n: int, per: int) -> float:
-    """A fresh database of the benchmark's shape; the seconds the SQL took."""
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
-    admin.dispose()
+    """Fill ``url`` (a new database) with the benchmark's shape; the seconds it took.
+
+    A bulk load as ``bench/ilsvrc_seed.py`` does it: triggers and foreign-key checks
+    off (the rows are consistent by construction), then the exact recount of
+    ``synset status --recount`` sets the kept counters.
+    """
+    start = time.perf_counter()
     migrate.upgrade(url)
     params = {
         "n": n, "per": per, "total": n * per, "parents": N_PARENTS, "files": N_FILES,
         "annotators": N_ANNOTATORS,
     }  # fmt: skip
     engine = create_engine(url)
-    start = time.perf_counter()
     with engine.begin() as conn:
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
         for stmt in SEED:
             used = {k: v for k, v in params.items() if f":{k}" in stmt}
             t = time.perf_counter()
@@ -158,6 +139,11 @@ def seed(url: str, data_dir: Path, n: int, per: int) -> float:
             )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
+    t = time.perf_counter()
+    with Session(engine) as session:
+        recount(session)
+        session.commit()
+    print(f"  {'recount':<12} {time.perf_counter() - t:6.1f} s", flush=True)
     engine.dispose()
     write_files(data_dir)
     return time.perf_counter() - start
@@ -210,9 +196,9 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep an already seeded database")
     parser.add_argument("--keep", action="store_true", help="leave the database for --reuse")
     args = parser.parse_args()
-    url = bench_url()
     workdir = Path(tempfile.mkdtemp(prefix="bench-export-scale-"))
     data_dir = workdir / "data"
+    url = database_url(DB_NAME)
     try:
         shape = (args.synsets, args.synsets * args.per_synset)
         if args.reuse and seeded_shape(url) == shape:
@@ -221,6 +207,7 @@ def main() -> None:
             print(f"reusing {DB_NAME}: {shape[0]} synsets, {shape[1]} candidates")
         else:
             print(f"seeding {DB_NAME}: {shape[0]} synsets x {args.per_synset} candidates")
+            create_database(DB_NAME)
             print(f"seeded in {seed(url, data_dir, args.synsets, args.per_synset):.0f} s")
         out = workdir / "out"
         load = os.getloadavg()[0]
@@ -236,10 +223,7 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         if not args.keep:
-            admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
-            admin.dispose()
+            drop_database(DB_NAME)
 
 
 if __name__ == "__main__":
