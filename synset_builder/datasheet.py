@@ -52,7 +52,7 @@ class SheetStats:
     """What the datasheet counts, added up row by row as the export writes them.
 
     Counting as the rows go by, instead of from a list of every row afterwards, is
-    what keeps the export's memory flat: at 800,000 images that list was gigabytes.
+    what keeps the export's memory flat: at ILSVRC scale that list was gigabytes.
     Per-image figures (sources, licences, votes, dates) count a multi-label image
     once, at its first label.
     """

@@ -62,8 +62,8 @@ def atomic_write(target: Path, data: bytes) -> None:
 def write_csv(target: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """Stream CSV rows atomically into ``target``; the sha256 of what was written.
 
-    Rows are formatted a few thousand at a time by ``csv.writer.writerows``: at
-    800,000 manifest rows, a call (and a buffer) per row cost more than the rest.
+    Rows are formatted a few thousand at a time by ``csv.writer.writerows``: a
+    call (and a buffer) per row was the manifest's main cost at ILSVRC scale.
     """
     digest = hashlib.sha256()
     buf = io.StringIO()
@@ -127,7 +127,7 @@ class ImageFolderWriter:
 
     def finish(self) -> list[str]:
         # The export records each file with the checksum of the bytes it handed over,
-        # as it goes: a list of 800,000 paths here would only repeat that.
+        # as it goes: a list of every path here would only repeat that, in memory.
         return []
 
 

@@ -116,7 +116,7 @@ def _accepted_rows() -> Select:
             Candidate.license,
             Candidate.creator,
             # As text, "2026-03-01 12:00:00+00" (the datasheet wants its date and month):
-            # turning 800,000 timestamps into datetimes and back cost seconds.
+            # a datetime per row, made and formatted back, is work for nothing.
             cast(Candidate.fetched_at, String).label("fetched_at"),
             Consensus.p_yes,
             votes.c.yes,
@@ -231,7 +231,7 @@ def _add_image(
             row = cands[0][0]
         else:
             row = max((r for r, m in cands if label in m), key=lambda r: (r.p_yes, -r.id))
-        # Unpacked at once: a Row's attribute lookups, 800,000 times, cost seconds.
+        # Unpacked at once: a Row's attribute lookup is slow, and this runs per image.
         *_, synset_id, source, url, licence, creator, fetched_at, p_yes, yes, n = row
         yes, n = int(yes or 0), int(n or 0)
         entries.append(

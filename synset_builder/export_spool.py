@@ -1,12 +1,13 @@
 """The export's scratch table: one row per (image, class) on disk, not in Python objects.
 
-At ILSVRC scale an export handles 800,000 entries. Held as Python objects (an
-ORM pair per candidate, a dataclass per entry, a dict per manifest row) they
-took 3.3 GB; here each entry is a row of a throw-away SQLite file (the standard
-library's ``sqlite3``) in a temporary folder, so the export's memory is what one
-pass needs, and the sorts it needs (the processing order, the manifest's order,
-the checksum listing's) are SQLite's, which spill to disk instead of growing.
-The file goes away with the export, finished or not.
+At ILSVRC scale an export handles most of a million entries. Held as Python
+objects (an ORM pair per candidate, a dataclass per entry, a dict per manifest
+row) they took gigabytes (docs/benchmarks.md); here each entry is a row of a
+throw-away SQLite file (the standard library's ``sqlite3``) in a temporary
+folder, so the export's memory is what one pass needs, and the sorts it needs
+(the processing order, the manifest's order, the checksum listing's) are
+SQLite's, which spill to disk instead of growing. The file goes away with the
+export, finished or not.
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ class ExportSpool:
     """
 
     def __init__(self) -> None:
-        # In the system's temporary folder (TMPDIR), about 0.5 KB per exported image.
+        # In the system's temporary folder (TMPDIR): a row per exported image, and the
+        # manifest's rows; docs/benchmarks.md says how big that gets.
         self._dir = tempfile.TemporaryDirectory(prefix="synset-export-")
         self.path = Path(self._dir.name) / "spool.sqlite"
         self.db = sqlite3.connect(self.path, isolation_level=None)
@@ -199,7 +201,7 @@ class ExportSpool:
             _, sha, group, wnid = same[0]
             labels = (wnid,) if len(same) == 1 else tuple(sorted(r[3] for r in same))
             # One tuple per label set, and the image's own string as its group when it
-            # has none: at 800,000 images these copies are most of the memory.
+            # has none: copies of these, per image, would be most of the memory.
             yield img, sha, sha if group == sha else group, shared.setdefault(labels, labels)
 
     def set_splits(self, split_of: Iterable[tuple[int, str, tuple[str, ...]]]) -> None:

@@ -3,9 +3,9 @@
 Entries arrive from the spool in processing order (``ExportSpool.ordered``);
 each image is rendered once (in worker processes, a bounded number of files
 ahead), given to every requested layout, and its manifest row, file checksum
-and datasheet counts are written down as it goes. Nothing grows with the size
-of the export except what goes to disk: at 800,000 images the rows are in the
-spool, not in a list.
+and datasheet counts are written down as it goes. The pass keeps nothing per
+image in memory (a multi-label image's file only until its last label): the
+rows go to the spool, not into a list.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ class VerifyReport:
 class _Scan:
     """What one pass over the manifest keeps: a split per image and per group.
 
-    At 800,000 rows, a dict per manifest row was gigabytes; these hold a few
+    At ILSVRC scale a dict per manifest row was gigabytes; these hold a few
     hundred bytes per image (an image's own string doubles as its group's).
     """
 
