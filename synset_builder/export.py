@@ -125,7 +125,7 @@ def _export(
         max_per_class=config.max_per_class,
         seed=config.split.seed,
     )
-    if not sel.entries:
+    if not sel.total:
         raise InvalidInput(
             "Nothing to export: no accepted image is left in the pool "
             f"({len(sel.ambiguous)} ambiguous, {len(sel.dropped_classes)} classes too small, "

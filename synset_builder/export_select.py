@@ -46,7 +46,8 @@ class Selection:
     contributing: set[str] = field(default_factory=set)
 
     @property
-    def entries(self) -> int:
+    def total(self) -> int:
+        """Entries kept: (image, class) pairs, so a multi-label image counts per label."""
         return sum(self.sizes.values())
 
 
