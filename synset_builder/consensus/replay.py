@@ -126,7 +126,7 @@ class DynamicConsensus:
         priors: Mapping[Hashable, Sequence[float]] | None = None,
     ) -> None:
         """A fresh state; then :meth:`play` once, or once per group with
-        :meth:`forget_items` between (``synset consensus``, synset by synset)."""
+        :meth:`next_group` before each (``synset consensus``, synset by synset)."""
         self._cix = {c: j for j, c in enumerate(classes)}
         self._classes = list(classes)
         self._gold = {i: self._cix[a] for i, a in (gold or {}).items() if a in self._cix}
