@@ -37,12 +37,12 @@ OURS = textwrap.dedent(
     import json, sys, time
     from pathlib import Path
     from synset_builder.config import Settings
-    from synset_builder.crawl import CrawlConfig, crawl
+    from synset_builder.crawl.run import CrawlConfig, crawl
     from synset_builder.db import migrate
     from synset_builder.db.models import Candidate, Synset
     from synset_builder.db.session import make_engine, session_scope
-    from synset_builder.fetch import FetchConfig
-    from synset_builder.sources import make_source
+    from synset_builder.crawl.fetch import FetchConfig
+    from synset_builder.crawl.sources import make_source
     from sqlalchemy import func, select
 
     work, urls, conc = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])

@@ -33,9 +33,9 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from synset_builder.dedup import HashTable, self_pairs  # noqa: E402
-from synset_builder.fingerprint import fingerprint_all  # noqa: E402
-from synset_builder.hamming_index import as_uint64, brute_pairs, mih_pairs  # noqa: E402
+from synset_builder.clean.dedup import HashTable, self_pairs  # noqa: E402
+from synset_builder.clean.fingerprint import fingerprint_all  # noqa: E402
+from synset_builder.clean.hamming_index import as_uint64, brute_pairs, mih_pairs  # noqa: E402
 from tests.photo_variants import TRANSFORMS, variant  # noqa: E402
 
 PHOTOS = ROOT.parent / "shared" / "testdata" / "photos"

@@ -32,12 +32,12 @@ from PIL import ImageEnhance, ImageOps
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from synset_builder.crawl.store import add_image  # noqa: E402
 from synset_builder.db import migrate  # noqa: E402
 from synset_builder.db.models import Candidate, Consensus, Synset  # noqa: E402
 from synset_builder.db.session import make_engine, session_scope  # noqa: E402
-from synset_builder.export import ExportConfig, run_export  # noqa: E402
-from synset_builder.export_render import RenderSpec  # noqa: E402
-from synset_builder.store import add_image  # noqa: E402
+from synset_builder.export.render import RenderSpec  # noqa: E402
+from synset_builder.export.run import ExportConfig, run_export  # noqa: E402
 
 PHOTOS = ROOT.parent / "shared" / "testdata" / "photos"
 VARIANTS = [

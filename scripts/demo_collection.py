@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from synset_builder.config import load_settings
-from synset_builder.hierarchy import closure_up, resolve, wnid_of
-from synset_builder.wordnet import load_wordnet
+from synset_builder.hierarchy.targets import closure_up, resolve, wnid_of
+from synset_builder.hierarchy.wordnet import load_wordnet
 
 
 def main(photos: Path, out: Path, targets: list[str]) -> int:

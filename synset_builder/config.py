@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     flickr_key: str | None = None
     contact: str = Field(default="https://github.com/synset-builder/synset-builder")
     # Opens private and loopback ranges to the crawler (an intranet image server);
-    # link-local and cloud metadata addresses stay refused (synset_builder/fetch_guard.py).
+    # link-local and cloud metadata addresses stay refused (synset_builder/crawl/guard.py).
     allow_private_networks: bool = False
     # Wall-clock seconds one image download may take, redirects included; a host
     # dripping bytes is cut off here (reason "timeout", tried again by --retry-failed).

@@ -3,8 +3,8 @@
 Workers do the work *and* write its rows: they open their own connection to the
 shared database (the driver's URL) and read and write files in the shared store (a
 path every worker sees). What each stage sends out, and why the rows still equal a
-single-machine run, is in :mod:`synset_builder.crawl_cluster` and
-:mod:`synset_builder.clean_rows`. This module holds what both need: the client
+single-machine run, is in :mod:`synset_builder.crawl.cluster` and
+:mod:`synset_builder.clean.batches`. This module holds what both need: the client
 (``RUNNERS`` registry, keyed by the scheme of the spec), a database engine per
 worker process, and ``--per-host`` as a cluster-wide Dask semaphore.
 """

@@ -7,9 +7,9 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from synset_builder.crawl.store import add_image
 from synset_builder.db.models import Candidate, Image, Synset, SynsetEdge
 from synset_builder.pool import clean_clause
-from synset_builder.store import add_image
 
 
 def synset(session: Session, wnid: str, parent: Synset | None = None) -> Synset:

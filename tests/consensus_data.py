@@ -9,8 +9,8 @@ from pathlib import Path
 from sqlalchemy import Connection, insert
 from sqlalchemy.orm import Session
 
+from synset_builder.crawl.store import add_image
 from synset_builder.db.models import Annotator, Candidate, Image, Synset, Vote
-from synset_builder.store import add_image
 
 
 def make_synset(

@@ -14,12 +14,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from synset_builder.config import Settings
-from synset_builder.crawl import CrawlConfig, crawl
-from synset_builder.crawl_records import Tally
+from synset_builder.crawl.fetch import FetchConfig
+from synset_builder.crawl.records import Tally
+from synset_builder.crawl.run import CrawlConfig, crawl
+from synset_builder.crawl.sources import make_source
 from synset_builder.db.models import Candidate, CrawlPage, FetchFailure, Image, Query, Synset
 from synset_builder.db.session import make_engine, session_scope
-from synset_builder.fetch import FetchConfig
-from synset_builder.sources import make_source
 from tests.photo_server import PhotoServer
 
 SYNSET = os.path.join(os.path.dirname(sys.executable), "synset")

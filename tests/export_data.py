@@ -23,6 +23,7 @@ from PIL import Image as PILImage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from synset_builder.crawl.store import add_image
 from synset_builder.db.models import (
     Annotator,
     Candidate,
@@ -33,7 +34,6 @@ from synset_builder.db.models import (
     SynsetEdge,
     Vote,
 )
-from synset_builder.store import add_image
 from tests.photo_variants import variant
 
 ANIMAL, DOG, CAT = "n00015388", "n02084071", "n02121808"

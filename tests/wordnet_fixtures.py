@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
-from synset_builder.wordnet import DEBIAN_WORDNET, build_from_debian
+from synset_builder.hierarchy.wordnet import DEBIAN_WORDNET, build_from_debian
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +19,7 @@ def nltk_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def wn(nltk_data_dir: Path) -> WordNetCorpusReader:
-    from synset_builder.wordnet import load_wordnet
+    from synset_builder.hierarchy.wordnet import load_wordnet
 
     return load_wordnet(nltk_data_dir, nltk_data_dir)
 

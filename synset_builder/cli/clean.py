@@ -15,9 +15,9 @@ if TYPE_CHECKING:
 
     from sqlalchemy.orm import Session
 
-    from synset_builder.clean import CleanReport
+    from synset_builder.clean.quality import CleanConfig
+    from synset_builder.clean.run import CleanReport
     from synset_builder.config import Settings
-    from synset_builder.quality import CleanConfig
 
 
 def _config(
@@ -27,7 +27,7 @@ def _config(
     algo: str | None,
     placeholder_files: Iterable[Path] = (),
 ) -> CleanConfig:
-    from synset_builder.quality import CleanConfig
+    from synset_builder.clean.quality import CleanConfig
 
     try:
         return CleanConfig(
@@ -119,9 +119,9 @@ def clean(
     ),
 ) -> None:
     """Reject broken, tiny, blurred, blank and placeholder images; mark near duplicates."""
-    from synset_builder.clean import keep, run_clean
+    from synset_builder.clean.fingerprint import HASHERS
+    from synset_builder.clean.run import keep, run_clean
     from synset_builder.distributed import cluster_runner
-    from synset_builder.fingerprint import HASHERS
 
     if algo is not None and algo not in HASHERS:
         raise InvalidInput(f"Unknown hash {algo!r}; use one of {', '.join(HASHERS)}.")

@@ -12,7 +12,7 @@ from synset_builder.errors import InvalidInput, NotFound
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from synset_builder.sources import Source
+    from synset_builder.crawl.sources import Source
 
 
 def crawl_command(
@@ -58,12 +58,12 @@ def crawl_command(
     ),
 ) -> None:
     """Search the sources with every synset's queries and download the hits."""
-    from synset_builder.crawl import CrawlConfig, crawl
-    from synset_builder.crawl_cluster import crawl_on_cluster
+    from synset_builder.crawl.cluster import crawl_on_cluster
+    from synset_builder.crawl.fetch import FetchConfig
+    from synset_builder.crawl.run import CrawlConfig, crawl
+    from synset_builder.crawl.sources import SourceError, make_source
+    from synset_builder.crawl.sources.http import user_agent
     from synset_builder.distributed import cluster_runner
-    from synset_builder.fetch import FetchConfig
-    from synset_builder.sources import SourceError, make_source
-    from synset_builder.sources.http import user_agent
 
     for name, value in (("--per-synset", per_synset), ("--concurrency", concurrency)):
         if value < 1:
@@ -124,9 +124,9 @@ def _check_folders(session: Session, sources: list[Source]) -> None:
     """
     from sqlalchemy import select
 
+    from synset_builder.crawl.sources import SynsetRef
+    from synset_builder.crawl.sources.dir import DirSource
     from synset_builder.db.models import Synset
-    from synset_builder.sources import SynsetRef
-    from synset_builder.sources.dir import DirSource
 
     folders = [s for s in sources if isinstance(s, DirSource)]
     if not folders:

@@ -11,7 +11,7 @@ from synset_builder.cli.common import engine_for, open_session, print_json, sett
 from synset_builder.errors import DatabaseUnavailable, InvalidInput, SynsetError
 
 if TYPE_CHECKING:
-    from synset_builder.verify import VerifyReport
+    from synset_builder.export.verify import VerifyReport
 
 # export_formats.WRITERS, spelled out so that --help needs no export code
 # (tests/synset_builder/test_cli_help.py checks that it names every writer).
@@ -54,12 +54,12 @@ def export(
 ) -> None:
     """Write train/val/test splits of the accepted images, with a datasheet."""
     from synset_builder.db.session import describe
-    from synset_builder.export import ExportConfig, run_export
-    from synset_builder.export_formats import parse_size
-    from synset_builder.export_labels import parse_level
-    from synset_builder.export_render import RenderSpec
-    from synset_builder.export_select import licence_family
-    from synset_builder.splits import SplitSpec, parse_fractions
+    from synset_builder.export.formats import parse_size
+    from synset_builder.export.labels import parse_level
+    from synset_builder.export.render import RenderSpec
+    from synset_builder.export.run import ExportConfig, run_export
+    from synset_builder.export.select import licence_family
+    from synset_builder.export.splits import SplitSpec, parse_fractions
 
     cfg = settings()
     per_class = val_per_class is not None or test_per_class is not None
@@ -136,7 +136,7 @@ def verify(
 
     from synset_builder.db.models import Export
     from synset_builder.db.session import session_scope
-    from synset_builder.verify import verify_export
+    from synset_builder.export.verify import verify_export
 
     cfg = settings()
     try:

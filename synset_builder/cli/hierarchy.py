@@ -21,7 +21,7 @@ hierarchy_app = typer.Typer(help="Build the category hierarchy from WordNet or y
 
 def wordnet(cfg: Settings) -> WordNetCorpusReader:
     # NLTK takes over a second to import: only the commands that need it pay for it.
-    from synset_builder.wordnet import load_wordnet
+    from synset_builder.hierarchy.wordnet import load_wordnet
 
     return load_wordnet(cfg.nltk_data, cfg.data_dir, cfg.wordnet_dir)
 
@@ -40,8 +40,7 @@ def add(
     """Add synsets (with their descendants) as targets, and their ancestors up to entity."""
     from tqdm import tqdm
 
-    from synset_builder import hierarchy as h
-
+    from synset_builder.hierarchy import targets as h
     cfg = settings()
     listed = list(h.read_wnid_file(file)) if file else []
     if ilsvrc2012:
@@ -99,8 +98,7 @@ def remove(
     ),
 ) -> None:
     """Un-target synsets: nothing is deleted, and adding them again brings their images back."""
-    from synset_builder import hierarchy as h
-
+    from synset_builder.hierarchy import targets as h
     with open_session(settings()) as session:
         report = h.remove_targets(session, wnid, with_descendants=with_descendants)
     shown = ", ".join(report.untargeted[:10]) + (" ..." if len(report.untargeted) > 10 else "")
@@ -119,8 +117,7 @@ def add_custom(
     query: list[str] = typer.Option([], "--query", help="An extra search query (repeatable)."),
 ) -> None:
     """Add a category that is not in WordNet, with a stable generated id."""
-    from synset_builder import hierarchy as h
-
+    from synset_builder.hierarchy import targets as h
     cfg = settings()
     with open_session(cfg) as session:
         row, created = h.add_custom(
@@ -139,7 +136,7 @@ def queries(
     from sqlalchemy import select
 
     from synset_builder.db.models import Synset
-    from synset_builder.queries import edit_queries
+    from synset_builder.hierarchy.queries import edit_queries
 
     with open_session(settings()) as session:
         row = session.scalar(select(Synset).where(Synset.wnid == wnid))
@@ -156,7 +153,7 @@ def show(
     depth: int | None = typer.Option(None, "--depth", min=0, help="Levels to print."),
 ) -> None:
     """The tree: * marks targets; [candidates/clean/accepted] per synset."""
-    from synset_builder.hierarchy_view import as_json, as_tree
+    from synset_builder.hierarchy.view import as_json, as_tree
 
     with open_session(settings()) as session:
         try:
@@ -175,8 +172,8 @@ def show(
 
 def _no_such_synset(wnid: str, exc: NotFound) -> None:
     """Suggest adding only what WordNet has: a mistyped wnid is named as such."""
-    from synset_builder import hierarchy as h
     from synset_builder.errors import ConfigError
+    from synset_builder.hierarchy import targets as h
 
     if not h.WNID_RE.match(wnid) and not re.fullmatch(r"c\d{8}", wnid):
         raise NotFound(

@@ -18,9 +18,9 @@ from sqlalchemy import Engine
 from annotator_web.app import create_app
 from synset_builder.accounts import hash_password
 from synset_builder.config import Settings
+from synset_builder.crawl.store import add_image
 from synset_builder.db.models import Annotator, Candidate, Synset, SynsetEdge
 from synset_builder.db.session import make_engine, session_scope
-from synset_builder.store import add_image
 
 PASSWORD = "correct horse battery"
 

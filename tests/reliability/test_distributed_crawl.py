@@ -21,12 +21,12 @@ import pytest
 from distributed import get_task_stream
 
 from synset_builder.config import Settings
-from synset_builder.crawl import CrawlConfig
-from synset_builder.crawl_cluster import crawl_on_cluster
+from synset_builder.crawl.cluster import crawl_on_cluster
+from synset_builder.crawl.fetch import FetchConfig
+from synset_builder.crawl.run import CrawlConfig
+from synset_builder.crawl.sources import make_source
 from synset_builder.db.session import make_engine, session_scope
 from synset_builder.distributed import cluster_runner
-from synset_builder.fetch import FetchConfig
-from synset_builder.sources import make_source
 from tests.crawl_support import (
     MULTI_QUERY,
     cluster_crawl_command,

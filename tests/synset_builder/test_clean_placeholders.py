@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from synset_builder.clean import run_clean
+from synset_builder.clean.fingerprint import fingerprint
+from synset_builder.clean.quality import CleanConfig, verdict
+from synset_builder.clean.run import run_clean
 from synset_builder.config import Settings
 from synset_builder.db.models import Image
 from synset_builder.db.session import make_engine, session_scope
-from synset_builder.fingerprint import fingerprint
-from synset_builder.quality import CleanConfig, verdict
 from tests import photo_variants as pv
 from tests import placeholder_images as ph
 from tests.clean_db import candidate, pool_ids, synset

@@ -16,7 +16,7 @@ import pytest
 import typer
 
 from synset_builder.cli import app, main
-from synset_builder.export_formats import WRITERS
+from synset_builder.export.formats import WRITERS
 
 BRACKETED = re.compile(r"\[[^\[\]]+\]")
 

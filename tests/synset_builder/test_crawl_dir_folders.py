@@ -15,13 +15,13 @@ import pytest
 from sqlalchemy import select
 
 from synset_builder.config import Settings
-from synset_builder.crawl import CrawlConfig, crawl
-from synset_builder.crawl_cluster import crawl_on_cluster
+from synset_builder.crawl.cluster import crawl_on_cluster
+from synset_builder.crawl.fetch import FetchConfig
+from synset_builder.crawl.run import CrawlConfig, crawl
+from synset_builder.crawl.sources import make_source
 from synset_builder.db.models import Candidate, Synset
 from synset_builder.db.session import make_engine, session_scope
 from synset_builder.distributed import cluster_runner
-from synset_builder.fetch import FetchConfig
-from synset_builder.sources import make_source
 from tests.crawl_support import add_target
 
 ANT, BEE = "n02219486", "n02206856"
@@ -170,7 +170,7 @@ def test_cluster_progress_ends_at_100_percent(db_factory, wordnet_env, tmp_path,
 def test_progress_ends_with_more_synsets_than_run_at_once(
     settings, wordnet_env, tmp_path, photos, capsys
 ) -> None:
-    from synset_builder.crawl import ACTIVE_SYNSETS
+    from synset_builder.crawl.run import ACTIVE_SYNSETS
 
     n = ACTIVE_SYNSETS + 3  # later synsets start as earlier ones finish
     wnids = [f"n{10000000 + i}" for i in range(n)]

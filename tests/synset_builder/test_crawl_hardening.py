@@ -17,12 +17,12 @@ import trustme
 from sqlalchemy import select
 
 from synset_builder.config import load_settings
+from synset_builder.crawl.fetch import Failed, FetchConfig, Fetched, Fetcher
+from synset_builder.crawl.guard import address_allowed
+from synset_builder.crawl.sources import Hit
 from synset_builder.db.models import Candidate, FetchFailure
 from synset_builder.db.session import make_engine, session_scope
 from synset_builder.errors import ConfigError
-from synset_builder.fetch import Failed, FetchConfig, Fetched, Fetcher
-from synset_builder.fetch_guard import address_allowed
-from synset_builder.sources import Hit
 from tests.crawl_support import add_target, run_crawl, snapshot, url_list
 from tests.hostile_servers import (
     DripServer,

@@ -6,9 +6,9 @@ import csv
 
 from sqlalchemy import func, select
 
-from synset_builder.clean import run_clean
+from synset_builder.clean.quality import CleanConfig
+from synset_builder.clean.run import run_clean
 from synset_builder.db.models import Candidate, Image, ImageHash
-from synset_builder.quality import CleanConfig
 from tests import photo_variants as pv
 from tests.clean_db import candidate, pool_ids, synset
 
@@ -134,7 +134,7 @@ def test_fast_phash_is_imagehash_phash(tmp_path, photos) -> None:
     import imagehash
     from PIL import Image, ImageOps
 
-    from synset_builder.fingerprint import fingerprint, to_int64
+    from synset_builder.clean.fingerprint import fingerprint, to_int64
 
     for photo in photos[::20]:
         small = tmp_path / f"{photo.stem}.png"

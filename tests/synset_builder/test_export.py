@@ -16,12 +16,12 @@ from PIL import Image as PILImage
 from sqlalchemy import update
 
 from synset_builder.db.models import Candidate, Image
-from synset_builder.export import ExportConfig, run_export
-from synset_builder.export_labels import Level
-from synset_builder.export_render import RenderSpec
-from synset_builder.splits import SplitSpec
+from synset_builder.export.labels import Level
+from synset_builder.export.render import RenderSpec
+from synset_builder.export.run import ExportConfig, run_export
+from synset_builder.export.splits import SplitSpec
+from synset_builder.export.verify import verify_export
 from synset_builder.train.export_reader import open_export
-from synset_builder.verify import verify_export
 from tests.export_data import (
     BORZOI,
     CAT,
@@ -161,7 +161,7 @@ def test_levels_map_to_ancestors_and_class_lists(session, col, tmp_path) -> None
     assert report.ambiguous == 1
     classes_file = tmp_path / "classes.txt"
     classes_file.write_text(f"# a curator's list\n{DOG}\n{TABBY}  tabby only\n")
-    from synset_builder.export_labels import parse_level
+    from synset_builder.export.labels import parse_level
 
     out2 = tmp_path / "list"
     export(session, col, out2, level=parse_level(None, str(classes_file)))
@@ -304,6 +304,6 @@ def test_blur_faces_without_opencv_says_what_to_install(session, tmp_path, monke
     ],
 )
 def test_licence_spellings_of_every_source_share_a_family(spelling, family) -> None:
-    from synset_builder.export_select import licence_family
+    from synset_builder.export.select import licence_family
 
     assert licence_family(spelling) == family

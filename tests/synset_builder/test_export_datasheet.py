@@ -18,9 +18,9 @@ from markdown_it import MarkdownIt
 from PIL import Image as PILImage
 from sqlalchemy import select, update
 
-from synset_builder.datasheet_figures import FULL, class_size_chart, size_histogram
 from synset_builder.db.models import Candidate, Synset
-from synset_builder.export import ExportConfig, run_export
+from synset_builder.export.datasheet_figures import FULL, class_size_chart, size_histogram
+from synset_builder.export.run import ExportConfig, run_export
 from tests.export_data import LEAVES, WHIPPET, build_collection
 
 HOSTILE_NAME = (

@@ -27,7 +27,6 @@ from PIL import Image as PILImage
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from synset_builder.datasheet_figures import SHOWN
 from synset_builder.db.models import (
     Annotator,
     Candidate,
@@ -39,8 +38,9 @@ from synset_builder.db.models import (
     Vote,
 )
 from synset_builder.db.session import make_engine, session_scope
-from synset_builder.export import ExportConfig, run_export
-from synset_builder.verify import verify_export
+from synset_builder.export.datasheet_figures import SHOWN
+from synset_builder.export.run import ExportConfig, run_export
+from synset_builder.export.verify import verify_export
 from tests.export_data import build_collection
 from tests.photo_variants import tiny
 from tests.synset_builder.test_cli_errors import SYNSET, _can_mount_tmpfs

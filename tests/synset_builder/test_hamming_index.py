@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synset_builder.hamming_index import SEARCHERS, as_uint64, brute_pairs, mih_pairs
+from synset_builder.clean.hamming_index import SEARCHERS, as_uint64, brute_pairs, mih_pairs
 
 
 def _planted(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -7,12 +7,12 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from synset_builder import hierarchy as h
 from synset_builder.db.models import Query, Synset, SynsetEdge
 from synset_builder.db.session import make_engine
 from synset_builder.errors import InvalidInput, NotFound
-from synset_builder.hierarchy_view import as_json, as_tree
-from synset_builder.queries import edit_queries
+from synset_builder.hierarchy import targets as h
+from synset_builder.hierarchy.queries import edit_queries
+from synset_builder.hierarchy.view import as_json, as_tree
 
 DOG, ENTITY, HUNTING_DOG, WHIPPET = "n02084071", "n00001740", "n02087122", "n02091134"
 
@@ -159,7 +159,7 @@ def test_query_expansion_and_curation(session, wn) -> None:
 
 
 def test_expansion_skips_repeated_head_words() -> None:
-    from synset_builder.queries import expand
+    from synset_builder.hierarchy.queries import expand
 
     got = [t for t, _ in expand(["hunting_dog"], ["dog"])]
     assert got == ["hunting dog"]

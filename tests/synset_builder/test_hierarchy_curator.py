@@ -12,11 +12,11 @@ import json
 
 from sqlalchemy import func, select
 
-from synset_builder import hierarchy as h
-from synset_builder.crawl import CrawlConfig, plan
+from synset_builder.crawl.fetch import FetchConfig
+from synset_builder.crawl.run import CrawlConfig, plan
 from synset_builder.db.models import Annotator, Candidate, Image, Query, Synset, Vote
-from synset_builder.fetch import FetchConfig
-from synset_builder.queries import expand, head_noun
+from synset_builder.hierarchy import targets as h
+from synset_builder.hierarchy.queries import expand, head_noun
 
 ANT, BEE, PHARAOH_ANT = "n02219486", "n02206856", "n02220055"
 

@@ -6,10 +6,10 @@ import json
 
 from sqlalchemy import select
 
-from synset_builder.clean import run_clean
+from synset_builder.clean.quality import CleanConfig
+from synset_builder.clean.run import run_clean
 from synset_builder.db.models import Candidate, Image
 from synset_builder.db.session import make_engine, session_scope
-from synset_builder.quality import CleanConfig
 from tests import photo_variants as pv
 from tests.clean_db import broken_candidate, candidate, pool_ids, synset
 

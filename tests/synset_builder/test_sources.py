@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from synset_builder.config import Settings
+from synset_builder.crawl.sources import SourceError, SynsetRef, make_source
 from synset_builder.db.models import Candidate
 from synset_builder.db.session import make_engine, session_scope
 from synset_builder.errors import ConfigError, InvalidInput
-from synset_builder.sources import SourceError, SynsetRef, make_source
 from tests.crawl_support import add_target
 from tests.photo_server import PhotoServer
 

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from synset_builder.errors import InvalidInput
-from synset_builder.splits import Item, SplitSpec, assign_splits, parse_fractions
+from synset_builder.export.splits import Item, SplitSpec, assign_splits, parse_fractions
 
 
 def sha(text: str) -> str:

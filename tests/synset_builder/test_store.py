@@ -13,8 +13,7 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import func, select
 
-from synset_builder.db.models import Image
-from synset_builder.store import (
+from synset_builder.crawl.store import (
     BadImage,
     add_image,
     downscale,
@@ -22,6 +21,7 @@ from synset_builder.store import (
     store_bytes,
     sweep_temp,
 )
+from synset_builder.db.models import Image
 from tests.photo_server import decompression_bomb
 
 

@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from synset_builder.db.models import Candidate, Image, Takedown
 from synset_builder.errors import InvalidInput, NotFound
-from synset_builder.export import ExportConfig, run_export
+from synset_builder.export.run import ExportConfig, run_export
+from synset_builder.export.verify import verify_export
 from synset_builder.pool import clean_clause
 from synset_builder.takedown import add_takedown, list_takedowns, revoke_takedown
-from synset_builder.verify import verify_export
 from tests.export_data import build_collection
 
 

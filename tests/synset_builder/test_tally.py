@@ -17,8 +17,10 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from synset_builder import recount, tally
-from synset_builder.clean import keep, run_clean
+from synset_builder.clean.quality import CleanConfig
+from synset_builder.clean.run import keep, run_clean
 from synset_builder.consensus.recompute import RecomputeConfig, recompute
+from synset_builder.crawl.store import add_image
 from synset_builder.db.models import (
     Annotator,
     Candidate,
@@ -32,8 +34,6 @@ from synset_builder.db.models import (
 )
 from synset_builder.db.session import make_engine, session_scope
 from synset_builder.gold import set_gold
-from synset_builder.quality import CleanConfig
-from synset_builder.store import add_image
 from synset_builder.takedown import add_takedown, revoke_takedown
 from synset_builder.train.requeue import Suspect, requeue
 from tests import photo_variants as pv

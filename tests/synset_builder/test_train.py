@@ -206,7 +206,7 @@ def test_bad_inputs_are_one_line_errors(
 
 def _seed_database(settings: Settings, export: BuiltExport) -> dict[str, int]:
     """The exported candidates, accepted by votes, as the export stage found them."""
-    from synset_builder.store import add_image
+    from synset_builder.crawl.store import add_image
 
     engine = make_engine(settings.database_url)
     ids: dict[str, int] = {}

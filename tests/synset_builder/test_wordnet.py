@@ -11,7 +11,7 @@ import nltk.data
 import pytest
 
 from synset_builder.errors import ConfigError
-from synset_builder.wordnet import (
+from synset_builder.hierarchy.wordnet import (
     DEBIAN_WORDNET,
     LEXNAMES,
     build_from_debian,

@@ -1,0 +1,1 @@
+"""The clean stage: quality checks, perceptual hashes, near-duplicate groups and conflicts."""

@@ -1,0 +1,194 @@
+"""``synset export``: accepted images -> stable splits in the layouts trainers read.
+
+One function of (session, config): stream the entries into a scratch table
+(``export_select``, ``export_spool``), place each near-duplicate group in one
+split (``splits``), then one pass (``export_write``) renders each file once in
+worker processes (``export_render``) and hands it to every requested layout
+(``export_formats``); last come ``classes.json``, ``manifest.csv`` (streamed from
+the spool in order), ``checksums.sha256``, the datasheet and ``export.json``, and
+the export is recorded. Memory does not grow with the number of images beyond
+the split assignment's few hundred bytes per image: every row lives in the spool.
+
+Re-running into the same folder is cheap and safe: files already rendered with
+the same pixel settings are reused (``.render-cache.csv``, appended as files are
+written, so an interrupted export resumes), files that no longer belong (a
+takedown, a class dropped) are removed, and the split of every earlier image is
+kept (``splits`` explains how).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.orm import Session
+
+from synset_builder import __version__
+from synset_builder.db.models import Export
+from synset_builder.errors import InvalidInput
+from synset_builder.export.datasheet import write_datasheet
+from synset_builder.export.datasheet_figures import shown_classes
+from synset_builder.export.folder import check_out_folder, previous_splits, remove_stale, sha_file
+from synset_builder.export.formats import (
+    DEFAULT_SHARD_SIZE,
+    MANIFEST_COLUMNS,
+    WRITERS,
+    atomic_write,
+    write_csv,
+    write_lines,
+)
+from synset_builder.export.labels import Level
+from synset_builder.export.render import RenderSpec, require_face_detector
+from synset_builder.export.select import Selection, select_entries
+from synset_builder.export.splits import Item, SplitSpec, assign_splits
+from synset_builder.export.spool import ExportSpool, disk_errors
+from synset_builder.export.write import ExportReport, Plan, write_files
+
+__all__ = ["ExportConfig", "ExportReport", "run_export"]
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    out: Path
+    formats: tuple[str, ...] = ("imagefolder",)
+    split: SplitSpec = field(default_factory=SplitSpec)
+    level: Level = field(default_factory=Level)
+    multi_label: bool = False
+    min_per_class: int = 1
+    max_per_class: int | None = None
+    licenses: frozenset[str] | None = None
+    render: RenderSpec = field(default_factory=RenderSpec)
+    shard_size: int = DEFAULT_SHARD_SIZE
+    workers: int = 0  # 0: one per CPU core
+    samples_per_class: int = 8
+
+    def params(self) -> dict[str, object]:
+        return {
+            "formats": list(self.formats),
+            "split": self.split.as_json(),
+            "level": self.level.describe(),
+            "classes": sorted(self.level.classes),
+            "multi_label": self.multi_label,
+            "min_per_class": self.min_per_class,
+            "max_per_class": self.max_per_class,
+            "licenses": sorted(self.licenses) if self.licenses is not None else None,
+            "render": self.render.as_json(),
+            "shard_size": self.shard_size,
+        }
+
+
+def run_export(
+    session: Session, data_dir: Path, config: ExportConfig, *, database: str
+) -> ExportReport:
+    """Write one export; safe to repeat, and to resume after an interruption."""
+    unknown = [f for f in config.formats if f not in WRITERS]
+    if unknown or not config.formats:
+        raise InvalidInput(
+            f"Unknown export format {unknown[0] if unknown else ''!r}; "
+            f"choose from {', '.join(WRITERS)}."
+        )
+    if config.render.blur_faces:
+        require_face_detector()
+    check_out_folder(config.out)
+    with ExportSpool() as spool, disk_errors(spool.path):
+        return _export(session, data_dir, config, spool, database)
+
+
+def _place(spool: ExportSpool, config: ExportConfig) -> int:
+    """Assign every image its split (recorded in the spool); how many earlier ones moved."""
+    keys: list[int] = []
+    items: list[Item] = []
+    for key, sha, group, labels in spool.items():
+        keys.append(key)
+        items.append(Item(sha, group, labels))
+    assignment = assign_splits(items, config.split, previous_splits(config.out, config.split))
+    split = assignment.split
+    spool.set_splits((k, split[i.sha256], i.labels) for k, i in zip(keys, items, strict=True))
+    return assignment.moved
+
+
+def _export(
+    session: Session, data_dir: Path, config: ExportConfig, spool: ExportSpool, database: str
+) -> ExportReport:
+    out = config.out
+    sel: Selection = select_entries(
+        session,
+        data_dir,
+        spool,
+        level=config.level,
+        multi_label=config.multi_label,
+        licenses=config.licenses,
+        min_per_class=config.min_per_class,
+        max_per_class=config.max_per_class,
+        seed=config.split.seed,
+    )
+    if not sel.total:
+        raise InvalidInput(
+            "Nothing to export: no accepted image is left in the pool "
+            f"({len(sel.ambiguous)} ambiguous, {len(sel.dropped_classes)} classes too small, "
+            f"{sel.taken_down} taken down); run 'synset consensus' first."
+        )
+    report = ExportReport(out=out, taken_down=sel.taken_down, moved=_place(spool, config))
+    classes = sorted(sel.classes)
+    index = {wnid: i for i, wnid in enumerate(classes)}
+    plan = Plan(
+        out=out,
+        formats=config.formats,
+        render=config.render,
+        shard_size=config.shard_size,
+        workers=config.workers,
+        multi_label=config.multi_label,
+        samples_per_class=config.samples_per_class,
+        sample_classes=frozenset(shown_classes(sel.sizes)),
+    )
+    stats = write_files(spool, plan, index, report)
+    class_rows = [
+        {"index": index[w], "wnid": w, "name": sel.classes[w][0], "gloss": sel.classes[w][1]}
+        for w in classes
+    ]
+    atomic_write(
+        out / "classes.json", json.dumps(class_rows, indent=1, ensure_ascii=False).encode()
+    )
+    manifest_sha = write_csv(out / "manifest.csv", MANIFEST_COLUMNS, spool.manifest_rows())
+    report.classes, report.images, report.splits = len(classes), stats.images, stats.splits()
+    report.ambiguous, report.dropped_classes = len(sel.ambiguous), sel.dropped_classes
+    sheet = write_datasheet(
+        session, out, sel, stats, class_rows, report=report.as_json(), params=config.params()
+    )
+    for name in ["classes.json", "manifest.csv", *sheet]:
+        spool.add_file(name, sha_file(out / name))
+    listing_sha = write_lines(
+        out / "checksums.sha256", (f"{digest}  {rel}\n" for rel, digest in spool.files())
+    )
+    report.removed_files = remove_stale(out, spool)
+    meta = {
+        "tool": "synset-builder",
+        "version": __version__,
+        "created_at": datetime.now(UTC).isoformat(),
+        "database": database,
+        "schema_revision": MigrationContext.configure(session.connection()).get_current_revision(),
+        "params": config.params(),
+        "seed": config.split.seed,
+        "counts": report.as_json(),
+        "ambiguous": [{"sha256": s, "wnids": w} for s, w in sel.ambiguous],
+        "checksums": {
+            "manifest.csv": manifest_sha,
+            "classes.json": sha_file(out / "classes.json"),
+            "checksums.sha256": listing_sha,
+        },
+    }
+    atomic_write(out / "export.json", json.dumps(meta, indent=1, ensure_ascii=False).encode())
+    record = Export(
+        out_path=str(out.resolve()),
+        format=",".join(config.formats),
+        params=config.params(),
+        seed=config.split.seed,
+        manifest_sha256=manifest_sha,
+    )
+    session.add(record)
+    session.flush()
+    report.export_id = record.id
+    return report

@@ -1,0 +1,237 @@
+"""The export's one pass over its entries: render each file once, hand it to every layout.
+
+Entries arrive from the spool in processing order (``ExportSpool.ordered``);
+each image is rendered once (in worker processes, a bounded number of files
+ahead), given to every requested layout, and its manifest row, file checksum
+and datasheet counts are written down as it goes. The rows go to the spool,
+not into a list; what stays in memory per image is the imagefolder render
+cache's index line (``export_cache``), and a multi-label image's file until its
+last label.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+from tqdm import tqdm
+
+from synset_builder.export.cache import RenderCache
+from synset_builder.export.datasheet import SheetStats
+from synset_builder.export.folder import sha_file
+from synset_builder.export.formats import MANIFEST_COLUMNS, WRITERS, imagefolder_path
+from synset_builder.export.render import Rendered, RenderSpec, render
+from synset_builder.export.spool import ExportSpool
+
+Job = tuple[str, str, RenderSpec]
+# Files a worker renders per task, and tasks in flight per worker: enough to keep
+# the workers busy, few enough that finished files never pile up in memory.
+CHUNK = 16
+AHEAD = 4
+
+
+@dataclass
+class ExportReport:
+    out: Path
+    classes: int = 0
+    images: int = 0
+    splits: dict[str, int] = field(default_factory=dict)
+    ambiguous: int = 0
+    dropped_classes: dict[str, int] = field(default_factory=dict)
+    taken_down: int = 0
+    faces_blurred: int = 0
+    rendered: int = 0
+    reused: int = 0
+    moved: int = 0
+    removed_files: int = 0
+    # sha256 -> why its stored file could not be exported (left out, listed in export.json)
+    unreadable: dict[str, str] = field(default_factory=dict)
+    export_id: int | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the pass needs to know besides the entries."""
+
+    out: Path
+    formats: tuple[str, ...]
+    render: RenderSpec
+    shard_size: int
+    workers: int
+    multi_label: bool
+    samples_per_class: int
+    sample_classes: frozenset[str]
+
+
+def _render_chunk(jobs: list[Job]) -> list[Rendered]:
+    return [render(job) for job in jobs]
+
+
+def render_stream(jobs: Iterable[Job], workers: int) -> Iterator[Rendered]:
+    """``render`` over ``jobs`` in order, in ``workers`` processes, a bounded window ahead
+    (``Executor.map`` would queue every job, and keep every result it got ahead)."""
+    if workers <= 1:
+        yield from map(render, jobs)
+        return
+    it = iter(jobs)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        window: deque[Future[list[Rendered]]] = deque()
+        while True:
+            while len(window) < workers * AHEAD and (chunk := list(islice(it, CHUNK))):
+                window.append(pool.submit(_render_chunk, chunk))
+            if not window:
+                return
+            yield from window.popleft().result()
+
+
+class _Peekable:
+    """The render stream, taken from only by the entry its next result belongs to."""
+
+    def __init__(self, stream: Iterator[Rendered]) -> None:
+        self.stream = stream
+        self.head: Rendered | None = None
+
+    def take(self, sha256: str) -> Rendered | None:
+        if self.head is None:
+            self.head = next(self.stream, None)
+        if self.head is not None and self.head.sha256 == sha256:
+            done, self.head = self.head, None
+            return done
+        return None
+
+
+def _jobs(spool: ExportSpool, plan: Plan, cache: RenderCache | None) -> Iterator[Job]:
+    """The files to render, in the order the pass will want them.
+
+    With image files: every image not reusable from the cache, once. Manifest
+    only (csv): just the datasheet's sample images. The pass takes a result
+    only when it is for the image at hand, so this plan going wrong can cost a
+    render, never a wrong file.
+    """
+    has_files = any(name != "csv" for name in plan.formats)
+    quota = dict.fromkeys(plan.sample_classes, plan.samples_per_class)
+    queued: set[str] = set()  # multi-label images only: the others come once
+    entries = spool.ordered(train_of=None if has_files else plan.sample_classes)
+    for entry, split, labels in entries:
+        sha = entry.sha256
+        if has_files:
+            wanted = cache is None or cache.hit(sha) is None
+        else:
+            wanted = split == "train" and quota.get(entry.wnid, 0) > 0
+            if wanted:
+                quota[entry.wnid] -= 1
+        if len(labels) > 1:
+            if sha in queued:
+                wanted = False
+            elif wanted:
+                queued.add(sha)
+        if wanted:
+            yield (sha, entry.source_path, plan.render)
+
+
+def write_files(
+    spool: ExportSpool, plan: Plan, index: dict[str, int], report: ExportReport
+) -> SheetStats:
+    """Render, write and record every entry; ``report`` gets the counts."""
+    writers = [WRITERS[name](plan.out, plan.shard_size) for name in plan.formats]
+    has_files = any(name != "csv" for name in plan.formats)
+    folder = "imagefolder" in plan.formats
+    cache = RenderCache(plan.out, plan.render) if folder else None
+    workers = plan.workers or os.cpu_count() or 1
+    if plan.render.resize is None and not plan.render.blur_faces and spool.all_jpeg():
+        # Stripping metadata from JPEGs is a byte copy: shipping the bytes to worker
+        # processes and back costs more than it saves.
+        workers = 1
+    bar = tqdm(
+        total=sum(spool.sizes.values()), desc="export", unit="img", disable=None, leave=False
+    )
+    stream = _Peekable(render_stream(_jobs(spool, plan, cache), workers))
+    need_sample = dict.fromkeys(plan.sample_classes, plan.samples_per_class)
+    stats = SheetStats()
+    held: dict[str, tuple[Rendered, bool, int]] = {}  # multi-label: until its last label
+    unreadable = report.unreadable
+    try:
+        for n, (e, split, labels) in enumerate(spool.ordered(), 1):
+            if n % 1000 == 0:
+                bar.update(1000)
+            sha = e.sha256
+            if sha in unreadable:
+                continue
+            folder_path = imagefolder_path(split, e.wnid, sha) if folder else ""
+            if sha in held:
+                done, reused, left = held[sha]
+                if left > 1:
+                    held[sha] = (done, reused, left - 1)
+                else:
+                    del held[sha]
+            else:
+                done, reused = stream.take(sha), False
+                if done is None and cache is not None and (hit := cache.hit(sha)) is not None:
+                    done = cache.load(hit)
+                    reused = done is not None
+                if done is None and has_files:  # not planned, or a cached file changed
+                    done = render((sha, e.source_path, plan.render))
+                if done is not None and done.error:
+                    unreadable[sha] = done.error
+                    continue
+                if done is not None:
+                    report.reused += reused
+                    report.rendered += not reused
+                    report.faces_blurred += done.faces
+                    if cache is not None:
+                        cache.record(done, folder_path)
+                    if len(labels) > 1:
+                        held[sha] = (done, reused, len(labels) - 1)
+            if done is not None and split == "train" and need_sample.get(e.wnid, 0) > 0:
+                need_sample[e.wnid] -= 1
+                stats.samples[e.wnid].append(done.data)
+            pixels = done if has_files else None
+            values = [
+                folder_path or ("" if has_files else e.source_path),
+                split,
+                e.wnid,
+                index[e.wnid],
+                sha,
+                pixels.width if pixels else e.width,
+                pixels.height if pixels else e.height,
+                e.source,
+                e.url,
+                e.license,
+                e.creator,
+                e.votes_yes,
+                e.votes_no,
+                f"{e.p_yes:.4f}",
+                e.group,
+                pixels.faces if pixels else 0,
+            ]
+            if pixels is not None:
+                # The layouts get the row as text (the webdataset .json member holds it).
+                row = dict(zip(MANIFEST_COLUMNS, map(str, values), strict=True))
+                if plan.multi_label:
+                    # Every label of the image, for the webdataset sample (which holds it once).
+                    row["labels"] = ",".join(str(index[w]) for w in labels)
+                for writer in writers:
+                    writer.add(row, pixels.data, unchanged=reused)
+                values[0] = row["path"]  # the webdataset writer names the shard member
+                if folder:
+                    spool.add_file(folder_path, hashlib.sha256(pixels.data).hexdigest())
+            spool.add_row(values)
+            stats.add(e, split, first=e.wnid == labels[0])
+    finally:
+        bar.close()
+    for writer in writers:
+        for rel in writer.finish():
+            if rel not in spool:
+                spool.add_file(rel, sha_file(plan.out / rel))
+    if cache is not None:
+        cache.close(keep=spool.has_image)
+    return stats
