@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@# The local CPU build of torch first: a bare `torch` would pull CUDA wheels.
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[train,dask,test,bench,privacy]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[train,dask,test,bench,privacy,interop]'
 	@touch $(STAMP)
 
 run: setup

@@ -565,3 +565,70 @@ class AnnotatorTallyDelta(Base):
     gold_correct: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     decided: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     agreed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class ExpertDecision(Base):
+    """A curator's judgement of one candidate (migration 0018). Only appended: the
+    newest row per candidate is in force; ``label`` None hands it back to the crowd."""
+
+    __tablename__ = "expert_decision"
+    __table_args__ = (Index("ix_expert_decision_candidate", "candidate_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidate.id"))
+    label: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotator.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditSample(Base):
+    """One item of a synset's blind precision audit and, once judged, its verdict."""
+
+    __tablename__ = "audit_sample"
+    __table_args__ = (
+        UniqueConstraint("synset_id", "candidate_id", "round"),
+        Index("ix_audit_sample_candidate", "candidate_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    synset_id: Mapped[int] = mapped_column(ForeignKey("synset.id"))
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidate.id"))
+    round: Mapped[int] = mapped_column(Integer)
+    # accepted | rejected: the crowd's decision when the item was drawn.
+    kind: Mapped[str] = mapped_column(String(16))
+    seed: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    drawn_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    judged_label: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    judged_by: Mapped[int | None] = mapped_column(ForeignKey("annotator.id"), default=None)
+    judged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class VoteUndone(Base):
+    """A vote its annotator took back within a minute (migration 0019), kept aside."""
+
+    __tablename__ = "vote_undone"
+    __table_args__ = (Index("ix_vote_undone_annotator", "annotator_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    vote_id: Mapped[int] = mapped_column(Integer)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidate.id"))
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotator.id"))
+    answer: Mapped[bool] = mapped_column(Boolean)
+    time_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    undone_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ConsensusRefit(Base):
+    """One model refit the web app ran by itself (migration 0020): when, how far, how."""
+
+    __tablename__ = "consensus_refit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # The highest vote id the refit read.
+    votes_seen: Mapped[int] = mapped_column(BigInteger)
+    # running | done | failed
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(String(500), default=None)
