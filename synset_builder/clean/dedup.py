@@ -3,9 +3,9 @@
 Hashes are computed once (:mod:`synset_builder.clean.fingerprint`) and stored, so changing
 ``--max-distance`` never re-hashes. Search matches two images when the full-picture
 hash of one is within the distance of *any* stored hash of the other (full, central
-90% and 80% crops, mirror): one full-picture pHash moves 10-20 bits under a 5-10%
-crop and ~32 under a flip, as far as unrelated photos, so it alone cannot catch
-them at a safe threshold (see docs/benchmarks.md for the figures).
+90% and 80% crops, mirror): one full-picture pHash moves under a small crop, and
+under a flip, about as far as it does between unrelated photos, so it alone cannot
+catch them at a safe threshold (docs/benchmarks.md has the measured distances).
 
 Connected pairs form groups (connected components, i.e. union-find). Within a
 synset one representative per group is kept; across synsets the shared picture is

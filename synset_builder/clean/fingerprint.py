@@ -133,7 +133,8 @@ def _phashes(grey: Image.Image) -> tuple[int, int, int, int]:
     Written out (imagehash's own steps: 32x32 Lanczos, 2-D DCT-II, 8x8 low
     frequencies above their median) so the three DCTs run as one numpy call and the
     mirror costs nothing: mirroring a row negates its odd DCT coefficients. This
-    makes hashing ~40% cheaper; a test checks it still equals ``imagehash.phash``.
+    makes hashing cheaper (docs/benchmarks.md); a test checks it still equals
+    ``imagehash.phash``.
     """
     views = [grey, *(_central(grey, f) for f in CROPS)]
     pixels = np.stack(

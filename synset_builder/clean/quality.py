@@ -6,11 +6,9 @@ the first reason that applies, stored on the image (``quality``,
 and overridden by a curator (``--keep``). Greyscale is flagged, not rejected:
 X-rays, old photographs and some categories are legitimately grey.
 
-Thresholds were set on the 143 real photos of the test data: their sharpness
-(variance of the Laplacian on the 128 px grey copy) is >= 245 (1st percentile
-381) and their 1-99 percentile spread >= 111, while a Gaussian blur of radius 8
-on these ~500 px photos gives a median of 12 (90th percentile 25; radius 6: 27
-and 66) and a blank page 0.
+Thresholds were set on the real photos of the test data against blurred copies
+of them and blank pages (sharpness is the variance of the Laplacian on the small
+grey copy; the measured distributions are in docs/benchmarks.md, clean section).
 Blur is the weakest rule: mild blur and shallow depth of field pass on purpose.
 
 Placeholders ("image not found" text, a host's logo on white) are caught three
