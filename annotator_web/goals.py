@@ -2,10 +2,11 @@
 
 Why: whether a synset has reached its goal (``goal`` accepted items) is an aggregate
 that changes slowly, yet every task fetch asked it: counting the synset's candidates
-up to the goal, then its accepted items up to the goal, ~1 ms of PostgreSQL per
-fetch under ``bench/web_load.py`` (all 5,000 candidates of a synset read when the
-goal is above that), and more with a real goal below the candidate count, where it
-probes every candidate's consensus row until it has found the goal's worth.
+up to the goal, then its accepted items up to the goal, a measurable share of
+PostgreSQL's time per fetch under ``bench/web_load.py`` (all of a synset's
+candidates read when the goal is above their count), and more with a real goal
+below the candidate count, where it probes every candidate's consensus row until it
+has found the goal's worth.
 
 Each worker process keeps the last answer per synset for ``web_goal_recheck_seconds``
 (0: count on every fetch). The answer is tied to the goal it was counted for, and

@@ -49,7 +49,7 @@ def serving_tiers(postgresql: bool) -> list[ColumnElement[bool]]:
 
     Each tier is served in serve-key order before the next one. Serving tier by
     tier lets a fetch read a page through the ``ix_candidate_serve_key`` index
-    instead of ranking every candidate of the synset (the old ~100 ms sort), and
+    instead of ranking every candidate of the synset (the old sort grew with the synset), and
     each tier spells out "still open" in a form the planner can drive from the
     small side (the initial subset, the requeue rows) or check by primary key.
     The first tier takes the synset's initial subset as the list parameter

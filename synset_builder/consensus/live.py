@@ -130,8 +130,8 @@ def open_joined() -> ColumnElement[bool]:
     Why a second spelling: where the test is not a plain ``WHERE`` conjunct (in a
     select list, or or-ed with another test), PostgreSQL may run the ``NOT EXISTS`` of
     :func:`open_clause` as a hashed subplan: every decided row of every synset read
-    to answer for a page of 24 items (3 ms per vote submit after a minute of load,
-    growing with the database). A joined row is read by key instead.
+    to answer for a page of items (a cost per vote submit that grows with the
+    database; docs/benchmarks.md). A joined row is read by key instead.
     """
     return or_(~func.coalesce(decided(), false()), _requeued())
 

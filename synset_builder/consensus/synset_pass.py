@@ -1,7 +1,7 @@
 """``synset consensus`` one synset at a time: what it reads, keeps and writes per synset.
 
 A full recompute used to hold every vote and every consensus row of the project
-in Python (3.5 GB at ILSVRC scale). It now makes two passes over the synsets,
+in Python (gigabytes at ILSVRC scale; docs/benchmarks.md). It now makes two passes over the synsets,
 each reading one synset's votes at a time:
 
 1. the replay (:meth:`.replay.DynamicConsensus.next_group`), which leaves the

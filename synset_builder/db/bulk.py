@@ -11,9 +11,10 @@ literal (``col = ANY(CAST(:ids AS INTEGER[]))``), rows as one JSON document
 there the usual forms stay, and the caller passes the same values either way.
 
 Why text and not psycopg's list adaptation: psycopg adapts a Python list element
-by element in Python, after sniffing the element type. A page of 24 consensus rows
-as seven column arrays cost ~400 us to adapt, the same rows as one orjson document
-~15 us; per submit that was about a tenth of the web app's CPU (bench/web_load.py).
+by element in Python, after sniffing the element type. A page of consensus rows as
+column arrays cost over an order of magnitude more to adapt than the same rows as
+one orjson document, a visible share of the web app's CPU per submit
+(bench/web_load.py; figures in docs/benchmarks.md).
 """
 
 from __future__ import annotations
