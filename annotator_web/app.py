@@ -115,7 +115,7 @@ def _planned_once(database_url: str) -> dict[str, object]:
     """PostgreSQL: prepare each statement at once and keep one generic plan for it.
 
     Planning the lease query (a dozen anti-joins: the pool, the annotator's own
-    answers, other people's leases) takes 10-30 ms, more than running it, and so
+    answers, other people's leases) takes longer than running it, and so
     does the probe of a synset. By default each connection planned each statement at
     least ten times (five runs before psycopg prepares it, five custom plans before
     the server considers a generic one) and kept planning those two on every call,

@@ -71,7 +71,7 @@ def _json(payload: BaseModel) -> Response:
     """A hot route's answer, built from its (validated) response model.
 
     Returning a Response skips FastAPI's second validation and serialization of the
-    same model, ~7% of the server's CPU under bench/web_load.py; the route's
+    same model, a visible share of the server's CPU under bench/web_load.py; the route's
     ``response_model`` still documents it in /openapi.json.
     """
     return Response(payload.model_dump_json(), media_type="application/json")

@@ -142,8 +142,8 @@ def _drop(response: urllib3.BaseHTTPResponse) -> None:
 class Fetcher:
     """Fetches hits from many threads: one urllib3 pool manager, a cap per host.
 
-    urllib3 rather than requests: the same connection pools for half the CPU per
-    request (measured 0.55 vs 1.07 ms on loopback), which is the budget on 2 cores.
+    urllib3 rather than requests: the same connection pools for about half the CPU
+    per request (measured on loopback, docs/benchmarks.md), and CPU is the budget.
     """
 
     def __init__(
