@@ -1,34 +1,66 @@
-"""``synset votes import``: votes collected elsewhere (an MTurk batch, a spreadsheet).
+"""``synset votes import``: votes collected elsewhere (a spreadsheet, an MTurk batch,
+a Label Studio project).
 
-Columns by position: item, worker, label (first row is a header). The item is a
-candidate id, or an image sha256 when ``--synset WNID`` says which synset it was
-asked about. A worker becomes an annotator account without a password (the same
-crowd account the web app would create for that worker id). Labels are yes/no
-words (1/0, yes/no, true/false): the database stores binary votes.
+``vote_formats`` reads the file into (item, worker, answer) rows; this module
+matches each item to a candidate and writes the votes exactly as the web app's
+votes are written (a ``Vote`` row, whose triggers keep the tallies, then
+``after_votes`` for the consensus of the candidates touched).
+
+An item is a candidate id, the candidate's source URL, or the image's sha256
+(also found as the file name at the end of a URL, as exports and hosting
+buckets name files by hash). ``--synset WNID`` keeps matches to that synset's
+candidates; without it an image or URL that is a candidate of several synsets
+is ambiguous and skipped. A worker becomes an annotator account without a
+password (the same crowd account the web app would create for that worker id).
+
+Answers: yes/no words (1/0, yes/no, true/false) are the vote. Any other answer
+is read as a class name, as multi-class crowd tasks give: naming the
+candidate's synset (its wnid, name or a lemma) is a yes, naming another synset
+of the database is a no, and an answer that names nothing known is skipped
+rather than guessed (a typo must not become a "no").
 
 Re-importing is idempotent: a vote is unique per (candidate, annotator), so a row
-already present is skipped; a row that contradicts a stored vote is skipped and
-reported, never silently overwritten. Rows that cannot be used are reported
-with their line and reason instead of aborting the whole file.
+already present is counted as such; a row that contradicts a stored vote is
+skipped and reported, never silently overwritten. A file in which no item
+matches raises before anything is written.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from synset_builder.accounts import WORKER_ID, crowd_worker
-from synset_builder.consensus.evaluate import binary_label, read_rows
+from synset_builder.accounts import WORKER_ID, NameTaken, crowd_worker
+from synset_builder.consensus.evaluate import binary_label
 from synset_builder.consensus.live import after_votes
+from synset_builder.consensus.vote_formats import VoteRecord, read_votes
 from synset_builder.db.models import Candidate, Image, Synset, Vote
-from synset_builder.errors import InvalidInput, NotFound
+from synset_builder.errors import NotFound
 
-SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+SHA256 = re.compile(r"\A[0-9a-fA-F]{64}\Z")
+SHA_IN_URL = re.compile(r"(?<![0-9a-fA-F])([0-9a-fA-F]{64})(?![0-9a-fA-F])")
+MAX_ID_DIGITS = 18  # beyond this a number is no candidate id (and overflows BIGINT)
 CHUNK = 500
+
+NO_ITEM = "no candidate has this id, source URL or image sha256"
+AMBIGUOUS = "the item is a candidate of several synsets (give --synset)"
+OTHER_SYNSET = "the candidate belongs to another synset than --synset"
+BAD_LABEL = "label is not a yes/no answer or a class name known here"
+BAD_WORKER = "worker id is not valid"
+NAME_TAKEN = "the worker's account name belongs to a staff account"
+CONTRADICTS = "the worker already voted the other way"
+
+
+@dataclass(frozen=True)
+class Skip:
+    where: str  # "line 7", "task 3 annotation 12"
+    reason: str  # one of a few fixed phrases, counted per reason
+    detail: str
 
 
 @dataclass
@@ -36,78 +68,165 @@ class ImportResult:
     rows: int = 0
     added: int = 0
     already: int = 0
-    skipped: list[str] = field(default_factory=list)  # "line N: reason"
+    skipped: list[Skip] = field(default_factory=list)
+
+    def by_reason(self) -> Counter[str]:
+        return Counter(s.reason for s in self.skipped)
 
 
-def _resolve(session: Session, items: set[str], synset_id: int | None) -> dict[str, int]:
-    """Map each item cell to a candidate id (by id, or by sha256 within the synset)."""
-    ids = {item: int(item) for item in items if item.isdigit()}
-    found = set(
-        session.scalars(select(Candidate.id).where(Candidate.id.in_(set(ids.values())))).all()
-    )
-    out = {item: cid for item, cid in ids.items() if cid in found}
-    shas = {item.lower(): item for item in items if SHA256.match(item)}
-    if shas and synset_id is not None:
-        for sha, cid in session.execute(
-            select(Image.sha256, Candidate.id)
-            .join(Candidate, Candidate.image_id == Image.id)
-            .where(Candidate.synset_id == synset_id, Image.sha256.in_(list(shas)))
+def _chunks(values: list[str]) -> list[list[str]]:
+    return [values[k : k + CHUNK] for k in range(0, len(values), CHUNK)]
+
+
+def _resolve(session: Session, items: set[str]) -> dict[str, set[tuple[int, int]]]:
+    """Each item's (candidate id, synset id) pairs, by id, source URL, or sha256."""
+    out: dict[str, set[tuple[int, int]]] = {}
+    ids: dict[int, list[str]] = {}
+    for item in items:
+        if item.isdigit() and len(item) <= MAX_ID_DIGITS:
+            ids.setdefault(int(item), []).append(item)
+    numbers = sorted(ids)
+    for k in range(0, len(numbers), CHUNK):
+        for cid, sid in session.execute(
+            select(Candidate.id, Candidate.synset_id).where(
+                Candidate.id.in_(numbers[k : k + CHUNK])
+            )
         ):
-            out[shas[sha]] = cid
+            for item in ids[cid]:
+                out.setdefault(item, set()).add((cid, sid))
+    urls = [i for i in items if not i.isdigit() and not SHA256.match(i)]
+    for part in _chunks(urls):
+        for url, cid, sid in session.execute(
+            select(Candidate.url, Candidate.id, Candidate.synset_id).where(Candidate.url.in_(part))
+        ):
+            out.setdefault(url, set()).add((cid, sid))
+    shas: dict[str, list[str]] = {}
+    for item in items:
+        if SHA256.match(item):
+            shas.setdefault(item.lower(), []).append(item)
+        elif item not in out and "/" in item:  # a URL whose file name is the hash
+            found = SHA_IN_URL.findall(item.rsplit("/", 1)[-1])
+            if len(found) == 1:
+                shas.setdefault(found[0].lower(), []).append(item)
+    for part in _chunks(sorted(shas)):
+        for sha, cid, sid in session.execute(
+            select(Image.sha256, Candidate.id, Candidate.synset_id)
+            .join(Candidate, Candidate.image_id == Image.id)
+            .where(Image.sha256.in_(part))
+        ):
+            for item in shas[sha]:
+                out.setdefault(item, set()).add((cid, sid))
     return out
 
 
-def import_votes(session: Session, path: Path, *, wnid: str | None = None) -> ImportResult:
+def _norm(name: str) -> str:
+    return " ".join(name.replace("_", " ").lower().split())
+
+
+def _class_names(session: Session) -> dict[str, set[int]]:
+    """Every synset's wnid, name and lemmas (normalised) -> the synsets so named."""
+    names: dict[str, set[int]] = {}
+    for sid, wnid, name, lemmas in session.execute(
+        select(Synset.id, Synset.wnid, Synset.name, Synset.lemmas)
+    ):
+        for word in [wnid, name, *(lemmas or [])]:
+            names.setdefault(_norm(str(word)), set()).add(sid)
+    return names
+
+
+def _matched(
+    records: list[VoteRecord], found: dict[str, set[tuple[int, int]]], synset_id: int | None
+) -> tuple[list[tuple[VoteRecord, int, int]], list[Skip]]:
+    """The rows whose item names exactly one candidate (of ``synset_id`` when given)."""
+    usable: list[tuple[VoteRecord, int, int]] = []
+    skipped: list[Skip] = []
+    for rec in records:
+        if rec.skip:
+            skipped.append(Skip(rec.where, rec.skip, rec.item))
+            continue
+        pairs = found.get(rec.item, set())
+        if synset_id is not None:
+            mine = {p for p in pairs if p[1] == synset_id}
+            if pairs and not mine:
+                skipped.append(Skip(rec.where, OTHER_SYNSET, rec.item))
+                continue
+            pairs = mine
+        if not pairs:
+            skipped.append(Skip(rec.where, NO_ITEM, rec.item))
+        elif len(pairs) > 1:
+            skipped.append(Skip(rec.where, AMBIGUOUS, rec.item))
+        else:
+            ((cid, sid),) = pairs
+            usable.append((rec, cid, sid))
+    return usable, skipped
+
+
+def import_votes(
+    session: Session,
+    path: Path,
+    *,
+    wnid: str | None = None,
+    fmt: str = "csv",
+    item_column: str | None = None,
+    answer_column: str | None = None,
+) -> ImportResult:
     """Add the file's votes; update the consensus of the candidates that got new ones."""
     synset_id = None
     if wnid is not None:
         synset_id = session.scalar(select(Synset.id).where(Synset.wnid == wnid))
         if synset_id is None:
             raise NotFound(f"There is no synset {wnid}; add it with 'synset hierarchy add'.")
-    rows = read_rows(path, 3)
-    if wnid is None and not any(item.isdigit() for item, _, _ in rows):
-        raise InvalidInput(
-            f"The items in {path} are not candidate ids; give --synset WNID to read them "
-            "as image sha256 hashes."
-        )
-    candidates = _resolve(session, {item for item, _, _ in rows}, synset_id)
-    result = ImportResult(rows=len(rows))
-    workers: dict[str, int] = {}
+    records = read_votes(path, fmt, item_column=item_column, answer_column=answer_column)
+    found = _resolve(session, {r.item for r in records if not r.skip})
+    usable, skipped = _matched(records, found, synset_id)
+    result = ImportResult(rows=len(records), skipped=skipped)
+    if not usable:
+        first = next((s for s in skipped if s.reason in (NO_ITEM, AMBIGUOUS, OTHER_SYNSET)), None)
+        hint = f" (first: {first.where}, {first.detail!r}: {first.reason})" if first else ""
+        raise NotFound(f"No vote in {path} matched a candidate; nothing was imported{hint}.")
+    names = None
+    if any(binary_label(rec.answer) is None for rec, _, _ in usable):
+        names = _class_names(session)
+    workers: dict[str, int | None] = {}
     existing: dict[tuple[int, int], bool] = {}
     touched: set[int] = set()
-    for line, (item, worker, label) in enumerate(rows, start=2):
-        answer = binary_label(label)
-        cid = candidates.get(item)
+    for rec, cid, sid in usable:
+        answer = binary_label(rec.answer)
+        if answer is None and names is not None:
+            named = names.get(_norm(rec.answer))
+            answer = None if not named else sid in named
         if answer is None:
-            result.skipped.append(f"line {line}: label {label!r} is not a yes/no answer")
+            result.skipped.append(Skip(rec.where, BAD_LABEL, rec.answer))
             continue
-        if cid is None:
-            what = "candidate" if item.isdigit() else f"image in {wnid}" if wnid else "item"
-            result.skipped.append(f"line {line}: no {what} {item!r}")
+        if not WORKER_ID.match(rec.worker):
+            result.skipped.append(Skip(rec.where, BAD_WORKER, rec.worker))
             continue
-        if not WORKER_ID.match(worker):
-            result.skipped.append(f"line {line}: worker id {worker!r} is not valid")
-            continue
-        if worker not in workers:
-            workers[worker] = crowd_worker(session, worker).id
-            existing.update(
-                ((c, workers[worker]), a)
-                for c, a in session.execute(
-                    select(Vote.candidate_id, Vote.answer).where(
-                        Vote.annotator_id == workers[worker]
+        if rec.worker not in workers:
+            try:
+                workers[rec.worker] = aid = crowd_worker(session, rec.worker).id
+            except NameTaken:
+                workers[rec.worker] = aid = None
+            if aid is not None:
+                existing.update(
+                    ((c, aid), a)
+                    for c, a in session.execute(
+                        select(Vote.candidate_id, Vote.answer).where(Vote.annotator_id == aid)
                     )
                 )
-            )
-        key = (cid, workers[worker])
+        aid = workers[rec.worker]
+        if aid is None:
+            result.skipped.append(Skip(rec.where, NAME_TAKEN, rec.worker))
+            continue
+        key = (cid, aid)
         if key in existing:
             if existing[key] == answer:
                 result.already += 1
             else:
                 result.skipped.append(
-                    f"line {line}: {worker} already voted the other way on candidate {cid}"
+                    Skip(rec.where, CONTRADICTS, f"{rec.worker} on candidate {cid}")
                 )
             continue
-        session.add(Vote(candidate_id=cid, annotator_id=key[1], answer=answer))
+        session.add(Vote(candidate_id=cid, annotator_id=aid, answer=answer, time_ms=rec.time_ms))
         existing[key] = answer
         touched.add(cid)
         result.added += 1
