@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 
 from synset_builder.config import Settings
 from synset_builder.crawl.fetch import FetchConfig
+from synset_builder.crawl.plan import CrawlConfig
 from synset_builder.crawl.records import Tally
-from synset_builder.crawl.run import CrawlConfig, crawl
+from synset_builder.crawl.run import crawl
 from synset_builder.crawl.sources import make_source
 from synset_builder.db.models import Candidate, CrawlPage, FetchFailure, Image, Query, Synset
 from synset_builder.db.session import make_engine, session_scope

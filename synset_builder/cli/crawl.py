@@ -58,9 +58,9 @@ def crawl_command(
     ),
 ) -> None:
     """Search the sources with every synset's queries and download the hits."""
-    from synset_builder.crawl.cluster import crawl_on_cluster
     from synset_builder.crawl.fetch import FetchConfig
-    from synset_builder.crawl.run import CrawlConfig, crawl
+    from synset_builder.crawl.plan import CrawlConfig
+    from synset_builder.crawl.run import crawl
     from synset_builder.crawl.sources import SourceError, make_source
     from synset_builder.crawl.sources.http import user_agent
     from synset_builder.distributed import cluster_runner
@@ -100,10 +100,7 @@ def crawl_command(
         open_session(cfg) as session,
     ):
         _check_folders(session, sources)
-        if runner is None:
-            tallies = crawl(session, data_dir, sources, crawl_cfg)
-        else:
-            tallies = crawl_on_cluster(session, runner, data_dir, sources, crawl_cfg)
+        tallies = crawl(session, data_dir, sources, crawl_cfg, runner)
     if tallies and all(t.errors and not t.found for t in tallies.values()):
         first = next(t.errors[0] for t in tallies.values())
         raise SourceError(f"No source could be searched. {first}")

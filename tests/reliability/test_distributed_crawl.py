@@ -21,9 +21,9 @@ import pytest
 from distributed import get_task_stream
 
 from synset_builder.config import Settings
-from synset_builder.crawl.cluster import crawl_on_cluster
 from synset_builder.crawl.fetch import FetchConfig
-from synset_builder.crawl.run import CrawlConfig
+from synset_builder.crawl.plan import CrawlConfig
+from synset_builder.crawl.run import crawl
 from synset_builder.crawl.sources import make_source
 from synset_builder.db.session import make_engine, session_scope
 from synset_builder.distributed import cluster_runner
@@ -101,7 +101,7 @@ def test_one_synset_spreads_over_workers(db_factory, tmp_path: Path) -> None:
                 get_task_stream(runner.client) as stream,
                 session_scope(engine) as session,
             ):
-                tallies = crawl_on_cluster(session, runner, settings.data_dir, sources, cfg)
+                tallies = crawl(session, settings.data_dir, sources, cfg, runner)
         finally:
             engine.dispose()
     assert sum(t.downloaded for t in tallies.values()) == 30

@@ -12,9 +12,10 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from synset_builder.config import Settings
-from synset_builder.crawl.cluster import Unit, write_unit
+from synset_builder.crawl.cluster import write_unit
 from synset_builder.crawl.fetch import Failed, FetchConfig, Fetcher
 from synset_builder.crawl.records import PageDone
+from synset_builder.crawl.run import Unit
 from synset_builder.crawl.sources import Hit
 from synset_builder.db.models import Candidate, CrawlPage, FetchFailure, Image
 from synset_builder.db.session import make_engine, session_scope

@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import select
 
 from synset_builder.config import Settings
-from synset_builder.crawl.cluster import crawl_on_cluster
 from synset_builder.crawl.fetch import FetchConfig
-from synset_builder.crawl.run import CrawlConfig, crawl
+from synset_builder.crawl.plan import CrawlConfig
+from synset_builder.crawl.run import crawl
 from synset_builder.crawl.sources import make_source
 from synset_builder.db.models import Candidate, Synset
 from synset_builder.db.session import make_engine, session_scope
@@ -161,7 +161,7 @@ def test_cluster_progress_ends_at_100_percent(db_factory, wordnet_env, tmp_path,
         fetch = FetchConfig(user_agent="synset-builder-test/1 (+tests)")
         cfg = CrawlConfig(fetch=fetch, per_synset=1000, progress=True)
         source = make_source(f"dir:{data}", settings)
-        crawl_on_cluster(session, runner, settings.ensure_data_dir(), [source], cfg)
+        crawl(session, settings.ensure_data_dir(), [source], cfg, runner)
     engine.dispose()
     bar = _last_bar(capsys.readouterr().err)
     assert "100%" in bar and " 5/5 " in bar, bar

@@ -13,7 +13,7 @@ import json
 from sqlalchemy import func, select
 
 from synset_builder.crawl.fetch import FetchConfig
-from synset_builder.crawl.run import CrawlConfig, plan
+from synset_builder.crawl.plan import CrawlConfig, plan
 from synset_builder.db.models import Annotator, Candidate, Image, Query, Synset, Vote
 from synset_builder.hierarchy import targets as h
 from synset_builder.hierarchy.queries import expand, head_noun
