@@ -17,8 +17,6 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from synset_builder.errors import ConfigError
 
@@ -120,6 +118,15 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _check_url(cls, value: str) -> str:
+        # A plain SQLite file needs no parsing, and `synset status` on it no SQLAlchemy
+        # (synset_builder/status_sqlite.py); any other URL is SQLAlchemy's to read.
+        from synset_builder.status_sqlite import plain_file
+
+        if plain_file(value) is not None:
+            return value
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         try:
             url = make_url(value)
         except ArgumentError as exc:

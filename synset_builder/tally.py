@@ -19,27 +19,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, literal, select, text, union_all
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from synset_builder.db.models import (
-    AnnotatorTally,
-    AnnotatorTallyDelta,
-    Base,
-    SynsetTally,
-    SynsetTallyDelta,
-)
+from synset_builder.db.models import AnnotatorTally, SynsetTally
 from synset_builder.db.session import on_postgresql
 
-# The stored counts, in synset_builder.status.COUNTERS order (``queries`` is read live).
-COUNTS = ("candidates", "failed", "clean", "rejected", "votes", "accepted",
-          "rejected_by_vote", "undecided", "pending")  # fmt: skip
-VOTER = ("votes", "timed_votes", "time_ms", "gold_answered", "gold_correct", "decided",
-         "agreed")  # fmt: skip
-# A reader folds a ledger once it holds this many rows (a few milliseconds to read).
-FOLD_AT = 5000
-# pg_try_advisory_xact_lock key: one fold at a time (two could deadlock on tally rows).
-FOLD_LOCK = 726_003
+# The names and SQL live in tally_sql, shared with the SQLAlchemy-free status.
+from synset_builder.tally_sql import (
+    ANNOTATORS,
+    COUNTS,
+    FOLD_AT,
+    FOLD_LOCK,
+    SYNSETS,
+    VOTER,
+    Tables,
+)
 
 
 @dataclass(frozen=True)
@@ -63,37 +58,15 @@ class Tally:
 EMPTY = Tally(dict.fromkeys(COUNTS, 0))
 
 
-@dataclass(frozen=True)
-class Ledger:
-    """A tally table, its ledger, the key they share and the columns they add up."""
-
-    tally: type[Base]
-    delta: type[Base]
-    key: str
-    columns: tuple[str, ...]
+# Each ledger's tally table, for replace()'s bulk insert.
+_TALLY_TABLES = {SYNSETS: SynsetTally.__table__, ANNOTATORS: AnnotatorTally.__table__}
 
 
-SYNSETS = Ledger(SynsetTally, SynsetTallyDelta, "synset_id",
-                 (*COUNTS, "agreed_items", "agreement_sum"))  # fmt: skip
-ANNOTATORS = Ledger(AnnotatorTally, AnnotatorTallyDelta, "annotator_id", VOTER)
-
-
-def _sums(session: Session, ledger: Ledger) -> dict[int, list[float]]:
+def _sums(session: Session, ledger: Tables) -> dict[int, list[float]]:
     """Per key, the column sums of tally and ledger; folds a long ledger afterwards."""
-    parts = [
-        select(
-            getattr(table, ledger.key).label("key"),
-            *(getattr(table, name) for name in ledger.columns),
-            literal(pending).label("pending_row"),
-        )
-        for table, pending in ((ledger.tally, 0), (ledger.delta, 1))
-    ]
-    rows = union_all(*parts).subquery()
-    sums = (func.sum(rows.c[name]) for name in ledger.columns)
-    stmt = select(rows.c.key, *sums, func.sum(rows.c.pending_row)).group_by(rows.c.key)
     out: dict[int, list[float]] = {}
     pending = 0
-    for key, *values, waiting in session.execute(stmt):
+    for key, *values, waiting in session.execute(text(ledger.sums())):
         out[key] = [v or 0 for v in values]
         pending += int(waiting or 0)
     if pending >= FOLD_AT:
@@ -118,37 +91,21 @@ def read_annotators(session: Session) -> dict[int, dict[str, int]]:
     }
 
 
-def fold(session: Session, ledger: Ledger = SYNSETS) -> bool:
+def fold(session: Session, ledger: Tables = SYNSETS) -> bool:
     """Move a ledger into its tally; False if another fold was under way (PostgreSQL)."""
-    tally, delta = ledger.tally.__tablename__, ledger.delta.__tablename__
-    names = ", ".join(ledger.columns)
-    sums = ", ".join(f"sum({c})" for c in ledger.columns)
-    add = ", ".join(f"{c} = {tally}.{c} + excluded.{c}" for c in ledger.columns)
-    upsert = f"ON CONFLICT ({ledger.key}) DO UPDATE SET {add}"
     if on_postgresql(session):
         if not session.scalar(text(f"SELECT pg_try_advisory_xact_lock({FOLD_LOCK})")):
             return False
         # One statement, one snapshot: a ledger row committed meanwhile is neither
         # summed nor deleted; it waits for the next fold.
-        session.execute(
-            text(
-                f"WITH moved AS (DELETE FROM {delta} RETURNING *) "
-                f"INSERT INTO {tally} ({ledger.key}, {names}) "
-                f"SELECT {ledger.key}, {sums} FROM moved GROUP BY {ledger.key} {upsert}"
-            )
-        )
+        add = ledger.fold_into_tally().format(source="moved")
+        session.execute(text(f"WITH moved AS (DELETE FROM {ledger.delta} RETURNING *) {add}"))
         return True
-    # SQLite: one writer at a time, so the two statements see the same rows.
-    last = session.scalar(select(func.max(ledger.delta.id)))
+    last_id, add, delete = ledger.fold_sqlite()
+    last = session.scalar(text(last_id))
     if last is not None:
-        session.execute(
-            text(
-                f"INSERT INTO {tally} ({ledger.key}, {names}) SELECT {ledger.key}, {sums} "
-                f"FROM {delta} WHERE id <= :last GROUP BY {ledger.key} {upsert}"
-            ),
-            {"last": last},
-        )
-        session.execute(text(f"DELETE FROM {delta} WHERE id <= :last"), {"last": last})
+        session.execute(text(add), {"last": last})
+        session.execute(text(delete), {"last": last})
     return True
 
 
@@ -164,8 +121,8 @@ def replace(
         (SYNSETS, [{"synset_id": sid, **t.row()} for sid, t in synsets.items()]),
         (ANNOTATORS, [{"annotator_id": aid, **f} for aid, f in annotators.items()]),
     ):
-        session.execute(text(f"DELETE FROM {ledger.delta.__tablename__}"))
-        session.execute(text(f"DELETE FROM {ledger.tally.__tablename__}"))
+        session.execute(text(f"DELETE FROM {ledger.delta}"))
+        session.execute(text(f"DELETE FROM {ledger.tally}"))
         kept = [r for r in rows if any(r[c] for c in ledger.columns)]
         if kept:
-            session.execute(ledger.tally.__table__.insert(), kept)
+            session.execute(_TALLY_TABLES[ledger].insert(), kept)

@@ -1,10 +1,19 @@
-"""``synset status``: the funnel per synset, as a table or JSON for scripts."""
+"""``synset status``: the funnel per synset, as a table or JSON for scripts.
+
+On a plain SQLite file it reads without SQLAlchemy (synset_builder/status_sqlite.py,
+for start-up time); elsewhere, and for ``--recount``, through the ORM.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from synset_builder.cli.common import open_session, print_json, settings
+
+if TYPE_CHECKING:
+    from synset_builder.config import Settings
 
 
 def status(
@@ -20,28 +29,49 @@ def status(
     ),
 ) -> None:
     """Show how far every synset has come: queries, candidates, votes, decisions."""
-    from synset_builder import status as funnel_status
-    from synset_builder.recount import recount as run_recount
-
-    with open_session(settings()) as session:
-        drift = run_recount(session) if recount else None
-        rows = funnel_status.funnel(session, targets_only=not (as_json or all_synsets))
-    if drift is not None:
-        typer.echo(f"Recounted: {len(drift) or 'no'} kept counters differed.", err=True)
-        for d in drift:
-            typer.echo(f"  {d.subject} {d.counter}: kept {d.kept}, exact {d.exact}", err=True)
+    cfg = settings()
+    targets_only = not (as_json or all_synsets)
+    rows = None if recount else _without_orm(cfg.database_url, targets_only)
+    if rows is None:
+        rows = _with_orm(cfg, recount=recount, targets_only=targets_only)
     if as_json:
-        print_json([r.as_json() for r in rows])
+        print_json(rows)
         return
     if not rows:
         typer.echo("No target synsets yet; add some with 'synset hierarchy add'.")
         return
-    names = list(funnel_status.COUNTERS)
+    counts = [r["counts"] for r in rows]
+    names = list(counts[0])  # every row has every counter, in the same order
     header = ["wnid", "name", *names]
-    table = [[r.wnid, r.name[:28], *(str(r.counts[n]) for n in names)] for r in rows]
+    table = [[str(r["wnid"]), str(r["name"])[:28], *(str(c[n]) for n in names)]
+             for r, c in zip(rows, counts, strict=True)]  # fmt: skip
     widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
     for row in [header, *table]:
         typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+
+
+def _without_orm(database_url: str, targets_only: bool) -> list[dict[str, Any]] | None:
+    """The plain-SQLite reading (status_sqlite: no SQLAlchemy to import); None when
+    the URL is not a plain SQLite file."""
+    from synset_builder import status_sqlite
+
+    if status_sqlite.plain_file(database_url) is None:
+        return None
+    return status_sqlite.funnel(database_url, targets_only=targets_only)
+
+
+def _with_orm(cfg: Settings, *, recount: bool, targets_only: bool) -> list[dict[str, Any]]:
+    from synset_builder import status as funnel_status
+    from synset_builder.recount import recount as run_recount
+
+    with open_session(cfg) as session:
+        drift = run_recount(session) if recount else None
+        rows = funnel_status.funnel(session, targets_only=targets_only)
+    if drift is not None:
+        typer.echo(f"Recounted: {len(drift) or 'no'} kept counters differed.", err=True)
+        for d in drift:
+            typer.echo(f"  {d.subject} {d.counter}: kept {d.kept}, exact {d.exact}", err=True)
+    return [r.as_json() for r in rows]
 
 
 def register(app: typer.Typer) -> None:
