@@ -31,6 +31,7 @@ from synset_builder.db.models import (
     Vote,
 )
 from synset_builder.db.session import on_postgresql
+from synset_builder.review import decisions
 from synset_builder.status import count_queries
 
 
@@ -95,7 +96,7 @@ def votes_since(session: Session, since: datetime) -> dict[int, int]:
 def _rows(session: Session, wnid: str | None = None) -> list[dict]:
     """Every target synset (or the synset ``wnid``), without glosses (read per page)."""
     planner_default(session)
-    kept = tally.read(session)
+    kept = decisions.read_tallies(session)  # a curator's judgement over the crowd's
     queries = count_queries(session)
     last_hour = votes_since(session, now_utc() - timedelta(hours=1))
     stmt = select(Synset.id, Synset.wnid, Synset.name, Synset.goal).order_by(Synset.wnid)

@@ -13,6 +13,8 @@ and commands read (:func:`funnel`) are the counters triggers keep
 (synset_builder/tally.py), one row per synset. ``recount`` runs the
 definitions and resets the kept counters to them (``synset status --recount``,
 synset_builder/recount.py); tests hold the two equal after every kind of write.
+Both count the crowd's decisions; :func:`funnel` moves the items a curator judged
+to the expert's decision (synset_builder/review/decisions.py).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from synset_builder.db.models import (
     Vote,
 )
 from synset_builder.pool import clean_clause, cleaned_clause, passed_clean_clause
+from synset_builder.review import audit, decisions
+from synset_builder.review.figures import Figure
 
 Counter = Callable[[Session], dict[int, int]]
 
@@ -150,6 +154,8 @@ class SynsetStatus:
     target: bool
     goal: int
     counts: dict[str, int] = field(default_factory=dict)
+    # The blind precision audit (synset_builder/review/audit.py); None: never audited.
+    audit: Figure | None = None
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -158,6 +164,7 @@ class SynsetStatus:
             "target": self.target,
             "goal": self.goal,
             "counts": self.counts,
+            "audit": self.audit.as_json() if self.audit is not None else None,
         }
 
 
@@ -176,6 +183,11 @@ def funnel(
         tallies = {name: {sid: t.counts[name] for sid, t in kept.items()}
                    for name in tally.COUNTS}  # fmt: skip
         tallies["queries"] = count_queries(session)
+    # The crowd's decisions, moved where a curator's judgement is in force.
+    for sid, delta in decisions.adjustments(session).items():
+        for name, n in delta.items():
+            tallies[name][sid] = tallies[name].get(sid, 0) + n
+    audits = audit.figures(session)
     stmt = select(Synset.id, Synset.wnid, Synset.name, Synset.target, Synset.goal).order_by(
         Synset.target.desc(), Synset.wnid
     )
@@ -188,6 +200,7 @@ def funnel(
             target=target,
             goal=goal,
             counts={counter: tallies[counter].get(sid, 0) for counter in COUNTERS},
+            audit=audits.get(sid),
         )
         for sid, wnid, name, target, goal in session.execute(stmt)
     ]

@@ -7,7 +7,8 @@ Create Date: 2026-12-07 04:30:00
 ``expert_decision`` holds a curator's judgement of one candidate. Rows are only
 appended: the newest row per candidate is the one in force, and a row whose
 ``label`` is NULL hands the item back to the crowd's consensus. The crowd's votes
-are never touched.
+are never touched. ``gold`` marks a judgement whose answer is also the item's gold
+answer (the judgement measures the annotators who voted on it).
 
 ``audit_sample`` is the uniform random sample ``synset audit start`` draws from a
 synset's accepted (or rejected) items; ``round`` counts the draws of a synset so
@@ -34,6 +35,9 @@ def upgrade() -> None:
         sa.Column("label", sa.Boolean(), nullable=True),
         sa.Column("annotator_id", sa.Integer(), sa.ForeignKey("annotator.id"), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        # The item's gold answer is this curator's (made by a judgement, not by a gold
+        # file), so withdrawing the judgement takes the gold answer away with it.
+        sa.Column("gold", sa.Boolean(), nullable=False, server_default=sa.false()),
     )
     op.create_index("ix_expert_decision_candidate", "expert_decision", ["candidate_id", "id"])
     op.create_table(

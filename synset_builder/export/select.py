@@ -1,9 +1,10 @@
 """What goes into an export: accepted images of the pool, one class each.
 
-Reads the decisions (``Consensus.decision == "accepted"``) of candidates still in
-the pool (``synset_builder.pool.clean_clause``, which also withholds taken-down
-images), maps their synsets to the export's level, resolves images accepted
-for several classes, filters licences and applies the per-class floor and cap.
+Reads the decisions in force (a curator's judgement over the crowd's consensus:
+synset_builder/review/decisions.py) of candidates still in the pool
+(``synset_builder.pool.clean_clause``, which also withholds taken-down images),
+maps their synsets to the export's level, resolves images accepted for several
+classes, filters licences and applies the per-class floor and cap.
 Everything left out is counted with its reason, for the datasheet.
 """
 
@@ -25,6 +26,7 @@ from synset_builder.export.labels import Hierarchy, Level, class_ids_for, load_h
 from synset_builder.export.splits import unit_hash
 from synset_builder.export.spool import Entry, ExportSpool
 from synset_builder.pool import clean_clause
+from synset_builder.review.decisions import decision_in_force, in_force
 from synset_builder.takedown import taken_down_clause
 
 # Rows fetched per round trip from the server-side cursor.
@@ -91,17 +93,20 @@ def _accepted_rows() -> Select:
     candidates of an image together; votes are counted and group keys found by
     the database in the same statement, not in Python dictionaries.
     """
+    judged = in_force()
     votes = (
         select(
             Vote.candidate_id,
             func.sum(case((Vote.answer, 1), else_=0)).label("yes"),
             func.count().label("n"),
         )
-        .join(Consensus, Consensus.candidate_id == Vote.candidate_id)
-        .where(Consensus.decision == "accepted")
+        .outerjoin(Consensus, Consensus.candidate_id == Vote.candidate_id)
+        .outerjoin(judged, judged.c.candidate_id == Vote.candidate_id)
+        .where(decision_in_force(judged) == "accepted")
         .group_by(Vote.candidate_id)
         .subquery()
     )
+    expert = in_force()
     return (
         select(
             Image.id.label("image_id"),
@@ -119,15 +124,17 @@ def _accepted_rows() -> Select:
             # As text, "2026-03-01 12:00:00+00" (the datasheet wants its date and month):
             # a datetime per row, made and formatted back, is work for nothing.
             cast(Candidate.fetched_at, String).label("fetched_at"),
-            Consensus.p_yes,
+            # The model's belief even where a curator decided; 1 where no model had one.
+            func.coalesce(Consensus.p_yes, 1.0).label("p_yes"),
             votes.c.yes,
             votes.c.n,
         )  # in the order _add_image unpacks them
         .select_from(Candidate)
         .join(Image, Image.id == Candidate.image_id)
-        .join(Consensus, Consensus.candidate_id == Candidate.id)
+        .outerjoin(Consensus, Consensus.candidate_id == Candidate.id)
+        .outerjoin(expert, expert.c.candidate_id == Candidate.id)
         .outerjoin(votes, votes.c.candidate_id == Candidate.id)
-        .where(Consensus.decision == "accepted", clean_clause())
+        .where(decision_in_force(expert) == "accepted", clean_clause())
         .order_by(Image.id, Candidate.id)
     )
 
@@ -166,12 +173,14 @@ def select_entries(
         licenses = frozenset(licence_family(x) for x in licenses)
     active = select(Takedown.id).where(Takedown.revoked_at.is_(None)).limit(1)
     if session.execute(active).first() is not None:  # else a scan to count nothing
+        expert = in_force()
         sel.taken_down = session.execute(
             select(func.count(func.distinct(Image.id)))
             .select_from(Candidate)
             .join(Image, Image.id == Candidate.image_id)
-            .join(Consensus, Consensus.candidate_id == Candidate.id)
-            .where(Consensus.decision == "accepted", taken_down_clause())
+            .outerjoin(Consensus, Consensus.candidate_id == Candidate.id)
+            .outerjoin(expert, expert.c.candidate_id == Candidate.id)
+            .where(decision_in_force(expert) == "accepted", taken_down_clause())
         ).scalar_one()
     if on_postgresql(session):
         # The statement's cost estimate at ILSVRC scale turns on PostgreSQL's JIT, which

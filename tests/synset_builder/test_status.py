@@ -59,7 +59,8 @@ def test_status_counts_pending_items_in_json_and_table(cli, settings) -> None:
 
     table = cli("status")
     assert table.code == 0, table.err
-    header, *lines = table.out.splitlines()
+    header, *lines, pooled = table.out.splitlines()
+    assert pooled.startswith("Audited precision: no audit judged yet")  # issue 22
     columns = header.split()
     assert columns.index("pending") == columns.index("undecided") + 1
     (dog,) = [dict(zip(columns, line.split(), strict=True)) for line in lines]
