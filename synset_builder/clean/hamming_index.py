@@ -3,19 +3,22 @@
 Two back-ends behind one small protocol, picked from :data:`SEARCHERS`:
 
 * ``brute``: blockwise numpy ``bitwise_count`` over the full distance matrix. Exact
-  and simple; fine up to tens of thousands of hashes, hopeless at a million
-  (100k x 100k already takes ~30 s).
+  and simple, the reference the index is tested against; quadratic, so only for
+  small sets.
 * ``mih``: multi-index hashing (Norouzi, Punjani & Fleet, 2012). The 64 bits are
-  cut into ``m`` chunks; if two hashes are within ``r`` bits, some chunk differs
-  in at most ``r // m`` bits (pigeonhole). Each chunk gets a counting-sort table
-  (bucket offsets by chunk value); a query probes its chunk value XOR every mask
-  of at most ``r // m`` bits and verifies the few hashes found with a full
-  popcount. Everything is vectorised over all queries at once. ``m`` is chosen by
-  a cost model from the table size, so short chunks are used for small sets and
-  ~21-bit chunks for a million.
+  cut into ``m`` chunks. If two hashes are within ``r`` bits, then for any limits
+  ``t_i`` on the chunks with ``sum(t_i + 1) > r`` some chunk differs in at most
+  ``t_i`` bits (pigeonhole; a chunk with no budget is simply not probed). Each
+  probed chunk gets a counting-sort table of the base; every query looks up its
+  chunk value XOR every mask of at most ``t_i`` bits and verifies the hashes found
+  with a full popcount. The probe loop is compiled (:mod:`.hamming_kernels`) and
+  runs mask ranges on all cores. The chunking is chosen by a cost model from the
+  sizes of base and queries.
 
-No library does this well for packed uint64 with numpy alone (FAISS's binary
-indexes would, but bring a heavy native dependency), hence this module.
+FAISS's binary multi-index hash (``IndexBinaryMultiHash``) does the same search
+exactly when configured for it, but it keeps hash-map buckets and probes one query
+at a time; measured side by side (``bench/hamming_search.py``) it was far slower,
+so it stays a benchmark peer, not a dependency.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ from typing import Protocol
 import numpy as np
 
 Pairs = tuple[np.ndarray, np.ndarray]
-_MAX_CHUNK_BITS = 24
-_BATCH = 1 << 19
+# Bucket offsets are int32: 2**26 of them take 256 MiB.
+_MAX_CHUNK_BITS = 26
 
 
 class HammingSearch(Protocol):
@@ -82,110 +85,127 @@ def _chunks(m: int) -> list[tuple[int, int]]:
     return list(zip(lows, widths, strict=True))
 
 
-def _probes(width: int, sub_radius: int) -> int:
-    return sum(math.comb(width, k) for k in range(sub_radius + 1))
+def _probes(width: int, limit: int) -> int:
+    return sum(math.comb(width, k) for k in range(limit + 1))
 
 
-def choose_chunks(n_base: int, radius: int) -> int:
-    """The chunk count with the least expected work (probes + candidates to verify)."""
-    best_m, best_cost = 0, math.inf
-    for m in range(1, radius + 2):
-        chunks = _chunks(m)
-        if max(w for _, w in chunks) > _MAX_CHUNK_BITS:
-            continue
-        sub = radius // m
-        cost = sum(_probes(w, sub) * (1.0 + n_base / 2.0**w) for _, w in chunks)
+# Relative costs of the cost model, in units of one probe of one query (a bucket
+# lookup): verifying one base hash found in a bucket, and building the tables (a
+# counting sort per chunk of base and queries, plus clearing the bucket array).
+_VERIFY_COST = 0.5
+_BUILD_COST = 4.0
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Bits ``low .. low+width-1``; probed with every flip of up to ``limit`` bits."""
+
+    low: int
+    width: int
+    limit: int  # -1: not probed
+
+    @property
+    def bits(self) -> int:
+        return ((1 << self.width) - 1) << self.low
+
+
+def plan_chunks(n_base: int, n_queries: int, radius: int) -> list[Chunk]:
+    """The chunking and flip limits with the least expected work for these sizes.
+
+    The ``radius + 1`` units of budget go to the widest chunks first, as evenly as
+    possible (a chunk with ``u`` units is probed up to ``u - 1`` flips), which
+    keeps ``sum(limit + 1) > radius`` and so the search exact.
+    """
+    _check_radius(radius)
+    best: list[Chunk] = []
+    best_cost = math.inf
+    for m in range(math.ceil(64 / _MAX_CHUNK_BITS), 65):
+        spans = sorted(_chunks(m), key=lambda span: -span[1])
+        units = [(radius + 1) // m + (1 if i < (radius + 1) % m else 0) for i in range(m)]
+        chunks = [Chunk(low, width, u - 1) for (low, width), u in zip(spans, units, strict=True)]
+        cost = 0.0
+        for c in chunks:
+            if c.limit < 0:
+                continue
+            per_probe = 1.0 + _VERIFY_COST * n_base / 2.0**c.width
+            cost += n_queries * _probes(c.width, c.limit) * per_probe
+            cost += _BUILD_COST * (n_base + n_queries) + 2.0**c.width
         if cost < best_cost:
-            best_m, best_cost = m, cost
-    return best_m or math.ceil(64 / _MAX_CHUNK_BITS)
+            best, best_cost = chunks, cost
+    return best
 
 
-def _flip_masks(width: int, sub_radius: int) -> np.ndarray:
+def _flip_masks(width: int, limit: int) -> np.ndarray:
     masks = [0]
-    for k in range(1, sub_radius + 1):
+    for k in range(1, limit + 1):
         for bits in itertools.combinations(range(width), k):
             masks.append(sum(1 << b for b in bits))
     return np.asarray(masks, dtype=np.int64)
 
 
-@dataclass(frozen=True)
-class _ChunkTable:
-    """Counting-sort table of one chunk: base positions ordered by chunk value."""
-
-    low: int
-    width: int
-    order: np.ndarray
-    starts: np.ndarray
-    counts: np.ndarray
-    # Most probes hit an empty bucket: test that on a one-byte table first (it
-    # stays in cache far better than the offsets).
-    nonempty: np.ndarray
-
-    @classmethod
-    def build(cls, base: np.ndarray, low: int, width: int) -> _ChunkTable:
-        keys = ((base >> np.uint64(low)) & np.uint64((1 << width) - 1)).astype(np.int64)
-        counts = np.bincount(keys, minlength=1 << width)
-        starts = np.zeros(1 << width, dtype=np.int64)
-        np.cumsum(counts[:-1], out=starts[1:])
-        order = np.argsort(keys, kind="stable")
-        return cls(low, width, order, starts, counts, (counts > 0).astype(np.uint8))
-
-    def probe(
-        self, base: np.ndarray, queries: np.ndarray, flips: np.ndarray, radius: int
-    ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Pairs within ``radius`` among queries whose chunk is a flip away from a base's."""
-        mask = np.uint64((1 << self.width) - 1)
-        found = []
-        for start in range(0, len(queries), _BATCH):
-            q = queries[start : start + _BATCH]
-            qkeys = ((q >> np.uint64(self.low)) & mask).astype(np.int64)
-            for flip in flips:
-                probe = qkeys ^ flip
-                hit = np.flatnonzero(self.nonempty[probe])
-                if not len(hit):
-                    continue
-                bucket = probe[hit]
-                n_in = self.counts[bucket]
-                qi = np.repeat(hit, n_in)
-                # Positions start..start+n-1 of every hit bucket, laid end to end.
-                offsets = np.arange(len(qi)) - np.repeat(np.cumsum(n_in) - n_in, n_in)
-                bi = self.order[np.repeat(self.starts[bucket], n_in) + offsets]
-                close = np.bitwise_count(q[qi] ^ base[bi]) <= radius
-                found.append((qi[close] + start, bi[close]))
-        return found
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def mih_pairs(
-    base: np.ndarray, queries: np.ndarray, radius: int, threads: int | None = None
+    base: np.ndarray,
+    queries: np.ndarray,
+    radius: int,
+    threads: int | None = None,
+    chunks: list[Chunk] | None = None,
 ) -> Pairs:
-    """Exact search with a multi-index hash table; same answer as :func:`brute_pairs`.
+    """Exact search with a multi-index hash table; same pairs as :func:`brute_pairs`.
 
-    The probes are spread over ``threads`` threads (default: all cores); numpy
-    releases the GIL in the gathers and popcounts that dominate.
+    Each pair comes once (from the first chunk that holds it). The masks of a
+    chunk are shared out over ``threads`` threads (default: the cores this
+    process may use); the compiled loop releases the GIL. ``chunks`` overrides
+    the cost model's plan (tests run the plan of a large set on small data).
     """
     _check_radius(radius)
     base, queries = as_uint64(base), as_uint64(queries)
     if not len(base) or not len(queries):
         return _empty()
-    m = choose_chunks(len(base), radius)
-    sub = radius // m
-    tables = [_ChunkTable.build(base, low, width) for low, width in _chunks(m)]
-    threads = threads or os.cpu_count() or 1
-    jobs = [
-        (table, part)
-        for table in tables
-        for part in np.array_split(_flip_masks(table.width, sub), threads)
-        if len(part)
-    ]
+    if max(len(base), len(queries)) >= 2**31:
+        raise ValueError(f"the index holds fewer than 2**31 hashes, not {len(base):,}")
+    from synset_builder.clean import hamming_kernels as kernels
+
+    threads = threads or _cores()
+    found: list[tuple[np.ndarray, np.ndarray]] = []
+    earlier: list[Chunk] = []
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        results = pool.map(lambda job: job[0].probe(base, queries, job[1], radius), jobs)
-        found = [pair for result in results for pair in result]
+        plan = chunks or plan_chunks(len(base), len(queries), radius)
+        if sum(c.limit + 1 for c in plan) <= radius:
+            raise ValueError(f"chunk limits {[c.limit for c in plan]} miss pairs at {radius} bits")
+        for chunk in plan:
+            if chunk.limit < 0:
+                continue
+            buckets = 1 << chunk.width
+            starts, base_order = kernels.counting_sort(
+                kernels.chunk_keys(base, chunk.low, chunk.width), buckets
+            )
+            base_sorted = base[base_order]
+            query_keys = kernels.chunk_keys(queries, chunk.low, chunk.width)
+            _, query_order = kernels.counting_sort(query_keys, buckets)
+            sweep = (query_keys[query_order], queries[query_order], query_order, starts,
+                     base_sorted, base_order)  # fmt: skip
+            seen_bits = np.asarray([c.bits for c in earlier], dtype=np.uint64)
+            seen_limits = np.asarray([c.limit for c in earlier], dtype=np.int64)
+            # More parts than threads, so that a thread slowed by other load
+            # does not hold the rest up.
+            parts = [p for p in np.array_split(_flip_masks(chunk.width, chunk.limit),
+                                               4 * threads) if len(p)]  # fmt: skip
+            found.extend(pool.map(
+                lambda part, s=sweep, b=seen_bits, lim=seen_limits: kernels.probe(
+                    *s, part, radius, b, lim),
+                parts,
+            ))  # fmt: skip
+            earlier.append(chunk)
     if not found:
         return _empty()
-    # A pair may be seen through several chunks; keep each once.
-    code = np.unique(np.concatenate([q for q, _ in found]) * len(base)
-                     + np.concatenate([b for _, b in found]))  # fmt: skip
-    return code // len(base), code % len(base)
+    return np.concatenate([q for q, _ in found]), np.concatenate([b for _, b in found])
 
 
 def auto_pairs(base: np.ndarray, queries: np.ndarray, radius: int) -> Pairs:

@@ -27,6 +27,7 @@ SYNSET = os.path.join(os.path.dirname(sys.executable), "synset")
 HEAVY = (
     "numpy", "scipy", "PIL", "torch", "alembic", "fastapi", "argon2", "sqlalchemy",
     "pydantic_settings", "nltk", "imagehash", "requests", "uvicorn", "annotator_web", "rich",
+    "numba", "llvmlite", "faiss",
 )  # fmt: skip
 
 # The contract of docs/architecture.md and the README: names may be added, never lost.
