@@ -82,6 +82,9 @@ def record_votes(
     else:
         recorded, pages, code = _write(session, rows, released, me, now)
     queue.after_votes(session, recorded, live.config_from(cfg), me)
+    refits = session.info.get("refits")
+    if refits is not None and recorded:  # the web app's own refits (consensus/refit.py)
+        refits.counted(session, len(recorded))
     if recorded:
         _counted(session, annotator, pages, code, cfg)
     return VoteResult(accepted=len(recorded), already=len(done), refused=refused)

@@ -34,6 +34,7 @@ from annotator_web.proxy import install as install_proxy_handling
 from annotator_web.routes import api, auth_pages, dashboard, images, task_pages
 from synset_builder import __version__
 from synset_builder.config import Settings, load_settings
+from synset_builder.consensus.refit import AutoRefit
 from synset_builder.db.session import make_engine, session_factory
 
 HERE = Path(__file__).resolve().parent
@@ -171,6 +172,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = cfg
     app.state.engine = engine
     app.state.sessionmaker = session_factory(engine)
+    # The submit path counts votes on it (annotator_web/answers.py) and starts a refit.
+    app.state.refits = AutoRefit(cfg, engine)
+    app.state.sessionmaker.configure(info={"refits": app.state.refits})
     app.state.goals = GoalCache(cfg.web_goal_recheck_seconds)
     templates = Jinja2Templates(directory=HERE / "templates")  # autoescape is on for .html
     templates.env.globals["csrf_token"] = csrf_token

@@ -109,6 +109,13 @@ class Settings(BaseSettings):
     consensus_skill_floor: float = Field(default=0.1, ge=0.0, lt=1.0)
     consensus_exclusion_votes: int = Field(default=20, ge=1)
     consensus_requeue_votes: int = Field(default=3, ge=1)
+    # The web app refits the model by itself (a `synset consensus` in a child process,
+    # one at a time across all its processes) once this many votes arrived since the
+    # last refit; 0 never. A refit replays every vote, so its cost grows with the
+    # project: 5,000 refits a small team's project every few hundred pages while skills
+    # and priors still move, and at ImageNet scale (minutes a refit) it keeps at most
+    # one background refit running instead of one per few seconds of voting.
+    consensus_refit_votes: int = Field(default=5000, ge=0)
     # Crowd platforms: /join?worker=ID&study=KEY works only when the key is set.
     crowd_study_key: str | None = None
     crowd_pages: int = Field(default=10, ge=1)

@@ -33,8 +33,22 @@ def upgrade() -> None:
         # running | done | failed
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("detail", sa.String(length=500), nullable=True),
+        # The server process that started the refit touches this while its child runs;
+        # a running row nobody touched for long is a refit whose server died.
+        sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
+    )
+    # At most one running refit, whatever the number of server processes: the second
+    # process's insert of a running row fails on this index (both backends).
+    op.create_index(
+        "ux_consensus_refit_running",
+        "consensus_refit",
+        ["status"],
+        unique=True,
+        sqlite_where=sa.text("status = 'running'"),
+        postgresql_where=sa.text("status = 'running'"),
     )
 
 
 def downgrade() -> None:
+    op.drop_index("ux_consensus_refit_running", table_name="consensus_refit")
     op.drop_table("consensus_refit")

@@ -92,9 +92,15 @@ def consensus(
         "[settings: 0.1].",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+    refit_id: int | None = typer.Option(
+        None, "--refit-id", hidden=True, help="Run as the web app's refit N (its log row)."
+    ),
 ) -> None:
     """Recompute every decision from all votes (idempotent) and print a summary per synset."""
     if ctx.invoked_subcommand is not None:
+        return
+    if refit_id is not None:
+        _refit(refit_id)
         return
     from synset_builder.consensus.recompute import RecomputeConfig, recompute
 
@@ -130,6 +136,53 @@ def consensus(
         typer.echo(f"method: {method}; votes = mean votes per decided item.")
     for name, reason in sorted(outcome.excluded.items()):
         typer.echo(f"excluded {name}: {reason}")
+
+
+def _refit(refit_id: int) -> None:
+    """The web app's child: the recompute at a lower priority, its end recorded in the
+    transaction that writes the decisions (a crash leaves the row to the server)."""
+    import os
+
+    from synset_builder.consensus.live import config_from
+    from synset_builder.consensus.recompute import RecomputeConfig, recompute
+    from synset_builder.consensus.refit import finish
+
+    os.nice(10)
+    cfg = settings()
+    with open_session(cfg) as session:
+        outcome = recompute(session, RecomputeConfig(dynamic=config_from(cfg)))
+        decided = sum(s.accepted + s.rejected for s in outcome.synsets)
+        pending = sum(s.pending for s in outcome.synsets)
+        detail = (f"{len(outcome.synsets)} synsets, {decided} decided, {pending} pending, "
+                  f"{len(outcome.excluded)} excluded")  # fmt: skip
+        if not finish(session, refit_id, "done", detail):
+            raise InvalidInput(f"Refit {refit_id} is not running (abandoned or unknown).")
+
+
+@consensus_app.command("refits")
+def refits_cmd(
+    last: int = typer.Option(10, "--last", min=1, max=1000, help="How many, newest first."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """The model refits the web app ran by itself (setting consensus_refit_votes)."""
+    from synset_builder.consensus.refit import last_refits
+
+    with open_session(settings()) as session:
+        rows = last_refits(session, last)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        typer.echo("No refit yet.")
+    for r in rows:
+        typer.echo(_refit_line(r))
+
+
+def _refit_line(r: dict) -> str:
+    ended = f", ended {r['finished_at'][:19]}" if r["finished_at"] else ""
+    detail = f": {r['detail']}" if r["detail"] else ""
+    return (f"refit {r['id']} {r['status']} (started {r['started_at'][:19]}{ended}, "
+            f"votes up to id {r['votes_seen']}){detail}")  # fmt: skip
 
 
 @consensus_app.command("evaluate")
@@ -191,12 +244,16 @@ def annotators_cmd(
 ) -> None:
     """Annotator quality as of the last 'synset consensus': skill, gold, exclusion."""
     from synset_builder.consensus.quality import quality_report
+    from synset_builder.consensus.refit import last_refits
 
     with open_session(settings()) as session:
         rows = quality_report(session)
+        refits = last_refits(session, 1)
     if as_json:
         print_json(rows)
         return
+    if refits:
+        typer.echo(f"last {_refit_line(refits[0])}")
     if not rows:
         typer.echo("No annotator measured yet; run 'synset consensus' first.")
         return

@@ -625,6 +625,15 @@ class ConsensusRefit(Base):
     """One model refit the web app ran by itself (migration 0020): when, how far, how."""
 
     __tablename__ = "consensus_refit"
+    __table_args__ = (
+        Index(
+            "ux_consensus_refit_running",
+            "status",
+            unique=True,
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -634,3 +643,4 @@ class ConsensusRefit(Base):
     # running | done | failed
     status: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str | None] = mapped_column(String(500), default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
