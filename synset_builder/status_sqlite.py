@@ -25,6 +25,7 @@ from pathlib import Path
 
 from synset_builder import tally_sql
 from synset_builder.errors import DatabaseUnavailable
+from synset_builder.review import figures as review_figures
 
 # Every counter, in synset_builder.status.COUNTERS order.
 COUNTERS = ("queries", *tally_sql.COUNTS)
@@ -130,14 +131,24 @@ def _read(conn: sqlite3.Connection, targets_only: bool) -> list[dict[str, object
     kept = _tallies(conn)
     queries = dict(conn.execute(_ACTIVE_QUERIES).fetchall())
     zero = [0] * len(tally_sql.COUNTS)
+    # Curators' judgements over the crowd's decisions, and the audit (as status.funnel).
+    moved = review_figures.moves(conn.execute(review_figures.MOVES_SQL))
+    audits = review_figures.figures(conn.execute(review_figures.AUDIT_SQL))
     rows = conn.execute(_SYNSETS.format(where="WHERE target" if targets_only else ""))
-    return [
-        {
-            "wnid": wnid,
-            "name": name,
-            "target": bool(target),
-            "goal": goal,
-            "counts": dict(zip(COUNTERS, [queries.get(sid, 0), *kept.get(sid, zero)], strict=True)),
-        }
-        for sid, wnid, name, target, goal in rows
-    ]
+    out: list[dict[str, object]] = []
+    for sid, wnid, name, target, goal in rows:
+        counts = dict(zip(COUNTERS, [queries.get(sid, 0), *kept.get(sid, zero)], strict=True))
+        for counter, n in moved.get(sid, {}).items():
+            counts[counter] += n
+        audit = audits.get(sid)
+        out.append(
+            {
+                "wnid": wnid,
+                "name": name,
+                "target": bool(target),
+                "goal": goal,
+                "counts": counts,
+                "audit": audit.as_json() if audit is not None else None,
+            }
+        )
+    return out

@@ -42,12 +42,25 @@ def status(
         return
     counts = [r["counts"] for r in rows]
     names = list(counts[0])  # every row has every counter, in the same order
-    header = ["wnid", "name", *names]
-    table = [[str(r["wnid"]), str(r["name"])[:28], *(str(c[n]) for n in names)]
+    header = ["wnid", "name", *names, "audited"]
+    table = [[str(r["wnid"]), str(r["name"])[:28], *(str(c[n]) for n in names),
+              _audited(r.get("audit"))]
              for r, c in zip(rows, counts, strict=True)]  # fmt: skip
     widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
     for row in [header, *table]:
         typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    from synset_builder.review.figures import pooled_from_rows  # stdlib only
+
+    typer.echo(pooled_from_rows(rows).line())
+
+
+def _audited(audit: Any) -> str:
+    """A table cell: audited precision [95% interval] n=judged, or '-' (never audited)."""
+    if not audit:
+        return "-"
+    if not audit["judged"]:
+        return f"0/{audit['sampled']} judged"
+    return f"{audit['precision']:.2f} [{audit['low']:.2f}-{audit['high']:.2f}] n={audit['judged']}"
 
 
 def _without_orm(database_url: str, targets_only: bool) -> list[dict[str, Any]] | None:
