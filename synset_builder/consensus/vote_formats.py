@@ -60,9 +60,13 @@ def read_csv(path: Path, *, item_column: str | None, answer_column: str | None) 
             "--item-column and --answer-column name columns of --format mturk or label-studio; "
             "a csv file is read by position (item, worker, label)."
         )
+    try:
+        rows = read_rows(path, 3)
+    except csv.Error as err:  # a field past the csv module's size limit, say
+        raise InvalidInput(f"{path} is not a readable CSV file: {err}.") from None
     return [
         VoteRecord(f"line {line}", item, worker, label)
-        for line, (item, worker, label) in enumerate(read_rows(path, 3), start=2)
+        for line, (item, worker, label) in enumerate(rows, start=2)
     ]
 
 
@@ -92,6 +96,13 @@ def read_mturk(
     rejected assignment is reported, not counted: the requester judged that work
     unusable.
     """
+    try:
+        return _mturk_rows(path, item_column, answer_column)
+    except csv.Error as err:  # a field past the csv module's size limit, say
+        raise InvalidInput(f"{path} is not a readable CSV file: {err}.") from None
+
+
+def _mturk_rows(path: Path, item_column: str | None, answer_column: str | None) -> list[VoteRecord]:
     reader = csv.reader(_text(path).splitlines())
     header = [cell.strip() for cell in next(reader, [])]
     if MTURK_WORKER not in header:
@@ -193,6 +204,8 @@ def read_label_studio(
         tasks = json.loads(_text(path))
     except json.JSONDecodeError as err:
         raise InvalidInput(f"{path} is not JSON: {err.msg} at line {err.lineno}.") from None
+    except RecursionError:
+        raise InvalidInput(f"{path} nests its JSON too deeply to be an export.") from None
     if not isinstance(tasks, list):
         raise InvalidInput(f"{path} is not a Label Studio JSON export: it is not a list of tasks.")
     out: list[VoteRecord] = []

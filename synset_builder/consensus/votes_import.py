@@ -94,12 +94,18 @@ def _resolve(session: Session, items: set[str]) -> dict[str, set[tuple[int, int]
         ):
             for item in ids[cid]:
                 out.setdefault(item, set()).add((cid, sid))
-    urls = [i for i in items if not i.isdigit() and not SHA256.match(i)]
-    for part in _chunks(urls):
-        for url, cid, sid in session.execute(
-            select(Candidate.url, Candidate.id, Candidate.synset_id).where(Candidate.url.in_(part))
-        ):
-            out.setdefault(url, set()).add((cid, sid))
+    urls = {i for i in items if not i.isdigit() and not SHA256.match(i)}
+    by_url = select(Candidate.url, Candidate.id, Candidate.synset_id)
+    # candidate.url has no index: past one chunk, one streamed scan beats a scan per chunk.
+    queries = (
+        [by_url.where(Candidate.url.in_(part)) for part in _chunks(sorted(urls))]
+        if len(urls) <= CHUNK
+        else [by_url.where(Candidate.url.is_not(None)).execution_options(yield_per=10_000)]
+    )
+    for query in queries:
+        for url, cid, sid in session.execute(query):
+            if url in urls:
+                out.setdefault(url, set()).add((cid, sid))
     shas: dict[str, list[str]] = {}
     for item in items:
         if SHA256.match(item):

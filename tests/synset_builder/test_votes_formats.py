@@ -292,6 +292,10 @@ def test_label_studio_item_column_holds_candidate_ids(
         ("label-studio", '[{"id": 1, "annotations": []}]', "no data object"),
         ("label-studio", '[{"id": 1, "data": {"image": "u"}, "annotations": [{"result": '
          '[{"type": "choices", "value": {"choices": "Yes"}}]}]}]', "without a list of choices"),
+        ("label-studio", "[" * 100_000, "too deeply"),
+        ("mturk", f'"WorkerId","Input.u","Answer.a"\r\n"A1","{"x" * 200_000}","yes"\r\n',
+         "not a readable CSV"),
+        ("csv", f'item,worker,label\n1,w,"{"x" * 200_000}"\n', "not a readable CSV"),
         ("csv", "item,worker\n1,w1\n", "needs at least 3"),
         ("tsv", "item\tworker\tlabel\n1\tw\tyes\n", "Unknown vote file format"),
     ],
@@ -328,3 +332,21 @@ def test_nothing_matched_exits_non_zero_and_writes_nothing(
     res = cli("votes", "import", str(path))
     assert one_line(res) and "No vote in" in res.err and "nothing was imported" in res.err
     assert world.count(Vote) == 0 and world.count(Annotator) == 0
+
+
+def test_a_large_batch_matches_urls_beyond_one_query_chunk(
+    cli: Callable[..., CliResult], world: World, tmp_path: Path
+) -> None:
+    """Past 500 distinct URLs the import scans the candidates once instead of per chunk."""
+    known = [["A1EXAMPLEWORKER1", "Approved", world.urls[c], "Tabby"] for c in world.tabby]
+    unknown = [
+        [f"A{n % 7}EXAMPLEWORKER", "Approved", f"https://example.org/other/{n}.jpg", "Tabby"]
+        for n in range(600)
+    ]
+    path = mturk_file(tmp_path / "batch.csv", ["Input.image_url"], ["Answer.category.label"],
+                      unknown[:300] + known + unknown[300:])  # fmt: skip
+    res = cli("votes", "import", str(path), "-f", "mturk")
+    assert res.code == 0, res.err
+    assert "606 rows: 6 votes added" in res.out
+    assert "600 skipped: no candidate has this id, source URL or image sha256" in res.out
+    assert set(world.votes()) == {(c, "crowd-A1EXAMPLEWORKER1") for c in world.tabby}
