@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 # export_formats.WRITERS, spelled out so that --help needs no export code
 # (tests/synset_builder/test_cli_help.py checks that it names every writer).
-FORMATS_HELP = "Repeatable: imagefolder, webdataset, csv."
+FORMATS_HELP = "Repeatable: imagefolder, webdataset, parquet, csv."
 
 
 def export(
@@ -44,7 +44,7 @@ def export(
     resize: int | None = typer.Option(None, "--resize", min=8, help="Shorter side in pixels."),
     quality: int = typer.Option(90, "--quality", min=1, max=100, help="JPEG quality."),
     shard_size: str = typer.Option(
-        "1GB", "--shard-size", help="WebDataset shard size (e.g. 1GB, 200MB)."
+        "1GB", "--shard-size", help="WebDataset shard and Parquet file size (e.g. 1GB, 200MB)."
     ),
     blur_faces: bool = typer.Option(
         False, "--blur-faces", help="Blur detected faces (needs the 'privacy' extra)."
@@ -86,6 +86,7 @@ def export(
         render=RenderSpec(resize=resize, quality=quality, blur_faces=blur_faces),
         shard_size=parse_size(shard_size),
         workers=workers,
+        contact=cfg.contact,
     )
     # A failed write names OUT; export.json and the export's row come last, so an
     # export that failed half-way never looks complete.

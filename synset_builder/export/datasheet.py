@@ -228,6 +228,7 @@ def build_blocks(
     blocks.append(
         ("p", f"Mean votes per image {mean_votes:.2f}; mean consensus P(yes) {mean_p:.3f}.")
     )
+    blocks.append(_audited(session, sel, mean_p))
     votes = sorted(stats.votes.items())
     blocks.append(("table", ["votes", "images"], [[str(k), str(v)] for k, v in votes]))
     n_gold, true_gold = gold_precision(session)
@@ -346,8 +347,9 @@ def write_datasheet(
     *,
     report: dict[str, object],
     params: dict[str, object],
-) -> list[str]:
-    """Write the datasheet and its figures; the paths written, relative to ``out``."""
+) -> tuple[list[str], list[Block]]:
+    """Write the datasheet and its figures; the paths written, relative to ``out``, and
+    the blocks (croissant.json's responsible-AI fields quote them)."""
     written: list[str] = []
 
     def put(rel: str, data: bytes) -> str:

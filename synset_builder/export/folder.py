@@ -20,7 +20,7 @@ from synset_builder.errors import InvalidInput
 from synset_builder.export.cache import RenderCache
 from synset_builder.export.splits import SPLITS, SplitSpec
 
-OWNED_DIRS = (*SPLITS, "webdataset", "datasheet")
+OWNED_DIRS = (*SPLITS, "webdataset", "parquet", "datasheet")
 
 
 def check_out_folder(out: Path) -> None:

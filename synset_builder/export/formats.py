@@ -2,10 +2,14 @@
 
 The layouts are the contract with trainers (and with ``synset_builder.train``):
 
-* ``imagefolder``: ``<split>/<wnid>/<sha256>.jpg``, what torchvision's ImageFolder reads;
+* ``imagefolder``: ``<split>/<wnid>/<sha256>.jpg``, what torchvision's ImageFolder reads,
+  plus ``<split>/metadata.parquet`` so that Hugging Face ``datasets`` labels each file
+  with its readable class name at its ``classes.json`` index (``hf.py`` says why);
 * ``webdataset``: ``webdataset/<split>-000000.tar`` shards of about ``shard_size``
   bytes, each sample three members ``<sha256>.jpg``, ``.cls`` (class index as text)
   and ``.json`` (its manifest row), samples contiguous as WebDataset expects;
+* ``parquet``: ``parquet/<split>-NNNNN-of-MMMMM.parquet``, images embedded as the
+  Hugging Face ``Image`` feature stores them, cut past ``shard_size``;
 * ``csv``: no image files, the manifest only (paths point at the stored originals).
 
 Files are written under a temporary name and renamed, so an interrupted export
@@ -27,6 +31,15 @@ from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 from typing import BinaryIO, Protocol
+
+from synset_builder.export.hf import (
+    IMAGE_ROWS_PER_GROUP,
+    META_ROWS_PER_GROUP,
+    LabelSpace,
+    ParquetSplits,
+    schema,
+    table_row,
+)
 
 MANIFEST_COLUMNS = (
     "path", "split", "wnid", "class_index", "sha256", "width", "height", "source", "url",
@@ -100,6 +113,8 @@ class FormatWriter(Protocol):
 
     name: str
 
+    def __init__(self, out: Path, shard_size: int, labels: LabelSpace) -> None: ...
+
     def add(self, row: dict[str, str], data: bytes, *, unchanged: bool) -> None: ...
 
     def finish(self) -> list[str]:
@@ -115,8 +130,12 @@ def imagefolder_path(split: str, wnid: str, sha256: str) -> str:
 class ImageFolderWriter:
     name = "imagefolder"
 
-    def __init__(self, out: Path, shard_size: int) -> None:
+    def __init__(self, out: Path, shard_size: int, labels: LabelSpace) -> None:
         self.out = out
+        self.meta = ParquetSplits(
+            lambda split: out / split, schema(labels, image=False),
+            rows_per_group=META_ROWS_PER_GROUP, shard_size=None,
+        )  # fmt: skip
 
     def add(self, row: dict[str, str], data: bytes, *, unchanged: bool) -> None:
         rel = imagefolder_path(row["split"], row["wnid"], row["sha256"])
@@ -124,17 +143,18 @@ class ImageFolderWriter:
         # A file reused from the previous run of this export is already these bytes.
         if not (unchanged and target.is_file()):
             atomic_write(target, data)
+        self.meta.add(row["split"], {"file_name": rel.partition("/")[2], **table_row(row)})
 
     def finish(self) -> list[str]:
-        # The export records each file with the checksum of the bytes it handed over,
-        # as it goes: a list of every path here would only repeat that, in memory.
-        return []
+        # The export records each image with the checksum of the bytes it handed over,
+        # as it goes: only the metadata files are left to list.
+        return [p.relative_to(self.out).as_posix() for p in self.meta.finish("metadata.parquet")]
 
 
 class WebDatasetWriter:
     name = "webdataset"
 
-    def __init__(self, out: Path, shard_size: int) -> None:
+    def __init__(self, out: Path, shard_size: int, labels: LabelSpace) -> None:
         self.folder = out / "webdataset"
         self.shard_size = shard_size
         self.open: dict[str, tuple[tarfile.TarFile, Path, Path, int]] = {}
@@ -187,12 +207,40 @@ class WebDatasetWriter:
         return self.files
 
 
+class ParquetWriter:
+    """One row per image (a multi-label image once, all its labels in ``labels``)."""
+
+    name = "parquet"
+
+    def __init__(self, out: Path, shard_size: int, labels: LabelSpace) -> None:
+        self.out = out
+        self.multi_label = labels.multi_label
+        self.parts = ParquetSplits(
+            lambda split: out / "parquet", schema(labels, image=True),
+            rows_per_group=IMAGE_ROWS_PER_GROUP, shard_size=shard_size,
+        )  # fmt: skip
+        self.written: set[str] = set()
+
+    def add(self, row: dict[str, str], data: bytes, *, unchanged: bool) -> None:
+        if row["sha256"] in self.written:
+            return
+        self.written.add(row["sha256"])
+        values = {"image": {"bytes": data, "path": f"{row['sha256']}.jpg"}, **table_row(row)}
+        if self.multi_label:
+            values["labels"] = [int(x) for x in row.get("labels", row["class_index"]).split(",")]
+        self.parts.add(row["split"], values, len(data))
+
+    def finish(self) -> list[str]:
+        files = self.parts.finish("{split}-{n:05d}-of-{of:05d}.parquet")
+        return [p.relative_to(self.out).as_posix() for p in files]
+
+
 class CsvWriter:
     """The manifest is always written; this format just asks for no image files."""
 
     name = "csv"
 
-    def __init__(self, out: Path, shard_size: int) -> None:
+    def __init__(self, out: Path, shard_size: int, labels: LabelSpace) -> None:
         pass
 
     def add(self, row: dict[str, str], data: bytes, *, unchanged: bool) -> None:
@@ -202,9 +250,10 @@ class CsvWriter:
         return []
 
 
-WRITERS: dict[str, type[ImageFolderWriter] | type[WebDatasetWriter] | type[CsvWriter]] = {
+WRITERS: dict[str, type[FormatWriter]] = {
     "imagefolder": ImageFolderWriter,
     "webdataset": WebDatasetWriter,
+    "parquet": ParquetWriter,
     "csv": CsvWriter,
 }
 

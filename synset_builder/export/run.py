@@ -29,6 +29,8 @@ from sqlalchemy.orm import Session
 from synset_builder import __version__
 from synset_builder.db.models import Export
 from synset_builder.errors import InvalidInput
+from synset_builder.export.croissant import NAME as CROISSANT
+from synset_builder.export.croissant import Description, build, described_file, write_croissant
 from synset_builder.export.datasheet import write_datasheet
 from synset_builder.export.datasheet_figures import shown_classes
 from synset_builder.export.folder import check_out_folder, previous_splits, remove_stale, sha_file
@@ -40,7 +42,9 @@ from synset_builder.export.formats import (
     write_csv,
     write_lines,
 )
+from synset_builder.export.hf import LabelSpace, label_names
 from synset_builder.export.labels import Level
+from synset_builder.export.rai import rai_fields
 from synset_builder.export.render import RenderSpec, require_face_detector
 from synset_builder.export.select import Selection, select_entries
 from synset_builder.export.splits import Item, SplitSpec, assign_splits
@@ -64,6 +68,8 @@ class ExportConfig:
     shard_size: int = DEFAULT_SHARD_SIZE
     workers: int = 0  # 0: one per CPU core
     samples_per_class: int = 8
+    # Where takedown requests go (croissant.json's release plan): settings.contact.
+    contact: str = "https://github.com/synset-builder/synset-builder"
 
     def params(self) -> dict[str, object]:
         return {
@@ -134,6 +140,7 @@ def _export(
     report = ExportReport(out=out, taken_down=sel.taken_down, moved=_place(spool, config))
     classes = sorted(sel.classes)
     index = {wnid: i for i, wnid in enumerate(classes)}
+    names = label_names([(w, sel.classes[w][0]) for w in classes])
     plan = Plan(
         out=out,
         formats=config.formats,
@@ -143,23 +150,46 @@ def _export(
         multi_label=config.multi_label,
         samples_per_class=config.samples_per_class,
         sample_classes=frozenset(shown_classes(sel.sizes)),
+        labels=LabelSpace(names, config.multi_label),
     )
     stats = write_files(spool, plan, index, report)
+    # "label": the name the Hugging Face layouts and croissant.json give the class
+    # (its name, unless another class shares it).
     class_rows = [
-        {"index": index[w], "wnid": w, "name": sel.classes[w][0], "gloss": sel.classes[w][1]}
+        {
+            "index": index[w], "wnid": w, "name": sel.classes[w][0], "gloss": sel.classes[w][1],
+            "label": names[index[w]],
+        }
         for w in classes
-    ]
+    ]  # fmt: skip
     atomic_write(
         out / "classes.json", json.dumps(class_rows, indent=1, ensure_ascii=False).encode()
     )
     manifest_sha = write_csv(out / "manifest.csv", MANIFEST_COLUMNS, spool.manifest_rows())
     report.classes, report.images, report.splits = len(classes), stats.images, stats.splits()
     report.ambiguous, report.dropped_classes = len(sel.ambiguous), sel.dropped_classes
-    sheet = write_datasheet(
+    sheet, blocks = write_datasheet(
         session, out, sel, stats, class_rows, report=report.as_json(), params=config.params()
     )
     for name in ["classes.json", "manifest.csv", *sheet]:
         spool.add_file(name, sha_file(out / name))
+    about = Description(
+        name=out.resolve().name or "export",
+        summary=(
+            f"{stats.images} images in {len(classes)} classes ("
+            + ", ".join(f"{s} {n}" for s, n in report.splits.items())
+            + f"), level {config.level.describe()}, formats {', '.join(config.formats)}; "
+            "see datasheet.md."
+        ),
+        created=datetime.now(UTC).date().isoformat(),
+        version=__version__,
+        contact=config.contact,
+        licences=stats.licences,
+        rai=rai_fields(blocks, stats, report.as_json(), contact=config.contact),
+    )
+    listed = [(rel, digest) for rel, digest in spool.files() if described_file(rel)]
+    write_croissant(out, build(config.formats, report.splits, listed, about))
+    spool.add_file(CROISSANT, sha_file(out / CROISSANT))
     listing_sha = write_lines(
         out / "checksums.sha256", (f"{digest}  {rel}\n" for rel, digest in spool.files())
     )

@@ -21,12 +21,13 @@ from sqlalchemy.orm import Session
 
 from synset_builder.db.models import Image
 from synset_builder.errors import InvalidInput, NotFound
+from synset_builder.export.croissant import check_croissant
 from synset_builder.export.folder import sha_file
 from synset_builder.export.select import group_key
 from synset_builder.export.splits import SPLITS
 from synset_builder.takedown import active_values, taken_down_shas
 
-OWNED = (*SPLITS, "webdataset")
+OWNED = (*SPLITS, "webdataset", "parquet")
 MANIFEST_KEYS = {"path", "split", "wnid", "class_index", "sha256"}
 
 
@@ -164,6 +165,7 @@ def verify_export(out: Path, session: Session | None = None) -> VerifyReport:
         elif sha_file(path) != digest:
             problems.append(f"checksum mismatch: {rel}")
         report.files_checked += 1
+    problems.extend(check_croissant(out, listed))
     for top in OWNED:
         for path in sorted((out / top).rglob("*")) if (out / top).is_dir() else []:
             rel = path.relative_to(out).as_posix()

@@ -26,6 +26,7 @@ from synset_builder.export.cache import RenderCache
 from synset_builder.export.datasheet import SheetStats
 from synset_builder.export.folder import sha_file
 from synset_builder.export.formats import MANIFEST_COLUMNS, WRITERS, imagefolder_path
+from synset_builder.export.hf import LabelSpace
 from synset_builder.export.render import Rendered, RenderSpec, render
 from synset_builder.export.spool import ExportSpool
 
@@ -70,6 +71,7 @@ class Plan:
     multi_label: bool
     samples_per_class: int
     sample_classes: frozenset[str]
+    labels: LabelSpace = LabelSpace()
 
 
 def _render_chunk(jobs: list[Job]) -> list[Rendered]:
@@ -142,7 +144,7 @@ def write_files(
     spool: ExportSpool, plan: Plan, index: dict[str, int], report: ExportReport
 ) -> SheetStats:
     """Render, write and record every entry; ``report`` gets the counts."""
-    writers = [WRITERS[name](plan.out, plan.shard_size) for name in plan.formats]
+    writers = [WRITERS[name](plan.out, plan.shard_size, plan.labels) for name in plan.formats]
     has_files = any(name != "csv" for name in plan.formats)
     folder = "imagefolder" in plan.formats
     cache = RenderCache(plan.out, plan.render) if folder else None

@@ -68,7 +68,7 @@ def test_takedown_commands_and_verify_of_an_older_export(cli, collection, tmp_pa
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("not an export")
     assert "not empty" in one_line(cli("export", "mine"))
-    assert "format" in one_line(cli("export", "x", "--format", "parquet"))
+    assert "format" in one_line(cli("export", "x", "--format", "tfrecord"))
 
 
 def test_export_with_nothing_accepted_says_so(cli) -> None:
