@@ -147,6 +147,89 @@ def _insert_images(session: Session, rows: list[dict[str, object]]) -> dict[str,
     return ids
 
 
+def _image_ids(session: Session, ok: Sequence[tuple[int, Fetched]]) -> dict[str, int]:
+    """sha256 -> image id for the downloaded files, inserting the images not yet known."""
+    shas = {o.info.sha256 for _, o in ok}
+    if not shas:
+        return {}
+    found = session.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(shas)))
+    ids = {sha: i for sha, i in found}
+    fresh: dict[str, dict[str, object]] = {}
+    for _, o in ok:
+        if o.info.sha256 not in ids and o.info.sha256 not in fresh:
+            fresh[o.info.sha256] = {
+                "sha256": o.info.sha256,
+                "path": o.path,
+                "width": o.info.width,
+                "height": o.info.height,
+                "format": o.info.format,
+                "bytes": o.info.nbytes,
+            }
+    if fresh:
+        ids.update(_insert_images(session, [fresh[sha] for sha in sorted(fresh)]))
+    return ids
+
+
+def _known_pairs(
+    session: Session, ok: Sequence[tuple[int, Fetched]], ids: dict[str, int]
+) -> set[tuple[int, int]]:
+    """(image, synset) pairs already candidates: a second URL of one file is a duplicate."""
+    if not ok:
+        return set()
+    return {
+        (image_id, sid)
+        for image_id, sid in session.execute(
+            select(Candidate.image_id, Candidate.synset_id).where(
+                Candidate.image_id.in_({ids[o.info.sha256] for _, o in ok}),
+                Candidate.synset_id.in_({sid for sid, _ in ok}),
+            )
+        )
+    }
+
+
+def _failure_rows(
+    session: Session, failures: Sequence[tuple[int, Failed]]
+) -> dict[tuple[int, str], FetchFailure]:
+    """The failure records already kept for these URLs, by (synset, URL key)."""
+    if not failures:
+        return {}
+    keys = {url_key(o.hit.url) for _, o in failures}
+    rows = session.scalars(
+        select(FetchFailure).where(
+            FetchFailure.url_sha256.in_(keys),
+            FetchFailure.synset_id.in_({sid for sid, _ in failures}),
+        )
+    )
+    return {(row.synset_id, row.url_sha256): row for row in rows}
+
+
+def _failure(
+    sid: int,
+    outcome: Failed,
+    existing: dict[tuple[int, str], FetchFailure],
+    new_failures: dict[tuple[int, str], dict[str, object]],
+) -> None:
+    """Update a kept failure record in place, or add a new one (once per URL)."""
+    key = (sid, url_key(outcome.hit.url))
+    # Details quote servers (reason phrases, headers): cleaned like provenance.
+    detail = clean_text(outcome.detail, DETAIL_LIMIT) or ""
+    row = existing.get(key)
+    if row is not None:
+        row.reason, row.detail = outcome.reason, detail
+        row.attempts += outcome.attempts
+        row.resolved = False
+    elif key not in new_failures:
+        new_failures[key] = {
+            "synset_id": sid,
+            "url_sha256": key[1],
+            "reason": outcome.reason,
+            "detail": detail,
+            "attempts": outcome.attempts,
+            "resolved": False,
+            **_provenance(outcome),
+        }
+
+
 def record(
     session: Session,
     entries: Sequence[tuple[int, Outcome]],
@@ -156,81 +239,26 @@ def record(
 ) -> list[str]:
     """Write a batch of outcomes, in order, and commit; return new|duplicate|failed each."""
     ok = [(sid, o) for sid, o in entries if isinstance(o, Fetched)]
-    shas = {o.info.sha256 for _, o in ok}
-    ids: dict[str, int] = {}
-    if shas:
-        found = session.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(shas)))
-        ids = {sha: i for sha, i in found}
-        fresh: dict[str, dict[str, object]] = {}
-        for _, o in ok:
-            if o.info.sha256 not in ids and o.info.sha256 not in fresh:
-                fresh[o.info.sha256] = {
-                    "sha256": o.info.sha256,
-                    "path": o.path,
-                    "width": o.info.width,
-                    "height": o.info.height,
-                    "format": o.info.format,
-                    "bytes": o.info.nbytes,
-                }
-        if fresh:
-            ids.update(_insert_images(session, [fresh[sha] for sha in sorted(fresh)]))
-    pairs: set[tuple[int, int]] = set()
-    if ok:
-        pairs = {
-            (image_id, sid)
-            for image_id, sid in session.execute(
-                select(Candidate.image_id, Candidate.synset_id).where(
-                    Candidate.image_id.in_({ids[o.info.sha256] for _, o in ok}),
-                    Candidate.synset_id.in_({sid for sid, _ in ok}),
-                )
-            )
-        }
-    failures = [(sid, o) for sid, o in entries if isinstance(o, Failed)]
-    existing: dict[tuple[int, str], FetchFailure] = {}
-    if failures:
-        keys = {url_key(o.hit.url) for _, o in failures}
-        for row in session.scalars(
-            select(FetchFailure).where(
-                FetchFailure.url_sha256.in_(keys),
-                FetchFailure.synset_id.in_({sid for sid, _ in failures}),
-            )
-        ):
-            existing[(row.synset_id, row.url_sha256)] = row
-
+    ids = _image_ids(session, ok)
+    pairs = _known_pairs(session, ok, ids)
+    existing = _failure_rows(session, [(s, o) for s, o in entries if isinstance(o, Failed)])
     statuses: list[str] = []
     candidates: list[dict[str, object]] = []
     new_failures: dict[tuple[int, str], dict[str, object]] = {}
     resolved: dict[int, list[str]] = {}
     for sid, outcome in entries:
-        if isinstance(outcome, Fetched):
-            image_id = ids[outcome.info.sha256]
-            resolved.setdefault(sid, []).append(url_key(outcome.hit.url))
-            if (image_id, sid) in pairs:
-                statuses.append("duplicate")
-                continue
-            pairs.add((image_id, sid))
-            candidates.append({"image_id": image_id, "synset_id": sid, **_provenance(outcome)})
-            statuses.append("new")
+        if isinstance(outcome, Failed):
+            statuses.append("failed")
+            _failure(sid, outcome, existing, new_failures)
             continue
-        statuses.append("failed")
-        key = (sid, url_key(outcome.hit.url))
-        # Details quote servers (reason phrases, headers): cleaned like provenance.
-        detail = clean_text(outcome.detail, DETAIL_LIMIT) or ""
-        row = existing.get(key)
-        if row is not None:
-            row.reason, row.detail = outcome.reason, detail
-            row.attempts += outcome.attempts
-            row.resolved = False
-        elif key not in new_failures:
-            new_failures[key] = {
-                "synset_id": sid,
-                "url_sha256": key[1],
-                "reason": outcome.reason,
-                "detail": detail,
-                "attempts": outcome.attempts,
-                "resolved": False,
-                **_provenance(outcome),
-            }
+        image_id = ids[outcome.info.sha256]
+        resolved.setdefault(sid, []).append(url_key(outcome.hit.url))
+        if (image_id, sid) in pairs:
+            statuses.append("duplicate")
+            continue
+        pairs.add((image_id, sid))
+        candidates.append({"image_id": image_id, "synset_id": sid, **_provenance(outcome)})
+        statuses.append("new")
     if candidates:
         session.execute(insert(Candidate), candidates)
     if new_failures:
@@ -243,19 +271,7 @@ def record(
                 .values(resolved=True)
             )
     if pages:
-        session.execute(
-            insert(CrawlPage),
-            [
-                {
-                    "synset_id": p.synset_id,
-                    "source": p.source,
-                    "query": p.query,
-                    "page": p.page,
-                    "hits": p.hits,
-                    "last": p.last,
-                }
-                for p in pages
-            ],
-        )
+        fields = ("synset_id", "source", "query", "page", "hits", "last")
+        session.execute(insert(CrawlPage), [{f: getattr(p, f) for f in fields} for p in pages])
     session.commit()
     return statuses

@@ -153,6 +153,23 @@ def crawl(
     return _schedule(session, sources, cfg, DaskExecutor(runner, session, data_dir, cfg))
 
 
+def _fill(executor: Executor, active: list[Lane], tallies: dict[str, Tally]) -> None:
+    """Send units while the executor has room, one unit per synset in turn."""
+    size = executor.unit_size
+    progressed = True
+    while progressed and executor.has_room():
+        progressed = False
+        for lane in active:
+            if not executor.has_room() or not lane.room(size):
+                continue
+            unit = lane.next_unit(size, tallies)
+            if unit is not None:
+                progressed = True
+                lane.pending += len(unit.hits)
+                lane.writes += 1
+                executor.submit(lane, unit)
+
+
 def _schedule(
     session: Session, sources: Sequence[Source], cfg: CrawlConfig, executor: Executor
 ) -> dict[str, Tally]:
@@ -184,19 +201,7 @@ def _schedule(
     while True:
         while len(active) < ACTIVE_SYNSETS and waiting:
             active.append(start(waiting.pop()))
-        # Fill the executor, one unit per synset in turn.
-        progressed = True
-        while progressed and executor.has_room():
-            progressed = False
-            for lane in active:
-                if not executor.has_room() or not lane.room(size):
-                    continue
-                unit = lane.next_unit(size, tallies)
-                if unit is not None:
-                    progressed = True
-                    lane.pending += len(unit.hits)
-                    lane.writes += 1
-                    executor.submit(lane, unit)
+        _fill(executor, active, tallies)
         finished = [lane for lane in active if not (lane.writes or lane.room(size))]
         active = [lane for lane in active if lane.writes or lane.room(size)]
         if total is not None and finished:

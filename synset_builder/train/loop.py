@@ -168,6 +168,151 @@ def predict(
     return Predictions(cache, out, loss_sum / max(1, len(cache)))
 
 
+def _out_folder(out: Path, resume: bool) -> Path:
+    """The checkpoint's path in ``out``, refusing to overwrite another run's."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInput(f"The output folder {out} cannot be created: {exc.strerror}.") from exc
+    ckpt_path = out / CHECKPOINT
+    if ckpt_path.exists() and not resume:
+        raise InvalidInput(
+            f"{out} already holds a checkpoint; pass --resume to continue it or pick another --out."
+        )
+    return ckpt_path
+
+
+def _caches(
+    export: Export, export_dir: Path, out: Path, cfg: TrainConfig, exclude: frozenset[str]
+) -> tuple[dict[str, SplitCache], SplitCache]:
+    """Every split's cache, and the training images (less ``exclude``)."""
+    cache_dir = cfg.cache_dir or out / "cache"
+    caches = {
+        s: load_split(
+            export, s, cfg.image_size, cache_dir, workers=cfg.workers, progress=cfg.progress
+        )
+        for s in SPLITS
+    }
+    train_cache = caches["train"]
+    if exclude:
+        keep = [i for i, sha in enumerate(train_cache.sha256) if sha not in exclude]
+        train_cache = train_cache.subset(np.asarray(keep, dtype=np.int64))
+    if len(train_cache) < 2:
+        raise InvalidInput(
+            f"The export {export_dir} has {len(train_cache)} training images; "
+            "training needs at least two."
+        )
+    return caches, train_cache
+
+
+@dataclass
+class _Run:
+    """What one training run carries from epoch to epoch."""
+
+    model: nn.Module
+    step_model: nn.Module
+    optimizer: torch.optim.Optimizer
+    criterion: nn.Module
+    feeder: augment.Feeder
+    size: int  # training images
+    steps_per_epoch: int
+    total: int
+    warmup: int
+
+
+def _restore(
+    run: _Run, ckpt_path: Path, cfg: TrainConfig, export: Export
+) -> tuple[list[dict[str, Any]], int]:
+    """History and epochs done from a checkpoint of the same model, export and size."""
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    if ckpt["shape"] != cfg.shape_key() or ckpt["wnids"] != export.wnids:
+        raise CheckpointMismatch(
+            f"The checkpoint in {ckpt_path.parent} was trained with {ckpt['shape']} on other "
+            "classes or settings; resume with the same --arch, --image-size and export."
+        )
+    run.model.load_state_dict(ckpt["model"])
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    return ckpt["history"], ckpt["epoch"]
+
+
+def _epoch(run: _Run, epoch: int, cfg: TrainConfig, device: torch.device) -> dict[str, Any]:
+    """Train one epoch; its record (loss, top-1, learning rate, speed)."""
+    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+    batches = augment.epoch_batches(run.size, cfg.batch_size, gen)
+    run.model.train()
+    bar = tqdm(
+        total=len(batches),
+        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        unit="batch",
+        disable=not cfg.progress,
+        file=sys.stderr,
+        leave=False,
+    )
+    loss_sum, correct, count = 0.0, 0, 0
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    for i, (x, y) in enumerate(run.feeder.batches(batches)):
+        step = epoch * run.steps_per_epoch + i
+        for group in run.optimizer.param_groups:
+            group["lr"] = lr_at(step, run.total, run.warmup, cfg.base_lr)
+        xb = augment.train_view(
+            augment.normalize(x), augment.crop_params(len(y), gen), cfg.image_size
+        )
+        logits, loss = train_step(run.step_model, run.optimizer, run.criterion, xb, y, device)
+        loss_sum += loss.detach() * len(y)
+        correct += (logits.argmax(1) == y).sum()
+        count += len(y)
+        bar.update(1)
+        if cfg.progress and i % 10 == 0:
+            rate = count / max(1e-9, time.perf_counter() - t0)
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", img_s=f"{rate:.0f}")
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - t0
+    bar.close()
+    return {
+        "epoch": epoch + 1,
+        "lr": run.optimizer.param_groups[0]["lr"],
+        "train_loss": float(loss_sum) / max(1, count),
+        "train_top1": float(correct) / max(1, count),
+        "images_per_second": count / max(1e-9, seconds),
+        "seconds": seconds,
+        "images": count,
+    }
+
+
+def _build(
+    cfg: TrainConfig, export: Export, train_cache: SplitCache, device: torch.device
+) -> tuple[_Run, list[str]]:
+    """The network, its optimizer and schedule, on ``device``; and init layers skipped."""
+    if device.type == "cuda":
+        # Fastest kernels over bit-exact repeats: only CPU runs promise identical weights.
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.arch, len(export.classes), cfg.width)
+    skipped = _load_init(model, cfg.init) if cfg.init else []
+    model = model.to(device, memory_format=torch.channels_last)
+    steps_per_epoch = len(
+        augment.epoch_batches(len(train_cache), cfg.batch_size, torch.Generator().manual_seed(0))
+    )
+    total = steps_per_epoch * cfg.epochs
+    run = _Run(
+        model=model,
+        step_model=torch.compile(model) if cfg.compile else model,  # type: ignore[arg-type]
+        optimizer=make_optimizer(model, cfg),
+        criterion=nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
+        feeder=augment.Feeder(train_cache.images, train_cache.labels, device),
+        size=len(train_cache),
+        steps_per_epoch=steps_per_epoch,
+        total=total,
+        warmup=min(round(cfg.warmup_epochs * steps_per_epoch), total // 2),
+    )
+    return run, skipped
+
+
 def train(
     export_dir: Path,
     out: Path,
@@ -185,63 +330,13 @@ def train(
     """
     export = open_export(export_dir, cfg.export_format)
     device = pick_device(cfg.device)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InvalidInput(f"The output folder {out} cannot be created: {exc.strerror}.") from exc
-    ckpt_path = out / CHECKPOINT
-    if ckpt_path.exists() and not resume:
-        raise InvalidInput(
-            f"{out} already holds a checkpoint; pass --resume to continue it or pick another --out."
-        )
-    cache_dir = cfg.cache_dir or out / "cache"
-    caches = {
-        s: load_split(
-            export, s, cfg.image_size, cache_dir, workers=cfg.workers, progress=cfg.progress
-        )
-        for s in SPLITS
-    }
-    train_cache = caches["train"]
-    if exclude:
-        keep = [i for i, sha in enumerate(train_cache.sha256) if sha not in exclude]
-        train_cache = train_cache.subset(np.asarray(keep, dtype=np.int64))
-    if len(train_cache) < 2:
-        raise InvalidInput(
-            f"The export {export_dir} has {len(train_cache)} training images; "
-            "training needs at least two."
-        )
-
-    if device.type == "cuda":
-        # Fastest kernels over bit-exact repeats: only CPU runs promise identical weights.
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.arch, len(export.classes), cfg.width)
-    skipped = _load_init(model, cfg.init) if cfg.init else []
-    model = model.to(device, memory_format=torch.channels_last)
-    optimizer = make_optimizer(model, cfg)
+    ckpt_path = _out_folder(out, resume)
+    caches, train_cache = _caches(export, export_dir, out, cfg, exclude)
+    run, skipped = _build(cfg, export, train_cache, device)
     history: list[dict[str, Any]] = []
     start = 0
     if resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if ckpt["shape"] != cfg.shape_key() or ckpt["wnids"] != export.wnids:
-            raise CheckpointMismatch(
-                f"The checkpoint in {out} was trained with {ckpt['shape']} on other classes or "
-                "settings; resume with the same --arch, --image-size and export."
-            )
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        history, start = ckpt["history"], ckpt["epoch"]
-    step_model: nn.Module = torch.compile(model) if cfg.compile else model  # type: ignore[assignment]
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    feeder = augment.Feeder(train_cache.images, train_cache.labels, device)
-    steps_per_epoch = len(
-        augment.epoch_batches(len(train_cache), cfg.batch_size, torch.Generator().manual_seed(0))
-    )
-    total = steps_per_epoch * cfg.epochs
-    warmup = min(round(cfg.warmup_epochs * steps_per_epoch), total // 2)
-    seen, busy = 0, 0.0
+        history, start = _restore(run, ckpt_path, cfg, export)
     if cfg.progress:
         todo = (
             f"epochs {start + 1}-{cfg.epochs}"
@@ -252,62 +347,21 @@ def train(
             f"Training {cfg.arch} on {device_name(device)}, {todo}; writing to {out}.",
             file=sys.stderr,
         )
-
+    seen, busy = 0, 0.0
     for epoch in range(start, cfg.epochs):
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-        batches = augment.epoch_batches(len(train_cache), cfg.batch_size, gen)
-        model.train()
-        bar = tqdm(
-            total=len(batches),
-            desc=f"epoch {epoch + 1}/{cfg.epochs}",
-            unit="batch",
-            disable=not cfg.progress,
-            file=sys.stderr,
-            leave=False,
-        )
-        loss_sum, correct, count = 0.0, 0, 0
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        for i, (x, y) in enumerate(feeder.batches(batches)):
-            step = epoch * steps_per_epoch + i
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, total, warmup, cfg.base_lr)
-            xb = augment.train_view(
-                augment.normalize(x), augment.crop_params(len(y), gen), cfg.image_size
-            )
-            logits, loss = train_step(step_model, optimizer, criterion, xb, y, device)
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.argmax(1) == y).sum()
-            count += len(y)
-            bar.update(1)
-            if cfg.progress and i % 10 == 0:
-                rate = count / max(1e-9, time.perf_counter() - t0)
-                bar.set_postfix(loss=f"{float(loss.detach()):.3f}", img_s=f"{rate:.0f}")
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - t0
-        bar.close()
-        seen, busy = seen + count, busy + seconds
-        record: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "lr": optimizer.param_groups[0]["lr"],
-            "train_loss": float(loss_sum) / max(1, count),
-            "train_top1": float(correct) / max(1, count),
-            "images_per_second": count / max(1e-9, seconds),
-            "seconds": seconds,
-        }
+        record = _epoch(run, epoch, cfg, device)
+        seen, busy = seen + record.pop("images"), busy + record["seconds"]
         for split in ("val", "test"):
             if evaluate and len(caches[split]):
-                pred = predict(model, caches[split], cfg, device)
+                pred = predict(run.model, caches[split], cfg, device)
                 record[f"{split}_loss"] = pred.loss
                 record[f"{split}_top1"] = float((pred.probs.argmax(1) == pred.cache.labels).mean())
                 break
         history.append(record)
         _save_atomic(
             {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
+                "model": run.model.state_dict(),
+                "optimizer": run.optimizer.state_dict(),
                 "epoch": epoch + 1,
                 "history": history,
                 "shape": cfg.shape_key(),
@@ -318,9 +372,8 @@ def train(
         )
         if on_epoch_end is not None:
             on_epoch_end(record)
-
     predictions = {
-        s: predict(model, c, cfg, device) for s, c in caches.items() if evaluate and len(c)
+        s: predict(run.model, c, cfg, device) for s, c in caches.items() if evaluate and len(c)
     }
     rate = seen / busy if busy else (history[-1]["images_per_second"] if history else 0.0)
     return TrainResult(
@@ -333,5 +386,5 @@ def train(
         rate,
         resumed_from=start,
         init_skipped=skipped,
-        model=model,
+        model=run.model,
     )
