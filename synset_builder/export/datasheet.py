@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from synset_builder.export.formats import atomic_write
 from synset_builder.export.select import Selection
 from synset_builder.export.splits import SPLITS
 from synset_builder.export.spool import Entry
+from synset_builder.review.figures import pooled, wilson
 from synset_builder.status import COUNTERS, funnel
 
 Block = tuple  # ("h2", text) | ("p", text) | ("table", header, rows) | ("img", path, alt)
@@ -98,16 +98,6 @@ class SheetStats:
         return {s: total[s] for s in SPLITS if total[s]}
 
 
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% interval of a proportion that behaves on small samples (gold sets are small)."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
 def gold_precision(session: Session) -> tuple[int, int]:
     """(gold items accepted by consensus, of which truly positive)."""
     stmt = (
@@ -160,6 +150,24 @@ def _composition(stats: SheetStats, class_rows: list[dict[str, object]]) -> list
             [[str(lo) if lo == hi else f"{lo}-{hi}", str(n)] for lo, hi, n in buckets],
         ),  # fmt: skip
     ]
+
+
+def _audited(session: Session, sel: Selection, mean_p: float) -> Block:
+    """The blind audit's measured precision beside the consensus model's own estimate:
+    the model's belief is no measurement, and a reader should see both."""
+    rows = [s for s in funnel(session) if s.wnid in sel.contributing]
+    per = {k: r.audit for k, r in enumerate(rows) if r.audit is not None}
+    found = pooled(per, {k: rows[k].counts["accepted"] for k in per})
+    model = f"The consensus model's own estimate of precision (mean P(yes)) is {mean_p:.3f}"
+    if found.precision is None:
+        return ("p", f"{model}; no blind audit was judged for these classes, so precision "
+                     "is not measured (synset audit start WNID).")  # fmt: skip
+    return (
+        "p",
+        f"{model}; a blind audit by curators measured {found.precision:.3f} (95% Wilson "
+        f"interval {found.low:.3f}-{found.high:.3f}; {found.judged} items judged in "
+        f"{found.synsets} of {len(rows)} synsets, weighted by accepted count).",
+    )
 
 
 def _funnel(session: Session, sel: Selection) -> Block:
