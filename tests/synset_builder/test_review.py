@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from synset_builder import tally
 from synset_builder.config import Settings
-from synset_builder.db.models import Annotator, Consensus, Gold, Image, Vote
+from synset_builder.db.models import Annotator, AuditSample, Consensus, Gold, Image, Vote
 from synset_builder.db.session import make_engine
 from synset_builder.review import decisions
 from tests.conftest import CliResult
@@ -123,3 +123,25 @@ def test_unknown_items_refuse_the_whole_batch(session: Session) -> None:
     else:
         raise AssertionError("an unknown item was accepted")
     assert session.scalar(select(Gold.candidate_id).limit(1)) == before
+
+
+def test_the_datasheet_shows_the_audit_beside_the_models_estimate(
+    cli: Callable[..., CliResult], settings: Settings, photos: list[Path], tmp_path: Path
+) -> None:
+    ids, _, _ = seed_votes(settings, photos)
+    assert cli("consensus", "--method", "majority").code == 0
+    exported(cli, tmp_path / "before")
+    sheet = (tmp_path / "before" / "datasheet.md").read_text()
+    assert "no blind audit was judged for these classes" in sheet
+
+    assert cli("audit", "start", WNID, "--n", "4", "--seed", "1").code == 0
+    engine = make_engine(settings.database_url)
+    with Session(engine) as session:
+        drawn = sorted(session.scalars(select(AuditSample.candidate_id)))
+    engine.dispose()
+    assert len(drawn) == 4 and set(drawn) <= set(ids[:6])
+    judge(settings, [(cid, cid != drawn[0]) for cid in drawn])
+    exported(cli, tmp_path / "after")
+    sheet = (tmp_path / "after" / "datasheet.md").read_text()
+    assert "The consensus model's own estimate of precision (mean P(yes)) is" in sheet
+    assert "a blind audit by curators measured 0.750 (95% Wilson interval" in sheet
