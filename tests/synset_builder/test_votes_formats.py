@@ -350,3 +350,24 @@ def test_a_large_batch_matches_urls_beyond_one_query_chunk(
     assert "606 rows: 6 votes added" in res.out
     assert "600 skipped: no candidate has this id, source URL or image sha256" in res.out
     assert set(world.votes()) == {(c, "crowd-A1EXAMPLEWORKER1") for c in world.tabby}
+
+
+def test_odd_ids_and_taken_names_skip_rows_not_the_file(
+    cli: Callable[..., CliResult], world: World, tmp_path: Path
+) -> None:
+    """A 30-digit id is no candidate id (PostgreSQL's integers would overflow), and a
+    worker whose ``crowd-ID`` name a staff account holds loses its rows, not the file."""
+    engine = make_engine(world.settings.database_url)
+    with Session(engine) as session:
+        session.add(Annotator(username="crowd-W9", role="curator"))
+        session.commit()
+    engine.dispose()
+    t0 = world.tabby[0]
+    path = tmp_path / "votes.csv"
+    path.write_text(f"item,worker,label\n{'9' * 30},W1,yes\n{t0},W9,yes\n{t0},W1,no\n")
+    res = cli("votes", "import", str(path))
+    assert res.code == 0, res.err
+    assert "3 rows: 1 votes added" in res.out
+    assert "1 skipped: no candidate has this id, source URL or image sha256" in res.out
+    assert "1 skipped: the worker's account name belongs to a staff account" in res.out
+    assert world.votes() == {(t0, "crowd-W1"): False}
