@@ -37,7 +37,7 @@ def run(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
         (["hierarchy", "add", "ant", "--depht", "0"], "synset hierarchy add", "--depht"),
         # unknown command, and unknown sub-command
         (["hierachy", "show"], "synset", "'hierachy'"),
-        (["votes", "export"], "synset votes", "'export'"),
+        (["votes", "delete"], "synset votes", "'delete'"),
         # missing argument
         (["export"], "synset export", "Missing argument"),
         # bad values: not a number, and a number out of range

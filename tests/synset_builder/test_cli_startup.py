@@ -40,7 +40,7 @@ SUBCOMMANDS = {
     "consensus": {"evaluate", "annotators"},
     "users": {"add"},
     "gold": {"add"},
-    "votes": {"import"},
+    "votes": {"import", "export"},
 }
 
 NOT_COMMANDS = {"__init__", "__main__", "common"}
