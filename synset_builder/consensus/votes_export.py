@@ -45,10 +45,12 @@ def gold_path_for(out: Path) -> Path:
     return out.with_name(f"{out.stem}.gold{out.suffix or '.csv'}")
 
 
-def _write(path: Path, header: list[str], rows: Select, session: Session) -> tuple[int, set, set]:
+def _write(
+    path: Path, header: list[str], rows: Select, session: Session
+) -> tuple[int, set[object], set[object]]:
     """Stream ``rows`` into ``path`` atomically; return (rows, distinct firsts, seconds)."""
     tmp = path.with_name(f".{path.name}.part")
-    n, firsts, seconds = 0, set(), set()
+    n, firsts, seconds = 0, set[object](), set[object]()
     try:
         with tmp.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
