@@ -14,6 +14,7 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -33,6 +34,8 @@ from synset_builder.db.models import (
 from synset_builder.db.session import on_postgresql
 from synset_builder.review import decisions
 from synset_builder.status import count_queries
+
+Row = TypeVar("Row")
 
 
 def _start_of_day(now: datetime) -> datetime:
@@ -173,13 +176,26 @@ def synset_page(
     needle = q.strip().casefold()
     if needle:
         rows = [r for r in rows if needle in r["name"].casefold() or needle in r["wnid"].casefold()]
-    known = sorted((r for r in rows if key(r) is not None), key=lambda r: r["wnid"])
-    known.sort(key=key, reverse=descending)
-    rows = known + [r for r in rows if key(r) is None]  # no agreement yet: always last
+    cut, total, page, pages = _one_page(rows, key, lambda r: r["wnid"], descending, page)
+    return SynsetPage(_with_glosses(session, cut), total, page, pages, sort, descending, q)
+
+
+def _one_page(
+    rows: list[Row],
+    key: Callable[[Row], object],
+    tie: Callable[[Row], str],
+    descending: bool,
+    page: int,
+) -> tuple[list[Row], int, int, int]:
+    """Sort by ``key`` (ties by ``tie``, rows without a value last), then cut page
+    ``page`` of :data:`PER_PAGE` (past the last: the last). Returns the rows, how
+    many there were, the page and the page count."""
+    known = sorted((r for r in rows if key(r) is not None), key=tie)
+    known.sort(key=key, reverse=descending)  # type: ignore[arg-type]
+    rows = known + [r for r in rows if key(r) is None]  # e.g. no agreement yet
     pages = max(1, -(-len(rows) // PER_PAGE))
     page = min(max(page, 1), pages)
-    cut = rows[(page - 1) * PER_PAGE : page * PER_PAGE]
-    return SynsetPage(_with_glosses(session, cut), len(rows), page, pages, sort, descending, q)
+    return rows[(page - 1) * PER_PAGE : page * PER_PAGE], len(rows), page, pages
 
 
 @dataclass(frozen=True)
@@ -231,6 +247,53 @@ def annotator_rows(session: Session) -> list[AnnotatorRow]:
             )
         )
     return rows
+
+
+# Annotator table: sort key -> (value of a row, descending unless asked otherwise).
+# Ties by name; a figure nobody measured yet (no vote, no gold) sorts last.
+ANNOTATOR_SORTS: dict[str, tuple[Callable[[AnnotatorRow], object], bool]] = {
+    "name": (lambda a: a.username.casefold(), False),
+    "votes": (lambda a: a.votes, True),
+    "speed": (lambda a: a.seconds_per_vote, False),  # fastest (a clicker?) first
+    "gold": (lambda a: a.gold_accuracy, False),  # worst first
+    "agreement": (lambda a: a.consensus_agreement, False),  # worst first
+}
+
+
+@dataclass(frozen=True)
+class AnnotatorPage:
+    """One page of the dashboard's annotator table: a crowd of thousands stays one screen."""
+
+    rows: list[AnnotatorRow]
+    total: int  # annotators matching the filter
+    page: int
+    pages: int
+    sort: str
+    descending: bool
+    q: str
+
+
+def annotator_page(
+    session: Session,
+    *,
+    sort: str = "name",
+    descending: bool | None = None,
+    q: str = "",
+    page: int = 1,
+) -> AnnotatorPage:
+    """Filter by name or crowd id, sort, cut one page of :data:`PER_PAGE`."""
+    key, default = ANNOTATOR_SORTS[sort]
+    descending = default if descending is None else descending
+    rows = annotator_rows(session)
+    needle = q.strip().casefold()
+    if needle:
+        rows = [
+            a
+            for a in rows
+            if needle in a.username.casefold() or needle in (a.worker_id or "").casefold()
+        ]
+    cut, total, page, pages = _one_page(rows, key, lambda a: a.username, descending, page)
+    return AnnotatorPage(cut, total, page, pages, sort, descending, q)
 
 
 def _ratio(part: float, whole: int) -> float | None:

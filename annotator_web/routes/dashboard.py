@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from sqlalchemy import select
 
 from annotator_web.deps import PageCurator, SessionDep, check_csrf
-from annotator_web.stats import annotator_rows, open_reports, synset_page, votes_csv
+from annotator_web.stats import annotator_page, open_reports, synset_page, votes_csv
 from annotator_web.tasks import now_utc
 from synset_builder.accounts import set_disabled as set_disabled_account
 from synset_builder.db.models import Annotator, Report, Synset
@@ -26,6 +26,8 @@ def _back(note: str) -> Response:
 
 
 Sort = Literal["name", "progress", "pending", "agreement", "votes_per_hour"]
+AnnotatorSort = Literal["name", "votes", "speed", "gold", "agreement"]
+Order = Literal["asc", "desc"]
 
 
 @router.get("")
@@ -35,19 +37,36 @@ def dashboard(
     user: PageCurator,
     note: str | None = None,
     sort: Sort = "name",
-    order: Literal["asc", "desc"] | None = None,
+    order: Order | None = None,
     q: Annotated[str, Query(max_length=200)] = "",
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    a_sort: AnnotatorSort = "name",
+    a_order: Order | None = None,
+    a_q: Annotated[str, Query(max_length=200)] = "",
+    a_page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
-    """Synsets 50 to a page (sorted, filtered by name), annotators, reports, gold."""
+    """Synsets and annotators 50 to a page each (sorted, filtered by name), reports, gold.
+
+    Each table has its own parameters (the annotators' start with ``a_``), and every
+    link keeps the other table's, so paging one never resets the other.
+    """
     table = synset_page(
         session, sort=sort, descending=None if order is None else order == "desc", q=q, page=page
     )
+    people = annotator_page(
+        session,
+        sort=a_sort,
+        descending=None if a_order is None else a_order == "desc",
+        q=a_q,
+        page=a_page,
+    )
 
     def link(**change: object) -> str:
-        """This page's address with some parameters changed (sort links, pager)."""
+        """This page's address with some parameters changed (sort links, pagers)."""
         params = {"q": table.q, "sort": table.sort, "order": "desc" if table.descending else "asc",
-                  "page": table.page, **change}  # fmt: skip
+                  "page": table.page, "a_q": people.q, "a_sort": people.sort,
+                  "a_order": "desc" if people.descending else "asc", "a_page": people.page,
+                  **change}  # fmt: skip
         return "/dashboard?" + urlencode({k: v for k, v in params.items() if v not in ("", None)})
 
     return request.app.state.templates.TemplateResponse(
@@ -58,7 +77,8 @@ def dashboard(
             "table": table,
             "synsets": table.rows,
             "link": link,
-            "annotators": annotator_rows(session),
+            "people": people,
+            "annotators": people.rows,
             "reports": open_reports(session),
             "note": note,
         },

@@ -160,3 +160,53 @@ def test_the_web_apps_writes_keep_the_counters_exact(web: Web) -> None:
         exact_equals_kept(s)
     rows = {r["wnid"]: r for r in cur.get("/api/synsets").json()}
     assert rows[web.seeded.wnid]["counts"]["votes"] == 12
+
+
+def crowd(web: Web, n: int = N) -> dict[str, int]:
+    """``n`` crowd annotators with one timed vote each: "crowd k" took a distinct time."""
+    with session_scope(web.engine) as s:
+        items = s.scalars(select(Candidate.id).order_by(Candidate.id)).all()
+        people = s.scalars(
+            insert(Annotator).returning(Annotator.id),
+            [{"username": f"crowd {k:02d}", "role": "annotator", "worker_id": f"W{k:03d}"}
+             for k in range(n)],
+        ).all()  # fmt: skip
+        s.execute(
+            insert(Vote),
+            [{"candidate_id": items[k % len(items)], "annotator_id": a, "answer": True,
+              "time_ms": 1000 + pending_of(k) * 10} for k, a in enumerate(people)],
+        )  # fmt: skip
+    return {f"crowd {k:02d}": k for k in range(n)}
+
+
+def names_in(html: str) -> list[str]:
+    table = html[html.index("<h2>Annotators</h2>") : html.index("<h2>Reported images</h2>")]
+    return re.findall(r"<td><b>([^<]+)</b></td>", table)
+
+
+def test_the_annotator_table_pages_sorts_and_filters(web: Web) -> None:
+    people = crowd(web)
+    cur = web.client("cur")
+    first = cur.get("/dashboard").text
+    everyone = names_in(first) + names_in(cur.get("/dashboard?a_page=2").text)
+    assert len(names_in(first)) == 50 and len(everyone) == len(set(everyone)) > N
+    assert set(people) <= set(everyone) and everyone == sorted(everyone, key=str.casefold)
+    assert f"{len(everyone)} annotators" in first
+
+    # Fastest first; those without a timed vote (the seeded staff) last.
+    fastest = names_in(cur.get("/dashboard?a_sort=speed").text)
+    assert fastest == sorted(people, key=lambda p: pending_of(people[p]))[:50]
+    slowest = names_in(cur.get("/dashboard?a_sort=speed&a_order=desc").text)
+    assert slowest == sorted(people, key=lambda p: -pending_of(people[p]))[:50]
+
+    # A crowd id filters too; paging one table keeps the other table's place.
+    found = cur.get("/dashboard?a_q=w01").text
+    assert names_in(found) == [f"crowd {k}" for k in range(10, 20)]
+    assert "10 annotators matching" in found
+    assert names_in(cur.get("/dashboard?a_q=nobody").text) == []
+    both = cur.get("/dashboard?sort=pending&page=1&a_sort=votes").text
+    pager = both[both.index('aria-label="annotator pages"') :]
+    nxt = re.search(r'href="([^"]+)" rel="next"', pager)
+    assert nxt is not None and "sort=pending" in nxt.group(1) and "a_page=2" in nxt.group(1)
+    assert cur.get("/dashboard?a_sort=size").status_code == 422
+    assert cur.get("/dashboard?a_page=0").status_code == 422
