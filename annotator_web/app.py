@@ -31,7 +31,7 @@ from annotator_web.deps import LoginRequired
 from annotator_web.goals import GoalCache
 from annotator_web.json_guard import StrictJson
 from annotator_web.proxy import install as install_proxy_handling
-from annotator_web.routes import api, auth_pages, dashboard, images, task_pages
+from annotator_web.routes import api, auth_pages, dashboard, images, review, task_pages
 from synset_builder import __version__
 from synset_builder.config import Settings, load_settings
 from synset_builder.consensus.refit import AutoRefit
@@ -193,7 +193,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_proxy_handling(app, cfg)  # outermost: client address, scheme, Secure cookies
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     # The JSON API first: its two hot routes are matched before every page route.
-    for module in (api, auth_pages, task_pages, dashboard, images):
+    for module in (api, auth_pages, task_pages, dashboard, images, review):
         app.include_router(module.router)
 
     @app.exception_handler(LoginRequired)
