@@ -263,22 +263,36 @@ def check_croissant(out: Path, listed: Mapping[str, str]) -> list[str]:
     described: set[str] = set()
     for item in doc["distribution"]:
         kind = item.get("@type") if isinstance(item, dict) else None
-        if kind == "cr:FileObject":
-            rel = str(item.get("contentUrl", ""))
-            path = (out / rel).resolve()
-            if not rel or not path.is_relative_to(root) or path == root:
-                problems.append(f"{NAME} names a file outside the export: {rel!r}")
-                continue
-            described.add(Path(rel).as_posix())
-            if not path.is_file():
-                problems.append(f"{NAME} lists a missing file: {rel}")
-            elif item.get("sha256") != (listed.get(rel) or sha_file(path)):
-                problems.append(f"{NAME}: the checksum of {rel} does not match")
-        elif kind == "cr:FileSet":
-            pattern = str(item.get("includes", ""))
-            safe = pattern and not pattern.startswith("/") and ".." not in pattern.split("/")
-            if not safe or next(out.glob(pattern), None) is None:
+        try:
+            if kind == "cr:FileObject":
+                problems.extend(_check_file(out, root, str(item.get("contentUrl", "")),
+                                            item.get("sha256"), listed, described))  # fmt: skip
+            elif kind == "cr:FileSet" and not _matches(out, str(item.get("includes", ""))):
                 problems.append(f"{NAME}: file set {item.get('@id')!r} matches no file")
+        except (OSError, ValueError, NotImplementedError):  # a NUL byte, a bad glob
+            problems.append(f"{NAME} names a path that cannot be checked: {item!r:.200}")
     for rel in sorted(r for r in listed if described_file(r) and r not in described):
         problems.append(f"{NAME} does not describe {rel}")
     return problems
+
+
+def _check_file(
+    out: Path, root: Path, rel: str, digest: object, listed: Mapping[str, str],
+    described: set[str],
+) -> list[str]:  # fmt: skip
+    path = (out / rel).resolve()
+    if not rel or not path.is_relative_to(root) or path == root:
+        return [f"{NAME} names a file outside the export: {rel!r}"]
+    described.add(path.relative_to(root).as_posix())
+    if not path.is_file():
+        return [f"{NAME} lists a missing file: {rel}"]
+    if digest != (listed.get(rel) or sha_file(path)):
+        return [f"{NAME}: the checksum of {rel} does not match"]
+    return []
+
+
+def _matches(out: Path, pattern: str) -> bool:
+    """Whether a file set's pattern, kept inside the folder, matches at least one file."""
+    if not pattern or pattern.startswith("/") or ".." in pattern.split("/"):
+        return False
+    return next(out.glob(pattern), None) is not None

@@ -242,11 +242,15 @@ def test_verify_checks_croissant_against_the_files(session, col, tmp_path) -> No
     # croissant.json edited: a file dropped from it, a path outside the folder added.
     doc["distribution"] = [d for d in doc["distribution"] if d.get("@id") != shard_rel]
     doc["distribution"].append({**doc["distribution"][0], "contentUrl": "../../etc/passwd"})
+    doc["distribution"].append({**doc["distribution"][0], "contentUrl": "nul\x00byte"})
+    doc["distribution"].append({"@type": "cr:FileSet", "@id": "odd", "includes": "a**b"})
     (out / "croissant.json").write_text(json.dumps(doc))
     problems = verify_export(out).problems
     assert "checksum mismatch: croissant.json" in problems
     assert f"croissant.json does not describe {shard_rel}" in problems
     assert "croissant.json names a file outside the export: '../../etc/passwd'" in problems
+    cannot = [p for p in problems if "names a path that cannot be checked" in p]
+    assert len(cannot) == 2, problems
     (out / "croissant.json").unlink()
     assert "croissant.json is missing" in verify_export(out).problems
 
