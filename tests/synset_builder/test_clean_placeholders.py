@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image as PILImage
 from sqlalchemy import select
 
 from synset_builder.clean.fingerprint import fingerprint
@@ -185,3 +187,37 @@ def test_a_missing_placeholder_file_is_one_line(cli: Callable, tmp_path: Path) -
     done = cli("clean", "--placeholder", str(tmp_path / "nope.gif"))
     assert done.code != 0 and "nope.gif" in done.err and "does not exist" in done.err
     assert len(done.err.strip().splitlines()) == 1
+
+
+def _flat_share(rgb: np.ndarray, tolerance: int = 4) -> float:
+    """The flat-background share by its definition, written plainly: the commonest
+    colour on a 16-level grid, refined to its pixels' median; the share of pixels
+    within ``tolerance`` of it on every channel."""
+    arr = rgb.reshape(-1, 3).astype(np.int64)
+    keys = [tuple(int(v) // 16 for v in px) for px in arr]
+    counts: dict[tuple[int, ...], int] = {}
+    for k in keys:
+        counts[k] = counts.get(k, 0) + 1
+    top = min(k for k, n in counts.items() if n == max(counts.values()))
+    ref = np.median(arr[[k == top for k in keys]], axis=0)
+    return sum(bool(np.all(np.abs(px - ref) <= tolerance)) for px in arr) / len(arr)
+
+
+def test_background_share_follows_its_definition(tmp_path: Path, photos: list[Path]) -> None:
+    """Small lossless pictures, so the fingerprint measures exactly these pixels:
+    real photos, and flat pages with noise straddling the tolerance, at 0 and 255 too."""
+    rng = np.random.default_rng(7)
+    pictures = []
+    for photo in photos[::12]:
+        with PILImage.open(photo) as im:
+            small = im.convert("RGB")
+        small.thumbnail((96, 96))
+        pictures.append(np.asarray(small))
+    for base in ((0, 0, 0), (255, 255, 255), (3, 128, 252), (200, 17, 90)):
+        page = np.tile(np.asarray(base, dtype=np.int64), (40, 60, 1))
+        noise = rng.integers(-6, 7, page.shape) * (rng.random(page.shape[:2]) < 0.5)[..., None]
+        pictures.append(np.clip(page + noise, 0, 255).astype(np.uint8))
+    for i, pixels in enumerate(pictures):
+        path = tmp_path / f"{i}.png"
+        PILImage.fromarray(pixels).save(path)
+        assert fingerprint(path).background == pytest.approx(_flat_share(pixels), abs=1e-12), i
