@@ -8,10 +8,11 @@ pays, so the ratio carries across machines):
 * ``synset status --json`` on an empty (migrated, no rows) SQLite database: at most 5x;
 * the peak RSS of ``synset --version``: at most 60 MB.
 
-One more row, without a target, shows what any command that opens the database
-must import whatever the CLI does: the ORM models and the settings
-(``import synset_builder.db.models, synset_builder.config``, i.e. SQLAlchemy and
-pydantic-settings).
+One more row, without a target, shows what a command that opens the database
+through the ORM must import whatever the CLI does: the ORM models and the
+settings (``import synset_builder.db.models, synset_builder.config``, i.e.
+SQLAlchemy and pydantic-settings). ``status`` on a plain SQLite file no longer
+pays it (synset_builder/status_sqlite.py).
 
 The commands run round robin, so a burst of load from elsewhere slows all of
 them alike rather than one. Each is a fresh interpreter, as a user's shell starts
