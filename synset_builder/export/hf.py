@@ -112,7 +112,7 @@ class _Part:
         self.tmp = Path(name)
         self.schema = table_schema
         self.rows_per_group = rows_per_group
-        self.writer = pq.ParquetWriter(self.tmp, table_schema, compression="zstd")
+        self.writer = pq.ParquetWriter(self.tmp, table_schema)  # snappy: JPEGs do not shrink
         self.buffer: list[dict[str, object]] = []
         self.size = 0
 
