@@ -26,10 +26,14 @@
     return n === -1 ? tiles.length : n;
   }
 
+  // Focus moves on at once (a fast curator types ahead of the network); the judgement
+  // of the tile it left is sent meanwhile, and its tile shows the verdict once saved.
   async function judge(label) {
     const tile = tiles[at];
     const id = Number(tile.dataset.id);
-    error.hidden = true;
+    if (viewer.open) viewer.close();
+    focus(at + 1);
+    tile.classList.add("saving");
     try {
       const r = await fetch("/api/review", {
         method: "POST",
@@ -39,17 +43,21 @@
       });
       if (!r.ok) throw new Error((await r.json().catch(() => ({}))).detail || r.statusText);
     } catch (e) {
-      error.textContent = `Not saved: ${e.message}`;
+      tile.classList.remove("saving");
+      error.textContent = `Not saved (item ${id}): ${e.message}`;
       error.hidden = false;
       return;
     }
-    tile.classList.remove("judged-yes", "judged-no", "handed-back");
+    tile.classList.remove("saving", "judged-yes", "judged-no", "handed-back");
     tile.classList.add(label === null ? "handed-back" : label ? "judged-yes" : "judged-no");
     tile.querySelector(".verdict").textContent =
       label === null ? "handed back" : label ? "expert: yes" : "expert: no";
+    const shown = tile.querySelector(".decision");
+    if (shown && label !== null) {
+      shown.textContent = label ? "accepted (expert)" : "rejected (expert)";
+      shown.className = `decision d-${label ? "accepted" : "rejected"}`;
+    }
     judged.textContent = String(++sent);
-    if (viewer.open) viewer.close();
-    focus(at + 1);
   }
 
   function large() {
