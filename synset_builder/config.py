@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     # How long a worker reuses a synset's "below its goal" answer (annotator_web/goals.py);
     # 0 counts on every task fetch.
     web_goal_recheck_seconds: float = Field(default=5.0, ge=0.0)
+    # How long after a submit an annotator may undo that page (POST /api/undo); 0: never.
+    web_undo_seconds: int = Field(default=60, ge=0, le=3600)
     # Consensus stopping rule, shared by `synset consensus` and the web app's live
     # updates so both decide by the same rule (see consensus/dynamic.py).
     consensus_threshold: float = Field(default=0.95, gt=0.5, lt=1.0)

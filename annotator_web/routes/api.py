@@ -19,6 +19,7 @@ from annotator_web.routes.task_pages import WNID
 from annotator_web.stats import my_stats, synset_rows
 from annotator_web.tasks import load_caller, next_task
 from annotator_web.throttle import TooManyAttempts
+from annotator_web.undo import UndoRefused, undo_last_page
 from synset_builder.db.session import on_postgresql
 from synset_builder.errors import InvalidInput, NotFound
 
@@ -130,6 +131,33 @@ def votes(body: VotesIn, session: SessionDep, cfg: SettingsDep, caller: ApiCalle
         raise HTTPException(status_code=422, detail=str(exc)) from exc
     session.commit()
     return _json(VotesOut(accepted=result.accepted, already=result.already, refused=result.refused))
+
+
+class UndoOut(BaseModel):
+    undone: int = Field(description="Votes taken back (kept aside in vote_undone).")
+    leased: int = Field(description="Items of the page leased to the caller again.")
+
+
+@router.post(
+    "/undo",
+    response_model=UndoOut,
+    dependencies=[Depends(require_json)],
+    responses={409: {"description": "Nothing to undo now; the detail says why."}},
+)
+def undo(session: SessionDep, cfg: SettingsDep, caller: ApiCaller) -> Response:
+    """Undo the caller's last submitted page, within ``web_undo_seconds`` of it and once.
+
+    Its votes leave the counts and the consensus, and its items are leased to the
+    caller again: the next ``GET /api/tasks/next`` (or /task) serves the page anew.
+    The body is ignored but must be JSON, like every write of this API.
+    """
+    user = caller.voter(session)
+    try:
+        got = undo_last_page(session, annotator_id=user.id, cfg=cfg)
+    except UndoRefused as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    session.commit()
+    return _json(UndoOut(undone=got.votes, leased=got.leased))
 
 
 @router.post("/reports", dependencies=[Depends(require_json)])

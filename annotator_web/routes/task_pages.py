@@ -13,6 +13,7 @@ from annotator_web.reports import REPORT_REASONS
 from annotator_web.routes.images import example_url
 from annotator_web.stats import my_stats
 from annotator_web.tasks import next_task
+from annotator_web.undo import seconds_left
 from synset_builder.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
@@ -36,7 +37,14 @@ def task_page(
     saved: Annotated[int | None, Query(ge=0)] = None,
     already: Annotated[int | None, Query(ge=0)] = None,
     refused: Annotated[int | None, Query(ge=0)] = None,
+    undone: Annotated[int | None, Query(ge=0)] = None,
 ) -> Response:
+    """The next page of tiles; right after a submit (``saved``), with its Undo button.
+
+    The undo window is read only after a submit: it is the one moment it can be open,
+    and a plain task fetch should not pay for a look at the annotator's votes.
+    """
+    undo_left = seconds_left(session, user.id, cfg) if saved else 0.0
     try:
         task = next_task(
             session, annotator=user, n=n or cfg.web_grid_size, wnid=synset, cfg=cfg,
@@ -56,6 +64,8 @@ def task_page(
             "saved": saved,
             "already": already,
             "refused": refused,
+            "undone": undone,
+            "undo_left": int(undo_left),
             "pinned": synset,
             "reasons": REPORT_REASONS,
         },

@@ -1,8 +1,45 @@
-// Task page: mouse and keyboard labelling of the grid. Plain JS, no framework.
+// Task page: mouse, touch and keyboard labelling of the grid. Plain JS, no framework.
 (() => {
   "use strict";
+  // Undo of the page just submitted: shown after a submit for as long as the server
+  // allows it (data-left seconds), on the "all caught up" page too.
+  const undo = document.getElementById("undo");
+  let undoing = false;
+  async function undoLast() {
+    if (!undo || undo.hidden || undoing) return;
+    undoing = true;
+    undo.disabled = true;
+    const res = await fetch("/api/undo", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: "{}",
+    }).catch(() => null);
+    if (res && res.ok) {
+      const got = await res.json();
+      const pin = undo.dataset.synset ? `&synset=${encodeURIComponent(undo.dataset.synset)}` : "";
+      window.location.assign(`/task?undone=${got.undone}${pin}`);
+      return;
+    }
+    const why = res ? (await res.json().catch(() => ({}))).detail : null;
+    const box = document.getElementById("undo-error");
+    box.textContent = typeof why === "string" ? why : "Undo failed: the server did not answer.";
+    box.hidden = false;
+    undo.hidden = true;
+    undoing = false;
+  }
+  if (undo) {
+    undo.addEventListener("click", undoLast);
+    setTimeout(() => { undo.hidden = true; }, Number(undo.dataset.left) * 1000);
+    document.addEventListener("keydown", (e) => {
+      const key = e.key.toLowerCase();
+      if (key !== "z" || e.altKey || e.shiftKey || e.target.matches("input, select, textarea")) return;
+      if (document.querySelector("dialog[open]")) return;
+      e.preventDefault();
+      undoLast();
+    });
+  }
+
   const form = document.getElementById("task");
-  if (!form) return;
+  if (!form) { document.body.dataset.ready = "1"; return; }
+  const grid = form.querySelector(".grid");
   const tiles = Array.from(form.querySelectorAll(".tile"));
   const viewer = document.getElementById("viewer");
   const started = performance.now();
@@ -88,7 +125,7 @@
     if (e.key in moves) { e.preventDefault(); focus(current + moves[e.key]); }
     else if (e.key === " " || e.key === "x") { e.preventDefault(); toggle(tiles[current]); }
     else if (e.key === "u") { skip(tiles[current]); }
-    else if (e.key === "v" || e.key === "z") { openViewer(tiles[current]); }
+    else if (e.key === "v") { openViewer(tiles[current]); }
     else if (e.key === "a") { tiles.forEach((t) => { yes(t).checked = !unsure(t).checked; render(t); }); }
     else if (e.key === "n") { tiles.forEach((t) => { yes(t).checked = false; render(t); }); }
     else if (e.key === "Enter") { e.preventDefault(); form.requestSubmit(); }
@@ -101,6 +138,35 @@
     document.getElementById("submit").disabled = true;
   });
 
+  // Fit a whole page of tiles in the window where they stay big enough to judge:
+  // the column count that gives the largest square tile for the width and the
+  // height left under the header and above the submit bar. Narrow or short windows
+  // (phones) keep the stylesheet's grid and scroll down instead.
+  const MIN_TILE = 120, MAX_TILE = 300;
+  function fit() {
+    grid.classList.remove("fitted");
+    if (!window.matchMedia("(min-width: 701px)").matches) return;
+    const bar = form.querySelector(".submitbar");
+    const width = grid.clientWidth;
+    const top = grid.getBoundingClientRect().top + window.scrollY;
+    const height = window.innerHeight - top - bar.offsetHeight - 14;
+    const gap = parseFloat(getComputedStyle(grid).columnGap) || 0;
+    const n = tiles.length;
+    let best = 0, cols = 0;
+    for (let c = 1; c <= n; c++) {
+      const r = Math.ceil(n / c);
+      const side = Math.floor(Math.min((width - (c - 1) * gap) / c, (height - (r - 1) * gap) / r));
+      if (side > best) { best = side; cols = c; }
+    }
+    if (best < MIN_TILE) return;
+    grid.style.setProperty("--cols", cols);
+    grid.style.setProperty("--tile", `${Math.min(best, MAX_TILE)}px`);
+    grid.classList.add("fitted");
+  }
+  let pending = 0;
+  window.addEventListener("resize", () => { cancelAnimationFrame(pending); pending = requestAnimationFrame(fit); });
+
+  fit();
   tiles.forEach(render);
   focus(0);
   document.body.dataset.ready = "1";

@@ -1,0 +1,150 @@
+"""Undo of the page an annotator just submitted (a misclick, a wrong key).
+
+A page's votes share one ``created_at`` (``answers.record_votes`` stamps them with
+one clock reading), so the last page is the annotator's votes at their latest
+``created_at``. Undo moves them to ``vote_undone`` (copied, then deleted from
+``vote``: the counters' triggers see an ordinary vote delete), takes back the
+page's "unsure" skips, counts the page off, re-decides the items the way a submit
+does (``queue.after_votes``) and leases the page to the annotator again, so the
+next task fetch serves it.
+
+Only the annotator's own last page, only within ``web_undo_seconds`` of its
+submit, and only once: a page before an undone one cannot be undone, which is
+what keeps undo from walking back through someone's whole history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy.orm import Session
+
+from annotator_web import queue
+from annotator_web import serving_sql as sql
+from annotator_web.tasks import now_utc
+from synset_builder.config import Settings
+from synset_builder.consensus import live
+from synset_builder.db.bulk import rows_params
+from synset_builder.db.models import Annotator, Lease, Unsure, Vote, VoteUndone
+from synset_builder.db.session import on_postgresql
+
+
+class UndoRefused(Exception):
+    """Nothing may be undone now; the message says why, in one line."""
+
+
+@dataclass(frozen=True)
+class Undone:
+    votes: int  # votes moved to vote_undone
+    leased: int  # items of the page leased to the annotator again
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def last_page_at(session: Session, annotator_id: int) -> datetime | None:
+    """When the annotator's last page that recorded votes was submitted (None: never)."""
+    at = session.scalar(select(func.max(Vote.created_at)).where(Vote.annotator_id == annotator_id))
+    return _utc(at) if at is not None else None
+
+
+def _undone_since(session: Session, annotator_id: int, at: datetime | None) -> bool:
+    """Whether a page was undone after ``at`` (None: ever): then the page at ``at``
+    is not the last one."""
+    stmt = select(VoteUndone.id).where(VoteUndone.annotator_id == annotator_id)
+    if at is not None:
+        stmt = stmt.where(VoteUndone.undone_at >= at)
+    return session.scalar(stmt.limit(1)) is not None
+
+
+def seconds_left(session: Session, annotator_id: int, cfg: Settings) -> float:
+    """How long the annotator may still undo their last page (0: not at all)."""
+    if cfg.web_undo_seconds <= 0:
+        return 0.0
+    at = last_page_at(session, annotator_id)
+    if at is None or _undone_since(session, annotator_id, at):
+        return 0.0
+    return max(0.0, cfg.web_undo_seconds - (now_utc() - at).total_seconds())
+
+
+def undo_last_page(session: Session, *, annotator_id: int, cfg: Settings) -> Undone:
+    """Take back the annotator's last page; :class:`UndoRefused` says why not.
+
+    Runs in the caller's transaction. On PostgreSQL the page's vote rows are locked
+    first, so of two concurrent undos of one page the second finds nothing to undo.
+    """
+    if cfg.web_undo_seconds <= 0:
+        raise UndoRefused("Undo is turned off on this server.")
+    now = now_utc()
+    at = last_page_at(session, annotator_id)
+    if at is None and _undone_since(session, annotator_id, None):
+        raise UndoRefused("Your last page was already undone; only the last page can be undone.")
+    if at is None:
+        raise UndoRefused("You have not submitted a page yet: nothing to undo.")
+    if _undone_since(session, annotator_id, at):
+        raise UndoRefused("Your last page was already undone; only the last page can be undone.")
+    if now - at > timedelta(seconds=cfg.web_undo_seconds):
+        raise UndoRefused(
+            f"Your last page was submitted more than {cfg.web_undo_seconds} s ago; "
+            "it can no longer be undone."
+        )
+    postgresql = on_postgresql(session)
+    page = select(Vote.id).where(Vote.annotator_id == annotator_id, Vote.created_at == at)
+    vote_ids = list(session.scalars(page.with_for_update() if postgresql else page))
+    if not vote_ids:  # a concurrent undo moved them while this one waited
+        raise UndoRefused("Your last page was already undone.")
+    conn = session.connection()
+    copied = select(
+        Vote.id, Vote.candidate_id, Vote.annotator_id, Vote.answer, Vote.time_ms,
+        Vote.created_at, literal(now, VoteUndone.undone_at.type),
+    ).where(Vote.id.in_(vote_ids))  # fmt: skip
+    columns = ["vote_id", "candidate_id", "annotator_id", "answer", "time_ms", "created_at",
+               "undone_at"]  # fmt: skip
+    conn.execute(insert(VoteUndone).from_select(columns, copied))
+    items = list(
+        conn.execute(
+            delete(Vote).where(Vote.id.in_(vote_ids)).returning(Vote.candidate_id)
+        ).scalars()
+    )
+    skipped = list(
+        conn.execute(
+            delete(Unsure)
+            .where(Unsure.annotator_id == annotator_id, Unsure.created_at == at)
+            .returning(Unsure.candidate_id)
+        ).scalars()
+    )
+    conn.execute(
+        update(Annotator)
+        .where(Annotator.id == annotator_id, Annotator.pages_done > 0)
+        .values(pages_done=Annotator.pages_done - 1)
+    )
+    session.expire_all()  # rows above were written in Core
+    queue.after_votes(session, items, live.config_from(cfg), annotator_id)
+    return Undone(
+        votes=len(items), leased=_lease_again(session, annotator_id, items + skipped, cfg)
+    )
+
+
+def _lease_again(session: Session, annotator_id: int, items: list[int], cfg: Settings) -> int:
+    """Give the annotator back the undone page: the page they hold now goes back to
+    the queue, the undone items are leased to them where nobody else took them."""
+    now = now_utc()
+    session.execute(
+        update(Lease)
+        .where(Lease.annotator_id == annotator_id, Lease.expires_at > now)
+        .values(expires_at=now)
+    )
+    if not items:
+        return 0
+    postgresql = on_postgresql(session)
+    expires = now + timedelta(seconds=cfg.web_lease_seconds)
+    rows = [
+        {"candidate_id": cid, "annotator_id": annotator_id, "expires_at": expires}
+        for cid in sorted(set(items))
+    ]
+    params = rows_params(rows, sql.LEASE_COLUMNS, postgresql, now=now, me=annotator_id)
+    return len(list(session.connection().execute(sql.upsert_lease(postgresql), params)))

@@ -1,0 +1,161 @@
+"""Undo of the last submitted page (POST /api/undo), on SQLite and PostgreSQL.
+
+Two annotators in a team of two vote on the same six items of an initial subset:
+the second page decides them (nobody is left to ask), so its undo must put them
+back to pending, move its votes to ``vote_undone``, keep the counters equal to a
+recount and serve the page again to its annotator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from synset_builder.consensus import live
+from synset_builder.db.models import Annotator, Consensus, Lease, Unsure, Vote, VoteUndone
+from synset_builder.db.session import session_scope
+from tests.annotator_web.webtools import Web, make_web
+from tests.tally_check import exact_equals_kept
+
+ITEMS = 6
+
+
+@pytest.fixture
+def team(settings, photos) -> Iterator[Web]:
+    w = make_web(settings, photos, n=ITEMS, web_grid_size=ITEMS)
+    yield w
+    w.close()
+
+
+def _page(client: TestClient) -> list[int]:
+    r = client.get("/api/tasks/next")
+    assert r.status_code == 200, r.text
+    return sorted(i["candidate_id"] for i in r.json()["items"])
+
+
+def _submit(client: TestClient, ids: list[int], unsure: tuple[int, ...] = ()) -> None:
+    votes = [{"candidate_id": c, "label": k % 2 == 0} for k, c in enumerate(ids) if c not in unsure]
+    r = client.post("/api/votes", json={"votes": votes, "unsure": list(unsure)})
+    assert r.status_code == 200, r.text
+
+
+def _undo(client: TestClient) -> tuple[int, dict]:
+    r = client.post("/api/undo", json={})
+    return r.status_code, r.json()
+
+
+def _decisions(web: Web) -> dict[int, tuple[str, int]]:
+    with session_scope(web.engine) as s:
+        rows = s.execute(select(Consensus.candidate_id, Consensus.decision, Consensus.n_votes))
+        return {cid: (decision, n) for cid, decision, n in rows}
+
+
+def _votes_of(web: Web, username: str) -> dict[int, bool]:
+    with session_scope(web.engine) as s:
+        stmt = select(Vote.candidate_id, Vote.answer).join(
+            Annotator, Annotator.id == Vote.annotator_id
+        )
+        return dict(s.execute(stmt.where(Annotator.username == username)).all())
+
+
+def test_undo_moves_the_votes_and_re_decides(team: Web) -> None:
+    bob, ann = team.client("bob"), team.client("ann")
+    ids = _page(bob)
+    assert len(ids) == ITEMS
+    _submit(bob, ids)
+    after_bob = _decisions(team)
+    assert {d for d, _ in after_bob.values()} == {"pending"}
+    assert _page(ann) == ids
+    _submit(ann, ids, unsure=(ids[-1],))
+    decided = _decisions(team)
+    assert all(decided[c][0] != "pending" and decided[c][1] == 2 for c in ids[:-1])
+    page_votes = _votes_of(team, "ann")
+    with session_scope(team.engine) as s:
+        pages_before = s.scalar(select(Annotator.pages_done).where(Annotator.username == "ann"))
+        exact_equals_kept(s)
+
+    status, body = _undo(ann)
+    assert status == 200, body
+    assert body == {"undone": ITEMS - 1, "leased": ITEMS}
+    assert _votes_of(team, "ann") == {}
+    assert _votes_of(team, "bob") == dict.fromkeys(ids, True) | {
+        c: k % 2 == 0 for k, c in enumerate(ids)
+    }
+    with session_scope(team.engine) as s:
+        moved = s.execute(select(VoteUndone.candidate_id, VoteUndone.answer)).all()
+        assert dict(moved) == page_votes
+        assert s.scalar(select(Unsure.candidate_id)) is None
+        me = s.scalar(select(Annotator).where(Annotator.username == "ann"))
+        assert me.pages_done == pages_before - 1
+        exact_equals_kept(s)
+    # Re-decided as a submit decides: back to bob's one vote each, pending.
+    assert _decisions(team) == after_bob
+    with session_scope(team.engine) as s:  # and a second live pass changes nothing
+        live.after_votes(s, ids, config=live.config_from(team.cfg))
+        again = s.execute(select(Consensus.candidate_id, Consensus.decision, Consensus.n_votes))
+        assert {c: (d, n) for c, d, n in again} == after_bob
+        s.rollback()
+    # The page is served again, whole, and can be voted anew.
+    assert _page(ann) == ids
+    _submit(ann, ids)
+    assert _votes_of(team, "ann") == {c: k % 2 == 0 for k, c in enumerate(ids)}
+    with session_scope(team.engine) as s:
+        exact_equals_kept(s)
+
+
+def test_undo_is_refused_twice_too_late_and_for_others(team: Web) -> None:
+    ann, bob = team.client("ann"), team.client("bob")
+    status, body = _undo(ann)
+    assert status == 409 and "nothing to undo" in body["detail"]
+    first = _page(ann)
+    _submit(ann, first[:3])
+    ann.get("/api/tasks/next")  # the next page, held
+    second = _page(bob)
+    _submit(bob, second)
+    assert _undo(ann)[0] == 200
+    assert _votes_of(team, "bob") != {}  # bob's page is not ann's to undo
+    status, body = _undo(ann)
+    assert status == 409 and body["detail"].startswith("Your last page was already undone")
+    # A later page may be undone; one submitted too long ago may not.
+    _submit(ann, _page(ann))
+    with session_scope(team.engine) as s:
+        me = s.scalar(select(Annotator.id).where(Annotator.username == "ann"))
+        ago = timedelta(seconds=team.cfg.web_undo_seconds + 1)
+        for vote in s.scalars(select(Vote).where(Vote.annotator_id == me)):
+            vote.created_at -= ago
+        for moved in s.scalars(select(VoteUndone)):  # the clock moved on for all of it
+            moved.undone_at -= ago
+    status, body = _undo(ann)
+    assert status == 409 and "can no longer be undone" in body["detail"]
+    assert "\n" not in body["detail"]
+    with session_scope(team.engine) as s:
+        assert s.scalar(select(VoteUndone.id).where(VoteUndone.annotator_id != me)) is None
+        exact_equals_kept(s)
+
+
+def test_undo_needs_a_login_and_json(team: Web) -> None:
+    anonymous = team.client()
+    assert anonymous.post("/api/undo", json={}).status_code == 401
+    ann = team.client("ann")
+    plain = ann.post("/api/undo", content=b"x", headers={"content-type": "text/plain"})
+    assert plain.status_code == 415
+
+
+def test_undo_leases_only_items_nobody_else_took(team: Web) -> None:
+    ann = team.client("ann")
+    ids = _page(ann)
+    _submit(ann, ids)
+    with session_scope(team.engine) as s:  # bob leased one of them within the minute
+        bob_id = s.scalar(select(Annotator.id).where(Annotator.username == "bob"))
+        s.execute(
+            update(Lease)
+            .where(Lease.candidate_id == ids[0])
+            .values(annotator_id=bob_id, expires_at=datetime.now(UTC) + timedelta(hours=1))
+        )
+    status, body = _undo(ann)
+    assert status == 200 and body == {"undone": ITEMS, "leased": ITEMS - 1}
+    assert _page(ann) == ids[1:]
