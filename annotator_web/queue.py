@@ -78,11 +78,6 @@ def serving_tiers(postgresql: bool) -> list[ColumnElement[bool]]:
     ]
 
 
-def serve_key() -> ColumnElement[int]:
-    """The stable pseudo-random key the last order-by term of :func:`priority_order` uses."""
-    return live.serve_key()
-
-
 def after_votes(
     session: Session, candidate_ids: Sequence[int], config: DynamicConfig, voter: int
 ) -> None:

@@ -37,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from annotator_web import queue
+from synset_builder.consensus import live
 from synset_builder.db.bulk import DialectInsert, in_list, insert_rows, not_in_list
 from synset_builder.db.models import (
     Annotator,
@@ -119,7 +120,7 @@ def fresh_picks(postgresql: bool) -> tuple[Select[tuple[int, int]], ...]:
     places instead of stepping over the same leased items at the front.
     """
     base = _candidates(postgresql).where(~exists().where(Gold.candidate_id == Candidate.id))
-    key = queue.serve_key()
+    key = live.serve_key()
     start = bindparam("start")
     *first, rest = queue.serving_tiers(postgresql)
     stmts = [base.where(tier) for tier in first]

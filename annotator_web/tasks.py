@@ -26,6 +26,7 @@ from annotator_web.goals import GoalCache
 from synset_builder.config import Settings
 from synset_builder.db.bulk import rows_params
 from synset_builder.db.models import (
+    SERVE_KEY_RANGE,
     Annotator,
     Candidate,
     Consensus,
@@ -40,8 +41,6 @@ from synset_builder.pool import clean_clause
 
 # Picks lost to a concurrent request are replaced by new picks this many times at most.
 RACE_RETRIES = 5
-# live.serve_key() values lie in [0, SERVE_KEY_RANGE).
-SERVE_KEY_RANGE = 2147483629
 
 
 def now_utc() -> datetime:

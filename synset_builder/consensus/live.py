@@ -51,6 +51,8 @@ from synset_builder.consensus.model import ExclusionRule, SkillState
 from synset_builder.consensus.quality import COUNT_KEYS, exclusion_reason, may_vote
 from synset_builder.db.bulk import rows_params
 from synset_builder.db.models import (
+    SERVE_KEY_MULTIPLIER,
+    SERVE_KEY_RANGE,
     AnnotatorQuality,
     Candidate,
     Consensus,
@@ -110,7 +112,9 @@ def serve_key() -> ColumnElement[int]:
     The constants are inlined, not bound, so the query text matches the expression
     index ``ix_candidate_serve_key`` the web app walks (migration 0010).
     """
-    return (Candidate.id * literal_column("2654435761")) % literal_column("2147483629")
+    return (Candidate.id * literal_column(str(SERVE_KEY_MULTIPLIER))) % literal_column(
+        str(SERVE_KEY_RANGE)
+    )
 
 
 def _requeued() -> ColumnElement[bool]:

@@ -149,6 +149,15 @@ class ImageHash(Base):
     mirror: Mapped[int] = mapped_column(BigInteger)
 
 
+# The serve key: a stable pseudo-random order of a synset's candidates (Knuth's
+# multiplicative hash of the id), defined once here. Its SQL is inlined, not bound,
+# so queries match the expression indexes below; migrations 0010 and 0014 spell the
+# same text, as migrations are history and never import what may change.
+SERVE_KEY_MULTIPLIER = 2654435761
+SERVE_KEY_RANGE = 2147483629
+SERVE_KEY_SQL = f"id * {SERVE_KEY_MULTIPLIER} % {SERVE_KEY_RANGE}"
+
+
 class Candidate(Base):
     """An (image, synset) pair with the provenance of how it was found."""
 
@@ -156,12 +165,12 @@ class Candidate(Base):
     __table_args__ = (
         UniqueConstraint("image_id", "synset_id"),
         # The web app walks a synset's candidates in serve-key order (live.serve_key).
-        Index("ix_candidate_serve_key", "synset_id", text("id * 2654435761 % 2147483629")),
+        Index("ix_candidate_serve_key", "synset_id", text(SERVE_KEY_SQL)),
         # The same, only the candidates not settled: the bulk of what the web app serves.
         Index(
             "ix_candidate_serve_open",
             "synset_id",
-            text("id * 2654435761 % 2147483629"),
+            text(SERVE_KEY_SQL),
             postgresql_where=text("NOT settled"),
             sqlite_where=text("settled = 0"),
         ),
