@@ -32,7 +32,7 @@ from synset_builder.db.models import (
     Vote,
 )
 from synset_builder.db.session import on_postgresql
-from synset_builder.review import decisions
+from synset_builder.review import audit, decisions
 from synset_builder.status import count_queries
 
 Row = TypeVar("Row")
@@ -100,6 +100,7 @@ def _rows(session: Session, wnid: str | None = None) -> list[dict]:
     """Every target synset (or the synset ``wnid``), without glosses (read per page)."""
     planner_default(session)
     kept = decisions.read_tallies(session)  # a curator's judgement over the crowd's
+    audits = audit.figures(session)
     queries = count_queries(session)
     last_hour = votes_since(session, now_utc() - timedelta(hours=1))
     stmt = select(Synset.id, Synset.wnid, Synset.name, Synset.goal).order_by(Synset.wnid)
@@ -117,6 +118,7 @@ def _rows(session: Session, wnid: str | None = None) -> list[dict]:
                 "counts": {"queries": queries.get(sid, 0), **t.counts},
                 "votes_last_hour": last_hour.get(sid, 0),
                 "agreement": t.agreement,
+                "audit": audits[sid].as_json() if sid in audits else None,
             }
         )
     return rows

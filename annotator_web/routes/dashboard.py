@@ -17,6 +17,7 @@ from synset_builder.accounts import set_disabled as set_disabled_account
 from synset_builder.db.models import Annotator, Report, Synset
 from synset_builder.errors import NotFound
 from synset_builder.gold import set_gold
+from synset_builder.review.audit import pooled_now
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 
@@ -80,6 +81,7 @@ def dashboard(
             "people": people,
             "annotators": people.rows,
             "reports": open_reports(session),
+            "audit": pooled_now(session),  # issue 22: measured, beside the model's belief
             "note": note,
         },
     )

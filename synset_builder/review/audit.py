@@ -115,6 +115,14 @@ def start(
     return out
 
 
+def pooled_now(session: Session) -> Pooled:
+    """The pooled audited precision of the whole project, as the dashboard shows it."""
+    from synset_builder.review.decisions import read_tallies
+
+    accepted = {sid: t.counts["accepted"] for sid, t in read_tallies(session).items()}
+    return pooled(figures(session), accepted)
+
+
 def figures(session: Session) -> dict[int, Figure]:
     """Per audited synset id, its counts over every round (never audited: absent)."""
     return audit_figures(session.execute(text(AUDIT_SQL)))

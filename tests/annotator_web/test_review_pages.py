@@ -99,6 +99,9 @@ def test_audit_items_come_first_and_blind_then_judgements_count(web: Web) -> Non
     home = client.get("/review")
     assert home.status_code == 200
     assert "Pooled over 1 synset" in home.text and "0.667" in home.text
+    dashboard = client.get("/dashboard").text
+    assert "Audited precision (blind audit, pooled over 1 synset" in dashboard
+    assert "<b>66.7%</b>" in dashboard and ">67%</a>" in dashboard
 
 
 def test_grids_page_by_key_and_list_what_votes_cannot_settle(web: Web) -> None:
