@@ -8,15 +8,25 @@ recount and serve the page again to its annotator.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import func, select, text, update
 
 from synset_builder.consensus import live
-from synset_builder.db.models import Annotator, Consensus, Lease, Unsure, Vote, VoteUndone
+from synset_builder.db.models import (
+    Annotator,
+    Consensus,
+    Gold,
+    Lease,
+    Unsure,
+    Vote,
+    VoteUndone,
+)
 from synset_builder.db.session import session_scope
 from tests.annotator_web.webtools import Web, make_web
 from tests.tally_check import exact_equals_kept
@@ -159,3 +169,51 @@ def test_undo_leases_only_items_nobody_else_took(team: Web) -> None:
     status, body = _undo(ann)
     assert status == 200 and body == {"undone": ITEMS, "leased": ITEMS - 1}
     assert _page(ann) == ids[1:]
+
+
+def test_undo_of_a_gold_answer_leaves_the_annotator_counters_exact(team: Web) -> None:
+    ann = team.client("ann")
+    ids = _page(ann)
+    with session_scope(team.engine) as s:  # the first item turns out to be gold
+        s.add(Gold(candidate_id=ids[0], answer=False))
+    _submit(ann, ids)  # answers yes on ids[0]: a wrong gold answer
+    assert ann.get("/api/me").json()["gold_accuracy"] == 0.0
+    with session_scope(team.engine) as s:
+        exact_equals_kept(s)
+    assert _undo(ann)[0] == 200
+    assert ann.get("/api/me").json()["gold_accuracy"] is None
+    with session_scope(team.engine) as s:
+        exact_equals_kept(s)
+
+
+def test_two_undos_at_once_undo_the_page_once(team: Web, backend: str) -> None:
+    """PostgreSQL: both requests wait on the page's vote rows (held here); when they are
+    let go, one undoes the page and the other finds nothing left to undo."""
+    if backend != "postgresql":
+        pytest.skip("SQLite runs one writer at a time: there is no race to test")
+    ann = team.client("ann")
+    ids = _page(ann)
+    _submit(ann, ids)
+    tabs = [team.client("ann"), team.client("ann")]  # two tabs of one annotator
+    answers: list[int] = []
+    with team.engine.connect() as holder:
+        holder.execute(select(Vote.id).with_for_update()).all()
+        threads = [threading.Thread(target=lambda c=c: answers.append(_undo(c)[0])) for c in tabs]
+        for t in threads:
+            t.start()
+        waiting = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND datname = current_database()"
+        )
+        deadline = time.monotonic() + 60
+        while holder.execute(waiting).scalar() < 2:
+            assert time.monotonic() < deadline, "the undos never reached the vote rows"
+            time.sleep(0.05)
+        holder.rollback()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(answers) == [200, 409]
+    with session_scope(team.engine) as s:
+        assert s.scalar(select(func.count()).select_from(VoteUndone)) == ITEMS
+        assert s.scalar(select(func.count()).select_from(Vote)) == 0
+        exact_equals_kept(s)
