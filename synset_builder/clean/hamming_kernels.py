@@ -3,9 +3,10 @@ search large enough to need them pays for importing and loading them.
 
 The probe loop is the whole cost of a large search, and in numpy each probe mask was a
 pass of gathers over every query with temporaries the size of the query set. Here one
-mask is one sweep over the queries *sorted by their chunk value*: consecutive queries
-then look up neighbouring buckets (a XOR moves whole aligned blocks together), so the
-bucket offsets and the base hashes stored in bucket order are read almost in sequence.
+few masks are one sweep over the queries *sorted by their chunk value*: consecutive
+queries then look up neighbouring buckets (a XOR moves whole aligned blocks together),
+so the bucket offsets and the base hashes stored in bucket order are read almost in
+sequence.
 
 Functions are compiled on first use and cached on disk (``cache=True``), and release
 the GIL (``nogil=True``) so that the caller can run mask ranges on several threads.
@@ -16,6 +17,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
+
+# Masks applied in one sweep over the queries: each query is read once for all of
+# them, while the bucket lookups of the masks advance as that many parallel streams.
+_MASKS_PER_SWEEP = 4
 
 
 @intrinsic
@@ -83,33 +88,31 @@ def probe(
     out_q = np.empty(capacity, np.int64)
     out_b = np.empty(capacity, np.int64)
     found = 0
-    for mask in masks:
+    for first in range(0, len(masks), _MASKS_PER_SWEEP):
+        group = masks[first : first + _MASKS_PER_SWEEP]
         for j in range(len(query_keys)):
-            key = query_keys[j] ^ mask
-            lo = starts[key]
-            hi = starts[key + 1]
-            if lo == hi:
-                continue
             value = query_values[j]
-            for p in range(lo, hi):
-                diff = value ^ base_values[p]
-                if _popcount(diff) > radius:
-                    continue
-                seen = False
-                for c in range(len(earlier_bits)):
-                    if _popcount(diff & earlier_bits[c]) <= earlier_limits[c]:
-                        seen = True
-                        break
-                if seen:
-                    continue
-                if found == capacity:
-                    capacity *= 2
-                    grown_q = np.empty(capacity, np.int64)
-                    grown_b = np.empty(capacity, np.int64)
-                    grown_q[:found] = out_q[:found]
-                    grown_b[:found] = out_b[:found]
-                    out_q, out_b = grown_q, grown_b
-                out_q[found] = query_index[j]
-                out_b[found] = base_index[p]
-                found += 1
+            for mask in group:
+                key = query_keys[j] ^ mask
+                for p in range(starts[key], starts[key + 1]):
+                    diff = value ^ base_values[p]
+                    if _popcount(diff) > radius:
+                        continue
+                    seen = False
+                    for c in range(len(earlier_bits)):
+                        if _popcount(diff & earlier_bits[c]) <= earlier_limits[c]:
+                            seen = True
+                            break
+                    if seen:
+                        continue
+                    if found == capacity:
+                        capacity *= 2
+                        grown_q = np.empty(capacity, np.int64)
+                        grown_b = np.empty(capacity, np.int64)
+                        grown_q[:found] = out_q[:found]
+                        grown_b[:found] = out_b[:found]
+                        out_q, out_b = grown_q, grown_b
+                    out_q[found] = query_index[j]
+                    out_b[found] = base_index[p]
+                    found += 1
     return out_q[:found], out_b[:found]
