@@ -32,11 +32,17 @@ def _requeue_file(path: Path, source: str) -> RequeueResult:
 
 
 def _say_requeued(result: RequeueResult) -> None:
+    voting = len(result.requeued) - len(result.to_review)
     typer.echo(
-        f"Requeued {len(result.requeued)} candidate(s) for more votes "
+        f"Requeued {voting} candidate(s) for more votes "
         f"({len(result.already_open)} already waiting, {len(result.not_found)} not in this "
         "database)."
     )
+    if result.to_review:
+        typer.echo(
+            f"{len(result.to_review)} went to review instead: every annotator who could vote "
+            "on them already has (a curator decides them on /review, under 'suspect')."
+        )
 
 
 def train_command(

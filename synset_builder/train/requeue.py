@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from synset_builder.consensus.dynamic import DynamicConfig
+from synset_builder.consensus.dynamic import NO_VOTERS, DynamicConfig
 from synset_builder.consensus.live import after_votes
 from synset_builder.db.models import Candidate, Consensus, Image, Requeue, Synset
 from synset_builder.errors import InvalidInput, NotFound
@@ -40,6 +40,9 @@ class Suspect:
 class RequeueResult:
     requeued: list[int] = field(default_factory=list)
     already_open: list[int] = field(default_factory=list)
+    # Reopened, but every annotator who could vote on them already has: undecided with
+    # that reason, for a curator (the review page's suspect and undecided grids).
+    to_review: list[int] = field(default_factory=list)
     # Suspects that match no candidate here (an export of another database, say).
     not_found: list[Suspect] = field(default_factory=list)
 
@@ -47,6 +50,7 @@ class RequeueResult:
         return {
             "requeued": len(self.requeued),
             "already_open": len(self.already_open),
+            "to_review": len(self.to_review),
             "not_found": [f"{s.sha256[:12]} {s.given_wnid}" for s in self.not_found],
         }
 
@@ -100,7 +104,8 @@ def requeue(
 
     With ``config`` (the consensus rule), each reopened item is decided again at
     once: one that nobody left can vote on (a small team that all voted on it)
-    becomes ``undecided`` with that reason, for a curator, instead of waiting
+    becomes ``undecided`` with that reason and goes to review (``to_review``:
+    the review page lists it as a suspect and as undecided) instead of waiting
     for votes that cannot come.
     """
     result = RequeueResult()
@@ -139,4 +144,15 @@ def requeue(
     session.flush()
     if config is not None and result.requeued:
         after_votes(session, result.requeued, config=config)
+        result.to_review = list(
+            session.scalars(
+                select(Consensus.candidate_id)
+                .where(
+                    Consensus.candidate_id.in_(result.requeued),
+                    Consensus.decision == "undecided",
+                    Consensus.reason == NO_VOTERS,
+                )
+                .order_by(Consensus.candidate_id)
+            )
+        )
     return result
