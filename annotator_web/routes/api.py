@@ -133,6 +133,10 @@ def votes(body: VotesIn, session: SessionDep, cfg: SettingsDep, caller: ApiCalle
     return _json(VotesOut(accepted=result.accepted, already=result.already, refused=result.refused))
 
 
+class UndoIn(BaseModel):
+    """No fields: the caller and their last page are all an undo needs."""
+
+
 class UndoOut(BaseModel):
     undone: int = Field(description="Votes taken back (kept aside in vote_undone).")
     leased: int = Field(description="Items of the page leased to the caller again.")
@@ -144,12 +148,13 @@ class UndoOut(BaseModel):
     dependencies=[Depends(require_json)],
     responses={409: {"description": "Nothing to undo now; the detail says why."}},
 )
-def undo(session: SessionDep, cfg: SettingsDep, caller: ApiCaller) -> Response:
+def undo(body: UndoIn, session: SessionDep, cfg: SettingsDep, caller: ApiCaller) -> Response:
     """Undo the caller's last submitted page, within ``web_undo_seconds`` of it and once.
 
     Its votes leave the counts and the consensus, and its items are leased to the
     caller again: the next ``GET /api/tasks/next`` (or /task) serves the page anew.
-    The body is ignored but must be JSON, like every write of this API.
+    The body is ``{}``: JSON like every write of this API, which a cross-site form
+    cannot send (the API's stand-in for a CSRF token).
     """
     user = caller.voter(session)
     try:
