@@ -8,6 +8,7 @@ recount and serve the page again to its annotator.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from synset_builder.db.models import (
     VoteUndone,
 )
 from synset_builder.db.session import session_scope
-from tests.annotator_web.webtools import Web, make_web
+from tests.annotator_web.webtools import Web, csrf_of, make_web
 from tests.tally_check import exact_equals_kept
 
 ITEMS = 6
@@ -217,3 +218,40 @@ def test_two_undos_at_once_undo_the_page_once(team: Web, backend: str) -> None:
         assert s.scalar(select(func.count()).select_from(VoteUndone)) == ITEMS
         assert s.scalar(select(func.count()).select_from(Vote)) == 0
         exact_equals_kept(s)
+
+
+def _undo_button(html: str) -> int | None:
+    """The seconds the page's Undo button stays, or None without one."""
+    match = re.search(r'id="undo"[^>]*data-left="(\d+)"', html)
+    return int(match.group(1)) if match else None
+
+
+def test_the_page_after_a_submit_offers_undo_until_it_is_used(team: Web) -> None:
+    ann = team.client("ann")
+    page = ann.get("/task")
+    assert _undo_button(page.text) is None
+    ids = [int(x) for x in re.findall(r'name="item" value="(\d+)"', page.text)]
+    form = {"csrf_token": csrf_of(page.text), "item": ids}
+    after = ann.get(ann.post("/task", data=form).headers["location"])
+    # Every item is voted on: "all caught up", and the page just sent can still come back.
+    assert "All caught up" in after.text
+    assert 0 < _undo_button(after.text) <= team.cfg.web_undo_seconds
+    assert _undo(ann)[0] == 200
+    back = ann.get(f"/task?undone={len(ids)}")
+    assert f"Took back {len(ids)} votes" in back.text
+    assert sorted(int(x) for x in re.findall(r'name="item" value="(\d+)"', back.text)) == sorted(
+        ids
+    )
+    assert _undo_button(ann.get(f"/task?saved={len(ids)}").text) is None  # used
+
+
+def test_undo_turned_off(settings, photos) -> None:
+    web = make_web(settings, photos, n=3, web_undo_seconds=0)
+    try:
+        ann = web.client("ann")
+        _submit(ann, _page(ann))
+        assert _undo_button(ann.get("/task?saved=3").text) is None
+        status, body = _undo(ann)
+        assert status == 409 and body["detail"] == "Undo is turned off on this server."
+    finally:
+        web.close()
