@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from synset_builder.db.models import (
@@ -23,7 +23,6 @@ from synset_builder.db.models import (
     AuditSample,
     Candidate,
     Consensus,
-    Image,
     Report,
     Requeue,
     Synset,
@@ -162,20 +161,9 @@ def open_audit_synset(session: Session) -> str | None:
     )
 
 
-def page(
-    session: Session,
-    synset_id: int,
-    decision: str,
-    *,
-    n: int = PAGE,
-    after: int = 0,
-    unjudged: bool = False,
-) -> list[Tile]:
-    """Up to ``n`` items of ``decision`` (in force) after candidate id ``after``, with
-    votes, voters, P(yes), the expert's judgement, source and licence.
-
-    ``unjudged``: only items no curator has judged (the work queue of /api/review/next).
-    """
+def _page_stmt(synset_id: int, decision: str, n: int, after: int, unjudged: bool) -> Select:
+    """:func:`page`'s statement: the synset's candidates walked in id order from ``after``
+    (the primary key), each matched to its decision in force, until ``n`` match."""
     expert = in_force()
     in_force_now = decision_in_force(expert)
     where = {
@@ -197,7 +185,6 @@ def page(
             expert.c.label,
             Annotator.username,
         )  # fmt: skip
-        .join(Image, Image.id == Candidate.image_id)
         .outerjoin(Consensus, Consensus.candidate_id == Candidate.id)
         .outerjoin(expert, expert.c.candidate_id == Candidate.id)
         .outerjoin(Annotator, Annotator.id == expert.c.annotator_id)
@@ -207,6 +194,24 @@ def page(
     )
     if unjudged:
         stmt = stmt.where(or_(expert.c.candidate_id.is_(None), expert.c.label.is_(None)))
+    return stmt
+
+
+def page(
+    session: Session,
+    synset_id: int,
+    decision: str,
+    *,
+    n: int = PAGE,
+    after: int = 0,
+    unjudged: bool = False,
+) -> list[Tile]:
+    """Up to ``n`` items of ``decision`` (in force) after candidate id ``after``, with
+    votes, voters, P(yes), the expert's judgement, source and licence.
+
+    ``unjudged``: only items no curator has judged (the work queue of /api/review/next).
+    """
+    stmt = _page_stmt(synset_id, decision, n, after, unjudged)
     tiles = [
         Tile(cid, image_id, False, decision=now, crowd=crowd, reason=reason, p_yes=p,
              expert=label, expert_by=who if label is not None else None, source=source,
