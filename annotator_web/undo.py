@@ -46,29 +46,45 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def last_page_at(session: Session, annotator_id: int) -> datetime | None:
-    """When the annotator's last page that recorded votes was submitted (None: never)."""
-    at = session.scalar(select(func.max(Vote.created_at)).where(Vote.annotator_id == annotator_id))
+def last_page_at(session: Session, annotator_id: int, since: datetime) -> datetime | None:
+    """When the annotator last submitted a page that recorded votes, if at ``since``
+    or later (None: not since then).
+
+    The bound is what keeps this cheap: on PostgreSQL the votes' BRIN index on
+    ``created_at`` narrows the read to the last minute's blocks, where an unbounded
+    ``max`` reads every vote the annotator ever cast.
+    """
+    stmt = select(func.max(Vote.created_at)).where(
+        Vote.annotator_id == annotator_id, Vote.created_at >= since
+    )
+    at = session.scalar(stmt)
     return _utc(at) if at is not None else None
 
 
-def _undone_since(session: Session, annotator_id: int, at: datetime | None) -> bool:
-    """Whether a page was undone after ``at`` (None: ever): then the page at ``at``
-    is not the last one."""
-    stmt = select(VoteUndone.id).where(VoteUndone.annotator_id == annotator_id)
-    if at is not None:
-        stmt = stmt.where(VoteUndone.undone_at >= at)
+def _undone_since(session: Session, annotator_id: int, at: datetime) -> bool:
+    """Whether a page was undone at ``at`` or later: then the page at ``at`` is not the
+    annotator's last one."""
+    stmt = select(VoteUndone.id).where(
+        VoteUndone.annotator_id == annotator_id, VoteUndone.undone_at >= at
+    )
     return session.scalar(stmt.limit(1)) is not None
+
+
+def _window(cfg: Settings) -> tuple[datetime, datetime]:
+    """(now, the earliest submit time that may still be undone)."""
+    now = now_utc()
+    return now, now - timedelta(seconds=cfg.web_undo_seconds)
 
 
 def seconds_left(session: Session, annotator_id: int, cfg: Settings) -> float:
     """How long the annotator may still undo their last page (0: not at all)."""
     if cfg.web_undo_seconds <= 0:
         return 0.0
-    at = last_page_at(session, annotator_id)
+    now, since = _window(cfg)
+    at = last_page_at(session, annotator_id, since)
     if at is None or _undone_since(session, annotator_id, at):
         return 0.0
-    return max(0.0, cfg.web_undo_seconds - (now_utc() - at).total_seconds())
+    return max(0.0, cfg.web_undo_seconds - (now - at).total_seconds())
 
 
 def undo_last_page(session: Session, *, annotator_id: int, cfg: Settings) -> Undone:
@@ -79,18 +95,14 @@ def undo_last_page(session: Session, *, annotator_id: int, cfg: Settings) -> Und
     """
     if cfg.web_undo_seconds <= 0:
         raise UndoRefused("Undo is turned off on this server.")
-    now = now_utc()
-    at = last_page_at(session, annotator_id)
-    if at is None and _undone_since(session, annotator_id, None):
+    now, since = _window(cfg)
+    at = last_page_at(session, annotator_id, since)
+    if _undone_since(session, annotator_id, at or since):
         raise UndoRefused("Your last page was already undone; only the last page can be undone.")
     if at is None:
-        raise UndoRefused("You have not submitted a page yet: nothing to undo.")
-    if _undone_since(session, annotator_id, at):
-        raise UndoRefused("Your last page was already undone; only the last page can be undone.")
-    if now - at > timedelta(seconds=cfg.web_undo_seconds):
         raise UndoRefused(
-            f"Your last page was submitted more than {cfg.web_undo_seconds} s ago; "
-            "it can no longer be undone."
+            f"Nothing to undo: you submitted no page in the last {cfg.web_undo_seconds} s "
+            "(a page can be undone only that long)."
         )
     postgresql = on_postgresql(session)
     page = select(Vote.id).where(Vote.annotator_id == annotator_id, Vote.created_at == at)
