@@ -376,4 +376,4 @@ def write_datasheet(
     blocks = build_blocks(session, sel, stats, class_rows, report, params, figures)
     put("datasheet.md", to_markdown(blocks).encode())
     put("datasheet.html", to_html(blocks).encode())
-    return written
+    return written, blocks
