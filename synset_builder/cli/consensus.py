@@ -139,8 +139,8 @@ def consensus(
 
 
 def _refit(refit_id: int) -> None:
-    """The web app's child: the recompute at a lower priority, its end recorded in the
-    transaction that writes the decisions (a crash leaves the row to the server)."""
+    """The web app's child: the recompute at a lower priority, one synset a transaction
+    (``writer``), its end recorded in the last one (a crash leaves the row to the server)."""
     import os
 
     from synset_builder.consensus.live import config_from
@@ -150,7 +150,8 @@ def _refit(refit_id: int) -> None:
     os.nice(10)
     cfg = settings()
     with open_session(cfg) as session:
-        outcome = recompute(session, RecomputeConfig(dynamic=config_from(cfg)))
+        writer = session.get_bind()
+        outcome = recompute(session, RecomputeConfig(dynamic=config_from(cfg)), writer=writer)
         decided = sum(s.accepted + s.rejected for s in outcome.synsets)
         pending = sum(s.pending for s in outcome.synsets)
         detail = (f"{len(outcome.synsets)} synsets, {decided} decided, {pending} pending, "

@@ -24,14 +24,17 @@ the model's belief, not a measurement (an audit measures it).
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
 
 from synset_builder.consensus import METHODS
 from synset_builder.consensus import live_sql as sql
@@ -130,9 +133,21 @@ def _initial(session: Session) -> dict[int, set[int]]:
 
 
 def recompute(
-    session: Session, config: RecomputeConfig, progress: Progress | None = None
+    session: Session,
+    config: RecomputeConfig,
+    progress: Progress | None = None,
+    *,
+    writer: Engine | None = None,
 ) -> Outcome:
-    """Replay every vote through the rule, refit, and rewrite the rows; safe to run again."""
+    """Replay every vote through the rule, refit, and rewrite the rows; safe to run again.
+
+    ``writer``: write and commit each synset's rows on a connection of its own
+    (the web app's refits). Beside a live web app, one transaction over every
+    synset would hold its row locks, and the synset counters its triggers update,
+    for the whole write pass: submits wait, and deadlock with it on the counters.
+    The session then only reads until the voters' records and priors at the end;
+    a crash between synsets leaves some rewritten, which the next run finishes.
+    """
     cfg = config.dynamic
     postgresql = on_postgresql(session)
     tick = progress or (lambda _stage, _done, _total: None)
@@ -140,6 +155,8 @@ def recompute(
     sids = _synsets(session)
     for sid in sids:
         ensure_initial_subset(session, sid, cfg)
+    if writer is not None:
+        session.commit()  # the writer must not wait on rows this session holds
     team = _team(session)
     player = DynamicConsensus(config=cfg, refit_every=0)
     player.start(CLASSES, gold=gold, team=team)
@@ -171,7 +188,9 @@ def recompute(
             method=config.method, cfg=cfg, gold=gold, excluded=excluded, team=team,
             requeues=requeues, seen=seen,
         )  # fmt: skip
-        if rows:
+        if rows and writer is not None:
+            _yielding_write(writer, upsert, rows_params(rows, sql.CONSENSUS_COLUMNS, postgresql))
+        elif rows:
             session.execute(upsert, rows_params(rows, sql.CONSENSUS_COLUMNS, postgresql))
         tick("write", n, len(sids))
     if seen.resolved_requeues:
@@ -183,6 +202,31 @@ def recompute(
     session.flush()
     session.expire_all()
     return Outcome(synsets=summarise(session), excluded=_names(session, excluded))
+
+
+# A refit's statement gives up a row lock after this long rather than wait into a
+# deadlock (PostgreSQL detects those after a second and may abort the annotator's
+# submit instead); it then tries the synset again, a little later each time.
+LOCK_TIMEOUT = "100ms"
+ATTEMPTS = 20
+
+
+def _yielding_write(writer: Engine, upsert: Executable, params: object) -> None:
+    """One synset's rows in a transaction of their own, yielding to the web app's
+    submits: on PostgreSQL a lock wait or deadlock costs the refit a retry, never a
+    submit (SQLite has no row locks; its busy timeout serialises writers)."""
+    for attempt in range(ATTEMPTS):
+        try:
+            with writer.begin() as conn:
+                if writer.dialect.name == "postgresql":
+                    conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+                conn.execute(upsert, params)
+            return
+        except OperationalError as exc:
+            code = getattr(exc.orig, "sqlstate", None)
+            if code not in ("55P03", "40P01") or attempt == ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def _verdicts(

@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 # STALE is abandoned. Generous: on SQLite the heartbeat waits while the refit writes.
 HEARTBEAT_S = 30.0
 STALE = timedelta(minutes=10)
+# Refits slower than this are spaced out (see claim); quicker ones cost too little.
+SLOW = timedelta(minutes=1)
 DETAIL = 500  # the column's size
 
 _T = ConsensusRefit.__table__
@@ -92,7 +94,10 @@ def claim(engine: Engine, every: int) -> int | None:
     """Start a refit's row if one is due and none runs; its id, or None.
 
     Two short transactions: abandoned rows are failed first, so that the claim
-    itself is one statement that either inserts or finds the index taken.
+    itself is one statement that either inserts or finds the index taken. A refit
+    is not due either, if the last one ended well and took over a minute, before
+    as long again has passed since it ended: at scale, where votes arrive faster
+    than a refit runs, they would otherwise run back to back and hold a core.
     """
     now = datetime.now(UTC)
     with engine.begin() as conn:
@@ -103,12 +108,24 @@ def claim(engine: Engine, every: int) -> int | None:
             .values(status="failed", finished_at=now,
                     detail=f"abandoned: no heartbeat for {STALE} (its server stopped)")
         )  # fmt: skip
+        last = conn.execute(
+            select(_T.c.status, _T.c.started_at, _T.c.finished_at)
+            .order_by(_T.c.id.desc()).limit(1)
+        ).first()  # fmt: skip
+    if last is not None and last.status == "done":
+        started, ended = _utc(last.started_at), _utc(last.finished_at)
+        if ended - started > SLOW and now - ended < ended - started:
+            return None  # refits run at most half the time, however fast votes come
     who = f"running on {socket.gethostname()[:200]}, server process {os.getpid()}"
     try:
         with engine.begin() as conn:
             return conn.execute(CLAIM, {"now": now, "every": every, "who": who}).scalar()
     except IntegrityError:
         return None  # another process's refit is running
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def finish(conn_or_session: Session | Engine, refit_id: int, status: str, detail: str) -> bool:

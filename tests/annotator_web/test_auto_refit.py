@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, insert, select, update
 
 from synset_builder.config import Settings
 from synset_builder.consensus.refit import STALE, AutoRefit, claim, finish
@@ -204,6 +204,22 @@ def test_a_refit_whose_server_died_is_abandoned_by_the_next_check(web: Web) -> N
     assert [r[1] for r in rows] == ["failed", "running"], rows
     assert rows[0][3].startswith("abandoned"), rows
     assert finish(web.engine, new, "done", "test")
+
+
+def test_a_refit_waits_as_long_as_the_last_one_took(web: Web) -> None:
+    now = datetime.now(UTC)
+    with session_scope(web.engine) as s:
+        s.execute(
+            insert(ConsensusRefit).values(
+                started_at=now - timedelta(minutes=10), finished_at=now - timedelta(minutes=1),
+                votes_seen=0, status="done")
+        )  # fmt: skip
+    add_votes(web.engine, web.seeded.candidate_ids, 1)
+    # Due by the votes, but the last refit took 9 minutes and ended 1 minute ago.
+    assert claim(web.engine, 1) is None
+    with session_scope(web.engine) as s:
+        s.execute(update(ConsensusRefit).values(finished_at=now - timedelta(minutes=5, seconds=1)))
+    assert claim(web.engine, 1) is not None
 
 
 def test_refits_are_off_at_zero(settings: Settings, photos: list[Path]) -> None:
