@@ -174,8 +174,12 @@ class Fetcher:
         data_dir: Path,
         host_slots: HostSlots | None = None,
         resolve: Resolver = system_resolve,
+        *,
+        durable: bool = True,
     ) -> None:
         self.cfg = cfg
+        # False: files are not fsynced one by one; the caller syncs before committing.
+        self.durable = durable
         self.data_dir = Path(data_dir)
         # The download under way in each thread: where its connections may go.
         self._local = threading.local()
@@ -331,7 +335,9 @@ class Fetcher:
             if hit.local_path and not self.cfg.max_side:
                 path = hit.local_path
             else:
-                path = store_bytes(self.data_dir, data, info.ext, sha256=info.sha256)
+                path = store_bytes(
+                    self.data_dir, data, info.ext, sha256=info.sha256, durable=self.durable
+                )
         except _Refused as exc:
             return Failed(hit, exc.reason, exc.detail, exc.attempts)
         except BadImage as exc:

@@ -6,7 +6,9 @@ the scheduler. Units are one hit each, so the synsets' downloads interleave hit 
 hit. A unit is written once it and every earlier unit of its synset are
 downloaded, so rows land in stream order; writes are batched (``commit_every``
 rows, or a second, or whenever nothing is downloading) because a commit per image
-would cost more than the image.
+would cost more than the image. For the same reason files are not fsynced one by
+one: each batch's files are synced at once (:func:`~synset_builder.crawl.store.sync_store`)
+before the commit of the rows that name them.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from types import TracebackType
 from sqlalchemy.orm import Session
 
 from synset_builder.crawl import records
-from synset_builder.crawl.fetch import Failed, Fetcher, Outcome, bound_heap
+from synset_builder.crawl.fetch import Failed, Fetched, Fetcher, Outcome, bound_heap
 from synset_builder.crawl.plan import CrawlConfig
 from synset_builder.crawl.run import Lane, Statuses, Unit
+from synset_builder.crawl.store import sync_store
 
 
 @dataclass(eq=False)
@@ -46,7 +49,8 @@ class LocalExecutor:
         bound_heap()
         self.session = session
         self.cfg = cfg
-        self.fetcher = Fetcher(cfg.fetch, data_dir)
+        self.data_dir = data_dir
+        self.fetcher = Fetcher(cfg.fetch, data_dir, durable=False)
         self.pool = ThreadPoolExecutor(cfg.concurrency, thread_name_prefix="fetch")
         self.max_downloads = 2 * cfg.concurrency
         self.downloading = 0
@@ -113,6 +117,8 @@ class LocalExecutor:
     def _flush(self) -> list[tuple[Lane, Unit, Statuses]]:
         batch, self.batch = self.batch, []
         outcomes = [(s.unit.synset_id, o) for s in batch for o in s.outcomes]
+        if any(isinstance(o, Fetched) and o.path != o.hit.local_path for _, o in outcomes):
+            sync_store(self.data_dir)  # every file a row names is on disk before the commit
         statuses = records.record(
             self.session,
             outcomes,  # type: ignore[arg-type]

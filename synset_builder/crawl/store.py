@@ -3,18 +3,23 @@
 Files live under the data dir at ``images/ab/cd/<sha256>.<ext>``, so the same
 bytes fetched from two URLs (or for two synsets) are stored once, and a re-run
 after a crash finds the file already there. Files are written to a temporary
-name, fsynced and renamed, so a ``kill -9`` never leaves a half-written image
-under its final name. The crawler, the ``dir:`` importer and other stages' tests
-all go through :func:`inspect_image`, so "what counts as an image" (magic bytes,
-a full decode, a pixel cap against decompression bombs, EXIF orientation) is
-decided in one place.
+name and renamed, so a ``kill -9`` never leaves a half-written image under its
+final name; against a power loss each file is fsynced before its rename, or (the
+local crawl) a batch of files is synced at once before the database commit that
+names them (:func:`sync_store`). The crawler, the ``dir:`` importer and other
+stages' tests all go through :func:`inspect_image`, so "what counts as an image"
+(magic bytes, a decode of every scan, a pixel cap against decompression bombs,
+EXIF orientation) is decided in one place.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import hashlib
 import io
 import os
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -93,7 +98,8 @@ def inspect_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image
 
     The pixel cap is checked from the header before anything is decoded, so a
     small file that would inflate to gigabytes costs nothing. Then every pixel
-    is decoded: a truncated file fails here, not later in training.
+    is decoded (JPEG at reduced scale, every scan still entropy-decoded): a
+    truncated file fails here, not later in training.
     """
     fmt = sniff(data)
     if fmt is None:
@@ -106,6 +112,12 @@ def inspect_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image
             if width * height > max_pixels:
                 raise BadImage("decompression_bomb", f"{width}x{height} pixels")
             orientation = img.getexif().get(0x0112, 1)
+            if fmt == "jpeg":
+                # Grey at 1/8 scale: libjpeg still entropy-decodes every scan of every
+                # component, so a truncated or corrupt stream fails exactly as in a
+                # full decode, but most of the inverse DCT and the colour conversion,
+                # which check nothing, are skipped.
+                img.draft("L", (1, 1))
             img.load()
     except BadImage:
         raise
@@ -143,17 +155,23 @@ def relative_path(sha256: str, ext: str) -> str:
     return f"images/{sha256[:2]}/{sha256[2:4]}/{sha256}.{ext}"
 
 
-def store_bytes(data_dir: Path, data: bytes, ext: str, *, sha256: str | None = None) -> str:
+def store_bytes(
+    data_dir: Path, data: bytes, ext: str, *, sha256: str | None = None, durable: bool = True
+) -> str:
     """Write ``data`` content-addressed under ``data_dir``; return the relative path.
 
-    Idempotent: an existing file of that name already holds these bytes. Temp files
-    sit in ``data_dir/tmp`` (same filesystem, so the rename is atomic) and carry the
+    Idempotent: a file already under that name is kept if it holds these bytes and
+    replaced if not (a rename that reached the disk before its data, at a power
+    loss, leaves a torn file under the right name). Temp files sit in
+    ``data_dir/tmp`` (same filesystem, so the rename is atomic) and carry the
     writer's pid, so :func:`sweep_temp` can clear what a killed writer left.
+    With ``durable`` the file is fsynced before its rename; without, the caller
+    must call :func:`sync_store` before it commits any row that names the file.
     """
     digest = sha256 or hashlib.sha256(data).hexdigest()  # callers that just hashed pass it
     rel = relative_path(digest, ext.lstrip("."))
     target = Path(data_dir) / rel
-    if target.exists():
+    if _holds(target, data):
         return rel
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(data_dir) / TMP_DIR
@@ -162,13 +180,57 @@ def store_bytes(data_dir: Path, data: bytes, ext: str, *, sha256: str | None = N
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return rel
+
+
+def _holds(target: Path, data: bytes) -> bool:
+    """Whether ``target`` exists with exactly ``data`` (read back only when sizes agree)."""
+    try:
+        if target.stat().st_size != len(data):
+            return False
+        return target.read_bytes() == data
+    except FileNotFoundError:
+        return False
+
+
+def sync_store(data_dir: Path) -> None:
+    """Make every file written so far under ``data_dir`` durable, with its rename.
+
+    One ``syncfs`` of the store's filesystem replaces a fsync per file: the crawl
+    writes a batch's files without fsync and calls this once before the batch's
+    database commit, so every committed row names a file that is on disk. Off
+    Linux it falls back to ``os.sync``.
+    """
+    libc = _libc()
+    if libc is None:
+        os.sync()
+        return
+    fd = os.open(data_dir, os.O_RDONLY)
+    try:
+        if libc.syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"syncfs of {data_dir} failed: {os.strerror(err)}")
+    finally:
+        os.close(fd)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syncfs  # noqa: B018 - glibc before 2.14 lacks it
+    except (OSError, AttributeError):
+        return None
+    return libc
 
 
 def sweep_temp(data_dir: Path) -> int:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
+from synset_builder.crawl import local, store
 from synset_builder.db.models import Candidate, Consensus, FetchFailure, Image
 from synset_builder.db.session import make_engine, session_scope
 from synset_builder.status import funnel
@@ -189,3 +191,46 @@ def test_per_host_cap_bounds_connections_to_one_host(settings, db, tmp_path) -> 
         )
         assert slow.max_active <= 2
     assert len(db.scalars(select(Candidate)).all()) == 12
+
+
+def test_every_committed_image_file_was_synced_before_its_commit(
+    settings, db, server, tmp_path, private_ok, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local crawl does not fsync file by file: a batch's sync must precede its commit.
+
+    Each sync notes the files present before it (those it made durable); each commit
+    checks that every image row it makes durable names one of them.
+    """
+    add_target(db, "n01440764", "tench")
+    db.commit()
+    synced: set[str] = set()
+
+    def sync_and_note(where):  # noqa: ANN001, ANN202 - the executor's call, as it is
+        present = {str(p.relative_to(where)) for p in (where / "images").rglob("*.*")}
+        store.sync_store(where)
+        synced.update(present)
+
+    unsynced: list[set[str]] = []
+
+    def before_commit(session: Session) -> None:
+        paths = set(session.scalars(select(Image.path)))
+        if paths:
+            unsynced.append(paths - synced)
+
+    monkeypatch.setattr(local, "sync_store", sync_and_note)
+    rows = [("n01440764", server.url(f"/u/{i}/photos/{server.names[i % 20]}")) for i in range(120)]
+    urls = url_list(tmp_path / "u.csv", rows)
+    event.listen(Session, "before_commit", before_commit)
+    try:
+        tallies = run_crawl(
+            settings.model_copy(update={"allow_private_networks": True}),
+            [f"urls:{urls}"],
+            fetch={"allow_private": True},
+            commit_every=16,
+        )
+    finally:
+        event.remove(Session, "before_commit", before_commit)
+    assert tallies["urls"].downloaded == 120
+    # Several batches were committed, each naming only files synced before it.
+    assert len(unsynced) >= 2 and all(not left for left in unsynced), unsynced
+    assert len(synced) == 120

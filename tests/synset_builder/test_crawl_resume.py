@@ -23,7 +23,9 @@ from tests.photo_server import PhotoServer
 def test_sigkill_then_rerun_equals_uninterrupted(
     settings: Settings, db_factory, backend: str, tmp_path: Path
 ) -> None:
-    with PhotoServer(delay=0.03) as server:
+    # Slow enough that the first batch commit (after a second) holds only part of
+    # the crawl, so the kill lands mid-crawl even when each download is cheap.
+    with PhotoServer(delay=0.08) as server:
         urls = url_list(tmp_path / "urls.csv", resume_url_rows(server))
         other = Settings(database_url=db_factory.migrated(backend), data_dir=tmp_path / "other")
         for cfg in (settings, other):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from synset_builder.crawl.store import (
     inspect_image,
     store_bytes,
     sweep_temp,
+    sync_store,
 )
 from synset_builder.db.models import Image
 from tests.photo_server import decompression_bomb
@@ -103,3 +105,65 @@ def test_sweep_removes_only_dead_writers_temp_files(tmp_path: Path) -> None:
     (tmp / f"{os.getppid()}-live").write_bytes(b"being written")
     assert sweep_temp(tmp_path) == 1
     assert [p.name for p in tmp.iterdir()] == [f"{os.getppid()}-live"]
+
+
+def _full_decode_verdict(data: bytes) -> str:
+    """What a full-size Pillow decode says of ``data``, in inspect_image's reasons."""
+    try:
+        with PILImage.open(io.BytesIO(data)) as img:
+            img.load()
+    except Exception as exc:  # noqa: BLE001 - the verdict is the point
+        return "truncated" if "truncated" in str(exc) else "corrupt_image"
+    return "ok"
+
+
+def _verdict(data: bytes) -> str:
+    try:
+        inspect_image(data)
+    except BadImage as exc:
+        return exc.reason
+    return "ok"
+
+
+def test_reduced_scale_decode_refuses_what_a_full_decode_refuses(photos) -> None:
+    """Cut and corrupted baseline and progressive JPEGs: the same verdict as a full decode."""
+    rng = random.Random(23)
+    originals = [p.read_bytes() for p in photos[:8]]
+    originals += [_encode("JPEG", d, progressive=True) for d in originals[:4]]
+    verdicts = []
+    for data in originals:
+        cases = [data[: int(len(data) * f)] for f in (0.05, 0.3, 0.6, 0.9, 0.99)]
+        cases += [data[:-2], data[:-10]]
+        for _ in range(6):
+            flipped = bytearray(data)
+            at = rng.randrange(600, len(data) - 10)
+            for k in range(rng.randint(1, 8)):
+                flipped[at + k] = rng.randrange(256)
+            cases.append(bytes(flipped))
+        for case in cases:
+            verdicts.append((_full_decode_verdict(case), _verdict(case)))
+    assert all(full == ours for full, ours in verdicts), verdicts
+    # Every cut before the end is caught, so the check is not vacuous.
+    assert sum(full == "truncated" for full, _ in verdicts) >= 6 * len(originals)
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_store_bytes_replaces_a_torn_file_under_its_name(
+    tmp_path: Path, photos, durable: bool
+) -> None:
+    """A rename that reached the disk before its data (power loss) is healed on rewrite."""
+    data = photos[4].read_bytes()
+    rel = store_bytes(tmp_path, data, "jpg", durable=durable)
+    for torn in (b"", data[:1000], bytes(len(data))):  # empty, short, same size but zeros
+        (tmp_path / rel).write_bytes(torn)
+        assert store_bytes(tmp_path, data, "jpg", durable=durable) == rel
+        assert (tmp_path / rel).read_bytes() == data
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_sync_store_syncs_a_real_store_and_names_a_missing_one(tmp_path: Path, photos) -> None:
+    rel = store_bytes(tmp_path, photos[6].read_bytes(), "jpg", durable=False)
+    sync_store(tmp_path)
+    assert (tmp_path / rel).read_bytes() == photos[6].read_bytes()
+    with pytest.raises(FileNotFoundError):
+        sync_store(tmp_path / "missing")
