@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, select, text, update
+from sqlalchemy import case, func, select, text, true, update
 from sqlalchemy.orm import Session
 
 from synset_builder import tally
@@ -37,7 +37,8 @@ def exact_tallies(session: Session) -> dict[int, tally.Tally]:
 
 def exact_voters(session: Session) -> dict[int, dict[str, int]]:
     """Per annotator: votes, timed votes and their milliseconds, gold answered and
-    right, votes on decided items and those siding with the decision."""
+    right (and of those, truth yes and answered yes), votes on decided items and
+    those siding with the decision."""
     out: dict[int, dict[str, int]] = {}
 
     def add(stmt, *names: str) -> None:  # noqa: ANN001 - a select of (annotator, numbers)
@@ -52,11 +53,13 @@ def exact_voters(session: Session) -> dict[int, dict[str, int]]:
         "votes", "timed_votes", "time_ms",
     )  # fmt: skip
     right = func.sum(case((Vote.answer == Gold.answer, 1), else_=0))
+    truth_yes = func.sum(case((Gold.answer.is_(true()), 1), else_=0))
+    said_yes = func.sum(case((Vote.answer.is_(true()), 1), else_=0))
     add(
-        select(*by_voter, func.count(), right)
+        select(*by_voter, func.count(), right, truth_yes, said_yes)
         .join(Gold, Gold.candidate_id == Vote.candidate_id)
         .group_by(Vote.annotator_id),
-        "gold_answered", "gold_correct",
+        "gold_answered", "gold_correct", "gold_truth_yes", "gold_said_yes",
     )  # fmt: skip
     agrees = case((Vote.answer == (Consensus.decision == "accepted"), 1), else_=0)
     add(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
 from synset_builder.db.models import AnnotatorTally, SynsetTally
@@ -35,6 +35,7 @@ from synset_builder.tally_sql import (
     VOTER,
     Tables,
 )
+from synset_builder.tally_sql import VOTER_FOLD_AT as VOTER_FOLD_AT  # live.py reads it here
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,27 @@ def fold(session: Session, ledger: Tables = SYNSETS) -> bool:
     if last is not None:
         session.execute(text(add), {"last": last})
         session.execute(text(delete), {"last": last})
+    return True
+
+
+def fold_voters(session: Session, annotator_ids: list[int]) -> bool:
+    """Move these annotators' ledger rows into their tally rows (a submit's voters,
+    whose gold matrix it reads: consensus/live_sql.kept_gold); False if another fold
+    was under way (PostgreSQL: it only tries, a submit never waits for a fold)."""
+    if not annotator_ids:
+        return True
+    ids = bindparam("ids", expanding=True)
+    mine = f"WHERE {ANNOTATORS.key} IN :ids"
+    if on_postgresql(session):
+        if not session.scalar(text(f"SELECT pg_try_advisory_xact_lock({FOLD_LOCK})")):
+            return False
+        add = ANNOTATORS.fold_into_tally().format(source="moved")
+        stmt = f"WITH moved AS (DELETE FROM {ANNOTATORS.delta} {mine} RETURNING *) {add}"
+        session.execute(text(stmt).bindparams(ids), {"ids": annotator_ids})
+        return True
+    add = ANNOTATORS.fold_into_tally(mine).format(source=ANNOTATORS.delta)
+    for stmt in (add, f"DELETE FROM {ANNOTATORS.delta} {mine}"):
+        session.execute(text(stmt).bindparams(ids), {"ids": annotator_ids})
     return True
 
 

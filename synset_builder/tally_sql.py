@@ -15,10 +15,14 @@ from dataclasses import dataclass
 # The stored counts, in synset_builder.status.COUNTERS order (``queries`` is read live).
 COUNTS = ("candidates", "failed", "clean", "rejected", "votes", "accepted",
           "rejected_by_vote", "undecided", "pending")  # fmt: skip
+# gold_truth_yes, gold_said_yes: with answered and correct, the (truth, vote) gold
+# matrix (migration 0021; consensus/live_sql.py reads it).
 VOTER = ("votes", "timed_votes", "time_ms", "gold_answered", "gold_correct", "decided",
-         "agreed")  # fmt: skip
+         "agreed", "gold_truth_yes", "gold_said_yes")  # fmt: skip
 # A reader folds a ledger once it holds this many rows (a few milliseconds to read).
 FOLD_AT = 5000
+# A submit folds its voters' ledger rows once it read this many of them.
+VOTER_FOLD_AT = 64
 # pg_try_advisory_xact_lock key: one fold at a time (two could deadlock on tally rows).
 FOLD_LOCK = 726_003
 

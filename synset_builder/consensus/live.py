@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from sqlalchemy import ColumnElement, case, exists, false, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
+from synset_builder import tally
 from synset_builder.config import Settings
 from synset_builder.consensus import live_sql as sql
 from synset_builder.consensus.dynamic import (
@@ -211,6 +212,7 @@ class _Read:
     state: SkillState
     active: set[int]  # voters of these items who could vote again elsewhere
     team: int  # annotators who can be served anything at all
+    ledger_rows: int = 0  # the voters' unfolded annotator_tally_delta rows
 
 
 def _matrix(counts: Mapping[str, float] | None) -> list[list[float]]:
@@ -236,12 +238,12 @@ def _read_items(session: Session, ids: list[int], config: DynamicConfig) -> _Rea
         active: set[int] = set()
         seen: set[int] = set()
         requeued = False
-        team = 0
+        team = kept = 0
         for row in conn.execute(sql.items_votes(postgresql), {"ids": ids}):
             cid, sid, initial_ids, prior_yes, gold, initial, decision, req, team = row[:9]
             voter, answer, at, can_vote = row[9:13]
             counts = row[13:19]  # nn, ny, yn, yy, answered no, answered yes
-            excluded, reason, *tally = row[19:]
+            excluded, reason, *matrix, ledger_rows = row[19:]
             item = items.get(cid)
             if item is None:
                 item = items[cid] = _Item(sid, gold, bool(initial), decision)
@@ -256,16 +258,17 @@ def _read_items(session: Session, ids: list[int], config: DynamicConfig) -> _Rea
             if voter in seen:
                 continue
             seen.add(voter)
+            kept += int(ledger_rows or 0)
             nn, ny, yn, yy, said_no, said_yes = (float(c or 0.0) for c in counts)
             state.counts[voter] = [[nn, ny], [yn, yy]]
-            gold_counts = dict(zip(COUNT_KEYS, (t or 0 for t in tally), strict=True))
+            gold_counts = dict(zip(COUNT_KEYS, (t or 0 for t in matrix), strict=True))
             state.gold_counts[voter] = _matrix(gold_counts)
             state.answers[voter] = [said_no, said_yes]
             if excluded:
                 state.excluded[voter] = reason or "excluded"
             elif can_vote:
                 active.add(voter)
-        return _Read(items, state, active, team), subsets, requeued
+        return _Read(items, state, active, team, kept), subsets, requeued
 
     got, subsets, requeued = read()
     if any(
@@ -277,6 +280,10 @@ def _read_items(session: Session, ids: list[int], config: DynamicConfig) -> _Rea
     if requeued:
         for rid, cid, created in conn.execute(sql.open_requeues(postgresql), {"ids": ids}):
             got.items[cid].requeues.append((rid, _utc(created)))
+    if got.ledger_rows >= tally.VOTER_FOLD_AT:
+        # Every submit appends ledger rows for its voters; folding theirs keeps the
+        # next submit's read at one tally row per voter, dashboard or not.
+        tally.fold_voters(session, list(got.state.counts))
     return got
 
 

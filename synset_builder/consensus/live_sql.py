@@ -14,7 +14,9 @@ from functools import cache
 from sqlalchemy import (
     ColumnElement,
     Insert,
+    Integer,
     Select,
+    Subquery,
     Text,
     Update,
     and_,
@@ -24,17 +26,21 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    literal_column,
     or_,
     select,
     true,
+    union_all,
 )
 from sqlalchemy.orm import aliased
 
-from synset_builder.consensus.quality import COUNT_KEYS, gold_tally
+from synset_builder.consensus.quality import COUNT_KEYS
 from synset_builder.db.bulk import in_list, insert_rows
 from synset_builder.db.models import (
     Annotator,
     AnnotatorQuality,
+    AnnotatorTally,
+    AnnotatorTallyDelta,
     Candidate,
     Consensus,
     Gold,
@@ -44,6 +50,8 @@ from synset_builder.db.models import (
 )
 
 SYNSET = bindparam("synset_id")
+# The kept counters (migration 0021) the gold matrix is solved from, in this order.
+GOLD_KEPT = ("gold_answered", "gold_correct", "gold_truth_yes", "gold_said_yes")
 CONSENSUS_COLUMNS = ("candidate_id", "p_yes", "decision", "method", "n_votes", "initial",
                      "reason", "updated_at")  # fmt: skip
 
@@ -53,11 +61,12 @@ def items_votes(postgresql: bool) -> Select:
     """Per candidate and vote: synset, the synset's initial ids and prior, gold answer
     (or None), initial flag and decision (or None), whether it has an open requeue,
     the team's size (:func:`team_size`), the vote (voter, answer, time), whether the
-    voter can still be served, and the voter's stored counts, exclusion, its reason
-    and gold counts (or None). One round trip for everything an update reads."""
+    voter can still be served, and the voter's stored counts, exclusion, its reason,
+    gold counts and kept ledger rows (:func:`kept_gold`; None: no gold answered).
+    One round trip for everything an update reads."""
     requeued = exists().where(Requeue.candidate_id == Candidate.id, Requeue.resolved_at.is_(None))
     voters = select(Vote.annotator_id).where(in_list(Vote.candidate_id, "ids", postgresql))
-    tally = gold_tally(voters)
+    tally = kept_gold(voters)
     return (
         select(
             Candidate.id,
@@ -84,6 +93,7 @@ def items_votes(postgresql: bool) -> Select:
             AnnotatorQuality.excluded,
             AnnotatorQuality.exclusion_reason,
             *(tally.c[key] for key in COUNT_KEYS),
+            tally.c.ledger_rows,
         )
         .join(Synset, Synset.id == Candidate.synset_id)
         .outerjoin(Gold, Gold.candidate_id == Candidate.id)
@@ -94,6 +104,43 @@ def items_votes(postgresql: bool) -> Select:
         .outerjoin(tally, tally.c.voter == Vote.annotator_id)
         .where(in_list(Candidate.id, "ids", postgresql))
         .order_by(Candidate.id, Vote.id)
+    )
+
+
+def kept_gold(voters: Select[tuple[int]]) -> Subquery:
+    """Per annotator among ``voters``: their (truth, vote) counts on gold items
+    (:data:`COUNT_KEYS`) from the kept counters (tally row plus ledger rows, as
+    synset_builder/tally.py reads them), and ``ledger_rows``, how many ledger rows
+    that took (live.py folds them when many).
+
+    Counting them from the votes (``quality.gold_tally``) read every vote each voter
+    had ever cast, in every submit. The counters hold answered (A), correct (C),
+    truth yes (Y) and said yes (S); with yy + yn + ny + nn = A, yy + nn = C,
+    yy + yn = Y and yy + ny = S, the matrix follows exactly.
+    """
+    kept = union_all(
+        *(
+            select(
+                table.c.annotator_id,
+                *(table.c[name] for name in GOLD_KEPT),
+                literal_column(str(rows), Integer).label("ledger_rows"),
+            ).where(table.c.annotator_id.in_(voters))
+            for table, rows in ((AnnotatorTally.__table__, 0), (AnnotatorTallyDelta.__table__, 1))
+        )
+    ).subquery("kept")
+    answered, correct, truth_yes, said_yes = (func.sum(kept.c[name]) for name in GOLD_KEPT)
+    yy = (truth_yes + said_yes + correct - answered) // literal_column("2", Integer)
+    return (
+        select(
+            kept.c.annotator_id.label("voter"),
+            yy.label("yy"),
+            (truth_yes - yy).label("yn"),
+            (said_yes - yy).label("ny"),
+            (correct - yy).label("nn"),
+            func.sum(kept.c.ledger_rows).label("ledger_rows"),
+        )
+        .group_by(kept.c.annotator_id)
+        .subquery("gold_tally")
     )
 
 

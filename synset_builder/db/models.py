@@ -550,7 +550,9 @@ class SynsetTallyDelta(Base):
 class AnnotatorTally(Base):
     """An annotator's dashboard figures as of the last fold (see :class:`SynsetTally`):
     votes, their timed share and total time, gold answered and right, votes on
-    decided items and how many of those sided with the decision."""
+    decided items and how many of those sided with the decision; and, for the full
+    (truth, vote) gold matrix the live model reads (migration 0021), gold answered
+    whose truth is yes and yes answers on gold."""
 
     __tablename__ = "annotator_tally"
 
@@ -562,12 +564,16 @@ class AnnotatorTally(Base):
     gold_correct: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     decided: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     agreed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    gold_truth_yes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    gold_said_yes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class AnnotatorTallyDelta(Base):
     """One change to an annotator's figures, appended by a trigger (migration 0017)."""
 
     __tablename__ = "annotator_tally_delta"
+    # A submit reads its voters' rows only (consensus/live_sql.py).
+    __table_args__ = (Index("ix_annotator_tally_delta_annotator", "annotator_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     annotator_id: Mapped[int] = mapped_column(Integer)
@@ -578,6 +584,8 @@ class AnnotatorTallyDelta(Base):
     gold_correct: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     decided: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     agreed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    gold_truth_yes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    gold_said_yes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ExpertDecision(Base):

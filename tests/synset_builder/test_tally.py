@@ -129,7 +129,7 @@ def test_counters_equal_a_recount_after_every_kind_of_write(session, world) -> N
     set_gold(s, w.cands[2].id, False)
     assert tally.read_annotators(s)[p[0]] == {
         "votes": 6, "timed_votes": 6, "time_ms": 6 * 1500 + 15, "gold_answered": 2,
-        "gold_correct": 0, "decided": 0, "agreed": 0,
+        "gold_correct": 0, "decided": 0, "agreed": 0, "gold_truth_yes": 0, "gold_said_yes": 2,
     }  # fmt: skip
     exact_equals_kept(s)
 
