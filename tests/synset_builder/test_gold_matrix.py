@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session
 
 from annotator_web.tasks import now_utc
 from annotator_web.undo import undo_last_page
-from synset_builder import tally
+from synset_builder import recount, tally
 from synset_builder.config import Settings
 from synset_builder.consensus import live, quality
 from synset_builder.consensus.live_sql import kept_gold
+from synset_builder.db import migrate
 from synset_builder.db.models import (
     Annotator,
     AnnotatorTally,
@@ -30,6 +31,7 @@ from synset_builder.db.models import (
     Vote,
     VoteUndone,
 )
+from synset_builder.db.session import make_engine
 from synset_builder.gold import set_gold
 from synset_builder.review import decisions
 from tests.synset_builder.test_tally import World
@@ -148,3 +150,25 @@ def test_a_submit_folds_its_voters_long_ledger(session, world, monkeypatch) -> N
         s.scalars(select(AnnotatorTally.votes).where(AnnotatorTally.annotator_id.in_(p)))
     ) == {3}
     assert matrix_equals_scan(s) == before
+
+
+def test_the_upgrade_backfills_the_two_counters(db_factory, backend, tmp_path, photos) -> None:
+    """Votes and gold from before migration 0021 are counted by it, then kept."""
+    url = db_factory.empty(backend)
+    migrate.upgrade(url, "0020_consensus_refit")
+    engine = make_engine(url)
+    with Session(engine) as s:
+        w = World(s, tmp_path / "data", photos)
+        c = [x.id for x in w.cands]
+        for cid, answer in ((c[0], True), (c[1], False), (c[2], True)):
+            s.add(Gold(candidate_id=cid, answer=answer))
+        s.execute(insert(Vote), [{"candidate_id": cid, "annotator_id": a.id,
+                                  "answer": (cid + k) % 3 != 0}
+                                 for k, a in enumerate(w.people) for cid in c[:4]])  # fmt: skip
+        s.commit()
+    migrate.upgrade(url)
+    with Session(engine) as s:
+        kept = matrix_equals_scan(s)
+        assert sum(m["yy"] + m["yn"] for m in kept.values()) == 6  # 2 gold yeses x 3 voters
+        assert recount.recount(s) == []
+    engine.dispose()
