@@ -7,12 +7,16 @@ consensus. Both sides write ``<split>/<wnid>/<sha256>.jpg`` JPEGs without
 metadata from the same stored files, in the same process tree:
 
 * peer: ``multiprocessing.Pool(N)`` over ``Image.open -> draft -> exif_transpose
-  -> convert -> resize -> save`` with the export's own draft request, resample
-  (bicubic, ``reducing_gap=3.0``) and JPEG quality, N the same as our workers;
-  without a resize it re-encodes (the way a Pillow loop drops EXIF);
+  -> convert -> resize -> save`` with the export's own draft request, JPEG quality
+  and Pillow's bicubic (``reducing_gap=3.0``, the export's resample until it moved
+  to OpenCV), N the same as our workers; without a resize it re-encodes (the way
+  a Pillow loop drops EXIF);
 * ours: ``run_export`` end to end (selection, splits, files, manifest, checksums,
-  datasheet) with N workers, and again with one. Without a resize ours strips
-  metadata at the byte level: the pixels stay the stored ones, the peer's do not.
+  datasheet) with N workers, and again with one. A resize decodes at the same
+  libjpeg scale and resizes with OpenCV (Gaussian pre-filter, bicubic), whose
+  output tests/synset_builder/test_export_resize.py holds to Pillow's. Without a
+  resize ours strips metadata at the byte level: the pixels stay the stored ones,
+  the peer's do not.
 
 Both sides start their process pool inside the timed region. The peer's settings
 and the load average are printed with the result.
@@ -183,7 +187,8 @@ def main() -> None:
         print(f"peer: multiprocessing.Pool({args.workers}).imap_unordered(chunksize=16), "
               f"Image.draft('RGB', target size) when resizing, exif_transpose, "
               f"resize {RESAMPLE.name} reducing_gap={REDUCING_GAP}, JPEG quality {QUALITY}; "
-              f"ours also writes the manifest, checksums and datasheet")  # fmt: skip
+              f"ours also writes the manifest, checksums and datasheet; its resize: the same "
+              f"libjpeg scale, OpenCV Gaussian + bicubic, quality {QUALITY}")  # fmt: skip
         results = {}
         for resize in (args.resize, None):
             tag = f"resize {resize}" if resize else "no resize"
