@@ -274,7 +274,9 @@ class Fetcher:
                 if length.isdigit() and int(length) > self.cfg.max_bytes:
                     raise _Refused("too_large", f"Content-Length {length}")
                 chunks, total = [], 0
-                for chunk in response.stream(_CHUNK):
+                # A told length is read in one go (capped); a wrong one is still caught.
+                size = int(length) + 1 if length.isdigit() else _CHUNK
+                for chunk in response.stream(max(size, _CHUNK)):
                     total += len(chunk)
                     if total > self.cfg.max_bytes:
                         raise _Refused("too_large", f"over {self.cfg.max_bytes} bytes")

@@ -19,6 +19,7 @@ rebinding) gains nothing. Nothing is cached between downloads.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 from collections.abc import Callable
@@ -106,9 +107,23 @@ def resolve_checked(
     """
     found: dict[str, None] = {}
     for address in resolve(host, port):
-        if not address_allowed(address, allow_private=allow_private):
+        normal = _checked_address(address, allow_private)
+        if normal is None:
             raise AddressRefused(f"{host[:100]} resolves to {address}, which is not allowed")
-        found[str(ipaddress.ip_address(address.split("%", 1)[0]))] = None
+        found[normal] = None
     if not found:
         raise OSError(f"{host[:100]} has no address")
     return tuple(found)
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_address(address: str, allow_private: bool) -> str | None:
+    """``address`` in normal form if allowed, else None.
+
+    Remembered because the verdict on an address literal never changes and a crawl
+    meets the same few thousand addresses again and again; the DNS answer itself is
+    never remembered (every hop is resolved again).
+    """
+    if not address_allowed(address, allow_private=allow_private):
+        return None
+    return str(ipaddress.ip_address(address.split("%", 1)[0]))

@@ -14,13 +14,15 @@ EXIF orientation) is decided in one place.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
 import io
+import itertools
 import os
 import sys
-import tempfile
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,9 @@ from synset_builder.db.models import Image
 from synset_builder.errors import SynsetError
 
 TMP_DIR = "tmp"
+# Temp names: pid (for sweep_temp), thread and a counter make them unique; O_EXCL checks.
+_TMP_NAMES = itertools.count()
+_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 # Pillow's own default; images above it are refused as decompression bombs.
 DEFAULT_MAX_PIXELS = 89_478_485
 
@@ -170,32 +175,42 @@ def store_bytes(
     """
     digest = sha256 or hashlib.sha256(data).hexdigest()  # callers that just hashed pass it
     rel = relative_path(digest, ext.lstrip("."))
-    target = Path(data_dir) / rel
+    # os.path, not pathlib, and folders made only when missing: this runs per image.
+    target = os.path.join(data_dir, rel)
     if _holds(target, data):
         return rel
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(data_dir) / TMP_DIR
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{os.getpid()}-", dir=tmp_dir)
+    tmp_dir = os.path.join(data_dir, TMP_DIR)
+    tmp = os.path.join(tmp_dir, f"{os.getpid()}-{threading.get_ident()}-{next(_TMP_NAMES)}")
+    try:
+        fd = os.open(tmp, _TMP_FLAGS, 0o600)
+    except FileNotFoundError:
+        os.makedirs(tmp_dir, exist_ok=True)
+        fd = os.open(tmp, _TMP_FLAGS, 0o600)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             if durable:
                 fh.flush()
                 os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
     return rel
 
 
-def _holds(target: Path, data: bytes) -> bool:
+def _holds(target: str, data: bytes) -> bool:
     """Whether ``target`` exists with exactly ``data`` (read back only when sizes agree)."""
     try:
-        if target.stat().st_size != len(data):
+        if os.stat(target).st_size != len(data):
             return False
-        return target.read_bytes() == data
+        with open(target, "rb") as fh:
+            return fh.read() == data
     except FileNotFoundError:
         return False
 
