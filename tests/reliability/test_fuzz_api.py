@@ -93,4 +93,8 @@ def test_fuzzed_api_never_answers_500(db_factory, photos, tmp_path) -> None:
         for entry in json.loads((tmp_path / "requests.har").read_text())["log"]["entries"]
     ]
     non_finite = [status for body, status in sent if "NaN" in body or "Infinity" in body]
-    assert non_finite and set(non_finite) <= {401, 413, 415, 422}, sent[:20]
+    # Each is the caller's mistake (a 4xx: 422 from the guard, or an earlier refusal
+    # such as 401/403 for the caller, 405 for the method, 415 for the type), and the
+    # guard itself answered some of them.
+    assert non_finite and all(400 <= s < 500 for s in non_finite), sent[:20]
+    assert 422 in non_finite, sent[:20]
