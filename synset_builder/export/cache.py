@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from synset_builder.export.formats import write_lines
-from synset_builder.export.render import Rendered, RenderSpec
+from synset_builder.export.render import RENDER_VERSION, Rendered, RenderSpec
 
 COLUMNS = ("sha256", "render", "file_sha256", "width", "height", "faces", "path")
 
@@ -40,7 +40,8 @@ class RenderCache:
     def __init__(self, out: Path, spec: RenderSpec) -> None:
         self.out = out
         self.file = out / self.NAME
-        self.key = json.dumps(spec.as_json(), sort_keys=True)
+        # Files made by another version of the renderer are other pixels: not reused.
+        self.key = json.dumps({**spec.as_json(), "version": RENDER_VERSION}, sort_keys=True)
         self.entries: dict[str, Cached] = {}
         if self.file.is_file():
             with self.file.open(newline="", encoding="utf-8") as fh:

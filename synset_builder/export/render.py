@@ -34,6 +34,9 @@ from synset_builder.errors import InvalidInput
 # IPTC in APP13, maker notes, comments) is dropped.
 _KEEP_APP = {0xE0: b"JFIF", 0xE2: b"ICC_PROFILE", 0xEE: b"Adobe"}
 _ORIENTATION = 0x0112
+# Raised whenever the same RenderSpec starts giving other pixels (2: resizing with
+# OpenCV), so that an export's render cache does not mix files of both kinds.
+RENDER_VERSION = 2
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ truncated file.
 
 from __future__ import annotations
 
+import csv
 import io
+import json
 from pathlib import Path
 
 import cv2
@@ -20,6 +22,9 @@ from PIL import Image as PILImage
 from PIL import ImageOps
 
 from synset_builder.export.render import Rendered, RenderSpec, render
+from synset_builder.export.run import ExportConfig, run_export
+from synset_builder.export.verify import verify_export
+from tests.export_data import build_collection
 
 SIDE = 256
 QUALITY = 90
@@ -131,3 +136,27 @@ def test_cmyk_jpeg_is_resized_to_rgb(photos, tmp_path) -> None:
     mine = pixels(done.data)
     assert min(done.width, done.height) == SIDE
     assert psnr(mine, pixels(pillow_render(cmyk.read_bytes()))) > 30
+
+
+def test_files_resized_by_the_old_renderer_are_not_reused(session, tmp_path, photos) -> None:
+    """A re-export into a folder resized by Pillow's path renders again: one export's
+    files all come from one renderer."""
+    col = build_collection(session, tmp_path / "data", photos[:40], per_class=5)
+    out = tmp_path / "out"
+    config = ExportConfig(out=out, render=RenderSpec(resize=64), workers=1)
+    first = run_export(session, col.data_dir, config, database="test")
+    assert first.rendered > 0 and first.reused == 0
+    again = run_export(session, col.data_dir, config, database="test")
+    assert again.reused == first.rendered and again.rendered == 0
+    cache = out / ".render-cache.csv"
+    with cache.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    # What the cache held before the renderer's version was part of its key.
+    old_key = json.dumps(config.render.as_json(), sort_keys=True)
+    with cache.open("w", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(
+            [rows[0]] + [[r[0], old_key, *r[2:]] for r in rows[1:]]
+        )
+    third = run_export(session, col.data_dir, config, database="test")
+    assert third.rendered == first.rendered and third.reused == 0
+    assert verify_export(out, session).ok
