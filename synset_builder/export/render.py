@@ -254,7 +254,10 @@ def _resize_jpeg(
         if ratio >= factor:
             flag = reduced
             break
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_IGNORE_ORIENTATION)
+    try:
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_IGNORE_ORIENTATION)
+    except cv2.error as exc:  # a bad file is listed as unreadable, as Pillow's errors are
+        raise ValueError(f"OpenCV could not decode the JPEG stream: {exc}") from exc
     if pixels is None:
         raise ValueError("OpenCV could not decode the JPEG stream")
     if min(pixels.shape[:2]) > spec.resize:
