@@ -90,6 +90,13 @@ def record_votes(
     return VoteResult(accepted=len(recorded), already=len(done), refused=refused)
 
 
+def commit_page(session: Session, cfg: Settings) -> None:
+    """Commit a page's votes (or their undo), then decide again, in transactions of
+    their own, the items an annotator excluded by it had voted on."""
+    session.commit()
+    live.reopen_deferred(session, live.config_from(cfg))
+
+
 Written = tuple[list[int], int | None, str | None]
 
 

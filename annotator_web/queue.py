@@ -81,9 +81,10 @@ def serving_tiers(postgresql: bool) -> list[ColumnElement[bool]]:
 def after_votes(
     session: Session, candidate_ids: Sequence[int], config: DynamicConfig, voter: int
 ) -> None:
-    """Update consensus for the items ``voter`` just voted on, inside the submit transaction."""
+    """Update consensus for the items ``voter`` just voted on, inside the submit transaction;
+    decisions an exclusion reopens follow once it commits (:func:`live.reopen_deferred`)."""
     if candidate_ids:
-        live.after_votes(session, candidate_ids, config=config, voter=voter)
+        live.after_votes(session, candidate_ids, config=config, voter=voter, defer_reopen=True)
 
 
 def exclusion_reason(session: Session, annotator_id: int) -> str | None:

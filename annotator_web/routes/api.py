@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
-from annotator_web.answers import record_votes
+from annotator_web.answers import commit_page, record_votes
 from annotator_web.deps import ApiCaller, ApiUser, SessionDep, SettingsDep, require_json
 from annotator_web.reports import REPORT_REASONS, report_image
 from annotator_web.routes.task_pages import WNID
@@ -129,7 +129,7 @@ def votes(body: VotesIn, session: SessionDep, cfg: SettingsDep, caller: ApiCalle
         )
     except InvalidInput as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from exc
-    session.commit()
+    commit_page(session, cfg)
     return _json(VotesOut(accepted=result.accepted, already=result.already, refused=result.refused))
 
 
@@ -161,7 +161,7 @@ def undo(body: UndoIn, session: SessionDep, cfg: SettingsDep, caller: ApiCaller)
         got = undo_last_page(session, annotator_id=user.id, cfg=cfg)
     except UndoRefused as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from exc
-    session.commit()
+    commit_page(session, cfg)
     return _json(UndoOut(undone=got.votes, leased=got.leased))
 
 

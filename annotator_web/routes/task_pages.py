@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from annotator_web.answers import record_votes
+from annotator_web.answers import commit_page, record_votes
 from annotator_web.deps import PageUser, SessionDep, SettingsDep, check_csrf
 from annotator_web.reports import REPORT_REASONS
 from annotator_web.routes.images import example_url
@@ -97,7 +97,7 @@ def task_submit(
         elapsed_ms=elapsed_ms,
         cfg=cfg,
     )
-    session.commit()
+    commit_page(session, cfg)
     target = f"/task?saved={result.accepted}&already={result.already}"
     if result.refused:
         target += f"&refused={len(result.refused)}"

@@ -293,13 +293,18 @@ def after_votes(
     *,
     config: DynamicConfig = DEFAULT,
     voter: int | None = None,
+    defer_reopen: bool = False,
 ) -> None:
     """Update the Consensus rows of the candidates just voted on, in the caller's transaction.
 
     ``voter``: who submitted these votes (the web app's submit); their answers
     count toward the always-the-same-answer check. Annotators the exclusion rule
     catches here are excluded at once, and every item they voted on is decided
-    again without them.
+    again without them: in this transaction, or with ``defer_reopen`` in the next
+    one (:func:`reopen_deferred`, after the caller commits). The web app defers:
+    then every transaction writes consensus rows before voters' records, one lock
+    order, where deciding again here would write consensus rows after the records
+    and deadlock with concurrent submits on PostgreSQL.
     """
     ids = sorted(set(candidate_ids))
     if not ids:
@@ -350,7 +355,22 @@ def after_votes(
         again = session.scalars(
             select(Vote.candidate_id).where(Vote.annotator_id.in_(sorted(newly)))
         ).all()
-        after_votes(session, list(again), config=config)
+        if defer_reopen:
+            session.info.setdefault(REOPEN, set()).update(again)
+        else:
+            after_votes(session, list(again), config=config)
+
+
+# session.info key: items to decide again once the submit that excluded their voter commits.
+REOPEN = "consensus_reopen"
+
+
+def reopen_deferred(session: Session, config: DynamicConfig = DEFAULT) -> None:
+    """Decide again, each in a transaction of its own, the items :func:`after_votes`
+    left to the next transaction (``defer_reopen``); call after committing."""
+    while ids := session.info.pop(REOPEN, None):
+        after_votes(session, sorted(ids), config=config, defer_reopen=True)
+        session.commit()
 
 
 def _verdict(item: _Item, got: _Read, config: DynamicConfig) -> Verdict:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from synset_builder.consensus import DawidSkene
 from synset_builder.consensus.dynamic import DynamicConfig, evaluate_item
-from synset_builder.consensus.live import after_votes, may_vote, open_clause
+from synset_builder.consensus.live import after_votes, may_vote, open_clause, reopen_deferred
 from synset_builder.consensus.model import ExclusionRule, SkillState
 from synset_builder.consensus.recompute import RecomputeConfig, recompute
 from synset_builder.consensus.replay import DynamicConsensus
@@ -170,9 +170,12 @@ def test_a_skewed_pool_never_accepts_an_image_its_voters_rejected() -> None:
     assert word(verdict) == "accepted"
 
 
+@pytest.mark.parametrize("deferred", [False, True], ids=["same-transaction", "web-deferred"])
 def test_an_always_yes_spammer_is_excluded_live_and_the_decisions_it_swung_reopen(
-    session: Session, photos: list[Path], tmp_path: Path
+    session: Session, photos: list[Path], tmp_path: Path, deferred: bool
 ) -> None:
+    """The web app defers the reopening to a transaction after the submit's (one lock
+    order for every transaction); the outcome is the same."""
     cfg = DynamicConfig(initial_size=0, max_votes=10)
     cands = make_synset(session, "n12", photos, tmp_path, 11)
     spam, *honest = make_annotators(session, ["spam", "h1", "h2", "h3", "h4"])
@@ -192,7 +195,11 @@ def test_an_always_yes_spammer_is_excluded_live_and_the_decisions_it_swung_reope
             cast(session, item, who, False)
             after_votes(session, [item.id], config=cfg, voter=who.id)
         cast(session, item, spam, True)
-        after_votes(session, [item.id], config=cfg, voter=spam.id)
+        after_votes(session, [item.id], config=cfg, voter=spam.id, defer_reopen=deferred)
+    if deferred:  # the submit commits; the swung decision is reopened after it
+        session.commit()
+        assert rows(session, [swung.id])[swung.id][0] == "accepted"
+        reopen_deferred(session, cfg)
     record = session.get(AnnotatorQuality, spam.id)
     session.refresh(record)
     assert record.excluded and "same answer" in record.exclusion_reason
