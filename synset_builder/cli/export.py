@@ -13,7 +13,7 @@ from synset_builder.errors import DatabaseUnavailable, InvalidInput, SynsetError
 if TYPE_CHECKING:
     from synset_builder.export.verify import VerifyReport
 
-# export_formats.WRITERS, spelled out so that --help needs no export code
+# export.formats.WRITERS, spelled out so that --help needs no export code
 # (tests/synset_builder/test_cli_help.py checks that it names every writer).
 FORMATS_HELP = "Repeatable: imagefolder, webdataset, parquet, csv."
 

@@ -1,10 +1,10 @@
 """``synset export``: accepted images -> stable splits in the layouts trainers read.
 
 One function of (session, config): stream the entries into a scratch table
-(``export_select``, ``export_spool``), place each near-duplicate group in one
-split (``splits``), then one pass (``export_write``) renders each file once in
-worker processes (``export_render``) and hands it to every requested layout
-(``export_formats``); last come ``classes.json``, ``manifest.csv`` (streamed from
+(``select``, ``spool``), place each near-duplicate group in one
+split (``splits``), then one pass (``write``) renders each file once in
+worker processes (``render``) and hands it to every requested layout
+(``formats``); last come ``classes.json``, ``manifest.csv`` (streamed from
 the spool in order), ``checksums.sha256``, the datasheet and ``export.json``, and
 the export is recorded. Memory does not grow with the number of images beyond
 the split assignment's few hundred bytes per image: every row lives in the spool.

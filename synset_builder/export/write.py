@@ -5,7 +5,7 @@ each image is rendered once (in worker processes, a bounded number of files
 ahead), given to every requested layout, and its manifest row, file checksum
 and datasheet counts are written down as it goes. The rows go to the spool,
 not into a list; what stays in memory per image is the imagefolder render
-cache's index line (``export_cache``), and a multi-label image's file until its
+cache's index line (``cache``), and a multi-label image's file until its
 last label.
 """
 
