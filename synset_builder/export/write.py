@@ -12,6 +12,7 @@ last label.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -85,7 +86,11 @@ def render_stream(jobs: Iterable[Job], workers: int) -> Iterator[Rendered]:
         yield from map(render, jobs)
         return
     it = iter(jobs)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # Workers come from a fork server, not a fork of this process: a process that has
+    # run OpenCV (a render with one worker, face blurring) holds its thread pool, and a
+    # child forked from it waits forever on that pool's lock at its first resize.
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         window: deque[Future[list[Rendered]]] = deque()
         while True:
             while len(window) < workers * AHEAD and (chunk := list(islice(it, CHUNK))):

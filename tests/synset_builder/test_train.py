@@ -261,7 +261,12 @@ def test_suspects_are_requeued_and_served_again(
     # Requeueing the same file again adds nothing.
     again = cli("requeue", str(out / "suspects.csv"), "--json")
     assert again.code == 0, again.err
-    assert json.loads(again.out) == {"requeued": 0, "already_open": len(suspects), "not_found": []}
+    assert json.loads(again.out) == {
+        "requeued": 0,
+        "already_open": len(suspects),
+        "not_found": [],
+        "to_review": 0,
+    }
     with session_scope(engine) as s:
         assert len(s.scalars(select(Requeue)).all()) == len(suspects)
     engine.dispose()
