@@ -110,10 +110,8 @@ def consensus(
             raise InvalidInput(f"--skill-floor must lie in [0, 1), not {skill_floor}.")
         dynamic = replace(dynamic, skill_floor=skill_floor)
     cfg = RecomputeConfig(method=method, dynamic=dynamic)
-    # One synset a transaction, as the web app's refits write: beside a live app, one
-    # transaction over every synset would hold its locks for the whole write pass.
     with open_session(settings()) as session, _Bars() as bars:
-        outcome = recompute(session, cfg, progress=bars.update, writer=session.get_bind())
+        outcome = recompute(session, cfg, progress=bars.update)
     if as_json:
         print_json(
             {

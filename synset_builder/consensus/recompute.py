@@ -142,7 +142,7 @@ def recompute(
     """Replay every vote through the rule, refit, and rewrite the rows; safe to run again.
 
     ``writer``: write and commit each synset's rows on a connection of its own
-    (``synset consensus`` and the web app's refits). Beside a live web app, one
+    (the web app's refits). Beside a live web app, one
     transaction over every synset would hold its row locks, and the synset counters
     its triggers update, for the whole write pass: submits wait, and deadlock with
     it on the counters.

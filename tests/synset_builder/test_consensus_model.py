@@ -172,7 +172,11 @@ def test_a_skewed_pool_never_accepts_an_image_its_voters_rejected() -> None:
 
 @pytest.mark.parametrize("deferred", [False, True], ids=["same-transaction", "web-deferred"])
 def test_an_always_yes_spammer_is_excluded_live_and_the_decisions_it_swung_reopen(
-    session: Session, photos: list[Path], tmp_path: Path, deferred: bool
+    session: Session,
+    photos: list[Path],
+    tmp_path: Path,
+    deferred: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The web app defers the reopening to a transaction after the submit's (one lock
     order for every transaction); the outcome is the same."""
@@ -197,6 +201,9 @@ def test_an_always_yes_spammer_is_excluded_live_and_the_decisions_it_swung_reope
         cast(session, item, spam, True)
         after_votes(session, [item.id], config=cfg, voter=spam.id, defer_reopen=deferred)
     if deferred:  # the submit commits; the swung decision is reopened after it
+        # This session's work is rolled back after the test: a real commit on the
+        # shared SQLite engine would outlive it, so committing flushes here.
+        monkeypatch.setattr(session, "commit", session.flush)
         session.commit()
         assert rows(session, [swung.id])[swung.id][0] == "accepted"
         reopen_deferred(session, cfg)
