@@ -7,25 +7,24 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from synset_builder.config import Settings
 from synset_builder.db.models import Consensus, Unsure, Vote
 from synset_builder.db.session import make_engine, session_scope
-from tests.annotator_web.webtools import PASSWORD, free_port, seed, wait_for_server
+from tests.annotator_web.webtools import (
+    BROWSER_MARKS,
+    PASSWORD,
+    SYNSET,
+    free_port,
+    launch_chromium,
+    seed,
+    wait_for_server,
+)
 
-CHROMIUM = "/usr/bin/chromium"
-SYNSET = os.path.join(os.path.dirname(sys.executable), "synset")
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
-]
+pytestmark = BROWSER_MARKS
 
 
 def test_label_a_page_with_the_keyboard(db_factory, photos, tmp_path) -> None:
@@ -49,10 +48,7 @@ def test_label_a_page_with_the_keyboard(db_factory, photos, tmp_path) -> None:
     try:
         wait_for_server(f"{base}/login", server)
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM,
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-            )
+            browser = launch_chromium(pw)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{base}/task")
             expect(page).to_have_url(f"{base}/login?next=/task")

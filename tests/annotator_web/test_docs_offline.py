@@ -4,21 +4,13 @@ bundled files), not a CDN."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
-import pytest
 
 from synset_builder.config import Settings
+from tests.annotator_web.webtools import BROWSER_MARKS, launch_chromium
 from tests.reliability.live_server import LiveServer
 
-CHROMIUM = "/usr/bin/chromium"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
-]
+pytestmark = BROWSER_MARKS
 
 
 def test_api_docs_render_with_no_network(db_factory, tmp_path) -> None:
@@ -42,10 +34,7 @@ def test_api_docs_render_with_no_network(db_factory, tmp_path) -> None:
         api_paths = {p for p in spec["paths"] if p.startswith("/api/")}
         assert {"/api/tasks/next", "/api/votes", "/api/session"} <= api_paths
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM,
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-            )
+            browser = launch_chromium(pw)
             context = browser.new_context()
             context.route("**/*", app_only)
             page = context.new_page()

@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,18 +20,20 @@ from sqlalchemy import func, select
 from synset_builder.config import Settings
 from synset_builder.db.models import Vote, VoteUndone
 from synset_builder.db.session import make_engine, session_scope
-from tests.annotator_web.webtools import PASSWORD, free_port, seed, wait_for_server
+from tests.annotator_web.webtools import (
+    BROWSER_MARKS,
+    PASSWORD,
+    SYNSET,
+    free_port,
+    launch_chromium,
+    seed,
+    wait_for_server,
+)
 
-CHROMIUM = "/usr/bin/chromium"
-SYNSET = os.path.join(os.path.dirname(sys.executable), "synset")
 LAPTOPS = ((1366, 768), (1280, 800), (1440, 900))
 WAIT = 30_000  # ms: a loaded test machine serves a page slowly
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
-]
+pytestmark = BROWSER_MARKS
 
 # Where each tile and its picture are, what covers the bottom, and whether the page
 # scrolls sideways: what the layout assertions read.
@@ -82,13 +83,6 @@ def server(db_factory, photos, tmp_path) -> Iterator[tuple[str, object]]:
         engine.dispose()
 
 
-def _browser(pw):
-    return pw.chromium.launch(
-        executable_path=CHROMIUM,
-        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    )
-
-
 def _log_in(page, base: str) -> None:
     page.goto(f"{base}/task")
     page.fill("input[name=username]", "ann")
@@ -116,7 +110,7 @@ def test_phone_width_has_no_sideways_scroll(server, tmp_path) -> None:
 
     base, _ = server
     with sync_playwright() as pw:
-        browser = _browser(pw)
+        browser = launch_chromium(pw)
         context = browser.new_context(
             viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
             device_scale_factor=1,
@@ -157,7 +151,7 @@ def test_laptop_sizes_show_a_whole_page_letterboxed(server, tmp_path) -> None:
     base, _ = server
     sizes = {}
     with sync_playwright() as pw:
-        browser = _browser(pw)
+        browser = launch_chromium(pw)
         page = browser.new_page(viewport={"width": LAPTOPS[0][0], "height": LAPTOPS[0][1]})
         _log_in(page, base)
         for width, height in LAPTOPS:
@@ -184,7 +178,7 @@ def test_undo_the_page_just_submitted(server, tmp_path) -> None:
 
     base, engine = server
     with sync_playwright() as pw:
-        browser = _browser(pw)
+        browser = launch_chromium(pw)
         page = browser.new_page(viewport={"width": 1366, "height": 768})
         _log_in(page, base)
         first = page.locator(".tile").evaluate_all("ts => ts.map(t => Number(t.dataset.id))")

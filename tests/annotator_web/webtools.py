@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -21,6 +24,23 @@ from synset_builder.config import Settings
 from synset_builder.crawl.store import add_image
 from synset_builder.db.models import Annotator, Candidate, Synset, SynsetEdge
 from synset_builder.db.session import make_engine, session_scope
+
+# Real Chromium for the browser tests: Debian's, headless, never a downloaded one.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+BROWSER_MARKS = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
+]
+# The installed command, for tests that run `synset serve` as a user would.
+SYNSET = os.path.join(os.path.dirname(sys.executable), "synset")
+
+
+def launch_chromium(pw):  # type: ignore[no-untyped-def]
+    """Headless Chromium from a Playwright handle (``sync_playwright()``)."""
+    return pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
 
 PASSWORD = "correct horse battery"
 
