@@ -61,6 +61,9 @@ def test_judge_a_review_page_with_the_keyboard(db_factory, photos, tmp_path) -> 
                 "Array.from(document.querySelectorAll('.rtile img')).slice(0, 8)"
                 ".every(i => i.complete && i.naturalWidth > 0)"
             )
+            # review.js is deferred: its last act focuses the first tile. Keys pressed
+            # before it ran (a cold server sends the script late) would go nowhere.
+            expect(tiles.nth(0)).to_have_class(re.compile(r"\bfocus\b"))
             ids = [int(x) for x in tiles.evaluate_all("ts => ts.map(t => t.dataset.id)")]
             assert ids == seeded.candidate_ids[:24]
             # Y on 0, N on 1, U skips 2, Y on 3; then down a row, V for a large view,
