@@ -8,8 +8,9 @@ annotator's page count commit together or not at all.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -22,8 +23,10 @@ from synset_builder.config import Settings
 from synset_builder.consensus import live
 from synset_builder.db.bulk import rows_params
 from synset_builder.db.models import Annotator
-from synset_builder.db.session import on_postgresql
+from synset_builder.db.session import committed, on_postgresql
 from synset_builder.errors import InvalidInput
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -90,11 +93,14 @@ def record_votes(
     return VoteResult(accepted=len(recorded), already=len(done), refused=refused)
 
 
-def commit_page(session: Session, cfg: Settings) -> None:
-    """Commit a page's votes (or their undo), then decide again, in transactions of
-    their own, the items an annotator excluded by it had voted on."""
-    session.commit()
+def submit_page(session: Session, cfg: Settings, work: Callable[[], T]) -> T:
+    """Run and commit a page's writes (:func:`record_votes`, or an undo), run again
+    from the start if PostgreSQL aborted them to break a deadlock
+    (:func:`~synset_builder.db.session.committed`); then decide again, in
+    transactions of their own, the items of an annotator the page excluded."""
+    result = committed(session, work)
     live.reopen_deferred(session, live.config_from(cfg))
+    return result
 
 
 Written = tuple[list[int], int | None, str | None]

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
-from annotator_web.answers import commit_page, record_votes
+from annotator_web.answers import record_votes, submit_page
 from annotator_web.deps import ApiCaller, ApiUser, SessionDep, SettingsDep, require_json
 from annotator_web.reports import REPORT_REASONS, report_image
 from annotator_web.routes.task_pages import WNID
@@ -118,18 +118,18 @@ def tasks_next(
 def votes(body: VotesIn, session: SessionDep, cfg: SettingsDep, caller: ApiCaller) -> Response:
     """Record answers; a repeat of recorded votes answers ``accepted: 0``."""
     user = caller.voter(session)
+    votes = [(v.candidate_id, v.label) for v in body.votes]
     try:
-        result = record_votes(
+        result = submit_page(
             session,
-            annotator=user,
-            votes=[(v.candidate_id, v.label) for v in body.votes],
-            unsure=body.unsure,
-            elapsed_ms=body.elapsed_ms,
-            cfg=cfg,
-        )
+            cfg,
+            lambda: record_votes(
+                session, annotator=user, votes=votes, unsure=body.unsure,
+                elapsed_ms=body.elapsed_ms, cfg=cfg,
+            ),
+        )  # fmt: skip
     except InvalidInput as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from exc
-    commit_page(session, cfg)
     return _json(VotesOut(accepted=result.accepted, already=result.already, refused=result.refused))
 
 
@@ -158,10 +158,11 @@ def undo(body: UndoIn, session: SessionDep, cfg: SettingsDep, caller: ApiCaller)
     """
     user = caller.voter(session)
     try:
-        got = undo_last_page(session, annotator_id=user.id, cfg=cfg)
+        got = submit_page(
+            session, cfg, lambda: undo_last_page(session, annotator_id=user.id, cfg=cfg)
+        )
     except UndoRefused as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from exc
-    commit_page(session, cfg)
     return _json(UndoOut(undone=got.votes, leased=got.leased))
 
 

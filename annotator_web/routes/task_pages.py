@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from annotator_web.answers import commit_page, record_votes
+from annotator_web.answers import record_votes, submit_page
 from annotator_web.deps import PageUser, SessionDep, SettingsDep, check_csrf
 from annotator_web.reports import REPORT_REASONS
 from annotator_web.routes.images import example_url
@@ -89,15 +89,14 @@ def task_submit(
     check_csrf(request, csrf_token)
     marked, skipped = set(yes or []), set(unsure or [])
     votes = [(i, i in marked) for i in dict.fromkeys(item or []) if i not in skipped]
-    result = record_votes(
+    result = submit_page(
         session,
-        annotator=user,
-        votes=votes,
-        unsure=sorted(skipped),
-        elapsed_ms=elapsed_ms,
-        cfg=cfg,
-    )
-    commit_page(session, cfg)
+        cfg,
+        lambda: record_votes(
+            session, annotator=user, votes=votes, unsure=sorted(skipped),
+            elapsed_ms=elapsed_ms, cfg=cfg,
+        ),
+    )  # fmt: skip
     target = f"/task?saved={result.accepted}&already={result.already}"
     if result.refused:
         target += f"&refused={len(result.refused)}"

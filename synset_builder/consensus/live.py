@@ -34,6 +34,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 from sqlalchemy import ColumnElement, case, exists, false, func, literal_column, or_, select
 from sqlalchemy.orm import Session
@@ -63,7 +64,7 @@ from synset_builder.db.models import (
     Synset,
     Vote,
 )
-from synset_builder.db.session import on_postgresql
+from synset_builder.db.session import committed, on_postgresql
 from synset_builder.pool import clean_clause
 
 __all__ = [
@@ -369,8 +370,8 @@ def reopen_deferred(session: Session, config: DynamicConfig = DEFAULT) -> None:
     """Decide again, each in a transaction of its own, the items :func:`after_votes`
     left to the next transaction (``defer_reopen``); call after committing."""
     while ids := session.info.pop(REOPEN, None):
-        after_votes(session, sorted(ids), config=config, defer_reopen=True)
-        session.commit()
+        redo = partial(after_votes, session, sorted(ids), config=config, defer_reopen=True)
+        committed(session, redo)
 
 
 def _verdict(item: _Item, got: _Read, config: DynamicConfig) -> Verdict:

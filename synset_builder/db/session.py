@@ -7,9 +7,10 @@ foreign keys and a busy timeout so the web app and a stage can share one file.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -17,6 +18,8 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from synset_builder.errors import DatabaseUnavailable
+
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DBAPI objects are untyped
@@ -77,6 +80,40 @@ def _ping_after_idle(engine: Engine) -> None:
 def on_postgresql(session: Session) -> bool:
     """Whether the session's database is PostgreSQL (upserts and row locks differ by dialect)."""
     return session.get_bind().dialect.name == "postgresql"
+
+
+# PostgreSQL's "run the transaction again" errors: deadlock_detected, serialization_failure.
+RETRY_SQLSTATES = frozenset({"40P01", "40001"})
+TRANSACTION_ATTEMPTS = 3
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a driver error wrapped by SQLAlchemy (None on SQLite and others)."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None)
+
+
+def committed(session: Session, work: Callable[[], T], attempts: int = TRANSACTION_ATTEMPTS) -> T:
+    """Run ``work`` in the session's transaction and commit it; when PostgreSQL aborts
+    the transaction to break a deadlock (or a serialization conflict), roll back and
+    run ``work`` again from the start, up to ``attempts`` times in all.
+
+    Why: PostgreSQL resolves a deadlock by aborting one transaction of the cycle and
+    asks applications to retry it. The request path writes its rows in one order,
+    but the counters' triggers and a background refit writing a synset lock rows too,
+    and an annotator's page should not be lost (a 503) to the server's choice of
+    victim. ``work`` must read what it needs again (it runs in a fresh transaction)
+    and be safe to repeat, which the submit and the undo are.
+    """
+    for attempt in range(attempts):
+        try:
+            result = work()
+            session.commit()
+            return result
+        except DBAPIError as exc:
+            if sqlstate(exc) not in RETRY_SQLSTATES or attempt == attempts - 1:
+                raise
+            session.rollback()
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def describe(database_url: str) -> str:

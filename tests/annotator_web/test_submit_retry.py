@@ -1,0 +1,126 @@
+"""A submit that PostgreSQL picks as a deadlock's victim is run again, not lost.
+
+PostgreSQL breaks a deadlock by aborting one transaction of the cycle. Here a
+second connection makes a real one with a submit: it holds the page's consensus
+rows, waits until the submit (which has already counted the page on its
+annotator's row) waits for them, then asks for that annotator row. The submit's
+backend finds the cycle first (this connection's ``deadlock_timeout`` is long)
+and is aborted; the app must roll back, run the page again and answer 200 with
+every vote recorded once (``db.session.committed``). SQLite runs one writer at a
+time and has no deadlocks to retry.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, text
+
+from synset_builder.db.models import Annotator, Consensus, Vote
+from synset_builder.db.session import session_scope
+from tests.annotator_web.webtools import Web, make_web
+
+ITEMS = 6
+
+
+@pytest.fixture
+def team(settings, photos, backend: str) -> Iterator[Web]:
+    if backend != "postgresql":
+        pytest.skip("SQLite runs one writer at a time: no deadlock to retry")
+    w = make_web(settings, photos, n=ITEMS, web_grid_size=ITEMS)
+    yield w
+    w.close()
+
+
+def _page(client: TestClient) -> list[int]:
+    r = client.get("/api/tasks/next")
+    assert r.status_code == 200, r.text
+    return sorted(i["candidate_id"] for i in r.json()["items"])
+
+
+def _body(ids: list[int]) -> dict:
+    return {"votes": [{"candidate_id": c, "label": True} for c in ids], "unsure": []}
+
+
+def _votes_of(web: Web, username: str) -> int:
+    with session_scope(web.engine) as s:
+        stmt = select(func.count()).select_from(Vote).join(Annotator)
+        return s.scalar(stmt.where(Annotator.username == username))
+
+
+def _deadlocks(web: Web) -> int:
+    with web.engine.connect() as conn:
+        conn.execute(text("SELECT pg_stat_force_next_flush()"))
+        return conn.execute(
+            text("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+        ).scalar_one()
+
+
+def test_a_submit_aborted_by_a_deadlock_is_run_again(team: Web) -> None:
+    ann, bob = team.client("ann"), team.client("bob")
+    ids = _page(ann)
+    assert ann.post("/api/votes", json=_body(ids)).status_code == 200
+    assert _page(bob) == ids  # the items still need votes: bob is served the same page
+    before = _deadlocks(team)
+    answers: list = []
+    with team.engine.connect() as holder:
+        holder.execute(text("SET deadlock_timeout = '20s'"))  # the submit finds the cycle
+        locked = holder.execute(
+            select(Consensus.candidate_id).where(Consensus.candidate_id.in_(ids)).with_for_update()
+        ).all()
+        assert len(locked) == ITEMS, "ann's votes wrote no consensus rows to hold"
+        submit = threading.Thread(
+            target=lambda: answers.append(bob.post("/api/votes", json=_body(ids)))
+        )
+        submit.start()
+        waiting = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND datname = current_database()"
+        )
+        deadline = time.monotonic() + 60
+        while holder.execute(waiting).scalar() < 1:
+            assert time.monotonic() < deadline, "the submit never waited for the held rows"
+            time.sleep(0.05)
+        # The submit holds bob's row (its page count) and waits for the consensus rows.
+        holder.execute(select(Annotator.id).where(Annotator.username == "bob").with_for_update())
+        holder.rollback()
+    submit.join(timeout=120)
+    assert answers, "the submit never answered"
+    r = answers[0]
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == ITEMS
+    assert _votes_of(team, "bob") == ITEMS
+    deadline = time.monotonic() + 10
+    while _deadlocks(team) <= before:  # the statistics arrive a moment later
+        assert time.monotonic() < deadline, "no deadlock happened: the test proved nothing"
+        time.sleep(0.2)
+
+
+def test_a_submit_that_keeps_deadlocking_writes_nothing(team: Web) -> None:
+    """After the last attempt the annotator gets a 503 and no vote was half-written."""
+    with team.engine.begin() as conn:
+        conn.execute(text("CREATE SEQUENCE deadlock_tries"))
+        conn.execute(
+            text(
+                "CREATE FUNCTION always_deadlock() RETURNS trigger LANGUAGE plpgsql AS $$"
+                " BEGIN PERFORM nextval('deadlock_tries');"
+                " RAISE EXCEPTION 'test deadlock' USING ERRCODE = 'deadlock_detected'; END $$"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE TRIGGER always_deadlock BEFORE INSERT ON vote"
+                " FOR EACH STATEMENT EXECUTE FUNCTION always_deadlock()"
+            )
+        )
+    bob = team.client("bob")
+    ids = _page(bob)
+    r = bob.post("/api/votes", json=_body(ids))
+    assert r.status_code == 503, r.text
+    assert _votes_of(team, "bob") == 0
+    with team.engine.connect() as conn:  # a sequence's value outlives the rollbacks
+        assert conn.execute(text("SELECT last_value FROM deadlock_tries")).scalar_one() == 3
