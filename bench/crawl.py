@@ -8,15 +8,18 @@ README recommends for keeping the downloaded files as they are:
 ``resize_mode="no"`` with ``skip_reencode=True`` (the bytes are kept, a cv2 decode
 checks them), ``output_format="files"``, no EXIF extraction (ours stores none),
 2 processes x C/2 threads and shards sized so each process gets two and none is
-respawned. Its settings are printed with the result. Ours: a C-thread pool,
-per-host cap C, a Pillow decode of every file (JPEG at 1/8 scale, every scan
+respawned. Its settings are printed with the result. Ours: 2 worker processes x
+C/2 threads (``CrawlConfig.processes``; ``--processes 1`` runs the one-process
+C-thread pool), per-host cap C in all, a Pillow decode of every file (JPEG at 1/8 scale, every scan
 entropy-decoded), content addressing with rename and one syncfs per batch before
 its commit, and every candidate with its provenance in a SQLite database.
 
 Only the download call is timed. img2dataset starts its process pool inside
-``download()``; the default 12,000 URLs amortise that, and a run over one URL
-per process measures it and is printed beside the result. CPU per image is
-user + sys of each tool's whole process tree; peak RSS is sampled over it.
+``download()`` and ours starts its workers inside ``crawl()``; the default 12,000
+URLs amortise both, and a run over one URL per process measures img2dataset's and
+is printed beside the result. CPU per image is user + sys of each tool's whole
+process tree; peak RSS is sampled over it. ``--runs N`` repeats the pair, the
+order alternating, so a load that rises during a run does not favour one tool.
 
     .venv/bin/python bench/crawl.py            # 12,000 URLs
     .venv/bin/python bench/crawl.py --quick    # 600 URLs (start-up weighs more: not a headline)
@@ -56,7 +59,7 @@ OURS = textwrap.dedent(
     from sqlalchemy import func, select
 
     work, urls, conc = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-    wnids = json.loads(sys.argv[4])
+    wnids, processes = json.loads(sys.argv[4]), int(sys.argv[5])
     db = f"sqlite:///{work / 'synset.db'}"
     migrate.upgrade(db)
     settings = Settings(database_url=db, data_dir=work / "data", allow_private_networks=True)
@@ -65,7 +68,9 @@ OURS = textwrap.dedent(
         for w in wnids:
             s.add(Synset(wnid=w, name=w, lemmas=[w], target=True))
     fetch = FetchConfig(user_agent="synset-bench", per_host=conc, allow_private=True, retries=0)
-    cfg = CrawlConfig(fetch=fetch, per_synset=10**6, concurrency=conc, progress=False)
+    cfg = CrawlConfig(
+        fetch=fetch, per_synset=10**6, concurrency=conc, progress=False, processes=processes
+    )
     import resource
     def used():
         return sum(
@@ -176,14 +181,62 @@ def peer_settings(n: int, concurrency: int, processes: int = 2) -> dict[str, obj
     }
 
 
+def _pair(
+    tmp: Path, urls: list[str], names: list[str], args: argparse.Namespace, first: str
+) -> dict[str, dict[str, float]]:
+    """One run of each tool on the same URLs, ``first`` first; each in a fresh folder."""
+    n = len(urls)
+    wnids = [f"n{9000000 + k:08d}" for k in range((n + len(names) - 1) // len(names))]
+    results = {}
+    order = ("img2dataset", "synset-builder")
+    for tool in order if first == order[0] else order[::-1]:
+        work = Path(tempfile.mkdtemp(prefix=tool + "-", dir=tmp))
+        if tool == "img2dataset":
+            (work / "urls.txt").write_text("\n".join(urls) + "\n")
+            settings = json.dumps(peer_settings(n, args.concurrency))
+            results[tool] = run_tool(THEIRS, [str(work), str(work / "urls.txt"), settings])
+        else:
+            # One synset per pass over the photos, so every URL is its own candidate row.
+            rows = [f"{wnids[i // len(names)]},{u}" for i, u in enumerate(urls)]
+            (work / "urls.csv").write_text("wnid,url\n" + "\n".join(rows) + "\n")
+            argv = [str(work / "urls.csv"), str(args.concurrency), json.dumps(wnids)]
+            results[tool] = run_tool(OURS, [str(work), *argv, str(args.processes)])
+        for r in results.values():
+            r["rate"] = r["ok"] / r["seconds"]
+    return results
+
+
+def _report(results: dict[str, dict[str, float]], startup: dict[str, float]) -> float:
+    """Print one pair's lines; the ratio of images per second, ours over theirs."""
+    for tool, r in results.items():
+        inside = (
+            f", {1000 * r['timed_cpu'] / r['ok']:.2f} in the timed call" if "timed_cpu" in r else ""
+        )
+        print(
+            f"  {tool:15s} {r['ok']:5d} ok in {r['seconds']:6.2f} s = {r['rate']:6.1f} images/s, "
+            f"{1000 * r['cpu'] / r['ok']:.2f} ms CPU/image (whole tree{inside}), "
+            f"peak RSS {r['rss_mb']:.0f} MB per process ({r['tree_rss_mb']:.0f} MB tree)"
+        )
+    theirs, ours = results["img2dataset"], results["synset-builder"]
+    ratio = ours["rate"] / theirs["rate"]
+    print(f"  ratio synset-builder / img2dataset: {ratio:.2f}x")
+    rest = theirs["seconds"] - startup["seconds"]
+    if rest > startup["seconds"]:
+        warm_cpu = 1000 * (theirs["cpu"] - startup["cpu"]) / theirs["ok"]
+        print(f"  against img2dataset less its start-up: {ours['rate'] * rest / theirs['ok']:.2f}x,"
+              f" its CPU {warm_cpu:.2f} ms/image")  # fmt: skip
+    return ratio
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--urls", type=int, default=12_000)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--processes", type=int, default=2, help="ours: download processes")
+    parser.add_argument("--runs", type=int, default=1, help="pairs, the order alternating")
     parser.add_argument("--quick", action="store_true", help="600 URLs")
     args = parser.parse_args()
     n = 600 if args.quick else args.urls
-    load_before = os.getloadavg()
 
     parent, child = mp.Pipe()
     server = mp.Process(target=_serve, args=(child,), daemon=True)
@@ -193,10 +246,15 @@ def main() -> None:
         f"http://127.0.0.1:{port}/u/{i // len(names)}/photos/{names[i % len(names)]}"
         for i in range(n)
     ]
-    # Ours: one synset per pass over the photos, so every URL is its own candidate row.
-    wnids = [f"n{9000000 + k:08d}" for k in range((n + len(names) - 1) // len(names))]
     settings = peer_settings(n, args.concurrency)
-    results = {}
+    print(
+        f"{n} URLs of real photos on 127.0.0.1, {args.concurrency} connections, "
+        f"{os.cpu_count()} cores"
+    )
+    print(f"  img2dataset settings: {json.dumps(settings)}")
+    print(f"  ours: {args.processes} process(es) x {-(-args.concurrency // args.processes)} "
+          f"threads, per-host {args.concurrency} in all; {OURS_MORE}")  # fmt: skip
+    ratios = []
     try:
         with tempfile.TemporaryDirectory(prefix="bench-crawl-") as tmp:
             # img2dataset's start-up alone: one URL per process.
@@ -206,55 +264,21 @@ def main() -> None:
             (work / "urls.txt").write_text("\n".join(few) + "\n")
             small = peer_settings(len(few), args.concurrency)
             startup = run_tool(THEIRS, [str(work), str(work / "urls.txt"), json.dumps(small)])
-            for tool in ("img2dataset", "synset-builder"):
-                work = Path(tmp) / tool
-                work.mkdir()
-                if tool == "img2dataset":
-                    (work / "urls.txt").write_text("\n".join(urls) + "\n")
-                    argv = [str(work), str(work / "urls.txt"), json.dumps(settings)]
-                    results[tool] = run_tool(THEIRS, argv)
-                else:
-                    rows = [f"{wnids[i // len(names)]},{u}" for i, u in enumerate(urls)]
-                    (work / "urls.csv").write_text("wnid,url\n" + "\n".join(rows) + "\n")
-                    argv = [
-                        str(work),
-                        str(work / "urls.csv"),
-                        str(args.concurrency),
-                        json.dumps(wnids),
-                    ]
-                    results[tool] = run_tool(OURS, argv)
+            print(f"  img2dataset start-up (a {len(few)}-URL run): {startup['seconds']:.2f} s "
+                  f"wall, {startup['cpu']:.2f} CPU-s")  # fmt: skip
+            for run in range(args.runs):
+                first = ("img2dataset", "synset-builder")[run % 2]
+                before = os.getloadavg()[0]
+                results = _pair(Path(tmp), urls, names, args, first)
+                print(f"run {run + 1} ({first} first), load average {before:.1f} -> "
+                      f"{os.getloadavg()[0]:.1f}")  # fmt: skip
+                ratios.append(_report(results, startup))
     finally:
         parent.send("stop")
         server.join(5)
-
-    print(
-        f"{n} URLs of real photos on 127.0.0.1, {args.concurrency} connections, "
-        f"{os.cpu_count()} cores, load average {load_before} before, {os.getloadavg()} after"
-    )
-    print(f"  img2dataset settings: {json.dumps(settings)}")
-    print(f"  img2dataset start-up (a {len(few)}-URL run): {startup['seconds']:.2f} s wall, "
-          f"{startup['cpu']:.2f} CPU-s")  # fmt: skip
-    for tool, r in results.items():
-        rate = r["ok"] / r["seconds"]
-        r["rate"] = rate
-        inside = (
-            f", {1000 * r['timed_cpu'] / r['ok']:.1f} in the timed call" if "timed_cpu" in r else ""
-        )
-        print(
-            f"  {tool:15s} {r['ok']:5d} ok in {r['seconds']:6.2f} s = {rate:6.1f} images/s, "
-            f"{1000 * r['cpu'] / r['ok']:.2f} ms CPU/image (whole tree{inside}), "
-            f"peak RSS {r['rss_mb']:.0f} MB per process ({r['tree_rss_mb']:.0f} MB tree)"
-        )
-    theirs, ours = results["img2dataset"], results["synset-builder"]
-    ratio = ours["rate"] / theirs["rate"]
-    print(f"  ratio synset-builder / img2dataset: {ratio:.2f}x; {OURS_MORE}")
-    rest = theirs["seconds"] - startup["seconds"]
-    if rest > startup["seconds"]:
-        warm_cpu = 1000 * (theirs["cpu"] - startup["cpu"]) / theirs["ok"]
-        print(f"  against img2dataset less its start-up: {ours['rate'] * rest / theirs['ok']:.2f}x,"
-              f" its CPU {warm_cpu:.2f} ms/image")  # fmt: skip
-    else:
-        print("  img2dataset's start-up is most of its run here: use --urls 12000 or more")
+    ratios.sort()
+    print(f"ratios over {len(ratios)} run(s): {', '.join(f'{r:.2f}x' for r in ratios)}; "
+          f"median {ratios[len(ratios) // 2]:.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

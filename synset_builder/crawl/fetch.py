@@ -20,10 +20,11 @@ import ctypes
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
@@ -32,8 +33,6 @@ from urllib3.exceptions import TimeoutError as HTTPTimeout
 
 from synset_builder.crawl.connections import Deadlines, Target, Watch, pinned_pool_manager
 from synset_builder.crawl.guard import AddressRefused, Resolver, resolve_checked, system_resolve
-from synset_builder.crawl.sources import Hit
-from synset_builder.crawl.sources.http import retry_after
 from synset_builder.crawl.store import (
     DEFAULT_MAX_PIXELS,
     BadImage,
@@ -43,11 +42,18 @@ from synset_builder.crawl.store import (
     store_bytes,
 )
 
+if TYPE_CHECKING:
+    # Only a type here: this module must import without SQLAlchemy (the download
+    # worker processes of :mod:`synset_builder.crawl.workers` import it).
+    from synset_builder.crawl.sources import Hit
+
 ROBOTS_DENY = {"noai", "noimageai", "noindex", "noimageindex", "none"}
 _REDIRECTS = {301, 302, 303, 307, 308}
 _CHUNK = 64 * 1024
 # A socket timeout this close to the deadline counts as the deadline (clock granularity).
 _SLACK = 0.05
+# The longest any server's Retry-After is honoured, downloads and search APIs alike.
+MAX_RETRY_AFTER = 120.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,42 @@ class Failed:
 
 
 Outcome = Fetched | Failed
+
+
+class Download(NamedTuple):
+    """What one URL came to, without its hit: a stored file (``info``) or a refusal (``reason``).
+
+    The download worker processes send these back to the driver, which holds the
+    hits; a tuple pickles in a fraction of the time a hit with its provenance would.
+    """
+
+    info: ImageInfo | None
+    path: str
+    reason: str
+    detail: str
+    attempts: int
+
+    def outcome(self, hit: Hit) -> Outcome:
+        if self.info is None:
+            return Failed(hit, self.reason, self.detail, self.attempts)
+        return Fetched(hit, self.info, self.path, self.attempts)
+
+
+def retry_after(headers: Mapping[str, str], default: float) -> float:
+    """Seconds the server asked us to wait (RFC 9110: delta-seconds or a date)."""
+    value = headers.get("Retry-After", "").strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    if value:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(value).timestamp()
+        except (TypeError, ValueError):
+            return default
+        return min(max(0.0, when - time.time()), MAX_RETRY_AFTER)
+    return default
+
 
 M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 
@@ -299,18 +341,18 @@ class Fetcher:
         except OSError as exc:
             raise _Refused("unreadable", str(exc)) from exc
 
-    def _get(self, hit: Hit) -> tuple[bytes, int]:
-        """The bytes of a hit after retries (timeouts, 5xx and 429 only)."""
-        if hit.local_path:
-            return self._read_local(hit.local_path), 1
-        host = urlsplit(hit.url).hostname or ""
+    def _get(self, url: str, local_path: str | None) -> tuple[bytes, int]:
+        """The bytes of a URL after retries (timeouts, 5xx and 429 only)."""
+        if local_path:
+            return self._read_local(local_path), 1
+        host = urlsplit(url).hostname or ""
         delay = self.cfg.backoff
         attempt = 0
         while True:
             attempt += 1
             try:
                 with self._host_slot(host):
-                    return self._download(hit.url), attempt
+                    return self._download(url), attempt
             except NewConnectionError as exc:  # a subclass of urllib3's TimeoutError
                 refusal = _Refused("connection_error", str(exc)[:200], retry=True)
             except HTTPTimeout as exc:
@@ -328,20 +370,24 @@ class Fetcher:
 
     def fetch(self, hit: Hit) -> Outcome:
         """Download, validate and store one hit; every failure comes back as data."""
+        return self.download(hit.url, hit.local_path).outcome(hit)
+
+    def download(self, url: str, local_path: str | None = None) -> Download:
+        """:meth:`fetch` for a bare URL (or a local file, read in place)."""
         attempts = 1
         try:
-            data, attempts = self._get(hit)
+            data, attempts = self._get(url, local_path)
             if self.cfg.max_side:
                 data = downscale(data, self.cfg.max_side, max_pixels=self.cfg.max_pixels)
             info = inspect_image(data, max_pixels=self.cfg.max_pixels)
-            if hit.local_path and not self.cfg.max_side:
-                path = hit.local_path
+            if local_path and not self.cfg.max_side:
+                path = local_path
             else:
                 path = store_bytes(
                     self.data_dir, data, info.ext, sha256=info.sha256, durable=self.durable
                 )
         except _Refused as exc:
-            return Failed(hit, exc.reason, exc.detail, exc.attempts)
+            return Download(None, "", exc.reason, exc.detail, exc.attempts)
         except BadImage as exc:
-            return Failed(hit, exc.reason, exc.detail[:500], attempts)
-        return Fetched(hit, info, path, attempts)
+            return Download(None, "", exc.reason, exc.detail[:500], attempts)
+        return Download(info, path, "", "", attempts)

@@ -2,12 +2,15 @@
 
 Downloads are plain blocking calls (:meth:`~synset_builder.crawl.fetch.Fetcher.fetch`)
 on ``--concurrency`` threads, up to twice that many queued so no thread waits for
-the scheduler. Units are one hit each, so the synsets' downloads interleave hit by
-hit. A unit is written once it and every earlier unit of its synset are
-downloaded, so rows land in stream order; writes are batched (``commit_every``
-rows, or a second, or whenever nothing is downloading) because a commit per image
-would cost more than the image. For the same reason files are not fsynced one by
-one: each batch's files are synced at once (:func:`~synset_builder.crawl.store.sync_store`)
+the scheduler. With ``processes`` above one those threads live in worker processes
+(:mod:`synset_builder.crawl.workers`), so downloads use more than one core; the
+driver still cuts the units and writes every row. Units are one hit each, so the
+synsets' downloads interleave hit by hit. A unit is written once it and every
+earlier unit of its synset are downloaded, so rows land in stream order; writes
+are batched (``commit_every`` rows, or a second, or whenever nothing is
+downloading) because a commit per image would cost more than the image. For the
+same reason files are not fsynced one by one: each batch's files are synced at
+once (:func:`~synset_builder.crawl.store.sync_store`)
 before the commit of the rows that name them.
 """
 
@@ -24,10 +27,14 @@ from types import TracebackType
 from sqlalchemy.orm import Session
 
 from synset_builder.crawl import records
-from synset_builder.crawl.fetch import Failed, Fetched, Fetcher, Outcome, bound_heap
+from synset_builder.crawl.fetch import Download, Failed, Fetched, Fetcher, Outcome, bound_heap
 from synset_builder.crawl.plan import CrawlConfig
 from synset_builder.crawl.run import Lane, Statuses, Unit
 from synset_builder.crawl.store import sync_store
+from synset_builder.crawl.workers import DownloadWorkers, WorkerFailed
+
+# A download back from a thread or a worker: its unit, its index there, what it came to.
+Arrival = tuple["_Sent", int, Outcome | BaseException]
 
 
 @dataclass(eq=False)
@@ -50,12 +57,20 @@ class LocalExecutor:
         self.session = session
         self.cfg = cfg
         self.data_dir = data_dir
-        self.fetcher = Fetcher(cfg.fetch, data_dir, durable=False)
-        self.pool = ThreadPoolExecutor(cfg.concurrency, thread_name_prefix="fetch")
+        self.workers: DownloadWorkers | None = None
+        self.pool: ThreadPoolExecutor | None = None
+        if cfg.processes > 1:
+            self.workers = DownloadWorkers(cfg.fetch, data_dir, cfg.processes, cfg.concurrency)
+            # token -> the unit and index a worker's download belongs to
+            self.tokens: dict[int, tuple[_Sent, int]] = {}
+            self.next_token = 0
+        else:
+            self.fetcher = Fetcher(cfg.fetch, data_dir, durable=False)
+            self.pool = ThreadPoolExecutor(cfg.concurrency, thread_name_prefix="fetch")
         self.max_downloads = 2 * cfg.concurrency
         self.downloading = 0
-        # Workers hand back (unit, index, outcome) here: O(1) per download, unlike wait().
-        self.results: SimpleQueue[tuple[_Sent, int, Outcome | BaseException]] = SimpleQueue()
+        # Threads hand back (unit, index, outcome) here: O(1) per download, unlike wait().
+        self.results: SimpleQueue[Arrival] = SimpleQueue()
         self.lanes: dict[Lane, deque[_Sent]] = {}
         self.batch: list[_Sent] = []
         self.last_flush = time.monotonic()
@@ -66,7 +81,10 @@ class LocalExecutor:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=exc is not None)
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=exc is not None)
+        if self.workers is not None:
+            self.workers.close()
 
     def has_room(self) -> bool:
         return self.downloading < self.max_downloads
@@ -77,9 +95,14 @@ class LocalExecutor:
     def submit(self, lane: Lane, unit: Unit) -> None:
         sent = _Sent(lane, unit, [None] * len(unit.hits), len(unit.hits))
         self.lanes.setdefault(lane, deque()).append(sent)
-        for i in range(len(unit.hits)):
+        for i, hit in enumerate(unit.hits):
             self.downloading += 1
-            self.pool.submit(self._work, sent, i)
+            if self.workers is not None:
+                self.next_token += 1
+                self.tokens[self.next_token] = (sent, i)
+                self.workers.send(self.next_token, hit.url, hit.local_path)
+            else:
+                self.pool.submit(self._work, sent, i)  # type: ignore[union-attr]
 
     def _work(self, sent: _Sent, i: int) -> None:
         try:
@@ -87,15 +110,28 @@ class LocalExecutor:
         except BaseException as exc:  # a bug, not a bad URL: re-raised in the main thread
             self.results.put((sent, i, exc))
 
-    def completed(self) -> list[tuple[Lane, Unit, Statuses]]:
-        if self.downloading:
+    def _arrivals(self) -> list[Arrival]:
+        """Downloads done since the last call, waiting up to half a second for one."""
+        if self.workers is None:
             try:
                 got = [self.results.get(timeout=0.5)]
                 while not self.results.empty():
                     got.append(self.results.get_nowait())
             except Empty:
                 got = []
-            for sent, i, outcome in got:
+            return got
+        arrivals: list[Arrival] = []
+        for token, result in self.workers.receive(timeout=0.5):
+            sent, i = self.tokens.pop(token)
+            if isinstance(result, Download):
+                arrivals.append((sent, i, result.outcome(sent.unit.hits[i])))
+            else:
+                arrivals.append((sent, i, WorkerFailed(f"bug in a download worker:\n{result}")))
+        return arrivals
+
+    def completed(self) -> list[tuple[Lane, Unit, Statuses]]:
+        if self.downloading:
+            for sent, i, outcome in self._arrivals():
                 self.downloading -= 1
                 if isinstance(outcome, BaseException):
                     raise outcome

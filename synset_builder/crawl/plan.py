@@ -35,6 +35,9 @@ class CrawlConfig:
     refill: bool = False
     commit_every: int = 256
     progress: bool = True
+    # Above 1, a local crawl downloads in that many worker processes
+    # (:mod:`synset_builder.crawl.workers`), ``concurrency`` threads among them.
+    processes: int = 1
 
 
 @dataclass(frozen=True)

@@ -26,15 +26,17 @@ import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image as PILImage
 from PIL import ImageOps
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-from synset_builder.db.models import Image
 from synset_builder.errors import SynsetError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from synset_builder.db.models import Image
 
 TMP_DIR = "tmp"
 # Temp names: pid (for sweep_temp), thread and a counter make them unique; O_EXCL checks.
@@ -280,8 +282,15 @@ def add_image(
 ) -> Image:
     """Validate, store and register ``data``; the existing row if these bytes are known.
 
-    Raises :class:`BadImage` for anything that is not a whole image.
+    Raises :class:`BadImage` for anything that is not a whole image. The database
+    layer is imported here, not at the top: the crawl's download worker processes
+    import this module and must start without SQLAlchemy.
     """
+    from sqlalchemy import select
+    from sqlalchemy.exc import IntegrityError
+
+    from synset_builder.db.models import Image
+
     info = inspect_image(data, max_pixels=max_pixels)
     existing = session.scalar(select(Image).where(Image.sha256 == info.sha256))
     if existing is not None:

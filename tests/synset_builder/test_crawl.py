@@ -35,8 +35,9 @@ def private_ok(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYNSET_ALLOW_PRIVATE_NETWORKS", "1")
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 def test_every_bad_case_is_a_failure_row_with_its_reason(
-    settings, db, server, tmp_path, private_ok
+    settings, db, server, tmp_path, private_ok, processes: int
 ) -> None:
     add_target(db, "n01440764", "tench")
     name = server.names[0]
@@ -59,6 +60,7 @@ def test_every_bad_case_is_a_failure_row_with_its_reason(
         # 1.5 s: well under /slow.jpg's 3 s, and not so short that a 404 from a busy
         # machine's server times out (at 0.5 s it did, under a load average of 8).
         fetch={"read_timeout": 1.5, "retries": 1, "max_bytes": 1_000_000, "allow_private": True},
+        processes=processes,
     )
     fails = {f.url.removeprefix(server.url("")): f for f in db.scalars(select(FetchFailure))}
     assert {p: f.reason for p, f in fails.items()} == bad
@@ -79,10 +81,13 @@ def test_every_bad_case_is_a_failure_row_with_its_reason(
         assert (settings.data_dir / image.path).is_file()
 
 
-def test_guard_refuses_loopback_without_asking_it(settings, db, server, tmp_path) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+def test_guard_refuses_loopback_without_asking_it(
+    settings, db, server, tmp_path, processes: int
+) -> None:
     add_target(db, "n01440764", "tench")
     urls = url_list(tmp_path / "u.csv", [("n01440764", server.url("/photos/" + server.names[0]))])
-    run_crawl(settings, [f"urls:{urls}"])
+    run_crawl(settings, [f"urls:{urls}"], processes=processes)
     assert [f.reason for f in db.scalars(select(FetchFailure))] == ["private_address"]
     assert sum(server.requests.values()) == 0
     assert db.scalars(select(Candidate)).all() == []
@@ -178,7 +183,8 @@ def test_max_side_stores_a_downscaled_copy(settings, db, server, tmp_path) -> No
     assert len(stored) == image.bytes < len(server.photos[server.names[2]])
 
 
-def test_per_host_cap_bounds_connections_to_one_host(settings, db, tmp_path) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+def test_per_host_cap_bounds_connections_to_one_host(settings, db, tmp_path, processes) -> None:
     add_target(db, "n01440764", "tench")
     with PhotoServer(delay=0.05) as slow:
         rows = [("n01440764", slow.url(f"/u/{i}/photos/{slow.names[0]}")) for i in range(12)]
@@ -188,18 +194,21 @@ def test_per_host_cap_bounds_connections_to_one_host(settings, db, tmp_path) -> 
             [f"urls:{urls}"],
             fetch={"allow_private": True, "per_host": 2},
             concurrency=8,
+            processes=processes,
         )
         assert slow.max_active <= 2
     assert len(db.scalars(select(Candidate)).all()) == 12
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 def test_every_committed_image_file_was_synced_before_its_commit(
-    settings, db, server, tmp_path, private_ok, monkeypatch: pytest.MonkeyPatch
+    settings, db, server, tmp_path, private_ok, monkeypatch: pytest.MonkeyPatch, processes: int
 ) -> None:
     """The local crawl does not fsync file by file: a batch's sync must precede its commit.
 
     Each sync notes the files present before it (those it made durable); each commit
-    checks that every image row it makes durable names one of them.
+    checks that every image row it makes durable names one of them. With worker
+    processes the files are written there and synced by the driver.
     """
     add_target(db, "n01440764", "tench")
     db.commit()
@@ -227,6 +236,7 @@ def test_every_committed_image_file_was_synced_before_its_commit(
             [f"urls:{urls}"],
             fetch={"allow_private": True},
             commit_every=16,
+            processes=processes,
         )
     finally:
         event.remove(Session, "before_commit", before_commit)

@@ -8,17 +8,16 @@ private-address guard and byte caps; API roots are configured by the curator
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import requests
 
 from synset_builder import __version__
 from synset_builder.config import Settings
+from synset_builder.crawl.fetch import retry_after
 from synset_builder.crawl.sources import SourceError
 
 MAX_TRIES = 4
-MAX_RETRY_AFTER = 120.0
 
 
 def user_agent(settings: Settings) -> str:
@@ -31,22 +30,6 @@ def api_session(settings: Settings) -> requests.Session:
     session.headers["User-Agent"] = user_agent(settings)
     session.headers["Accept"] = "application/json"
     return session
-
-
-def retry_after(headers: Mapping[str, str], default: float) -> float:
-    """Seconds the server asked us to wait (RFC 9110: delta-seconds or a date)."""
-    value = headers.get("Retry-After", "").strip()
-    if value.isdigit():
-        return min(float(value), MAX_RETRY_AFTER)
-    if value:
-        from email.utils import parsedate_to_datetime
-
-        try:
-            when = parsedate_to_datetime(value).timestamp()
-        except (TypeError, ValueError):
-            return default
-        return min(max(0.0, when - time.time()), MAX_RETRY_AFTER)
-    return default
 
 
 def get_json(
