@@ -113,14 +113,10 @@ class Settings(BaseSettings):
     consensus_requeue_votes: int = Field(default=3, ge=1)
     # The web app refits the model by itself (a `synset consensus` in a child process,
     # one at a time across all its processes) once this many votes arrived since the
-    # last refit; 0 never. A refit replays every vote, so its cost grows with the
-    # project: 5,000 refits a small team's project every few hundred pages while skills
-    # and priors still move, and at ImageNet scale (minutes a refit) it keeps at most
-    # one background refit running instead of one per few seconds of voting. Off by
-    # default for now: on PostgreSQL under heavy voting (thousands of votes a second)
-    # submits running beside a refit met deadlocks and some answered 503 (see
-    # docs/consensus.md); 5,000 is the value to try on a small team's project.
-    consensus_refit_votes: int = Field(default=0, ge=0)
+    # last refit (and a tenth as many as it saw); 0 never. 5,000 refits a small team's
+    # project every few hundred pages while skills and priors still move; at ImageNet
+    # scale a refit takes minutes and at most one runs, at most half the time.
+    consensus_refit_votes: int = Field(default=5000, ge=0)
     # Crowd platforms: /join?worker=ID&study=KEY works only when the key is set.
     crowd_study_key: str | None = None
     crowd_pages: int = Field(default=10, ge=1)

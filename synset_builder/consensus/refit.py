@@ -18,6 +18,11 @@ the model is refitted. The web app therefore starts one by itself once
   the transaction that writes the decisions. The server thread that started it
   waits for it, touches the row's heartbeat, and marks it ``failed`` with the
   child's last line of error output if it exits any other way.
+* Due means ``consensus_refit_votes`` new votes and a tenth as many new votes as
+  the last refit saw (``GROWTH``): a refit replays every vote, so a fixed interval
+  would make their total cost grow with the square of the project. A refit that
+  took over ``SLOW`` is also not due before as long again has passed since it
+  ended, so refits hold a core at most half the time.
 * A running row whose heartbeat stopped (its server died) is marked ``failed``
   as abandoned by the next check, and the next refit can start. So does the
   next one after a failure: due again ``consensus_refit_votes`` votes after the
@@ -44,6 +49,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     String,
+    and_,
     bindparam,
     event,
     func,
@@ -66,18 +72,26 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 30.0
 STALE = timedelta(minutes=10)
 # Refits slower than this are spaced out (see claim); quicker ones cost too little.
-SLOW = timedelta(minutes=1)
+SLOW = timedelta(seconds=10)
+# A refit replays every vote, so besides ``consensus_refit_votes`` new votes one also
+# waits for a tenth as many new votes as the last one saw: refits then come at
+# geometric steps, and all of a project's refits together cost a fixed multiple of
+# one pass over its votes instead of growing with the square of its size.
+GROWTH = 10
 DETAIL = 500  # the column's size
 
 _T = ConsensusRefit.__table__
 
 
 def _claim_statement() -> Executable:
-    """Insert a running row if ``every`` vote ids arrived since the last refit's."""
+    """Insert a running row if ``every`` vote ids, and a tenth of the last refit's,
+    arrived since the last refit's."""
     now = bindparam("now", type_=DateTime(timezone=True))
     seen = select(func.coalesce(func.max(Vote.id), 0).label("n")).subquery()
     last = select(ConsensusRefit.votes_seen).order_by(ConsensusRefit.id.desc()).limit(1)
-    due = seen.c.n - func.coalesce(last.scalar_subquery(), 0) >= bindparam("every")
+    before = func.coalesce(last.scalar_subquery(), 0)
+    new = seen.c.n - before
+    due = and_(new >= bindparam("every"), new * GROWTH >= before)
     rows = select(now, now, seen.c.n, literal("running", String), bindparam("who", type_=String))
     return (
         insert(_T)

@@ -222,6 +222,24 @@ def test_a_refit_waits_as_long_as_the_last_one_took(web: Web) -> None:
     assert claim(web.engine, 1) is not None
 
 
+def test_refits_come_at_geometric_steps_of_the_votes(web: Web) -> None:
+    """Besides ``every`` new votes, a refit waits for a tenth as many new votes as the
+    last one saw: each replays every vote, so a fixed step would cost quadratically."""
+    with session_scope(web.engine) as s:
+        s.add(Vote(id=1000, candidate_id=web.seeded.candidate_ids[0], annotator_id=1,
+                   answer=True, created_at=datetime.now(UTC)))  # fmt: skip
+        s.execute(
+            insert(ConsensusRefit).values(
+                started_at=datetime.now(UTC) - timedelta(hours=2),
+                finished_at=datetime.now(UTC) - timedelta(hours=2, seconds=-1),
+                votes_seen=951, status="done")
+        )  # fmt: skip
+    assert claim(web.engine, 1) is None  # 49 new votes, under a tenth of 951
+    with session_scope(web.engine) as s:
+        s.execute(update(ConsensusRefit).values(votes_seen=909))
+    assert claim(web.engine, 1) is not None  # 91 new votes: a tenth of 909 and more
+
+
 def test_refits_are_off_at_zero(settings: Settings, photos: list[Path]) -> None:
     w = make_web(settings, photos, n=12, consensus_refit_votes=0)
     try:
