@@ -14,6 +14,7 @@ from annotator_web.deps import PageCurator, SessionDep, check_csrf
 from annotator_web.stats import annotator_page, open_reports, synset_page, votes_csv
 from annotator_web.tasks import now_utc
 from synset_builder.accounts import set_disabled as set_disabled_account
+from synset_builder.consensus.refit import last_refits
 from synset_builder.db.models import Annotator, Report, Synset
 from synset_builder.errors import NotFound
 from synset_builder.gold import set_gold
@@ -82,6 +83,7 @@ def dashboard(
             "annotators": people.rows,
             "reports": open_reports(session),
             "audit": pooled_now(session),  # issue 22: measured, beside the model's belief
+            "refit": next(iter(last_refits(session, 1)), None),
             "note": note,
         },
     )

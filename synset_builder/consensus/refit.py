@@ -156,7 +156,7 @@ def finish(conn_or_session: Session | Engine, refit_id: int, status: str, detail
 
 
 def last_refits(session: Session, limit: int = 1) -> list[dict[str, object]]:
-    """The latest refits, newest first, for curators (CLI)."""
+    """The latest refits, newest first, for curators (CLI and dashboard)."""
     rows = session.scalars(
         select(ConsensusRefit).order_by(ConsensusRefit.id.desc()).limit(limit)
     ).all()

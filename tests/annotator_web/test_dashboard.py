@@ -9,7 +9,14 @@ import re
 from PIL import Image as PILImage
 from sqlalchemy import select
 
-from synset_builder.db.models import Annotator, AnnotatorQuality, Consensus, Gold, Synset
+from synset_builder.db.models import (
+    Annotator,
+    AnnotatorQuality,
+    Consensus,
+    ConsensusRefit,
+    Gold,
+    Synset,
+)
 from synset_builder.db.session import session_scope
 from tests.annotator_web.webtools import Web, csrf_of
 
@@ -76,6 +83,18 @@ def test_dashboard_shows_why_an_annotator_was_excluded(web: Web) -> None:
     assert reason in web.client("cur").get("/dashboard").text
     page = web.client("ann").get("/task").text
     assert "No more tasks" in page and reason in page
+
+
+def test_dashboard_says_when_the_model_was_last_refitted(web: Web) -> None:
+    cur = web.client("cur")
+    assert "No refit of the model yet" in cur.get("/dashboard").text
+    with session_scope(web.engine) as s:
+        s.add(ConsensusRefit(votes_seen=40, status="failed", detail="killed by SIGKILL"))
+        s.add(ConsensusRefit(votes_seen=977, status="running"))
+    line = re.search(r'<p id="model-refit"[^>]*>(.*?)</p>', cur.get("/dashboard").text, re.S)
+    assert line, "no refit line on the dashboard"
+    assert "running" in line.group(1) and "votes up to id 977" in line.group(1)
+    assert "SIGKILL" not in line.group(1)  # the newest refit, not an older one
 
 
 def test_curator_sets_goals_and_marks_gold(web: Web) -> None:
