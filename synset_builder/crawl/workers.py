@@ -46,7 +46,6 @@ Result = tuple[int, Download | str]
 # How long a worker waits to fill a batch after its first result; results are in
 # flight by the hundred, so this costs no throughput and saves the driver wake-ups.
 LINGER = 0.005
-BATCH = 64
 
 
 class WorkerFailed(RuntimeError):
@@ -146,16 +145,18 @@ def _fetch_loop(fetcher: Fetcher, todo: SimpleQueue[Job | None], done: SimpleQue
 
 
 def _send_loop(out: Connection, done: SimpleQueue[Result]) -> None:
-    """Send results in batches: the first one, and what else comes within ``LINGER``."""
+    """Send results in batches: the first one, and what else came ``LINGER`` after it.
+
+    One sleep, not a wait per result: this thread wakes once per batch.
+    """
     while True:
         batch = [done.get()]
-        until = time.monotonic() + LINGER
-        while len(batch) < BATCH:
-            left = until - time.monotonic()
-            try:
-                batch.append(done.get(timeout=left) if left > 0 else done.get_nowait())
-            except Empty:
-                break
+        time.sleep(LINGER)
+        try:
+            while True:
+                batch.append(done.get_nowait())
+        except Empty:
+            pass
         out.send_bytes(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL))
 
 
