@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     # Clean stage (synset clean): quality thresholds and near-duplicate search.
     clean_min_side: int = Field(default=100, ge=0)
     clean_max_aspect: float = Field(default=4.0, ge=1.0)
-    clean_min_sharpness: float = Field(default=100.0, ge=0.0)
+    clean_min_sharpness: float = Field(default=1.5, ge=0.0)
     clean_min_spread: float = Field(default=12.0, ge=0.0)
     clean_placeholder_synsets: int = Field(default=3, ge=2)
     # A flat background over this share of a picture makes it a placeholder.

@@ -7,8 +7,14 @@ from the workers, each committing its own batch of image ids. Both build the row
 with :func:`rows_for`, so they are the same. What depends on the whole collection
 (near-duplicate groups, representatives, conflicts) stays on the driver and runs
 once every batch is written (:mod:`synset_builder.clean.run`). A dry run writes no
-rows but keeps its fingerprints in ``DATA_DIR/fingerprints/ALGO.jsonl``
+rows but keeps its fingerprints in ``DATA_DIR/fingerprints/ALGO.vN.jsonl``
 (:func:`keep_fingerprints`), so the run that follows does not decode again.
+
+Hashes carry the version of their definition (``fingerprint.HASH_VERSION``): an
+image whose stored hashes are of another version is hashed again, like one never
+hashed, and its row replaced, so an upgraded database is rehashed by the next
+``synset clean`` (resumably: each committed batch is done) and never compares hashes
+of two definitions.
 """
 
 from __future__ import annotations
@@ -21,11 +27,11 @@ from dataclasses import fields
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, exists, insert, select, update
+from sqlalchemy import ColumnElement, delete, exists, insert, select, update
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
-from synset_builder.clean.fingerprint import Fingerprint, fingerprint
+from synset_builder.clean.fingerprint import HASH_VERSION, Fingerprint, fingerprint
 from synset_builder.clean.quality import CleanConfig, verdict
 from synset_builder.db.models import Image, ImageHash
 from synset_builder.db.session import session_scope
@@ -47,8 +53,15 @@ def image_file(data_dir: Path, path: str) -> Path:
 
 
 def pending(cfg: CleanConfig) -> ColumnElement[bool]:
-    """Images never looked at, or never hashed with this algorithm (unreadable ones aside)."""
-    hashed = exists().where(ImageHash.image_id == Image.id, ImageHash.algo == cfg.hash)
+    """Images never looked at, or without this algorithm's hashes of the current version.
+
+    Unreadable ones aside: they have no hashes and are not decoded again.
+    """
+    hashed = exists().where(
+        ImageHash.image_id == Image.id,
+        ImageHash.algo == cfg.hash,
+        ImageHash.version == HASH_VERSION,
+    )
     unreadable = Image.quality_reason.is_not(None) & Image.quality_reason.startswith("unreadable")
     return Image.quality.is_(None) | (~hashed & ~unreadable)
 
@@ -61,7 +74,13 @@ def is_missing(fp: Fingerprint) -> bool:
 def rows_for(
     image_id: int, quality: str | None, fp: Fingerprint, cfg: CleanConfig
 ) -> tuple[Row | None, Row | None]:
-    """The image update and the image_hash row one fingerprint gives (None: nothing)."""
+    """The image update and the image_hash row one fingerprint gives (None: nothing).
+
+    An image judged before (rehashed for another algorithm or hash version) keeps
+    its verdict, a decision already explained; its measured facts (sharpness,
+    greyscale) are those of the current fingerprint, so that choosing the best copy
+    of a duplicate group compares like with like.
+    """
     if is_missing(fp):
         return None, None
     update_row: Row = {"id": image_id}
@@ -70,20 +89,21 @@ def rows_for(
         reason = verdict(fp, cfg)
         update_row["quality"] = "ok" if reason is None else "rejected"
         update_row["quality_reason"] = reason
-        if fp.error is None:
-            update_row["greyscale"] = fp.greyscale
-            update_row["sharpness"] = fp.sharpness
     if fp.error is None:
+        update_row["greyscale"] = fp.greyscale
+        update_row["sharpness"] = fp.sharpness
         full, crop90, crop80, mirror = fp.hashes
-        hash_row = {"image_id": image_id, "algo": cfg.hash, "full": full,
-                    "crop90": crop90, "crop80": crop80, "mirror": mirror}  # fmt: skip
+        hash_row = {"image_id": image_id, "algo": cfg.hash, "version": HASH_VERSION,
+                    "full": full, "crop90": crop90, "crop80": crop80,
+                    "mirror": mirror}  # fmt: skip
         if cfg.hash == "phash":
             update_row["phash"] = full
     return (update_row if len(update_row) > 1 else None), hash_row
 
 
 def kept_file(data_dir: Path, algo: str) -> Path:
-    return data_dir / "fingerprints" / f"{algo}.jsonl"
+    """Per hash version: a dry run's fingerprints of an older version are not reused."""
+    return data_dir / "fingerprints" / f"{algo}.v{HASH_VERSION}.jsonl"
 
 
 def read_kept(data_dir: Path, algo: str) -> dict[str, Fingerprint]:
@@ -140,12 +160,23 @@ def keep_fingerprints(data_dir: Path, algo: str, found: list[tuple[str, Fingerpr
 
 
 def write_rows(session: Session, updates: list[Row], hashes: list[Row]) -> None:
-    """Bulk-write one batch; rows are grouped by key set, as bulk UPDATE needs."""
+    """Bulk-write one batch; rows are grouped by key set, as bulk UPDATE needs.
+
+    Hash rows replace those of an older version (deleted first: one statement, and
+    the same on SQLite and PostgreSQL).
+    """
     by_keys: dict[tuple[str, ...], list[Row]] = defaultdict(list)
     for row in updates:
         by_keys[tuple(sorted(row))].append(row)
     for rows in by_keys.values():
         session.execute(update(Image), rows)
+    by_algo: dict[object, list[object]] = defaultdict(list)
+    for row in hashes:
+        by_algo[row["algo"]].append(row["image_id"])
+    for algo, ids in by_algo.items():
+        session.execute(
+            delete(ImageHash).where(ImageHash.algo == algo, ImageHash.image_id.in_(ids))
+        )
     if hashes:
         session.execute(insert(ImageHash), hashes)
 

@@ -4,13 +4,16 @@ Decoding dominates the cost of cleaning, so every image is opened once, decoded 
 reduced size (Pillow's ``draft`` makes libjpeg skip most of the work for JPEGs),
 and that small copy gives the perceptual hashes (the full picture, central 90% and
 80% crops, the mirror image) and the quality measurements (sharpness, pixel
-spread, greyscale). Images are spread over worker processes, because hashing is
-CPU-bound Python and C calls. A file that cannot be read is a result with an
-error, never an exception: one corrupt download must not stop a run.
+spread, greyscale, flat background). The decode is most of the time, so what
+follows it is a few small numpy calls (see :func:`_phashes`). Images are spread
+over worker processes, because hashing is CPU-bound Python and C calls. A file
+that cannot be read is a result with an error, never an exception: one corrupt
+download must not stop a run.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -19,21 +22,29 @@ from pathlib import Path
 
 import imagehash
 import numpy as np
-import scipy.fft
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from synset_builder.clean import quality_kernels
 from synset_builder.distributed import BatchRunner
 
 # Long side of the copy everything is measured and hashed on. pHash looks at 32x32
-# anyway, and decoding at 1/4 or 1/8 scale is what makes hashing fast; blur is
-# still plain at this size (thresholds in quality.py are set for it).
-WORKING_SIDE = 128
+# anyway, and a JPEG decoded at 1/8 scale (most photos: 40-64 px a side) is what
+# makes hashing fast; blur is still plain at this size (thresholds in quality.py
+# are set for it).
+WORKING_SIDE = 64
+# What the stored hashes mean; stored beside them (``image_hash.version``). Version
+# 1: a 1/4-scale decode, 8-bit pixels; 2: a 1/8-scale decode, float pixels (both
+# with imagehash's Lanczos resize). Bump it whenever a change moves hashes, so
+# ``synset clean`` rehashes what an older version wrote instead of comparing them.
+HASH_VERSION = 2
 # Channel difference (0-255) under which an RGB picture is treated as grey.
 _GREY_TOLERANCE = 6.0
 # Channel difference (0-255) within which a pixel belongs to a flat background.
 _FLAT_TOLERANCE = 4
 CROPS = (0.90, 0.80)
 _MIRROR_SIGNS = np.where(np.arange(8) % 2, -1.0, 1.0)[None, None, :]
+# The 8 lowest rows of the 32-point DCT-II (scipy's unnormalised convention).
+_DCT8 = 2 * np.cos(np.pi * np.arange(8)[:, None] * (2 * np.arange(32)[None, :] + 1) / 64)
 
 Hasher = Callable[[Image.Image], imagehash.ImageHash]
 HASHERS: dict[str, Hasher] = {"phash": imagehash.phash, "dhash": imagehash.dhash}
@@ -83,76 +94,67 @@ def _central(im: Image.Image, fraction: float) -> Image.Image:
     return im.crop((dx, dy, w - dx, h - dy))
 
 
-def _laplacian_variance(grey: np.ndarray) -> float:
-    """Variance of the 4-neighbour Laplacian: low when edges are soft (blur)."""
-    if grey.shape[0] < 3 or grey.shape[1] < 3:
-        return 0.0
-    lap = 4 * grey[1:-1, 1:-1] - grey[:-2, 1:-1] - grey[2:, 1:-1] - grey[1:-1, :-2] - grey[1:-1, 2:]
-    return float(lap.var())
+def _median_rows(values: np.ndarray) -> np.ndarray:
+    """``np.median(values, axis=0)`` for a non-empty array, without its per-call checks.
 
-
-def _spread(grey: Image.Image) -> float:
-    """Distance between the 1st and 99th percentile grey levels (0 for a blank page)."""
-    cum = np.cumsum(grey.histogram())
-    if not cum[-1]:
-        return 0.0
-    low, high = np.searchsorted(cum, [0.01 * cum[-1], 0.99 * cum[-1]])
-    return float(high - low)
-
-
-def _background_share(rgb: Image.Image) -> float:
-    """Share of pixels within ``_FLAT_TOLERANCE`` of the commonest colour, on every channel.
-
-    A host's "image not found" picture is a flat background with a little text or
-    a logo: nearly all of it is one colour, give or take compression noise. Real
-    scenes, even sky, snow or a white product backdrop, shade and vary by more
-    than that over most of the frame. The commonest colour is found on a coarse
-    (16-level) grid, then refined to the median of its pixels.
+    Those checks cost more than the partition itself on these small arrays.
     """
-    arr = np.asarray(rgb, dtype=np.uint8).reshape(-1, 3)
-    if not len(arr):
-        return 0.0
-    coarse = (arr >> 4).astype(np.int16)
-    keys = (coarse[:, 0] << 8) | (coarse[:, 1] << 4) | coarse[:, 2]
-    # bincount's argmax is the smallest commonest key, as np.unique's was, in O(n).
-    top = np.bincount(keys, minlength=1 << 12).argmax()
-    ref = np.median(arr[keys == top].astype(np.int16), axis=0)
-    # |x - ref| <= t for an integer x is ceil(ref - t) <= x <= floor(ref + t): three
-    # range tests on the channel planes, far cheaper than numpy's max over a 3-wide axis.
-    low = np.clip(np.ceil(ref - _FLAT_TOLERANCE), 0, 255).astype(np.uint8)
-    high = np.clip(np.floor(ref + _FLAT_TOLERANCE), 0, 255).astype(np.uint8)
-    flat = np.ones(len(arr), dtype=bool)
-    for c in range(3):
-        channel = arr[:, c]
-        flat &= (channel >= low[c]) & (channel <= high[c])
-    return float(flat.mean())
+    n = len(values)
+    part = np.partition(values, [(n - 1) // 2, n // 2], axis=0)
+    return (part[(n - 1) // 2] + part[n // 2]) / 2
 
 
-def _is_grey(rgb: Image.Image) -> bool:
-    """At most 1% of a 64 px thumbnail has channels further apart than the tolerance."""
-    arr = np.asarray(rgb.resize((64, 64), Image.Resampling.NEAREST), dtype=np.int16)
-    r, g, b = arr[..., 0], arr[..., 1], arr[..., 2]
-    diff = np.maximum(np.maximum(abs(r - g), abs(g - b)), abs(r - b))
-    return int(np.count_nonzero(diff > _GREY_TOLERANCE)) <= diff.size // 100
+def _lanczos_weights(size: int, start: float, stop: float) -> np.ndarray:
+    """32 x ``size``: Pillow's Lanczos resize of the pixels [start, stop) to 32, as a matrix.
 
-
-def _phashes(grey: Image.Image) -> tuple[int, int, int, int]:
-    """pHash of the picture, its central crops and its mirror, bit for bit imagehash's.
-
-    Written out (imagehash's own steps: 32x32 Lanczos, 2-D DCT-II, 8x8 low
-    frequencies above their median) so the three DCTs run as one numpy call and the
-    mirror costs nothing: mirroring a row negates its odd DCT coefficients. This
-    makes hashing cheaper (docs/benchmarks.md); a test checks it still equals
-    ``imagehash.phash``.
+    The coefficients of Pillow's resampling (``precompute_coeffs`` with its
+    3-lobed Lanczos filter, stretched by the reduction), which imagehash's pHash
+    uses; here applied to float pixels, without rounding to 8 bits in between.
     """
-    views = [grey, *(_central(grey, f) for f in CROPS)]
-    pixels = np.stack(
-        [np.asarray(v.resize((32, 32), Image.Resampling.LANCZOS), np.float64) for v in views]
-    )
-    low = scipy.fft.dct(scipy.fft.dct(pixels, axis=1), axis=2)[:, :8, :8]
+    scale = (stop - start) / 32
+    stretch = max(scale, 1.0)
+    support = 3.0 * stretch
+    weights = np.zeros((32, size))
+    for i in range(32):
+        centre = start + (i + 0.5) * scale
+        lo = max(int(centre - support + 0.5), 0)
+        hi = min(int(centre + support + 0.5), size)
+        x = (np.arange(lo, hi) - centre + 0.5) / stretch
+        w = np.where(np.abs(x) < 3.0, np.sinc(x) * np.sinc(x / 3.0), 0.0)
+        weights[i, lo:hi] = w / w.sum() if w.sum() else 0.0
+    return weights
+
+
+@functools.lru_cache(maxsize=4096)
+def _projections(size: int) -> np.ndarray:
+    """3 x 8 x ``size``: resize to 32 then the low DCT rows, for the full picture and crops.
+
+    Both steps are linear, so one matrix per view and axis does them at once; the
+    decoded sizes of a collection repeat, so they are computed once per size.
+    """
+    views = [_lanczos_weights(size, 0, size)]
+    for f in CROPS:
+        d = round(size * (1 - f) / 2)
+        views.append(_lanczos_weights(size, d, size - d))
+    return np.stack([_DCT8 @ v for v in views])
+
+
+def _phashes(grey: np.ndarray) -> tuple[int, int, int, int]:
+    """pHash of the picture, its central crops and its mirror, from one grey array.
+
+    imagehash's pHash (32x32 Lanczos thumbnail, 2-D DCT-II, 8x8 low frequencies
+    above their median), with the resize done on float pixels: resize and DCT are
+    both linear, so each view costs two small matrix products instead of a resize
+    and two FFTs (imagehash's steps cost several times the whole of this;
+    docs/benchmarks.md). Mirroring a row negates its odd DCT coefficients, so the
+    mirror hash (that of the mirrored 32x32 thumbnail) costs nothing. A test checks
+    the bits against Pillow's float resize and scipy's DCT.
+    """
+    rows, cols = _projections(grey.shape[0]), _projections(grey.shape[1])
+    low = rows @ grey @ cols.transpose(0, 2, 1)
     low = np.concatenate([low, low[:1] * _MIRROR_SIGNS])
     flat = low.reshape(len(low), 64)
-    bits = flat > np.median(flat, axis=1, keepdims=True)
+    bits = flat > _median_rows(flat.T)[:, None]
     packed = np.packbits(bits, axis=1).view(">u8").ravel().astype(np.uint64).view(np.int64)
     full, crop90, crop80, mirror = (int(v) for v in packed)
     return full, crop90, crop80, mirror
@@ -179,24 +181,29 @@ def fingerprint(path: str | Path, algo: str = "phash") -> Fingerprint:
         small = small.copy()
         small.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BILINEAR)
     grey_img = small.convert("L")
-    grey = np.asarray(grey_img, dtype=np.float32)
-    spread = _spread(grey_img)
+    levels = np.asarray(grey_img, dtype=np.uint8)
+    pixels = np.asarray(small, dtype=np.uint8).reshape(-1, 3)
     if algo == "phash":
-        hashes = _phashes(grey_img)
+        hashes = _phashes(levels.astype(np.float64))
     else:
         hashes = (
             to_int64(hasher(grey_img)),
             *(to_int64(hasher(_central(grey_img, f))) for f in CROPS),
             to_int64(hasher(ImageOps.mirror(grey_img))),
         )
+    off = quality_kernels.grey_pixels_off(pixels, _GREY_TOLERANCE)
     return Fingerprint(
         width=width,
         height=height,
         frames=frames,
-        greyscale=_is_grey(small),
-        sharpness=_laplacian_variance(grey),
-        spread=spread,
-        background=_background_share(small),
+        # At most 1% of the pixels have channels further apart than the tolerance.
+        greyscale=off <= len(pixels) // 100,
+        # Low when edges are soft (blur): quality_kernels.sharpness.
+        sharpness=quality_kernels.sharpness(levels),
+        # 1st to 99th percentile grey level: 0 for a blank page.
+        spread=quality_kernels.spread(levels),
+        # A flat background (placeholders): quality_kernels.background_share.
+        background=quality_kernels.background_share(pixels, _FLAT_TOLERANCE),
         hashes=hashes,  # type: ignore[arg-type]
     )
 
@@ -228,6 +235,7 @@ def fingerprint_all(
         return
     batches = [jobs[i : i + chunk] for i in range(0, len(jobs), chunk)]
     workers = workers or os.cpu_count() or 1
+    quality_kernels.load()
     if workers == 1 or len(batches) <= 1:
         for batch in batches:
             yield from _fingerprint_many(batch)

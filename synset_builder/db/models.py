@@ -151,6 +151,8 @@ class ImageHash(Base):
     crop90: Mapped[int] = mapped_column(BigInteger)
     crop80: Mapped[int] = mapped_column(BigInteger)
     mirror: Mapped[int] = mapped_column(BigInteger)
+    # The hashes' definition (clean.fingerprint.HASH_VERSION): another one is rehashed.
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
 
 
 # The serve key: a stable pseudo-random order of a synset's candidates (Knuth's

@@ -12,6 +12,7 @@ import json
 
 from sqlalchemy import select
 
+from synset_builder.clean.batches import kept_file
 from synset_builder.db.models import Candidate, Image
 from synset_builder.db.session import make_engine, session_scope
 from tests import photo_variants as pv
@@ -35,7 +36,8 @@ def test_the_real_run_reuses_the_dry_runs_hashes(cli, settings, photos) -> None:
     dry = cli("clean", "--dry-run", "--json")
     assert dry.code == 0, dry.err
     assert json.loads(dry.out)["hashed"] == 3
-    kept = settings.data_dir / "fingerprints" / "phash.jsonl"
+    kept = kept_file(settings.data_dir, "phash")
+    assert kept.parent == settings.data_dir / "fingerprints"
     size = kept.stat().st_size
     # A second dry run reads the kept facts and keeps nothing twice.
     again = json.loads(cli("clean", "--dry-run", "--json").out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
 from sqlalchemy import func, select
 
 from synset_builder.clean.quality import CleanConfig
@@ -129,25 +130,71 @@ def test_against_a_reference_folder_and_an_export(session, tmp_path, photos) -> 
     )
 
 
-def test_fast_phash_is_imagehash_phash(tmp_path, photos) -> None:
-    """The batched pHash gives imagehash's bits for the picture, its crops and mirror."""
+def _reference_phash(grey: np.ndarray, box: tuple[float, ...] | None = None) -> int:
+    """pHash as imagehash computes it (Lanczos to 32x32), on float pixels."""
+    from PIL import Image as PILImage
+
+    small = PILImage.fromarray(grey.astype(np.float32), "F")
+    pixels = np.asarray(small.resize((32, 32), PILImage.Resampling.LANCZOS, box=box), np.float64)
+    return _bits(pixels)
+
+
+def _bits(pixels: np.ndarray) -> int:
+    import scipy.fft
+
+    low = scipy.fft.dct(scipy.fft.dct(pixels, axis=0), axis=1)[:8, :8]
+    bits = (low > np.median(low)).ravel()
+    return int(np.packbits(bits).view(">u8")[0].astype(np.uint64).view(np.int64))
+
+
+def test_fast_phash_is_imagehash_phash_on_float_pixels(tmp_path, photos) -> None:
+    """The matrix pHash gives the bits of Pillow's Lanczos resize (of float pixels) and
+    scipy's DCT, for the picture, its central crops and the mirror of its thumbnail;
+    dhash is imagehash's."""
     import imagehash
-    from PIL import Image, ImageOps
+    from PIL import Image as PILImage
 
     from synset_builder.clean.fingerprint import fingerprint, to_int64
 
     for photo in photos[::20]:
         small = tmp_path / f"{photo.stem}.png"
-        with Image.open(photo) as im:
-            im.convert("RGB").resize((120, 90)).save(small)  # small: decoded as is
-        grey = Image.open(small).convert("L")
-        crops = [grey.crop((round(120 * d), round(90 * d), 120 - round(120 * d),
-                            90 - round(90 * d))) for d in (0.05, 0.10)]  # fmt: skip
-        expected = (grey, *crops, ImageOps.mirror(grey))
+        with PILImage.open(photo) as im:
+            im.convert("RGB").resize((60, 45)).save(small)  # small: decoded as is
+        grey_img = PILImage.open(small).convert("L")
+        grey = np.asarray(grey_img, np.float64)
+        crops = [(round(60 * d), round(45 * d), 60 - round(60 * d), 45 - round(45 * d))
+                 for d in (0.05, 0.10)]  # fmt: skip
+        full = np.asarray(PILImage.fromarray(grey.astype(np.float32), "F").resize(
+            (32, 32), PILImage.Resampling.LANCZOS), np.float64)  # fmt: skip
+        expected = (
+            _reference_phash(grey),
+            *(_reference_phash(grey, c) for c in crops),
+            _bits(full[:, ::-1]),
+        )
         got = fingerprint(small, "phash").hashes
-        assert got == tuple(to_int64(imagehash.phash(v)) for v in expected), photo.name
+        assert got == expected, photo.name
+        assert fingerprint(small, "phash").hashes == got  # deterministic
         dhash = fingerprint(small, "dhash").hashes
-        assert dhash[0] == to_int64(imagehash.dhash(grey))
+        assert dhash[0] == to_int64(imagehash.dhash(grey_img))
+
+
+def test_photo_hashes_stay_near_imagehash_phash(photos) -> None:
+    """Float pixels move few bits from imagehash's pHash (8-bit pixels) of one decode."""
+    import imagehash
+    from PIL import Image as PILImage
+
+    from synset_builder.clean.fingerprint import WORKING_SIDE, fingerprint, to_int64
+
+    moved = []
+    for photo in photos[::10]:
+        with PILImage.open(photo) as im:
+            im.draft("RGB", (WORKING_SIDE // 2, WORKING_SIDE // 2))
+            grey = im.convert("L")
+        if max(grey.size) > WORKING_SIDE:
+            continue  # ours thumbnails first: not the same pixels
+        full = fingerprint(photo).hashes[0]
+        moved.append(bin((full ^ to_int64(imagehash.phash(grey))) & (2**64 - 1)).count("1"))
+    assert len(moved) >= 5 and max(moved) <= 4 and np.median(moved) <= 2, moved
 
 
 def test_dhash_is_stored_beside_phash(session, tmp_path, photos) -> None:
