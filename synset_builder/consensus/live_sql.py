@@ -9,6 +9,7 @@ one multi-row upsert. Parameters: ``ids`` (a list), ``synset_id``, ``now``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 
 from sqlalchemy import (
@@ -32,10 +33,11 @@ from sqlalchemy import (
     true,
     union_all,
 )
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import aliased
 
 from synset_builder.consensus.quality import COUNT_KEYS
-from synset_builder.db.bulk import in_list, insert_rows
+from synset_builder.db.bulk import RowForm, in_list, insert_rows
 from synset_builder.db.models import (
     Annotator,
     AnnotatorQuality,
@@ -279,3 +281,45 @@ def exclude_annotator() -> Update:
         .where(table.c.annotator_id == bindparam("aid"), table.c.excluded.is_(false()))
         .values(excluded=True, exclusion_reason=bindparam("reason"))
     )
+
+
+@dataclass(frozen=True)
+class LiveStatements:
+    """Every statement of ``live.after_votes`` for one backend, built once.
+
+    The web app builds it in ``create_app`` (inside its serving statements); the
+    command-line paths get the same object from their engine (:func:`statements_for`).
+    """
+
+    rows: RowForm
+    items_votes: Select
+    open_requeues: Select
+    resolve_requeues: Update
+    upsert_consensus: Insert
+    mark_initial: Insert
+    add_to_records: Insert
+    initial_ids: Select
+    fix_initial_ids: Update
+    others_answers: Select
+    exclude_annotator: Update
+
+    @classmethod
+    def build(cls, rows: RowForm) -> LiveStatements:
+        pg = rows.postgresql
+        return cls(
+            rows=rows, items_votes=items_votes(pg), open_requeues=open_requeues(pg),
+            resolve_requeues=resolve_requeues(pg), upsert_consensus=upsert_consensus(pg),
+            mark_initial=mark_initial(pg), add_to_records=add_to_records(pg),
+            initial_ids=initial_ids(), fix_initial_ids=fix_initial_ids(),
+            others_answers=others_answers(), exclude_annotator=exclude_annotator(),
+        )  # fmt: skip
+
+
+@cache
+def _for_form(rows: RowForm) -> LiveStatements:
+    return LiveStatements.build(rows)
+
+
+def statements_for(bind: Engine | Connection) -> LiveStatements:
+    """The statements for ``bind``'s backend (one object per backend and process)."""
+    return _for_form(RowForm.of(bind))

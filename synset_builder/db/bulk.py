@@ -20,6 +20,7 @@ one orjson document, a visible share of the web app's CPU per submit
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import orjson
 from sqlalchemy import (
@@ -37,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.dialects.postgresql import ARRAY, JSON
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.types import TypeDecorator
 
 # Both have on_conflict_do_update / on_conflict_do_nothing and ``excluded``.
@@ -123,3 +124,28 @@ def rows_params(
     if postgresql:
         return {ROWS: [{c: r[c] for c in columns} for r in rows], **shared}
     return [{**r, **shared} for r in rows]
+
+
+# The backends whose lists travel as one text parameter (see the module docstring).
+ONE_PARAMETER = {"postgresql": True, "sqlite": False}
+
+
+@dataclass(frozen=True)
+class RowForm:
+    """The list and row forms of one backend, picked once from its engine.
+
+    Why an object: statements built once per backend and the code that runs them
+    then share one answer to "which backend", instead of every call site asking
+    the session again and passing a flag down.
+    """
+
+    postgresql: bool
+
+    @classmethod
+    def of(cls, bind: Engine | Connection) -> RowForm:
+        return cls(ONE_PARAMETER[bind.dialect.name])
+
+    def params(
+        self, rows: Sequence[Mapping[str, object]], columns: Sequence[str], **shared: object
+    ) -> dict[str, object] | list[dict[str, object]]:
+        return rows_params(rows, columns, self.postgresql, **shared)
