@@ -8,7 +8,7 @@ against different databases, and ``synset serve`` can run several workers.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from pathlib import Path
@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from fastapi_offline import FastAPIOffline
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
@@ -28,10 +28,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from annotator_web.auth import csrf_token, secret_key
 from annotator_web.deps import LoginRequired
-from annotator_web.goals import GoalCache
 from annotator_web.json_guard import StrictJson
 from annotator_web.proxy import install as install_proxy_handling
 from annotator_web.routes import api, auth_pages, dashboard, images, review, task_pages
+from annotator_web.serving.goals import GoalCache
+from annotator_web.serving.statements import build_statements
 from synset_builder import __version__
 from synset_builder.config import Settings, load_settings
 from synset_builder.consensus.refit import AutoRefit
@@ -121,7 +122,7 @@ def _planned_once(database_url: str) -> dict[str, object]:
     least ten times (five runs before psycopg prepares it, five custom plans before
     the server considers a generic one) and kept planning those two on every call,
     which under bench/web_load.py was about one core of planning (pg_stat_statements).
-    The hot statements are written for generic plans (annotator_web/serving_sql.py):
+    The hot statements are written for generic plans (annotator_web/serving/):
     the lease query walks the serve-key index from a parameter, lists are arrays,
     limits are parameters. An ANALYZE (autovacuum's, after a table filled) makes
     every connection plan again with the new statistics.
@@ -144,15 +145,7 @@ def _planned_once(database_url: str) -> dict[str, object]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     cfg = settings or load_settings()
-    # Sync routes run in a bounded thread pool with one connection per thread (plus a few
-    # for streamed downloads): requests queue for a thread, never time out on the pool.
-    engine = make_engine(
-        cfg.database_url,
-        pool_size=cfg.web_threads,
-        max_overflow=4,
-        pool_timeout=120,
-        **_planned_once(cfg.database_url),
-    )
+    engine = _engine(cfg)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -169,17 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Vote on candidate images; curate the pool. Authenticate with "
         "POST /api/session; the session cookie carries the login.",
     )
-    app.state.settings = cfg
-    app.state.engine = engine
-    app.state.sessionmaker = session_factory(engine)
-    # The submit path counts votes on it (annotator_web/answers.py) and starts a refit.
-    app.state.refits = AutoRefit(cfg, engine)
-    app.state.sessionmaker.configure(info={"refits": app.state.refits})
-    app.state.goals = GoalCache(cfg.web_goal_recheck_seconds)
-    templates = Jinja2Templates(directory=HERE / "templates")  # autoescape is on for .html
-    templates.env.globals["csrf_token"] = csrf_token
-    app.state.templates = templates
-
+    _set_state(app, cfg, engine)
     app.add_middleware(
         SessionMiddleware,
         secret_key=secret_key(cfg),
@@ -195,6 +178,52 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The JSON API first: its two hot routes are matched before every page route.
     for module in (api, auth_pages, task_pages, dashboard, images, review):
         app.include_router(module.router)
+    _handle_errors(app)
+    return app
+
+
+def _engine(cfg: Settings) -> Engine:
+    """Sync routes run in a bounded thread pool with one connection per thread (plus a
+    few for streamed downloads): requests queue for a thread, never time out on the pool."""
+    return make_engine(
+        cfg.database_url,
+        pool_size=cfg.web_threads,
+        max_overflow=4,
+        pool_timeout=120,
+        **_planned_once(cfg.database_url),
+    )
+
+
+def _set_state(app: FastAPI, cfg: Settings, engine: Engine) -> None:
+    """What the routes find on ``app.state``: built here once, never at module level."""
+    app.state.settings = cfg
+    app.state.engine = engine
+    app.state.sessionmaker = session_factory(engine)
+    # The request path's statements for this backend (annotator_web/serving/statements.py).
+    app.state.statements = build_statements(engine)
+    # The submit path counts votes on it (annotator_web/serving/submit.py) and starts a refit.
+    app.state.refits = AutoRefit(cfg, engine)
+    app.state.sessionmaker.configure(info={"refits": app.state.refits})
+    app.state.goals = GoalCache(cfg.web_goal_recheck_seconds)
+    templates = Jinja2Templates(directory=HERE / "templates")  # autoescape is on for .html
+    templates.env.globals["csrf_token"] = csrf_token
+    app.state.templates = templates
+
+
+def _message_page(
+    request: Request, title: str, message: str, status: int, headers: Mapping[str, str] | None
+) -> Response:
+    return request.app.state.templates.TemplateResponse(
+        request,
+        "message.html",
+        {"title": title, "message": message, "user": None},
+        status_code=status,
+        headers=headers,
+    )
+
+
+def _handle_errors(app: FastAPI) -> None:
+    """One answer per kind of failure: a page for a browser, JSON for the API."""
 
     @app.exception_handler(LoginRequired)
     async def _to_login(request: Request, exc: LoginRequired) -> Response:
@@ -205,13 +234,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if _wants_html(request) and exc.status_code in (403, 404, 405, 415, 429):
             title, message = _page_error(exc)
-            return templates.TemplateResponse(
-                request,
-                "message.html",
-                {"title": title, "message": message, "user": None},
-                status_code=exc.status_code,
-                headers=exc.headers,
-            )
+            return _message_page(request, title, message, exc.status_code, exc.headers)
         return JSONResponse(
             {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
         )
@@ -232,21 +255,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         message = "The database is unavailable; try again shortly."
         headers = {"Retry-After": "5"}
         if _wants_html(request):
-            return templates.TemplateResponse(
-                request,
-                "message.html",
-                {"title": "Service unavailable", "message": message, "user": None},
-                status_code=503,
-                headers=headers,
-            )
+            return _message_page(request, "Service unavailable", message, 503, headers)
         return JSONResponse({"detail": message}, status_code=503, headers=headers)
 
     @app.exception_handler(DataError)
     async def _bad_value(request: Request, exc: DataError) -> Response:
         # A value the column cannot hold (NUL in text, a number out of range): the caller's.
         return JSONResponse({"detail": "Invalid request: a value is out of range."}, 422)
-
-    return app
 
 
 def jsonable(errors: object) -> object:

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 
 from annotator_web import throttle
-from annotator_web.tasks import now_utc
 from synset_builder.accounts import (
     NameTaken,
     authenticate,
@@ -31,7 +30,7 @@ from synset_builder.accounts import (
     new_join_secret,
 )
 from synset_builder.config import Settings
-from synset_builder.db.models import Annotator
+from synset_builder.db.models import Annotator, utcnow
 from synset_builder.errors import SynsetError
 
 # An address may try a few accounts (a shared office NAT), an account only a few times.
@@ -89,7 +88,7 @@ def login(
     user = authenticate(session, username, password)
     if user is not None:
         throttle.release(session, attempt)
-        user.last_login_at = now_utc()
+        user.last_login_at = utcnow()
     return user
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated, NamedTuple, TypeVar
+from typing import Annotated, TypeVar
 from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Request
@@ -21,8 +21,10 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from annotator_web import tasks
 from annotator_web.auth import csrf_ok
+from annotator_web.serving.page import Account
+from annotator_web.serving.statements import Statements
+from annotator_web.serving.submit import Voter
 from synset_builder.config import Settings
 from synset_builder.db.models import Annotator
 
@@ -64,8 +66,14 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+async def get_statements(request: Request) -> Statements:
+    """The request path's statements, built once for the app's backend (create_app)."""
+    return request.app.state.statements
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+StatementsDep = Annotated[Statements, Depends(get_statements)]
 
 
 def start_session(request: Request, user: Annotator) -> None:
@@ -83,7 +91,7 @@ def _cookie(request: Request) -> tuple[int, int] | None:
     return None
 
 
-def current(user: Annotator | tasks.Account | Voter | None, version: int) -> bool:
+def current(user: Annotator | Account | Voter | None, version: int) -> bool:
     """Whether a cookie of ``version`` still logs in ``user``."""
     return user is not None and not user.disabled and user.session_version == version
 
@@ -110,19 +118,10 @@ def page_user(request: Request, session: SessionDep) -> Annotator:
     return user
 
 
-AccountT = TypeVar("AccountT", bound="Annotator | tasks.Account | Voter")
+AccountT = TypeVar("AccountT", bound="Annotator | Account | Voter")
 
 
-class Voter(NamedTuple):
-    """What recording a page of votes needs to know of its annotator (answers.record_votes)."""
-
-    id: int
-    worker_id: str | None
-    disabled: bool = False
-    session_version: int = 0
-
-
-# Built once: the statement keeps its compiled form (see annotator_web/serving_sql.py).
+# Built once: the statement keeps its compiled form (see annotator_web/serving/fetch_sql.py).
 _VOTER = select(
     Annotator.id, Annotator.worker_id, Annotator.disabled, Annotator.session_version
 ).where(Annotator.id == bindparam("me"))

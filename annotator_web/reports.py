@@ -17,9 +17,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
-from annotator_web.tasks import now_utc
 from annotator_web.throttle import TooManyAttempts, lock_keys
-from synset_builder.db.models import Annotator, Candidate, Lease, Report, Vote
+from synset_builder.db.models import Annotator, Candidate, Lease, Report, Vote, utcnow
 from synset_builder.errors import InvalidInput, NotFound
 
 # A curator's bulk answer to one account's reports: the images go back in service.
@@ -63,7 +62,7 @@ def report_image(
         filed = session.scalar(
             select(func.count(Report.id)).where(
                 Report.annotator_id == annotator.id,
-                Report.created_at >= now_utc() - timedelta(hours=1),
+                Report.created_at >= utcnow() - timedelta(hours=1),
             )
         )
         if filed > per_hour:
@@ -75,7 +74,7 @@ def report_image(
     session.execute(
         update(Lease)
         .where(Lease.candidate_id == candidate_id, Lease.annotator_id == annotator.id)
-        .values(expires_at=now_utc())
+        .values(expires_at=utcnow())
     )
 
 
@@ -100,6 +99,6 @@ def dismiss_reports_by(session: Session, annotator_id: int) -> int:
     done = session.execute(
         update(Report)
         .where(Report.annotator_id == annotator_id, Report.resolution.is_(None))
-        .values(resolution=DISMISSED, resolved_at=now_utc())
+        .values(resolution=DISMISSED, resolved_at=utcnow())
     )
     return done.rowcount

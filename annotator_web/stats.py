@@ -19,7 +19,6 @@ from typing import TypeVar
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from annotator_web.tasks import now_utc
 from synset_builder import tally
 from synset_builder.db.models import (
     Annotator,
@@ -30,6 +29,7 @@ from synset_builder.db.models import (
     Report,
     Synset,
     Vote,
+    utcnow,
 )
 from synset_builder.db.session import on_postgresql
 from synset_builder.review import audit, decisions
@@ -48,7 +48,7 @@ def _gold_hits():  # noqa: ANN202 - a SQL expression
 
 def my_stats(session: Session, annotator: Annotator) -> dict[str, object]:
     """What the progress bar on the task page shows."""
-    now = now_utc()
+    now = utcnow()
     today = session.scalar(
         select(func.count(Vote.id)).where(
             Vote.annotator_id == annotator.id, Vote.created_at >= _start_of_day(now)
@@ -102,7 +102,7 @@ def _rows(session: Session, wnid: str | None = None) -> list[dict]:
     kept = decisions.read_tallies(session)  # a curator's judgement over the crowd's
     audits = audit.figures(session)
     queries = count_queries(session)
-    last_hour = votes_since(session, now_utc() - timedelta(hours=1))
+    last_hour = votes_since(session, utcnow() - timedelta(hours=1))
     stmt = select(Synset.id, Synset.wnid, Synset.name, Synset.goal).order_by(Synset.wnid)
     stmt = stmt.where(Synset.wnid == wnid) if wnid else stmt.where(Synset.target)
     rows = []

@@ -23,8 +23,7 @@ from datetime import timedelta
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
-from annotator_web.tasks import now_utc
-from synset_builder.db.models import LoginFailure
+from synset_builder.db.models import LoginFailure, utcnow
 from synset_builder.db.session import on_postgresql
 from synset_builder.errors import SynsetError
 
@@ -75,7 +74,7 @@ def claim(
     row = LoginFailure(kind=kind, username=username, address=address)
     session.add(row)
     session.flush()
-    since = now_utc() - timedelta(seconds=window_seconds)
+    since = utcnow() - timedelta(seconds=window_seconds)
     recent = select(func.count(LoginFailure.id)).where(
         LoginFailure.kind == kind, LoginFailure.created_at >= since
     )

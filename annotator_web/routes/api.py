@@ -12,15 +12,22 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
-from annotator_web.answers import record_votes, submit_page
-from annotator_web.deps import ApiCaller, ApiUser, SessionDep, SettingsDep, require_json
+from annotator_web.deps import (
+    ApiCaller,
+    ApiUser,
+    SessionDep,
+    SettingsDep,
+    StatementsDep,
+    require_json,
+)
 from annotator_web.reports import REPORT_REASONS, report_image
 from annotator_web.routes.task_pages import WNID
+from annotator_web.serving.fetch import next_task
+from annotator_web.serving.page import load_caller
+from annotator_web.serving.submit import record_votes, submit_page
+from annotator_web.serving.undo import UndoRefused, undo_last_page
 from annotator_web.stats import my_stats, synset_rows
-from annotator_web.tasks import load_caller, next_task
 from annotator_web.throttle import TooManyAttempts
-from annotator_web.undo import UndoRefused, undo_last_page
-from synset_builder.db.session import on_postgresql
 from synset_builder.errors import InvalidInput, NotFound
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -82,21 +89,19 @@ def _json(payload: BaseModel) -> Response:
 def tasks_next(
     session: SessionDep,
     cfg: SettingsDep,
+    sql: StatementsDep,
     caller: ApiCaller,
     n: Annotated[int, Query(ge=1, le=200)] = 24,
     synset: Annotated[str | None, Query(pattern=WNID)] = None,
 ) -> Response:
     """Lease up to ``n`` items of one synset to the caller (the server picks one if unset)."""
-    if on_postgresql(session):
-        # Each statement of a fetch stands alone (a lease is taken in one statement,
-        # tasks._grab), so a transaction would only add BEGIN and COMMIT round trips.
-        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    user, place = load_caller(session, caller.uid)
+    sql.begin_fetch(session)
+    user, place = load_caller(session, sql, caller.uid)
     user = caller.check(user)
     try:
         task = next_task(
-            session, annotator=user, n=n, wnid=synset, cfg=cfg, decorate=False, place=place,
-            goals=caller.request.app.state.goals,
+            session, sql, annotator=user, n=n, wnid=synset, cfg=cfg, decorate=False,
+            place=place, goals=caller.request.app.state.goals,
         )  # fmt: skip
     except NotFound as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from exc
@@ -115,16 +120,19 @@ def tasks_next(
 
 
 @router.post("/votes", response_model=VotesOut, dependencies=[Depends(require_json)])
-def votes(body: VotesIn, session: SessionDep, cfg: SettingsDep, caller: ApiCaller) -> Response:
+def votes(
+    body: VotesIn, session: SessionDep, cfg: SettingsDep, sql: StatementsDep, caller: ApiCaller
+) -> Response:
     """Record answers; a repeat of recorded votes answers ``accepted: 0``."""
     user = caller.voter(session)
     votes = [(v.candidate_id, v.label) for v in body.votes]
     try:
         result = submit_page(
             session,
+            sql,
             cfg,
             lambda: record_votes(
-                session, annotator=user, votes=votes, unsure=body.unsure,
+                session, sql, annotator=user, votes=votes, unsure=body.unsure,
                 elapsed_ms=body.elapsed_ms, cfg=cfg,
             ),
         )  # fmt: skip
@@ -148,7 +156,9 @@ class UndoOut(BaseModel):
     dependencies=[Depends(require_json)],
     responses={409: {"description": "Nothing to undo now; the detail says why."}},
 )
-def undo(body: UndoIn, session: SessionDep, cfg: SettingsDep, caller: ApiCaller) -> Response:
+def undo(
+    body: UndoIn, session: SessionDep, cfg: SettingsDep, sql: StatementsDep, caller: ApiCaller
+) -> Response:
     """Undo the caller's last submitted page, within ``web_undo_seconds`` of it and once.
 
     Its votes leave the counts and the consensus, and its items are leased to the
@@ -159,7 +169,7 @@ def undo(body: UndoIn, session: SessionDep, cfg: SettingsDep, caller: ApiCaller)
     user = caller.voter(session)
     try:
         got = submit_page(
-            session, cfg, lambda: undo_last_page(session, annotator_id=user.id, cfg=cfg)
+            session, sql, cfg, lambda: undo_last_page(session, sql, annotator_id=user.id, cfg=cfg)
         )
     except UndoRefused as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from exc

@@ -29,10 +29,9 @@ from annotator_web.deps import (
     require_json,
     start_session,
 )
-from annotator_web.tasks import now_utc
 from annotator_web.throttle import TooManyAttempts
 from synset_builder.accounts import NameTaken, end_sessions
-from synset_builder.db.models import Annotator
+from synset_builder.db.models import Annotator, utcnow
 from synset_builder.errors import InvalidInput
 
 router = APIRouter()
@@ -131,7 +130,7 @@ def join(
         raise HTTPException(status_code=409, detail=str(exc)) from exc
     except (JoinRefused, InvalidInput) as exc:
         raise HTTPException(status_code=403, detail=str(exc)) from exc
-    user.last_login_at = now_utc()
+    user.last_login_at = utcnow()
     session.commit()
     start_session(request, user)
     response = RedirectResponse("/task", status_code=303)

@@ -12,10 +12,9 @@ from sqlalchemy import select
 
 from annotator_web.deps import PageCurator, SessionDep, check_csrf
 from annotator_web.stats import annotator_page, open_reports, synset_page, votes_csv
-from annotator_web.tasks import now_utc
 from synset_builder.accounts import set_disabled as set_disabled_account
 from synset_builder.consensus.refit import last_refits
-from synset_builder.db.models import Annotator, Report, Synset
+from synset_builder.db.models import Annotator, Report, Synset, utcnow
 from synset_builder.errors import NotFound
 from synset_builder.gold import set_gold
 from synset_builder.review.audit import pooled_now
@@ -144,7 +143,7 @@ def resolve_report(
     if report is None:
         raise HTTPException(status_code=404, detail="No such report.")
     report.resolution = resolution
-    report.resolved_at = now_utc()
+    report.resolved_at = utcnow()
     session.commit()
     return _back(resolution)
 

@@ -7,13 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from annotator_web.answers import record_votes, submit_page
-from annotator_web.deps import PageUser, SessionDep, SettingsDep, check_csrf
+from annotator_web.deps import PageUser, SessionDep, SettingsDep, StatementsDep, check_csrf
 from annotator_web.reports import REPORT_REASONS
 from annotator_web.routes.images import example_url
+from annotator_web.serving.fetch import next_task
+from annotator_web.serving.submit import record_votes, submit_page
+from annotator_web.serving.undo import seconds_left
 from annotator_web.stats import my_stats
-from annotator_web.tasks import next_task
-from annotator_web.undo import seconds_left
 from synset_builder.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
@@ -31,6 +31,7 @@ def task_page(
     request: Request,
     session: SessionDep,
     cfg: SettingsDep,
+    sql: StatementsDep,
     user: PageUser,
     synset: Annotated[str | None, Query(pattern=WNID)] = None,
     n: Annotated[int | None, Query(ge=1, le=200)] = None,
@@ -47,7 +48,7 @@ def task_page(
     undo_left = seconds_left(session, user.id, cfg) if saved else 0.0
     try:
         task = next_task(
-            session, annotator=user, n=n or cfg.web_grid_size, wnid=synset, cfg=cfg,
+            session, sql, annotator=user, n=n or cfg.web_grid_size, wnid=synset, cfg=cfg,
             goals=request.app.state.goals,
         )  # fmt: skip
     except NotFound as exc:
@@ -77,6 +78,7 @@ def task_submit(
     request: Request,
     session: SessionDep,
     cfg: SettingsDep,
+    sql: StatementsDep,
     user: PageUser,
     csrf_token: Annotated[str, Form()] = "",
     item: Annotated[list[int] | None, Form()] = None,
@@ -91,9 +93,10 @@ def task_submit(
     votes = [(i, i in marked) for i in dict.fromkeys(item or []) if i not in skipped]
     result = submit_page(
         session,
+        sql,
         cfg,
         lambda: record_votes(
-            session, annotator=user, votes=votes, unsure=sorted(skipped),
+            session, sql, annotator=user, votes=votes, unsure=sorted(skipped),
             elapsed_ms=elapsed_ms, cfg=cfg,
         ),
     )  # fmt: skip

@@ -10,8 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from annotator_web.app import SESSION_COOKIE
-from annotator_web.tasks import now_utc
-from synset_builder.db.models import Annotator, LoginFailure, Report
+from synset_builder.db.models import Annotator, LoginFailure, Report, utcnow
 from synset_builder.db.session import session_scope
 from tests.annotator_web.webtools import PASSWORD, Web, csrf_of, make_web
 
@@ -184,7 +183,7 @@ def test_failures_older_than_the_window_are_pruned(settings, photos) -> None:
     web = make_web(settings, photos, n=1, web_login_window_seconds=60)
     try:
         with session_scope(web.engine) as s:
-            old = now_utc() - timedelta(minutes=5)
+            old = utcnow() - timedelta(minutes=5)
             s.add_all(LoginFailure(username="ann", address="x", created_at=old) for _ in range(9))
         r = web.client().post("/api/session", json={"username": "ann", "password": "wrong pass"})
         assert r.status_code == 401  # old failures do not count ...

@@ -12,8 +12,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from annotator_web.tasks import now_utc
-from synset_builder.db.models import Candidate, Consensus, Image, Lease
+from synset_builder.db.models import Candidate, Consensus, Image, Lease, utcnow
 from synset_builder.db.session import session_scope
 from synset_builder.takedown import add_takedown
 from tests.annotator_web.webtools import Web
@@ -64,7 +63,7 @@ def test_images_stay_visible_after_the_answer_and_after_the_lease_expired(web: W
     r = ann.post("/api/votes", json={"votes": [{"candidate_id": voted, "label": True}]})
     assert r.json()["accepted"] == 1
     with session_scope(web.engine) as s:
-        s.execute(update(Lease).values(expires_at=now_utc() - timedelta(hours=1)))
+        s.execute(update(Lease).values(expires_at=utcnow() - timedelta(hours=1)))
     for candidate_id in (voted, kept):
         assert ann.get(f"/img/{mine[candidate_id]}/thumb").status_code == 200
 

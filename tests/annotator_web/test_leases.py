@@ -7,7 +7,7 @@ import threading
 import pytest
 from sqlalchemy import select, text
 
-from annotator_web.tasks import next_task
+from annotator_web.serving.fetch import next_task
 from synset_builder.db.models import Annotator
 from synset_builder.db.session import session_scope
 from tests.annotator_web.webtools import Web, password_hash
@@ -32,7 +32,7 @@ def test_concurrent_requests_get_disjoint_items(web: Web) -> None:
             barrier.wait()
             with session_scope(web.engine) as s:
                 me = s.get(Annotator, annotator_id)
-                task = next_task(s, annotator=me, n=3, wnid=None, cfg=web.cfg)
+                task = next_task(s, web.statements, annotator=me, n=3, wnid=None, cfg=web.cfg)
                 got[annotator_id] = [i.candidate_id for i in task.items]
         except BaseException as exc:  # surfaced below, in the test's thread
             errors.append(exc)
@@ -55,7 +55,7 @@ def test_lease_writes_alone_skip_the_wal_flush_on_postgresql(web: Web) -> None:
     with session_scope(web.engine) as s:
         me = s.scalars(select(Annotator).where(Annotator.username == "ann")).one()
         assert s.execute(text("SHOW synchronous_commit")).scalar_one() == "on"
-        task = next_task(s, annotator=me, n=3, wnid=None, cfg=web.cfg)
+        task = next_task(s, web.statements, annotator=me, n=3, wnid=None, cfg=web.cfg)
         assert task.items
         # set for the lease statement's transaction (here the test's), not the connection
         assert s.execute(text("SHOW synchronous_commit")).scalar_one() == "off"

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from annotator_web import tasks
-from annotator_web.tasks import next_task, now_utc
+from annotator_web.serving import fetch
+from annotator_web.serving.fetch import next_task
 from synset_builder.db.models import (
     Annotator,
     Candidate,
@@ -18,6 +18,7 @@ from synset_builder.db.models import (
     Requeue,
     Synset,
     Takedown,
+    utcnow,
 )
 from synset_builder.db.session import session_scope
 from tests.annotator_web.webtools import Web
@@ -56,16 +57,16 @@ def test_tiers_match_priority_order_and_rest_is_a_rotation(web: Web) -> None:
         me = s.scalar(select(Annotator.id).where(Annotator.username == "ann"))
         sid = s.scalar(select(Candidate.synset_id).limit(1))
         expected = served(s, sid)
-        head = tasks._pick_fresh(s, sid, me, 100, [], start=0)
+        head = fetch._pick_fresh(s, web.statements, sid, me, 100, [], start=0)
         assert head == expected  # from key 0 it is exactly priority_order()
         assert len(expected) == 12 - 2  # two decided, not requeued, items are closed
-        for start in (1, 10**9, tasks.SERVE_KEY_RANGE - 1):
-            got = tasks._pick_fresh(s, sid, me, 100, [], start=start)
+        for start in (1, 10**9, fetch.SERVE_KEY_RANGE - 1):
+            got = fetch._pick_fresh(s, web.statements, sid, me, 100, [], start=start)
             assert got[:3] == expected[:3]  # two open initial items, then the requeued one
             rest = expected[3:]
             k = rest.index(got[3])
             assert got[3:] == rest[k:] + rest[:k]
-        assert tasks._pick_fresh(s, sid, me, 2, [], start=5) == expected[:2]
+        assert fetch._pick_fresh(s, web.statements, sid, me, 2, [], start=5) == expected[:2]
 
 
 def test_closed_items_are_never_leased_and_expired_leases_come_back(web: Web) -> None:
@@ -80,17 +81,17 @@ def test_closed_items_are_never_leased_and_expired_leases_come_back(web: Web) ->
         s.add(Takedown(kind="sha256", value=sha, reason="owner asked"))
     with session_scope(web.engine) as s:
         ann = s.scalar(select(Annotator).where(Annotator.username == "ann"))
-        task = next_task(s, annotator=ann, n=50, wnid=None, cfg=web.cfg)
+        task = next_task(s, web.statements, annotator=ann, n=50, wnid=None, cfg=web.cfg)
         first = {i.candidate_id for i in task.items}
     closed = {c[1], c[4], c[5], c[6]}  # decided, decided, reported, taken down
     assert first == set(c) - closed
     with session_scope(web.engine) as s:
         bob = s.scalar(select(Annotator).where(Annotator.username == "bob"))
-        assert next_task(s, annotator=bob, n=50, wnid=None, cfg=web.cfg).items == []
-        s.execute(update(Lease).values(expires_at=now_utc() - timedelta(seconds=1)))
+        assert next_task(s, web.statements, annotator=bob, n=50, wnid=None, cfg=web.cfg).items == []
+        s.execute(update(Lease).values(expires_at=utcnow() - timedelta(seconds=1)))
     with session_scope(web.engine) as s:
         bob = s.scalar(select(Annotator).where(Annotator.username == "bob"))
-        again = next_task(s, annotator=bob, n=50, wnid=None, cfg=web.cfg)
+        again = next_task(s, web.statements, annotator=bob, n=50, wnid=None, cfg=web.cfg)
         assert {i.candidate_id for i in again.items} == first
 
 
@@ -99,14 +100,15 @@ def test_hot_statements_need_no_rendering_per_execution() -> None:
     expanding ``IN`` list would be rendered into it again on every execution."""
     from sqlalchemy.dialects import postgresql as pg_dialect
 
-    from annotator_web import serving_sql as sql
+    from annotator_web.serving import fetch_sql, submit_sql
     from synset_builder.consensus import live_sql
 
-    picks = [*sql.fresh_picks(True), sql.gold_picks(True)]
+    picks = [*fetch_sql.fresh_picks(True), fetch_sql.gold_picks(True)]
     statements = [
-        sql.synset_probe(True), sql.caller_place(), sql.held_items(), sql.answer_state(True),
-        sql.write_answers(), live_sql.items_votes(True), live_sql.add_to_records(True),
-        live_sql.upsert_consensus(True), *(sql.leased(p) for p in picks),
+        fetch_sql.synset_probe(True), fetch_sql.caller_place(), fetch_sql.held_items(),
+        submit_sql.answer_state(True), submit_sql.write_answers(), live_sql.items_votes(True),
+        live_sql.add_to_records(True), live_sql.upsert_consensus(True),
+        *(fetch_sql.leased(p) for p in picks),
     ]  # fmt: skip
     dialect = pg_dialect.psycopg.dialect()
     for stmt in statements:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, Select, event, insert, text
 from sqlalchemy.dialects import postgresql as pg_dialect
 
-from annotator_web import serving_sql as sql
+from annotator_web.serving import fetch_sql, submit_sql
 from synset_builder.db.models import Annotator, Consensus
 from synset_builder.db.session import make_engine
 from tests.conftest import DatabaseFactory
@@ -74,7 +74,7 @@ def test_answer_state_does_not_scan_every_decided_item(db_factory: DatabaseFacto
             conn.execute(text("ANALYZE"))  # nothing is decided yet
             conn.execute(text("UPDATE consensus SET decision = 'accepted'"))
         page = "{" + ",".join(map(str, ids[-24:])) + "}"
-        read = _rows_read(engine, sql.answer_state(True), {"ids": page, "me": me})
+        read = _rows_read(engine, submit_sql.answer_state(True), {"ids": page, "me": me})
         # Every node reads a few rows per loop: the page's 24 items, each table by key.
         assert max(read) <= 24, read
     finally:
@@ -91,7 +91,7 @@ def test_fetch_walks_only_open_items(db_factory: DatabaseFactory) -> None:
         _decide(engine, ids[:-30], "accepted")
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("ANALYZE"))
-        *_, after, _before = sql.fresh_picks(True)
+        *_, after, _before = fetch_sql.fresh_picks(True)
         args = {"synset_id": sid, "me": me, "now": datetime.now(UTC), "skip": "{}", "start": 0,
                 "n": 24}  # fmt: skip
         read = _rows_read(engine, after, args)
@@ -112,7 +112,7 @@ def test_sqlite_fetch_walks_the_open_index(db_factory: DatabaseFactory) -> None:
     try:
         sid, me, _ = _seed(engine, 100)
         event.listen(engine, "before_cursor_execute", explain, retval=True)
-        *_, after, _before = sql.fresh_picks(False)
+        *_, after, _before = fetch_sql.fresh_picks(False)
         args = {"synset_id": sid, "me": me, "now": datetime.now(UTC), "skip": [], "start": 0,
                 "n": 24}  # fmt: skip
         with engine.connect() as conn:

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 from sqlalchemy import func, select, update
 
-from annotator_web.tasks import now_utc
 from synset_builder.db.models import (
     Candidate,
     Consensus,
@@ -16,6 +15,7 @@ from synset_builder.db.models import (
     Synset,
     Unsure,
     Vote,
+    utcnow,
 )
 from synset_builder.db.session import session_scope
 from tests.annotator_web.webtools import Web, csrf_of, make_web
@@ -136,7 +136,7 @@ def test_expired_lease_goes_back_and_old_holder_is_refused(web: Web) -> None:
     ids = [i["candidate_id"] for i in ann.get("/api/tasks/next?n=12").json()["items"]]
     assert bob.get("/api/tasks/next?n=5").json()["items"] == []
     with session_scope(web.engine) as s:
-        s.execute(update(Lease).values(expires_at=now_utc() - timedelta(seconds=1)))
+        s.execute(update(Lease).values(expires_at=utcnow() - timedelta(seconds=1)))
     bob_ids = [i["candidate_id"] for i in bob.get("/api/tasks/next?n=5").json()["items"]]
     assert len(bob_ids) == 5 and set(bob_ids) <= set(ids)
     r = ann.post("/api/votes", json={"votes": [{"candidate_id": c, "label": True} for c in ids]})

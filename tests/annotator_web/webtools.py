@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from annotator_web.app import create_app
+from annotator_web.serving.statements import Statements, build_statements
 from synset_builder.accounts import hash_password
 from synset_builder.config import Settings
 from synset_builder.crawl.store import add_image
@@ -117,6 +118,11 @@ class Web:
             r = client.post("/api/session", json={"username": user, "password": password})
             assert r.status_code == 200, r.text
         return client
+
+    @property
+    def statements(self) -> Statements:
+        """The request path's statements for this database, as ``create_app`` builds them."""
+        return build_statements(self.engine)
 
     def close(self) -> None:
         """Close every connection, so dropping the test database is instant."""

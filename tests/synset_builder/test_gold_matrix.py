@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from annotator_web.tasks import now_utc
-from annotator_web.undo import undo_last_page
+from annotator_web.serving.statements import build_statements
+from annotator_web.serving.undo import undo_last_page
 from synset_builder import recount, tally
 from synset_builder.config import Settings
 from synset_builder.consensus import live, quality
@@ -30,6 +30,7 @@ from synset_builder.db.models import (
     Gold,
     Vote,
     VoteUndone,
+    utcnow,
 )
 from synset_builder.db.session import make_engine
 from synset_builder.gold import set_gold
@@ -93,12 +94,12 @@ def test_the_gold_matrix_from_counters_follows_every_write(session, world, tmp_p
     assert matrix_equals_scan(s)[p[1]] == {"yy": 0, "yn": 0, "ny": 1, "nn": 1}
 
     # An undone page: its votes (two on gold items) move to vote_undone.
-    at = now_utc()  # later than every vote above: the last page
+    at = utcnow()  # later than every vote above: the last page
     s.execute(insert(Vote), [{"candidate_id": cid, "annotator_id": p[1], "answer": True,
                               "created_at": at} for cid in (c[0], c[2], c[6])])  # fmt: skip
     with_page = matrix_equals_scan(s)[p[1]]
     cfg = Settings(database_url="sqlite://", data_dir=tmp_path / "cfg")
-    assert undo_last_page(s, annotator_id=p[1], cfg=cfg).votes == 3
+    assert undo_last_page(s, build_statements(s.get_bind()), annotator_id=p[1], cfg=cfg).votes == 3
     assert s.scalar(select(VoteUndone.id).limit(1)) is not None
     assert matrix_equals_scan(s)[p[1]] != with_page
 

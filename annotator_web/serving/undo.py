@@ -1,11 +1,11 @@
 """Undo of the page an annotator just submitted (a misclick, a wrong key).
 
-A page's votes share one ``created_at`` (``answers.record_votes`` stamps them with
+A page's votes share one ``created_at`` (``submit.record_votes`` stamps them with
 one clock reading), so the last page is the annotator's votes at their latest
 ``created_at``. Undo moves them to ``vote_undone`` (copied, then deleted from
 ``vote``: the counters' triggers see an ordinary vote delete), takes back the
 page's "unsure" skips, counts the page off, re-decides the items the way a submit
-does (``queue.after_votes``) and leases the page to the annotator again, so the
+does (``live.after_votes``) and leases the page to the annotator again, so the
 next task fetch serves it.
 
 Only the annotator's own last page, only within ``web_undo_seconds`` of its
@@ -21,14 +21,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from annotator_web import queue
-from annotator_web import serving_sql as sql
-from annotator_web.tasks import now_utc
+from annotator_web.serving.statements import Statements
 from synset_builder.config import Settings
 from synset_builder.consensus import live
-from synset_builder.db.bulk import rows_params
-from synset_builder.db.models import Annotator, Lease, Unsure, Vote, VoteUndone
-from synset_builder.db.session import on_postgresql
+from synset_builder.db.models import Annotator, Lease, Unsure, Vote, VoteUndone, utcnow
 
 
 class UndoRefused(Exception):
@@ -72,7 +68,7 @@ def _undone_since(session: Session, annotator_id: int, at: datetime) -> bool:
 
 def _window(cfg: Settings) -> tuple[datetime, datetime]:
     """(now, the earliest submit time that may still be undone)."""
-    now = now_utc()
+    now = utcnow()
     return now, now - timedelta(seconds=cfg.web_undo_seconds)
 
 
@@ -87,7 +83,9 @@ def seconds_left(session: Session, annotator_id: int, cfg: Settings) -> float:
     return max(0.0, cfg.web_undo_seconds - (now - at).total_seconds())
 
 
-def undo_last_page(session: Session, *, annotator_id: int, cfg: Settings) -> Undone:
+def undo_last_page(
+    session: Session, sql: Statements, *, annotator_id: int, cfg: Settings
+) -> Undone:
     """Take back the annotator's last page; :class:`UndoRefused` says why not.
 
     Runs in the caller's transaction. On PostgreSQL the page's vote rows are locked
@@ -104,9 +102,8 @@ def undo_last_page(session: Session, *, annotator_id: int, cfg: Settings) -> Und
             f"Nothing to undo: you submitted no page in the last {cfg.web_undo_seconds} s "
             "(a page can be undone only that long)."
         )
-    postgresql = on_postgresql(session)
     page = select(Vote.id).where(Vote.annotator_id == annotator_id, Vote.created_at == at)
-    vote_ids = list(session.scalars(page.with_for_update() if postgresql else page))
+    vote_ids = list(session.scalars(sql.locked(page)))
     if not vote_ids:  # a concurrent undo moved them while this one waited
         raise UndoRefused("Your last page was already undone.")
     conn = session.connection()
@@ -135,28 +132,23 @@ def undo_last_page(session: Session, *, annotator_id: int, cfg: Settings) -> Und
         .values(pages_done=Annotator.pages_done - 1)
     )
     session.expire_all()  # rows above were written in Core
-    queue.after_votes(session, items, live.config_from(cfg), annotator_id)
-    return Undone(
-        votes=len(items), leased=_lease_again(session, annotator_id, items + skipped, cfg)
-    )
+    live.after_votes(
+        session, items, config=live.config_from(cfg), voter=annotator_id, defer_reopen=True,
+        sql=sql.live,
+    )  # fmt: skip
+    leased = _lease_again(session, sql, annotator_id, items + skipped, cfg)
+    return Undone(votes=len(items), leased=leased)
 
 
-def _lease_again(session: Session, annotator_id: int, items: list[int], cfg: Settings) -> int:
+def _lease_again(
+    session: Session, sql: Statements, annotator_id: int, items: list[int], cfg: Settings
+) -> int:
     """Give the annotator back the undone page: the page they hold now goes back to
     the queue, the undone items are leased to them where nobody else took them."""
-    now = now_utc()
+    now = utcnow()
     session.execute(
         update(Lease)
         .where(Lease.annotator_id == annotator_id, Lease.expires_at > now)
         .values(expires_at=now)
     )
-    if not items:
-        return 0
-    postgresql = on_postgresql(session)
-    expires = now + timedelta(seconds=cfg.web_lease_seconds)
-    rows = [
-        {"candidate_id": cid, "annotator_id": annotator_id, "expires_at": expires}
-        for cid in sorted(set(items))
-    ]
-    params = rows_params(rows, sql.LEASE_COLUMNS, postgresql, now=now, me=annotator_id)
-    return len(list(session.connection().execute(sql.upsert_lease(postgresql), params)))
+    return len(sql.lease(session.connection(), set(items), annotator_id, cfg.web_lease_seconds))

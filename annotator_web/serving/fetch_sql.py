@@ -1,4 +1,4 @@
-"""The SQL of a task fetch and a submit, built once per process, reused with parameters.
+"""The SQL of a task fetch, built once per backend, reused with parameters.
 
 Why not build it per request like the rest of the app: a fetch or a submit runs
 about ten statements, and the pool clause alone is a dozen subqueries. Building those
@@ -12,7 +12,9 @@ Every function here is cached and returns an immutable statement; the parameters
 are named bind parameters the caller passes: ``synset_id``, ``me`` (the
 annotator), ``now``, ``start`` (serve key), ``n`` (limit), ``skip``/``ids``
 (lists). The definitions themselves stay where they are owned (``pool``,
-``queue``, ``consensus.live``): this module only assembles them.
+``consensus.live``): this module only assembles them, and
+:mod:`annotator_web.serving.statements` puts them in one object per backend.
+The submit's statements are in :mod:`annotator_web.serving.submit_sql`.
 """
 
 from __future__ import annotations
@@ -24,19 +26,18 @@ from sqlalchemy import (
     Insert,
     Integer,
     Select,
-    Update,
+    and_,
     bindparam,
     case,
     cast,
     exists,
-    false,
     func,
+    or_,
     select,
     true,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from annotator_web import queue
 from synset_builder.consensus import live
 from synset_builder.db.bulk import DialectInsert, in_list, insert_rows, not_in_list
 from synset_builder.db.models import (
@@ -47,6 +48,7 @@ from synset_builder.db.models import (
     Gold,
     Image,
     Lease,
+    Requeue,
     Synset,
     Unsure,
     Vote,
@@ -59,8 +61,50 @@ SYNSET = bindparam("synset_id")
 LIMIT = bindparam("n")
 # Row lists of a multi-row write (synset_builder.db.bulk.rows_params).
 LEASE_COLUMNS = ("candidate_id", "annotator_id", "expires_at")
-VOTE_COLUMNS = ("candidate_id", "annotator_id", "answer", "time_ms", "created_at")
-UNSURE_COLUMNS = ("candidate_id", "annotator_id", "created_at")
+
+
+def initial_clause() -> ColumnElement[bool]:
+    """Where-clause over ``Candidate``: in its synset's initial subset."""
+    return exists().where(Consensus.candidate_id == Candidate.id, Consensus.initial)
+
+
+def requeued_clause() -> ColumnElement[bool]:
+    """Where-clause over ``Candidate``: sent back for more votes, not yet re-decided."""
+    return Candidate.id.in_(select(Requeue.candidate_id).where(Requeue.resolved_at.is_(None)))
+
+
+def serving_tiers(postgresql: bool) -> list[ColumnElement[bool]]:
+    """``open_clause() AND tier`` for each tier of ``live.priority_order()``, first tier first.
+
+    Each tier is served in serve-key order before the next one. Serving tier by
+    tier lets a fetch read a page through the ``ix_candidate_serve_key`` index
+    instead of ranking every candidate of the synset (the old sort grew with the synset), and
+    each tier spells out "still open" in a form the planner can drive from the
+    small side (the initial subset, the requeue rows) or check by primary key.
+    The first tier takes the synset's initial subset as the list parameter
+    ``initial`` (``Synset.initial_ids``): a consensus row does not know its synset.
+    The last tier walks ``ix_candidate_serve_open``, which holds only candidates not
+    yet settled (``Candidate.settled``), so its cost does not grow as items are
+    decided.
+    """
+    initial_open = and_(
+        in_list(Candidate.id, "initial", postgresql),
+        exists().where(
+            Consensus.candidate_id == Candidate.id,
+            or_(~live.decided(), requeued_clause()),
+        ),
+    )
+    settled = exists().where(
+        Consensus.candidate_id == Candidate.id,
+        or_(Consensus.initial, live.decided()),
+    )
+    return [
+        initial_open,
+        and_(requeued_clause(), ~initial_clause()),
+        # The flag first: it is what ix_candidate_serve_open leaves out, so the walk
+        # meets no settled item; the consensus row still decides (the flag may lag).
+        and_(~Candidate.settled, ~settled, ~requeued_clause()),
+    ]
 
 
 def _mine(table: type[Vote] | type[Unsure]) -> ColumnElement[bool]:
@@ -122,7 +166,7 @@ def fresh_picks(postgresql: bool) -> tuple[Select[tuple[int, int]], ...]:
     base = _candidates(postgresql).where(~exists().where(Gold.candidate_id == Candidate.id))
     key = live.serve_key()
     start = bindparam("start")
-    *first, rest = queue.serving_tiers(postgresql)
+    *first, rest = serving_tiers(postgresql)
     stmts = [base.where(tier) for tier in first]
     stmts += [base.where(rest, key >= start), base.where(rest, key < start)]
     return tuple(
@@ -144,7 +188,7 @@ def synset_probe(postgresql: bool) -> Select[tuple[bool, ...]]:
     candidates than its goal cannot have reached it, so the accepted count (a
     join) is only read near it, and neither count reads past the goal. With
     ``check_goal`` false neither is read and the answer is true (the caller knows
-    it: annotator_web/goals.py).
+    it: annotator_web/serving/goals.py).
 
     Held items are a page reload's; the small tiers (the initial subset, requeued
     items) usually hold nothing this annotator may take, since they voted on the
@@ -168,7 +212,7 @@ def synset_probe(postgresql: bool) -> Select[tuple[bool, ...]]:
         Lease.candidate_id == Candidate.id,
         Candidate.synset_id == SYNSET,
     )
-    *first, _rest = queue.serving_tiers(postgresql)
+    *first, _rest = serving_tiers(postgresql)
     open_to_me = [
         exists().where(Candidate.synset_id == SYNSET, tier, *_available()[1:]) for tier in first
     ]
@@ -186,7 +230,7 @@ def held_items() -> Select[tuple[int, int]]:
         .outerjoin(Gold, Gold.candidate_id == Candidate.id)
         .where(
             clean_clause(),
-            queue.open_joined() | Gold.candidate_id.is_not(None),
+            live.open_joined() | Gold.candidate_id.is_not(None),
             Candidate.synset_id == SYNSET,
             Lease.annotator_id == ME,
             Lease.expires_at > NOW,
@@ -198,7 +242,7 @@ def held_items() -> Select[tuple[int, int]]:
     )
 
 
-# The synset columns a fetch reads (tasks.SynsetRow has the same names, in this order).
+# The synset columns a fetch reads (serving.page.SynsetRow has the same names, in this order).
 SYNSET_COLUMNS = ("id", "wnid", "name", "gloss", "target", "goal", "initial_ids")
 
 
@@ -286,100 +330,3 @@ def _lease_if_free(stmt: DialectInsert) -> Insert:
         set_={"annotator_id": stmt.excluded.annotator_id, "expires_at": stmt.excluded.expires_at},
         where=(table.c.expires_at <= NOW) | (table.c.annotator_id == ME),
     ).returning(table.c.candidate_id)
-
-
-@cache
-def answer_state(postgresql: bool) -> Select[tuple[int, bool, bool, bool]]:
-    """Per submitted id: leased to ``me``, already answered by ``me``, still votable.
-
-    Votable means open (consensus still wants votes) or gold (always answerable).
-    An id that is no candidate yields no row, so it counts as refused. Every table is
-    joined by key, not tested with ``EXISTS``: in a select list PostgreSQL may run an
-    ``EXISTS`` as a hashed scan of the whole table (``queue.open_joined``).
-    """
-    return (
-        select(
-            Candidate.id,
-            func.coalesce(Lease.annotator_id == ME, false()),
-            Vote.candidate_id.is_not(None),
-            queue.open_joined() | Gold.candidate_id.is_not(None),
-        )
-        .outerjoin(Lease, Lease.candidate_id == Candidate.id)
-        .outerjoin(Vote, (Vote.candidate_id == Candidate.id) & (Vote.annotator_id == ME))
-        .outerjoin(Consensus, Consensus.candidate_id == Candidate.id)
-        .outerjoin(Gold, Gold.candidate_id == Candidate.id)
-        .where(in_list(Candidate.id, "ids", postgresql))
-    )
-
-
-@cache
-def insert_votes(postgresql: bool) -> Insert:
-    """One vote per (candidate, annotator): a repeat inserts nothing and returns nothing."""
-    table = Vote.__table__
-    return (
-        insert_rows(table, VOTE_COLUMNS, postgresql)
-        .on_conflict_do_nothing(index_elements=[table.c.candidate_id, table.c.annotator_id])
-        .returning(table.c.candidate_id)
-    )
-
-
-@cache
-def insert_unsure(postgresql: bool) -> Insert:
-    return insert_rows(Unsure.__table__, UNSURE_COLUMNS, postgresql).on_conflict_do_nothing()
-
-
-@cache
-def release_leases(postgresql: bool) -> Update:
-    """Answered items go back at once (expired now), so nobody waits for the lease."""
-    table = Lease.__table__
-    return (
-        table.update()
-        .where(in_list(table.c.candidate_id, "ids", postgresql), table.c.annotator_id == ME)
-        .values(expires_at=NOW)
-    )
-
-
-@cache
-def write_answers() -> Select[tuple[int, int, str | None]]:
-    """PostgreSQL: :func:`insert_votes`, :func:`release_leases` (of ``released``) and
-    :func:`count_page` (when a vote was recorded) in one statement.
-
-    Rows: (candidate recorded, pages done, completion code); none when nothing was
-    recorded. Parameters: the vote columns as arrays, ``released``, ``me``, ``now``.
-    """
-    recorded = insert_votes(True).cte("recorded")
-    table = Lease.__table__
-    released = table.update().where(
-        in_list(table.c.candidate_id, "released", True), table.c.annotator_id == ME
-    )
-    people = Annotator.__table__
-    counted = (
-        people.update()
-        .where(people.c.id == ME, exists(select(recorded.c.candidate_id)))
-        .values(pages_done=people.c.pages_done + 1)
-        .returning(people.c.pages_done, people.c.completion_code)
-        .cte("counted")
-    )
-    return (
-        select(recorded.c.candidate_id, counted.c.pages_done, counted.c.completion_code)
-        .select_from(recorded)
-        .join(counted, true())
-        .add_cte(released.values(expires_at=NOW).cte("released"))
-    )
-
-
-@cache
-def count_page() -> Update:
-    table = Annotator.__table__
-    return (
-        table.update()
-        .where(table.c.id == ME)
-        .values(pages_done=table.c.pages_done + 1)
-        .returning(table.c.pages_done, table.c.completion_code)
-    )
-
-
-@cache
-def set_completion_code() -> Update:
-    table = Annotator.__table__
-    return table.update().where(table.c.id == ME).values(completion_code=bindparam("code"))

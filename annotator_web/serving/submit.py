@@ -1,8 +1,10 @@
-"""Recording a page's answers: votes, "unsure" skips, leases released, the page counted.
+"""A submit: a page's answers recorded (votes, "unsure" skips), leases released, the
+page counted.
 
 Shared by the HTML form and the JSON API (``POST /api/votes``). One transaction:
-the answers, the consensus update they cause (``queue.after_votes``) and the
-annotator's page count commit together or not at all.
+the answers, the consensus update they cause (``live.after_votes``) and the
+annotator's page count commit together or not at all. The statements come built
+once per backend (:class:`~annotator_web.serving.statements.Statements`, ``sql``).
 """
 
 from __future__ import annotations
@@ -10,23 +12,29 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from annotator_web import queue
-from annotator_web import serving_sql as sql
-from annotator_web.deps import Voter
-from annotator_web.tasks import now_utc
+from annotator_web.serving.statements import Statements
+from annotator_web.serving.submit_sql import UNSURE_COLUMNS
 from synset_builder.config import Settings
 from synset_builder.consensus import live
-from synset_builder.db.bulk import rows_params
-from synset_builder.db.models import Annotator
-from synset_builder.db.session import committed, on_postgresql
+from synset_builder.db.models import Annotator, utcnow
+from synset_builder.db.session import committed
 from synset_builder.errors import InvalidInput
 
 T = TypeVar("T")
+
+
+class Voter(NamedTuple):
+    """What recording a page of votes needs to know of its annotator (:func:`record_votes`)."""
+
+    id: int
+    worker_id: str | None
+    disabled: bool = False
+    session_version: int = 0
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,7 @@ class VoteResult:
 
 def record_votes(
     session: Session,
+    sql: Statements,
     *,
     annotator: Annotator | Voter,
     votes: Sequence[tuple[int, bool]],
@@ -56,12 +65,10 @@ def record_votes(
         raise InvalidInput("At most 1000 votes per request.")
     if not ids:
         return VoteResult(accepted=0, already=0, refused=[])
-    me, now, postgresql = annotator.id, now_utc(), on_postgresql(session)
+    me, now = annotator.id, utcnow()
     conn = session.connection()
     held, done, votable = set(), set(), set()
-    for cid, is_held, is_done, is_votable in conn.execute(
-        sql.answer_state(postgresql), {"ids": ids, "me": me}
-    ):
+    for cid, is_held, is_done, is_votable in conn.execute(sql.answer_state, {"ids": ids, "me": me}):
         for flag, into in ((is_held, held), (is_done, done), (is_votable, votable)):
             if flag:
                 into.add(cid)
@@ -76,64 +83,34 @@ def record_votes(
     ]  # fmt: skip
     if skipped:
         skips = [{"candidate_id": i, "annotator_id": me, "created_at": now} for i in skipped]
-        conn.execute(
-            sql.insert_unsure(postgresql), rows_params(skips, sql.UNSURE_COLUMNS, postgresql)
+        conn.execute(sql.insert_unsure, sql.rows.params(skips, UNSURE_COLUMNS))
+    recorded, pages, code = sql.write_answers(conn, rows, [*fresh, *skipped], me, now)
+    if recorded:
+        config = live.config_from(cfg)
+        live.after_votes(
+            session, recorded, config=config, voter=me, defer_reopen=True, sql=sql.live
         )
-    released = [*fresh, *skipped]
-    if postgresql:
-        recorded, pages, code = _write_in_one(session, rows, released, me, now)
-    else:
-        recorded, pages, code = _write(session, rows, released, me, now)
-    queue.after_votes(session, recorded, live.config_from(cfg), me)
     refits = session.info.get("refits")
     if refits is not None and recorded:  # the web app's own refits (consensus/refit.py)
         refits.counted(session, len(recorded))
     if recorded:
-        _counted(session, annotator, pages, code, cfg)
+        _counted(session, sql, annotator, pages, code, cfg)
     return VoteResult(accepted=len(recorded), already=len(done), refused=refused)
 
 
-def submit_page(session: Session, cfg: Settings, work: Callable[[], T]) -> T:
+def submit_page(session: Session, sql: Statements, cfg: Settings, work: Callable[[], T]) -> T:
     """Run and commit a page's writes (:func:`record_votes`, or an undo), run again
     from the start if PostgreSQL aborted them to break a deadlock
     (:func:`~synset_builder.db.session.committed`); then decide again, in
     transactions of their own, the items of an annotator the page excluded."""
     result = committed(session, work)
-    live.reopen_deferred(session, live.config_from(cfg))
+    live.reopen_deferred(session, live.config_from(cfg), sql=sql.live)
     return result
-
-
-Written = tuple[list[int], int | None, str | None]
-
-
-def _write(
-    session: Session, rows: list[dict], released: list[int], me: int, now: object
-) -> Written:
-    """Votes, leases released, the page counted: one statement each (SQLite)."""
-    conn = session.connection()
-    recorded: list[int] = []
-    if rows:
-        params = rows_params(rows, sql.VOTE_COLUMNS, False)
-        recorded = list(conn.execute(sql.insert_votes(False), params).scalars())
-    if released:
-        conn.execute(sql.release_leases(False), {"ids": released, "me": me, "now": now})
-    if not recorded:
-        return recorded, None, None
-    pages, code = conn.execute(sql.count_page(), {"me": me}).one()
-    return recorded, pages, code
-
-
-def _write_in_one(
-    session: Session, rows: list[dict], released: list[int], me: int, now: object
-) -> Written:
-    """The same as :func:`_write` in one statement (``sql.write_answers``, PostgreSQL)."""
-    params = rows_params(rows, sql.VOTE_COLUMNS, True, released=released, me=me, now=now)
-    result = session.connection().execute(sql.write_answers(), params).all()
-    return [r.candidate_id for r in result], *(result[0][1:] if result else (None, None))
 
 
 def _counted(
     session: Session,
+    sql: Statements,
     annotator: Annotator | Voter,
     pages: int | None,
     code: str | None,
@@ -142,7 +119,7 @@ def _counted(
     """Crowd workers get their completion code after enough pages."""
     if annotator.worker_id and code is None and pages is not None and pages >= cfg.crowd_pages:
         code = secrets.token_hex(5).upper()
-        session.connection().execute(sql.set_completion_code(), {"me": annotator.id, "code": code})
+        session.connection().execute(sql.set_completion_code, {"me": annotator.id, "code": code})
     if isinstance(annotator, Annotator):
         # The row was written in Core: tell the loaded object without another query.
         set_committed_value(annotator, "pages_done", pages)
