@@ -80,10 +80,13 @@ class RenderCache:
             return None
         if hashlib.sha256(data).hexdigest() != hit.file_sha256:
             return None
-        return Rendered(hit.sha256, data, hit.width, hit.height, hit.faces)
+        return Rendered(
+            hit.sha256, data, hit.width, hit.height, hit.faces, file_sha256=hit.file_sha256
+        )
 
-    def record(self, done: Rendered, path: str) -> None:
-        digest = hashlib.sha256(done.data).hexdigest()
+    def record(self, done: Rendered, path: str, digest: str) -> None:
+        """Note a file just written at ``path`` whose bytes hash to ``digest`` (hashed once,
+        where the bytes were, for this and the export's checksum listing)."""
         self.entries[done.sha256] = Cached(
             done.sha256, digest, done.width, done.height, done.faces, path
         )

@@ -372,7 +372,7 @@ def write_datasheet(
         figures["histogram"] = put(f"{FOLDER}/class_size_histogram.png", histogram_chart(buckets))
     for wnid, images in sorted(stats.samples.items()):
         if images:
-            figures[wnid] = put(f"{FOLDER}/samples/{wnid}.png", sample_grid(images))
+            figures[wnid] = put(f"{FOLDER}/samples/{wnid}.jpg", sample_grid(images))
     blocks = build_blocks(session, sel, stats, class_rows, report, params, figures)
     put("datasheet.md", to_markdown(blocks).encode())
     put("datasheet.html", to_html(blocks).encode())

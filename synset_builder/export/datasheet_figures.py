@@ -136,6 +136,8 @@ def histogram_chart(buckets: Sequence[tuple[int, int, int]]) -> bytes:
 
 
 def sample_grid(images: Sequence[bytes], cell: int = 128, columns: int = 4) -> bytes:
+    """A JPEG of up to ``columns`` photos a row: photos compress badly as PNG, and these
+    grids were most of the datasheet's cost (docs/benchmarks.md, Export)."""
     rows = max(1, math.ceil(len(images) / columns))
     grid = PILImage.new("RGB", (columns * cell, rows * cell), (255, 255, 255))
     for i, data in enumerate(images):
@@ -144,5 +146,5 @@ def sample_grid(images: Sequence[bytes], cell: int = 128, columns: int = 4) -> b
             thumb = ImageOps.fit(img.convert("RGB"), (cell - 4, cell - 4))
         grid.paste(thumb, ((i % columns) * cell + 2, (i // columns) * cell + 2))
     buf = io.BytesIO()
-    grid.save(buf, "PNG", compress_level=3)
+    grid.save(buf, "JPEG", quality=85)
     return buf.getvalue()

@@ -80,10 +80,11 @@ def remove_stale(out: Path, keep: Container[str]) -> int:
             continue
         for folder, dirs, names in os.walk(root, topdown=False):
             here = Path(folder)
+            # Paths as strings: a Path and relative_to per file cost more than the lookup.
+            prefix = here.relative_to(out).as_posix() + "/"
             for name in names:
-                path = here / name
-                if path.relative_to(out).as_posix() not in keep:
-                    path.unlink()
+                if prefix + name not in keep:
+                    os.unlink(os.path.join(folder, name))
                     removed += 1
             for name in dirs:
                 sub = here / name

@@ -139,10 +139,10 @@ class ImageFolderWriter:
 
     def add(self, row: dict[str, str], data: bytes, *, unchanged: bool) -> None:
         rel = imagefolder_path(row["split"], row["wnid"], row["sha256"])
-        target = self.out / rel
-        # A file reused from the previous run of this export is already these bytes.
-        if not (unchanged and target.is_file()):
-            atomic_write(target, data)
+        # Unchanged: a render worker wrote these bytes there (and may have kept no copy),
+        # or the file was reused from the previous run of this export.
+        if not unchanged or (data and not (self.out / rel).is_file()):
+            atomic_write(self.out / rel, data)
         self.meta.add(row["split"], {"file_name": rel.partition("/")[2], **table_row(row)})
 
     def finish(self) -> list[str]:

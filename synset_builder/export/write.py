@@ -11,6 +11,7 @@ last label.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import multiprocessing
 import os
@@ -30,8 +31,8 @@ from synset_builder.export.formats import MANIFEST_COLUMNS, WRITERS, imagefolder
 from synset_builder.export.hf import LabelSpace
 from synset_builder.export.render import Rendered, RenderSpec, render
 from synset_builder.export.spool import ExportSpool
+from synset_builder.export.worker import FileJob, render_file, render_files
 
-Job = tuple[str, str, RenderSpec]
 # Files a worker renders per task, and tasks in flight per worker: enough to keep
 # the workers busy, few enough that finished files never pile up in memory.
 CHUNK = 16
@@ -75,26 +76,26 @@ class Plan:
     labels: LabelSpace = LabelSpace()
 
 
-def _render_chunk(jobs: list[Job]) -> list[Rendered]:
-    return [render(job) for job in jobs]
-
-
-def render_stream(jobs: Iterable[Job], workers: int) -> Iterator[Rendered]:
-    """``render`` over ``jobs`` in order, in ``workers`` processes, a bounded window ahead
-    (``Executor.map`` would queue every job, and keep every result it got ahead)."""
+def render_stream(jobs: Iterable[FileJob], workers: int) -> Iterator[Rendered]:
+    """``render_file`` over ``jobs`` in order, in ``workers`` processes, a bounded window
+    ahead (``Executor.map`` would queue every job, and keep every result it got ahead)."""
     if workers <= 1:
-        yield from map(render, jobs)
+        yield from map(render_file, jobs)
         return
     it = iter(jobs)
     # Workers come from a fork server, not a fork of this process: a process that has
     # run OpenCV (a render with one worker, face blurring) holds its thread pool, and a
     # child forked from it waits forever on that pool's lock at its first resize.
     context = multiprocessing.get_context("forkserver")
+    # The fork server imports what every worker needs (numpy and OpenCV are most of a
+    # worker's start-up) once, instead of each worker importing it; importing OpenCV
+    # starts no threads, running it does, and the fork server never runs it.
+    context.set_forkserver_preload(["__main__", "cv2", "synset_builder.export.worker"])
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         window: deque[Future[list[Rendered]]] = deque()
         while True:
             while len(window) < workers * AHEAD and (chunk := list(islice(it, CHUNK))):
-                window.append(pool.submit(_render_chunk, chunk))
+                window.append(pool.submit(render_files, chunk))
             if not window:
                 return
             yield from window.popleft().result()
@@ -116,15 +117,18 @@ class _Peekable:
         return None
 
 
-def _jobs(spool: ExportSpool, plan: Plan, cache: RenderCache | None) -> Iterator[Job]:
+def _jobs(spool: ExportSpool, plan: Plan, cache: RenderCache | None) -> Iterator[FileJob]:
     """The files to render, in the order the pass will want them.
 
-    With image files: every image not reusable from the cache, once. Manifest
-    only (csv): just the datasheet's sample images. The pass takes a result
-    only when it is for the image at hand, so this plan going wrong can cost a
-    render, never a wrong file.
+    With image files: every image not reusable from the cache, once; the worker
+    writes its imagefolder files (one per label) and keeps the bytes only for
+    the layouts that pack files. Manifest only (csv): just the datasheet's
+    sample images. The pass takes a result only when it is for the image at
+    hand, so this plan going wrong can cost a render, never a wrong file.
     """
     has_files = any(name != "csv" for name in plan.formats)
+    folder = str(plan.out) if "imagefolder" in plan.formats else None
+    keep_data = not has_files or any(n not in ("csv", "imagefolder") for n in plan.formats)
     quota = dict.fromkeys(plan.sample_classes, plan.samples_per_class)
     queued: set[str] = set()  # multi-label images only: the others come once
     entries = spool.ordered(train_of=None if has_files else plan.sample_classes)
@@ -142,7 +146,18 @@ def _jobs(spool: ExportSpool, plan: Plan, cache: RenderCache | None) -> Iterator
             elif wanted:
                 queued.add(sha)
         if wanted:
-            yield (sha, entry.source_path, plan.render)
+            targets = () if folder is None else _targets(folder, split, labels, sha)
+            yield FileJob(sha, entry.source_path, plan.render, targets, keep_data)
+
+
+def _targets(folder: str, split: str, labels: tuple[str, ...], sha: str) -> tuple[str, ...]:
+    return tuple(os.path.join(folder, imagefolder_path(split, w, sha)) for w in labels)
+
+
+def _sample(done: Rendered, out: Path, rel: str) -> bytes:
+    """The bytes of a file for the datasheet's samples: a worker that wrote the file
+    kept no copy of them unless a layout needed it."""
+    return done.data or (out / rel).read_bytes()
 
 
 def write_files(
@@ -187,6 +202,9 @@ def write_files(
                     reused = done is not None
                 if done is None and has_files:  # not planned, or a cached file changed
                     done = render((sha, e.source_path, plan.render))
+                if done is not None and folder and not done.file_sha256 and not done.error:
+                    digest = hashlib.sha256(done.data).hexdigest()
+                    done = dataclasses.replace(done, file_sha256=digest)
                 if done is not None and done.error:
                     unreadable[sha] = done.error
                     continue
@@ -195,12 +213,12 @@ def write_files(
                     report.rendered += not reused
                     report.faces_blurred += done.faces
                     if cache is not None:
-                        cache.record(done, folder_path)
+                        cache.record(done, folder_path, done.file_sha256)
                     if len(labels) > 1:
                         held[sha] = (done, reused, len(labels) - 1)
             if done is not None and split == "train" and need_sample.get(e.wnid, 0) > 0:
                 need_sample[e.wnid] -= 1
-                stats.samples[e.wnid].append(done.data)
+                stats.samples[e.wnid].append(_sample(done, plan.out, folder_path))
             pixels = done if has_files else None
             values = [
                 folder_path or ("" if has_files else e.source_path),
@@ -227,10 +245,10 @@ def write_files(
                     # Every label of the image, for the webdataset sample (which holds it once).
                     row["labels"] = ",".join(str(index[w]) for w in labels)
                 for writer in writers:
-                    writer.add(row, pixels.data, unchanged=reused)
+                    writer.add(row, pixels.data, unchanged=reused or pixels.on_disk)
                 values[0] = row["path"]  # the webdataset writer names the shard member
                 if folder:
-                    spool.add_file(folder_path, hashlib.sha256(pixels.data).hexdigest())
+                    spool.add_file(folder_path, pixels.file_sha256)
             spool.add_row(values)
             stats.add(e, split, first=e.wnid == labels[0])
     finally:

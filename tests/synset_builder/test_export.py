@@ -188,6 +188,24 @@ def test_multi_label_keeps_ambiguous_images_with_both_labels(session, col, tmp_p
     assert verify_export(out).ok
 
 
+def test_render_workers_write_each_label_file_with_its_checksum(session, col, tmp_path) -> None:
+    """Imagefolder alone: the worker processes write the files (one per label) and the
+    export lists the checksums they computed, which ``verify`` checks on every file."""
+    out = tmp_path / "out"
+    report = export(session, col, out, multi_label=True, render=RenderSpec(resize=64), workers=2)
+    rows = manifest(out)
+    ambiguous = [r for r in rows if r["sha256"] == col.ambiguous]
+    assert sorted(r["wnid"] for r in ambiguous) == sorted([WHIPPET, TABBY])
+    first, second = ((out / r["path"]).read_bytes() for r in ambiguous)
+    assert first == second
+    with PILImage.open(io.BytesIO(first)) as im:
+        assert min(im.size) == 64
+    assert report.rendered == len({r["sha256"] for r in rows})
+    assert verify_export(out).ok
+    assert not list(out.rglob(".tmp-*"))
+    assert list((out / "datasheet" / "samples").glob("*.jpg"))
+
+
 def test_reexport_after_new_images_keeps_earlier_splits(session, col, tmp_path, photos) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     export(session, col, first, split=SplitSpec(seed=11))
@@ -248,8 +266,9 @@ def test_datasheet_is_written_with_its_plots(session, col, tmp_path) -> None:
     with PILImage.open(out / "datasheet" / "class_sizes.png") as chart:
         assert chart.format == "PNG" and chart.width >= 400
     for wnid in LEAVES:
-        with PILImage.open(out / "datasheet" / "samples" / f"{wnid}.png") as grid:
-            assert grid.format == "PNG"
+        with PILImage.open(out / "datasheet" / "samples" / f"{wnid}.jpg") as grid:
+            assert grid.format == "JPEG" and grid.width == 512
+        assert f"samples/{wnid}.jpg" in html
     meta = json.loads((out / "export.json").read_text())
     assert meta["seed"] == 0 and meta["params"]["split"]["fractions"] == [0.8, 0.1, 0.1]
     assert meta["database"] == "test" and meta["checksums"]["manifest.csv"]

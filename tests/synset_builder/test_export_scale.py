@@ -156,7 +156,7 @@ def test_csv_export_of_150_classes_writes_its_datasheet_and_export_json(
         assert chart.format == "PNG" and chart.height < 1000
     with PILImage.open(out / "datasheet" / "class_size_histogram.png") as hist:
         assert hist.format == "PNG"
-    grids = {p.stem for p in (out / "datasheet" / "samples").glob("*.png")}
+    grids = {p.stem for p in (out / "datasheet" / "samples").glob("*.jpg")}
     assert grids and grids <= shown
     assert "Crawled between 2026-01-15 and 2026-12-15." in md
     months = md.split("| month | images |\n|---|---|\n")[1].split("\n\n")[0].splitlines()
