@@ -66,6 +66,14 @@ class _Bars:
             self._bar = None
 
 
+def _workers(asked: int | None) -> int:
+    """Processes for the final pass: the cores there are, at most 4 (the database
+    server needs its share of them too); ignored where the pass runs in one."""
+    import os
+
+    return asked if asked is not None else max(1, min(4, os.cpu_count() or 1))
+
+
 def _fmt(value: float | None, pattern: str) -> str:
     return "-" if value is None else pattern.format(value)
 
@@ -91,6 +99,14 @@ def consensus(
         help="Exclude annotators whose kappa (0 chance, 1 perfect) stays below this "
         "[settings: 0.1].",
     ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        max=64,
+        help="Processes for the final pass over the synsets (PostgreSQL) "
+        "[default: the CPU count, at most 4; 1 on SQLite].",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
     refit_id: int | None = typer.Option(
         None, "--refit-id", hidden=True, help="Run as the web app's refit N (its log row)."
@@ -111,7 +127,7 @@ def consensus(
         dynamic = replace(dynamic, skill_floor=skill_floor)
     cfg = RecomputeConfig(method=method, dynamic=dynamic)
     with open_session(settings()) as session, _Bars() as bars:
-        outcome = recompute(session, cfg, progress=bars.update)
+        outcome = recompute(session, cfg, progress=bars.update, workers=_workers(workers))
     if as_json:
         print_json(
             {

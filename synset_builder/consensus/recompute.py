@@ -24,33 +24,30 @@ the model's belief, not a measurement (an audit measures it).
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
-from sqlalchemy import Engine, func, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import Executable
 
 from synset_builder.consensus import METHODS
 from synset_builder.consensus import live_sql as sql
-from synset_builder.consensus.dynamic import DynamicConfig, Verdict, evaluate_item
+from synset_builder.consensus.dynamic import DynamicConfig, Verdict
 from synset_builder.consensus.live import ensure_initial_subset
 from synset_builder.consensus.model import SkillState
 from synset_builder.consensus.quality import gold_counts
 from synset_builder.consensus.replay import DynamicConsensus
-from synset_builder.consensus.synset_pass import (
-    FitArrays,
-    Written,
-    synset_rows,
-    synset_rows_now,
-    synset_votes,
+from synset_builder.consensus.synset_pass import FitArrays, Written, synset_answers
+from synset_builder.consensus.write_pool import (
+    FinalPass,
+    FinalRule,
+    Verdicts,
+    write_in_processes,
+    write_synsets,
 )
-from synset_builder.db.bulk import rows_params
 from synset_builder.db.models import (
     Annotator,
     AnnotatorQuality,
@@ -61,7 +58,6 @@ from synset_builder.db.models import (
     Synset,
     Vote,
 )
-from synset_builder.db.session import on_postgresql
 from synset_builder.errors import InvalidInput
 
 CLASSES: list[Hashable] = [False, True]
@@ -138,6 +134,7 @@ def recompute(
     progress: Progress | None = None,
     *,
     writer: Engine | None = None,
+    workers: int = 1,
 ) -> Outcome:
     """Replay every vote through the rule, refit, and rewrite the rows; safe to run again.
 
@@ -148,9 +145,12 @@ def recompute(
     it on the counters.
     The session then only reads until the voters' records and priors at the end;
     a crash between synsets leaves some rewritten, which the next run finishes.
+
+    ``workers`` > 1 (PostgreSQL, the dynamic method): the final pass runs in that
+    many processes (:mod:`.write_pool`), each synset written in a transaction of its
+    own as with ``writer``; the decisions are the same as in one process.
     """
     cfg = config.dynamic
-    postgresql = on_postgresql(session)
     tick = progress or (lambda _stage, _done, _total: None)
     gold = {cid: bool(a) for cid, a in session.execute(select(Gold.candidate_id, Gold.answer))}
     sids = _synsets(session)
@@ -161,13 +161,7 @@ def recompute(
     team = _team(session)
     player = DynamicConsensus(config=cfg, refit_every=0)
     player.start(CLASSES, gold=gold, team=team)
-    fit = FitArrays()
-    initial = _initial(session)
-    for n, (sid, votes) in enumerate(zip(sids, synset_votes(session, sids), strict=True), 1):
-        player.next_group(sid, initial.get(sid, ()))
-        player.play([(c, a, ans) for c, a, ans, _ in votes], serve_closed=True)
-        fit.add(sid, player.next_group(None, ()))
-        tick("replay", n, len(sids))
+    fit = _replay(session, sids, player, tick)
     state = player.state_ or SkillState(k=2)
     fit.refit(state, gold, n_iter=player.n_iter)
     excluded = dict(state.excluded)
@@ -179,21 +173,19 @@ def recompute(
         )
     ):
         requeues[cid].append((rq, created))
+    final = FinalPass(method=config.method, cfg=cfg, verdict_of=verdict_of, gold=gold,
+                      excluded=excluded, team=team, requeues=requeues)  # fmt: skip
     seen = Written()
-    upsert = sql.upsert_consensus(postgresql)
-    passes = zip(sids, synset_votes(session, sids), synset_rows_now(session, sids), strict=True)
-    for n, (sid, votes, now_rows) in enumerate(passes, 1):
-        rows = synset_rows(
-            votes, {row[0]: row for row in now_rows},
-            lambda cid, votes, initial, sid=sid: verdict_of(sid, cid, votes, initial),
-            method=config.method, cfg=cfg, gold=gold, excluded=excluded, team=team,
-            requeues=requeues, seen=seen,
-        )  # fmt: skip
-        if rows and writer is not None:
-            _yielding_write(writer, upsert, rows_params(rows, sql.CONSENSUS_COLUMNS, postgresql))
-        elif rows:
-            session.execute(upsert, rows_params(rows, sql.CONSENSUS_COLUMNS, postgresql))
-        tick("write", n, len(sids))
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    if workers > 1 and postgresql and isinstance(verdict_of, FinalRule):
+        session.commit()  # the workers read the initial subsets this session fixed
+        url = session.get_bind().url.render_as_string(hide_password=False)
+        write_in_processes(url, sids, final, seen, workers=workers,
+                           tick=lambda done: tick("write", done, len(sids)))  # fmt: skip
+    else:
+        passes = write_synsets(session, sids, final, seen, writer=writer, postgresql=postgresql)
+        for n, _ in enumerate(passes, 1):
+            tick("write", n, len(sids))
     if seen.resolved_requeues:
         now = datetime.now(UTC)
         for rq in session.scalars(select(Requeue).where(Requeue.id.in_(seen.resolved_requeues))):
@@ -205,29 +197,22 @@ def recompute(
     return Outcome(synsets=summarise(session), excluded=_names(session, excluded))
 
 
-# A refit's statement gives up a row lock after this long rather than wait into a
-# deadlock (PostgreSQL detects those after a second and may abort the annotator's
-# submit instead); it then tries the synset again, a little later each time.
-LOCK_TIMEOUT = "100ms"
-ATTEMPTS = 20
-
-
-def _yielding_write(writer: Engine, upsert: Executable, params: object) -> None:
-    """One synset's rows in a transaction of their own, yielding to the web app's
-    submits: on PostgreSQL a lock wait or deadlock costs the refit a retry, never a
-    submit (SQLite has no row locks; its busy timeout serialises writers)."""
-    for attempt in range(ATTEMPTS):
-        try:
-            with writer.begin() as conn:
-                if writer.dialect.name == "postgresql":
-                    conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-                conn.execute(upsert, params)
-            return
-        except OperationalError as exc:
-            code = getattr(exc.orig, "sqlstate", None)
-            if code not in ("55P03", "40P01") or attempt == ATTEMPTS - 1:
-                raise
-            time.sleep(0.05 * (attempt + 1))
+def _replay(
+    session: Session, sids: list[int], player: DynamicConsensus, tick: Progress
+) -> FitArrays:
+    """The rule over every vote, synset by synset in cast order, skills carried across;
+    what the refit needs of each vote is kept, the votes themselves are not."""
+    fit = FitArrays()
+    initial = _initial(session)
+    stream = synset_answers(session, sids)
+    for n, sid in enumerate(sids, 1):
+        # Not zip: its reused result tuple may keep an earlier synset's list alive.
+        votes = next(stream)
+        player.next_group(sid, initial.get(sid, ()))
+        player.play(votes, serve_closed=True)
+        fit.add(sid, player.next_group(None, ()))
+        tick("replay", n, len(sids))
+    return fit
 
 
 def _verdicts(
@@ -237,7 +222,7 @@ def _verdicts(
     fit: FitArrays,
     gold: dict[int, bool],
     team: set[int],
-) -> Callable[[int, int, list[tuple[int, int]], bool], Verdict | None]:
+) -> Verdicts:
     """The method's verdict on an item from its votes, after the refit."""
     if config.method != "dynamic":
         enc, _, _ = fit.kept(state.excluded)
@@ -247,19 +232,7 @@ def _verdicts(
         other = METHODS[config.method](cfg).fit(kept, gold=gold, classes=CLASSES)
         chosen = {item: _most_likely(other.probas_[item][True]) for item in other.probas_}
         return lambda _sid, cid, _votes, _initial: chosen.get(cid)
-    gone = state.excluded
-    members = len(team) - sum(1 for w in gone if w in team)
-
-    def dynamic(sid: int, cid: int, votes: list[tuple[int, int]], initial: bool) -> Verdict:
-        if cid in gold:
-            answer = int(gold[cid])
-            return Verdict("decided", answer, (float(answer == 0), float(answer == 1)))
-        left = None
-        if team:
-            left = members - len({w for w, _ in votes if w in team and w not in gone})
-        return evaluate_item(state, sid, votes, config=cfg, initial=initial, voters_left=left)
-
-    return dynamic
+    return FinalRule(cfg=cfg, state=state, gold=gold, team=frozenset(team))
 
 
 def _most_likely(p_yes: float) -> Verdict:

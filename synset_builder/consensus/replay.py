@@ -143,6 +143,7 @@ class DynamicConsensus:
         self._st.priors = {g: list(p) for g, p in (priors or {}).items()}
         self.state_ = self._st
         members = set(team)
+        self._gone_members = (0, 0)  # (exclusions seen, how many of them are members)
         self._left: Remaining = lambda item: self._team_left(members, item)
         self.taken_ = []
         self._since = 0
@@ -176,9 +177,11 @@ class DynamicConsensus:
         ``synset consensus`` plays synset by synset, so it holds one synset's items
         at a time; a later exclusion does not reopen an earlier synset's items here
         (the final pass looks at every item with the final skills anyway).
+        ``taken_`` then covers the votes played since the last call only.
         """
         items, self._items = self._items, {}
         self._one_group, self._initial = group, set(initial)
+        self.taken_ = []  # per group here: it would grow with every vote of the project
         return items
 
     # -- the machinery ---------------------------------------------------------
@@ -187,8 +190,10 @@ class DynamicConsensus:
         if not team:
             return None
         gone = self._st.excluded
+        if self._gone_members[0] != len(gone):  # exclusions are only ever added
+            self._gone_members = (len(gone), sum(1 for w in gone if w in team))
         voted = {w for w, _ in self._items[item].votes if w in team and w not in gone}
-        return len(team) - sum(1 for w in gone if w in team) - len(voted)
+        return len(team) - self._gone_members[1] - len(voted)
 
     def _item(self, item: Hashable) -> _Item:
         it = self._items.get(item)

@@ -24,9 +24,10 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import numpy as np
-from sqlalchemy import Row, Select, select
+from sqlalchemy import ColumnElement, Row, Select, false, select
 from sqlalchemy.orm import Session
 
+from synset_builder.consensus import chunked_refit
 from synset_builder.consensus.base import Encoded
 from synset_builder.consensus.dynamic import DynamicConfig, Verdict, after_requeue
 from synset_builder.consensus.model import SkillState
@@ -34,6 +35,7 @@ from synset_builder.db.models import Candidate, Consensus, Vote
 
 # (candidate, annotator, answer, cast at)
 VoteRow4 = tuple[int, int, bool, datetime]
+VoteRow = tuple[int, int, bool]
 T = TypeVar("T")
 
 
@@ -58,15 +60,25 @@ def _by_synset(
 
 
 def synset_votes(session: Session, synsets: Sequence[int]) -> Iterator[list[VoteRow4]]:
-    """Per synset, its votes in the order they were cast."""
-    stmt = (
-        select(Candidate.synset_id, Vote.candidate_id, Vote.annotator_id, Vote.answer,
-               Vote.created_at)
-        .join(Candidate, Candidate.id == Vote.candidate_id)
-        .where(Candidate.synset_id.is_not(None))
-        .order_by(Candidate.synset_id, Vote.id)
-    )  # fmt: skip
+    """Per synset of ``synsets`` (ascending), its votes in the order they were cast."""
+    stmt = _votes_by_synset(synsets, Vote.created_at)
     return _by_synset(session, stmt, synsets, lambda r: (r[1], r[2], bool(r[3]), r[4]))
+
+
+def synset_answers(session: Session, synsets: Sequence[int]) -> Iterator[list[VoteRow]]:
+    """:func:`synset_votes` without the time of each vote (the replay's): a timestamp
+    costs more to read than the three numbers beside it."""
+    stmt = _votes_by_synset(synsets)
+    return _by_synset(session, stmt, synsets, lambda r: (r[1], r[2], bool(r[3])))
+
+
+def _votes_by_synset(synsets: Sequence[int], *extra: ColumnElement) -> Select:
+    return (
+        select(Candidate.synset_id, Vote.candidate_id, Vote.annotator_id, Vote.answer, *extra)
+        .join(Candidate, Candidate.id == Vote.candidate_id)
+        .where(Candidate.synset_id.between(synsets[0], synsets[-1]) if synsets else false())
+        .order_by(Candidate.synset_id, Vote.id)
+    )
 
 
 # What a consensus row says, to compare with what the recompute would write.
@@ -80,6 +92,7 @@ def synset_rows_now(session: Session, synsets: Sequence[int]) -> Iterator[list[R
         select(Candidate.synset_id, Consensus.candidate_id, Consensus.p_yes, Consensus.initial,
                Consensus.decision, Consensus.method, Consensus.n_votes, Consensus.reason)
         .join(Candidate, Candidate.id == Consensus.candidate_id)
+        .where(Candidate.synset_id.between(synsets[0], synsets[-1]) if synsets else false())
         .order_by(Candidate.synset_id)
     )  # fmt: skip
     return _by_synset(
@@ -137,26 +150,56 @@ class FitArrays:
         decided = np.frombuffer(self.decided, dtype=np.int8)[items_used].astype(bool)
         return enc, groups, decided
 
-    def refit(self, state: SkillState, gold: Mapping[int, bool], *, n_iter: int) -> Encoded | None:
-        """Refit the skills and priors on every counted vote (the replay's ``_refit``)."""
-        enc, groups, decided = self.kept(state.excluded)
-        if not enc.items or not decided.any():
-            return enc if enc.items else None
-        names_of, gidx = np.unique(groups, return_inverse=True)
-        gold_idx = np.array([int(gold[c]) if c in gold else -1 for c in enc.items], dtype=np.int64)
-        state.refit(enc, gold_idx=gold_idx, group_idx=gidx.astype(np.int64),
-                    group_names={g: int(s) for g, s in enumerate(names_of)},
-                    calibration=decided, n_iter=n_iter)  # fmt: skip
-        return enc
+    def refit(
+        self, state: SkillState, gold: Mapping[int, bool], *, n_iter: int,
+        chunk_votes: int = chunked_refit.CHUNK_VOTES,
+    ) -> None:  # fmt: skip
+        """Refit the skills and priors on every counted vote (the replay's ``_refit``),
+        ``chunk_votes`` votes at a time (:mod:`.chunked_refit`: the same floats)."""
+        excluded = np.array(sorted(int(w) for w in state.excluded), dtype=np.int64)
+        parts, workers, groups = chunked_refit.chunks(
+            np.frombuffer(self.item_ids, dtype=np.int64),
+            np.frombuffer(self.item_group, dtype=np.int64),
+            np.frombuffer(self.decided, dtype=np.int8).astype(bool),
+            np.frombuffer(self.vote_item, dtype=np.int64),
+            np.frombuffer(self.vote_worker, dtype=np.int64),
+            np.frombuffer(self.vote_label, dtype=np.int8),
+            excluded, gold, chunk_votes,
+        )  # fmt: skip
+        if not any(part.calibration.any() for part in parts):
+            return
+        chunked_refit.refit(state, parts, workers, groups, n_iter=n_iter)
 
 
 @dataclass
 class Written:
-    """What the final pass saw, for the records and the summary."""
+    """What the final pass saw, for the records and the summary.
+
+    ``log``: where a worker process (:mod:`.write_pool`) lists what it would add to
+    ``measured``, ``(annotator, answer, p_no, p_yes)`` in order, so that the parent
+    adds the same floats in the same order as one process would (:meth:`merge`).
+    """
 
     cast: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     measured: dict[int, np.ndarray] = field(default_factory=dict)
     resolved_requeues: list[int] = field(default_factory=list)
+    log: list[tuple[int, int, float, float]] | None = None
+
+    def measure(self, annotator: int, answer: int, probs: Sequence[float]) -> None:
+        """An excluded annotator's vote against the item's final verdict."""
+        if self.log is not None:
+            self.log.append((annotator, answer, float(probs[0]), float(probs[1])))
+            return
+        m = self.measured.setdefault(annotator, np.zeros((2, 2)))
+        m[:, answer] += probs
+
+    def merge(self, other: Written) -> None:
+        """Add what a worker saw on the synsets after those already merged."""
+        for annotator, n in other.cast.items():
+            self.cast[annotator] += n
+        for annotator, answer, p_no, p_yes in other.log or ():
+            self.measure(annotator, answer, (p_no, p_yes))
+        self.resolved_requeues.extend(other.resolved_requeues)
 
 
 def synset_rows(
@@ -197,8 +240,7 @@ def synset_rows(
         if verdict is not None:
             for annotator, answer in item_votes:
                 if annotator in excluded:
-                    m = seen.measured.setdefault(annotator, np.zeros((2, 2)))
-                    m[:, answer] += verdict.probs
+                    seen.measure(annotator, answer, verdict.probs)
         times = counted.get(cid, [])
         if cid in gold:
             verdict = Verdict("decided", int(gold[cid]), (1.0 - gold[cid], float(gold[cid])))

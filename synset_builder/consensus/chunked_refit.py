@@ -1,0 +1,192 @@
+"""``synset consensus``'s refit over the votes in chunks: memory bounded per chunk.
+
+:meth:`.model.SkillState.refit` runs EM (:func:`.confusion_em.fit_em`) over arrays
+of every vote at once: a few hundred bytes a vote in temporaries, gigabytes at
+ImageNet's size. This is the same computation a run of whole items at a time. It
+is exact, not an approximation: every sum over votes is an ``np.add.at`` that adds
+in vote order, so adding chunk after chunk adds the same floats in the same order;
+every other step is per vote, per item or per annotator. A test holds it equal,
+bit for bit, to :meth:`.model.SkillState.refit`.
+
+What stays between iterations: per kept vote its item (within its chunk), voter
+and answer (9 bytes), per item its gold answer, group, calibration flag and
+posterior (27 bytes); per annotator and per group a few numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from synset_builder.consensus.confusion_em import normalise
+from synset_builder.consensus.model import PRIOR_FLOOR, SkillState
+
+ALPHA = 1e-3  # SkillState.refit's EM settings
+PRIOR_ALPHA = 2.0
+TOL = 1e-5
+CHUNK_VOTES = 200_000
+
+
+@dataclass
+class Chunk:
+    """Whole items and their kept votes (indices local to the chunk's items)."""
+
+    item: np.ndarray  # per vote: int32 index into this chunk's items
+    worker: np.ndarray  # per vote: int32 index into the refit's workers
+    label: np.ndarray  # per vote: int8
+    gold: np.ndarray  # per item: int8, -1 where not gold
+    group: np.ndarray  # per item: int32 group index
+    calibration: np.ndarray  # per item: bool
+    probas: np.ndarray  # per item x class: the current posterior
+
+    def per_vote(self, confusion: np.ndarray) -> np.ndarray:
+        """``confusion_em.vote_loglik`` at temperature 1, as ``fit_em`` computes it."""
+        t = np.ones(len(self.item))[:, None, None]
+        log_rows = np.log(confusion[self.worker]) * t
+        log_rows -= np.logaddexp.reduce(log_rows, axis=2, keepdims=True)
+        return log_rows[np.arange(len(self.label)), :, self.label]
+
+    def log_post(self, confusion: np.ndarray, priors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        log_post = np.log(priors[self.group])
+        per_vote = self.per_vote(confusion)
+        np.add.at(log_post, self.item, per_vote)
+        return log_post, per_vote
+
+    def credit(self, log_post: np.ndarray, per_vote: np.ndarray) -> np.ndarray:
+        """Leave-one-out credit, gold clamped, only on calibration items (``_credit``)."""
+        soft = normalise(log_post[self.item] - per_vote)
+        known = self.gold[self.item] >= 0
+        if known.any():
+            soft[known] = 0.0
+            soft[known, self.gold[self.item][known]] = 1.0
+        return soft * (self.calibration[self.item] | known).astype(float)[:, None]
+
+
+def chunks(
+    item_ids: np.ndarray,
+    item_group: np.ndarray,
+    decided: np.ndarray,
+    vote_item: np.ndarray,
+    vote_worker: np.ndarray,
+    vote_label: np.ndarray,
+    excluded: np.ndarray,
+    gold: Mapping[int, bool],
+    size: int = CHUNK_VOTES,
+) -> tuple[list[Chunk], np.ndarray, np.ndarray]:
+    """The kept votes in chunks of whole items (``vote_item`` never decreases), the
+    workers' ids and the groups' ids (sorted, as ``FitArrays.kept`` indexes them)."""
+    keep = ~np.isin(vote_worker, excluded)
+    workers = np.unique(vote_worker[keep])
+    groups = np.unique(item_group[np.unique(vote_item[keep])])
+    gold_ids = np.array(sorted(gold), dtype=np.int64)
+    gold_yes = np.array([gold[g] for g in gold_ids.tolist()], dtype=np.int8)
+    out: list[Chunk] = []
+    start = 0
+    while start < len(vote_item):
+        end = min(start + size, len(vote_item))
+        if end < len(vote_item):  # end at an item's boundary
+            end = int(np.searchsorted(vote_item, vote_item[end - 1], side="right"))
+        mask = keep[start:end]
+        used, local = np.unique(vote_item[start:end][mask], return_inverse=True)
+        if len(used):
+            ids = item_ids[used]
+            at = np.minimum(np.searchsorted(gold_ids, ids), max(len(gold_ids) - 1, 0))
+            hit = gold_ids[at] == ids if len(gold_ids) else np.zeros(len(ids), dtype=bool)
+            out.append(Chunk(
+                item=local.astype(np.int32),
+                worker=np.searchsorted(workers, vote_worker[start:end][mask]).astype(np.int32),
+                label=vote_label[start:end][mask].astype(np.int8),
+                gold=np.where(hit, gold_yes[at] if len(gold_ids) else -1, -1).astype(np.int8),
+                group=np.searchsorted(groups, item_group[used]).astype(np.int32),
+                calibration=decided[used].astype(bool),
+                probas=np.empty((len(used), 2)),
+            ))  # fmt: skip
+        start = end
+    return out, workers, groups
+
+
+def _m_step(
+    parts: Iterator[tuple[Chunk, np.ndarray]], state: SkillState, n_workers: int, n_groups: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``confusion_em.m_step`` with the template as target: confusions and priors,
+    from each chunk's credit (``soft``) and posteriors (its ``probas``)."""
+    counts = np.zeros((n_workers, 2, 2))
+    priors = np.full((n_groups, 2), PRIOR_ALPHA)
+    for chunk, soft in parts:
+        np.add.at(counts, (chunk.worker, slice(None), chunk.label), soft)
+        weight = (chunk.calibration | (chunk.gold >= 0)).astype(float)
+        np.add.at(priors, chunk.group, chunk.probas * weight[:, None])
+    confusion = counts + ALPHA + state.shrink * state.newcomer[None, :, :]
+    confusion /= confusion.sum(axis=2, keepdims=True)
+    priors /= priors.sum(axis=1, keepdims=True)
+    return confusion, priors
+
+
+def _first(chunk: Chunk) -> np.ndarray:
+    """``fit_em``'s start: vote shares, and leave-one-out shares as the credit."""
+    counts = np.zeros((len(chunk.gold), 2))
+    np.add.at(counts, (chunk.item, chunk.label), 1.0)
+    totals = counts.sum(axis=1, keepdims=True)
+    probas = np.where(totals > 0, counts / np.maximum(totals, 1), 1.0 / 2)
+    known_items = chunk.gold >= 0
+    if known_items.any():
+        probas[known_items] = 0.0
+        probas[known_items, chunk.gold[known_items]] = 1.0
+    chunk.probas[:] = probas
+    known = chunk.gold[chunk.item] >= 0
+    n_others = totals[chunk.item] - 1
+    own = np.zeros((len(chunk.label), 2))
+    own[np.arange(len(chunk.label)), chunk.label] = 1.0
+    others = counts[chunk.item] - own
+    soft = np.where(n_others > 0, others / np.maximum(n_others, 1), 1.0 / 2)
+    soft[known] = probas[chunk.item][known]
+    return soft * (chunk.calibration[chunk.item] | known).astype(float)[:, None]
+
+
+def _e_steps(
+    parts: list[Chunk], confusion: np.ndarray, priors: np.ndarray, delta: list[float]
+) -> Iterator[tuple[Chunk, np.ndarray]]:
+    """``fit_em``'s E-step chunk by chunk: new posteriors (gold clamped) in place,
+    the largest change into ``delta``, and each chunk's credit for the M-step."""
+    for chunk in parts:
+        log_post, per_vote = chunk.log_post(confusion, priors)
+        new = normalise(log_post)
+        known = chunk.gold >= 0
+        if known.any():
+            new[known] = 0.0
+            new[known, chunk.gold[known]] = 1.0
+        if len(new):
+            delta[0] = max(delta[0], float(np.abs(new - chunk.probas).max()))
+        chunk.probas[:] = new
+        yield chunk, chunk.credit(log_post, per_vote)
+
+
+def refit(state: SkillState, parts: list[Chunk], workers: np.ndarray, groups: np.ndarray,
+          *, n_iter: int) -> None:  # fmt: skip
+    """:meth:`.model.SkillState.refit` over ``parts``: new soft counts and priors."""
+    n_workers, n_groups = len(workers), len(groups)
+    confusion, priors = _m_step(((c, _first(c)) for c in parts), state, n_workers, n_groups)
+    for _ in range(n_iter):
+        delta = [0.0]
+        confusion, priors = _m_step(
+            _e_steps(parts, confusion, priors, delta), state, n_workers, n_groups
+        )
+        if delta[0] < TOL:
+            break
+    soft = np.zeros((n_workers, 2, 2))
+    sums = np.full((n_groups, 2), 2.0)
+    for chunk in parts:
+        log_post, per_vote = chunk.log_post(confusion, priors)
+        credit = normalise(log_post[chunk.item] - per_vote)
+        credit[(chunk.gold[chunk.item] >= 0) | ~chunk.calibration[chunk.item]] = 0.0
+        np.add.at(soft, (chunk.worker, slice(None), chunk.label), credit)
+        log_lik = np.zeros((len(chunk.gold), 2))
+        np.add.at(log_lik, chunk.item, chunk.per_vote(confusion))
+        np.add.at(sums, chunk.group, normalise(log_lik))
+    state.counts = {int(w): soft[j].tolist() for j, w in enumerate(workers.tolist())}
+    floored = np.maximum(sums / sums.sum(axis=1, keepdims=True), PRIOR_FLOOR)
+    state.priors = {int(g): [float(v) for v in p / p.sum()]
+                    for g, p in zip(groups.tolist(), floored, strict=True)}  # fmt: skip
+    state._log_rows.clear()
