@@ -94,16 +94,6 @@ def _central(im: Image.Image, fraction: float) -> Image.Image:
     return im.crop((dx, dy, w - dx, h - dy))
 
 
-def _median_rows(values: np.ndarray) -> np.ndarray:
-    """``np.median(values, axis=0)`` for a non-empty array, without its per-call checks.
-
-    Those checks cost more than the partition itself on these small arrays.
-    """
-    n = len(values)
-    part = np.partition(values, [(n - 1) // 2, n // 2], axis=0)
-    return (part[(n - 1) // 2] + part[n // 2]) / 2
-
-
 def _lanczos_weights(size: int, start: float, stop: float) -> np.ndarray:
     """32 x ``size``: Pillow's Lanczos resize of the pixels [start, stop) to 32, as a matrix.
 
@@ -153,10 +143,7 @@ def _phashes(grey: np.ndarray) -> tuple[int, int, int, int]:
     rows, cols = _projections(grey.shape[0]), _projections(grey.shape[1])
     low = rows @ grey @ cols.transpose(0, 2, 1)
     low = np.concatenate([low, low[:1] * _MIRROR_SIGNS])
-    flat = low.reshape(len(low), 64)
-    bits = flat > _median_rows(flat.T)[:, None]
-    packed = np.packbits(bits, axis=1).view(">u8").ravel().astype(np.uint64).view(np.int64)
-    full, crop90, crop80, mirror = (int(v) for v in packed)
+    full, crop90, crop80, mirror = quality_kernels.median_bits(low.reshape(4, 64)).tolist()
     return full, crop90, crop80, mirror
 
 
@@ -180,12 +167,13 @@ def fingerprint(path: str | Path, algo: str = "phash") -> Fingerprint:
     if max(small.size) > WORKING_SIDE:
         small = small.copy()
         small.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BILINEAR)
-    grey_img = small.convert("L")
-    levels = np.asarray(grey_img, dtype=np.uint8)
-    pixels = np.asarray(small, dtype=np.uint8).reshape(-1, 3)
+    rgb = np.asarray(small, dtype=np.uint8)
+    levels = quality_kernels.grey_levels(rgb)  # convert("L"), in the compiled loop
+    pixels = rgb.reshape(-1, 3)
     if algo == "phash":
         hashes = _phashes(levels.astype(np.float64))
     else:
+        grey_img = Image.fromarray(levels, "L")
         hashes = (
             to_int64(hasher(grey_img)),
             *(to_int64(hasher(_central(grey_img, f))) for f in CROPS),

@@ -1,11 +1,12 @@
-"""The quality measures of one small decoded picture, as one compiled loop (numba).
+"""The per-pixel work on one small decoded picture, as compiled loops (numba).
 
 Once the picture is decoded at 1/8 scale it has a few thousand pixels, and each
-measure written in numpy (sharpness, pixel spread, greyscale test, flat-background
-share) is a chain of small array calls whose fixed cost per call outweighs the
-arithmetic: together they cost several times the hashes. Here they are a few passes
-over the pixels. The definitions are those of :mod:`synset_builder.clean.fingerprint`
-(and its tests), nothing more.
+step written in numpy or Pillow (the grey copy, sharpness, pixel spread, greyscale
+test, flat-background share, the pHash's median and bits) is a chain of small
+calls whose fixed cost per call outweighs the arithmetic: together they cost
+several times the hash's matrix products. Here they are a few passes over the
+pixels. The definitions are those of :mod:`synset_builder.clean.fingerprint` (and
+its tests: the grey copy is Pillow's, the bits are ``np.packbits``'), nothing more.
 
 Compiled on first use and cached on disk (``cache=True``); the clean stage imports
 this module before it starts its worker processes, so they inherit the loaded code.
@@ -148,6 +149,37 @@ def background_share(pixels: np.ndarray, tolerance: int) -> float:
     return flat / n
 
 
+@njit(cache=True, nogil=True)
+def grey_levels(rgb: np.ndarray) -> np.ndarray:
+    """Pillow's ``convert("L")`` of an RGB array, bit for bit (ITU-R 601-2, rounded)."""
+    h, w = rgb.shape[0], rgb.shape[1]
+    out = np.empty((h, w), np.uint8)
+    for y in range(h):
+        for x in range(w):
+            r, g, b = int(rgb[y, x, 0]), int(rgb[y, x, 1]), int(rgb[y, x, 2])
+            out[y, x] = (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16
+    return out
+
+
+@njit(cache=True, nogil=True)
+def median_bits(low: np.ndarray) -> np.ndarray:
+    """Each row of 64 coefficients as 64 bits, set where above the row's median.
+
+    The first coefficient is the most significant bit, as ``np.packbits`` orders
+    them and imagehash prints them; returned as the signed int64 the database holds.
+    """
+    out = np.empty(len(low), np.int64)
+    for i in range(len(low)):
+        row = low[i]
+        ordered = np.sort(row)
+        median = (ordered[31] + ordered[32]) / 2
+        value = np.uint64(0)
+        for k in range(64):
+            value = (value << np.uint64(1)) | np.uint64(row[k] > median)
+        out[i] = np.int64(value)
+    return out
+
+
 def load() -> None:
     """Compile or load every loop now, in this process, so forked workers inherit them.
 
@@ -156,6 +188,8 @@ def load() -> None:
     """
     grey = np.zeros((3, 3), np.uint8)
     pixels = np.zeros((1, 3), np.uint8)
+    grey_levels(np.zeros((3, 3, 3), np.uint8))
+    median_bits(np.zeros((4, 64)))
     sharpness(grey)
     spread(grey)
     grey_pixels_off(pixels, 6.0)
