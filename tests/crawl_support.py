@@ -135,7 +135,9 @@ def resume_url_rows(server: PhotoServer) -> list[tuple[str, str]]:
     return rows
 
 
-def crawl_command(settings: Settings, urls: Path) -> tuple[list[str], dict[str, str]]:
+def crawl_command(
+    settings: Settings, urls: Path, processes: int = 1
+) -> tuple[list[str], dict[str, str]]:
     """``synset crawl`` as a subprocess, so it can be killed with SIGKILL."""
     env = {
         **os.environ,
@@ -144,7 +146,8 @@ def crawl_command(settings: Settings, urls: Path) -> tuple[list[str], dict[str, 
         "SYNSET_ALLOW_PRIVATE_NETWORKS": "1",
     }
     args = [SYNSET, "crawl", "--source", f"urls:{urls}", "--per-synset", "30"]
-    return [*args, "--concurrency", "4", "--per-host", "4", "--retries", "0", "--quiet"], env
+    args += ["--concurrency", "4", "--per-host", "4", "--processes", str(processes)]
+    return [*args, "--retries", "0", "--quiet"], env
 
 
 def count_candidates(settings: Settings) -> int:

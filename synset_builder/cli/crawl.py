@@ -32,6 +32,11 @@ def crawl_command(
     per_host: int = typer.Option(
         8, "--per-host", help="Downloads at once from one host (with --cluster: cluster-wide)."
     ),
+    processes: int = typer.Option(
+        1,
+        "--processes",
+        help="Download processes sharing --concurrency (one per core is best; not with --cluster).",
+    ),
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Only try again the URLs that failed before."
     ),
@@ -65,7 +70,8 @@ def crawl_command(
     from synset_builder.crawl.sources.http import user_agent
     from synset_builder.distributed import cluster_runner
 
-    for name, value in (("--per-synset", per_synset), ("--concurrency", concurrency)):
+    counts = (("--per-synset", per_synset), ("--concurrency", concurrency))
+    for name, value in (*counts, ("--processes", processes)):
         if value < 1:
             raise InvalidInput(f"{name} must be at least 1.")
     if per_host < 1 or (max_side is not None and max_side < 16):
@@ -93,6 +99,7 @@ def crawl_command(
         retry_failed=retry_failed,
         refill=refill,
         progress=not quiet,
+        processes=processes,
     )
     with (
         writing_to(data_dir),

@@ -268,13 +268,19 @@ def sweep_temp(data_dir: Path) -> int:
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie does not (an orphaned download worker whose
+    driver was killed stays one until its new parent reaps it, and some never do)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rpartition(b")")[2].split()[0] != b"Z"
+    except (OSError, IndexError):  # no /proc here: trust the signal check
+        return True
 
 
 def add_image(

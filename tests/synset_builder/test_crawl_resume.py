@@ -20,9 +20,11 @@ from tests.photo_server import PhotoServer
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("processes", [1, 2])
 def test_sigkill_then_rerun_equals_uninterrupted(
-    settings: Settings, db_factory, backend: str, tmp_path: Path
+    settings: Settings, db_factory, backend: str, tmp_path: Path, processes: int
 ) -> None:
+    """With ``--processes 2`` the driver dies alone: its workers read the end of their pipe."""
     # Slow enough that the first batch commit (after a second) holds only part of
     # the crawl, so the kill lands mid-crawl even when each download is cheap.
     with PhotoServer(delay=0.08) as server:
@@ -32,7 +34,7 @@ def test_sigkill_then_rerun_equals_uninterrupted(
             seed_resume_targets(cfg)
 
         # Interrupted: kill -9 once some candidates are in, then run again to the end.
-        args, env = crawl_command(settings, urls)
+        args, env = crawl_command(settings, urls, processes)
         killed_at = kill_when(args, env, settings, 12)
         assert 12 <= killed_at < 80
         done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)

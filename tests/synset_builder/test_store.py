@@ -8,6 +8,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,22 @@ def test_sweep_removes_only_dead_writers_temp_files(tmp_path: Path) -> None:
     (tmp / f"{os.getppid()}-live").write_bytes(b"being written")
     assert sweep_temp(tmp_path) == 1
     assert [p.name for p in tmp.iterdir()] == [f"{os.getppid()}-live"]
+
+
+def test_sweep_counts_a_zombie_writer_as_dead(tmp_path: Path) -> None:
+    """An orphaned download worker can stay a zombie: its pid exists, it writes nothing."""
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while b") Z" not in Path(f"/proc/{zombie.pid}/stat").read_bytes():  # exited, not reaped
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    (tmp / f"{zombie.pid}-1-0").write_bytes(b"half")
+    try:
+        assert sweep_temp(tmp_path) == 1
+    finally:
+        zombie.wait()
 
 
 def _full_decode_verdict(data: bytes) -> str:
