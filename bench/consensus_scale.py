@@ -7,14 +7,23 @@ child process twice: the first run rewrites the seeded decisions, the second
 finds nothing changed (what a periodic recompute mostly meets). Prints per run
 the wall time, the command's CPU time, its peak RSS (``wait4``) and the database
 server's CPU time over the run (``pg_stat_activity`` cannot say; the backends'
-``/proc`` counters can, on one machine, sampled while the command runs).
+``/proc`` counters can, on one machine, sampled while the command runs): the
+backends connected to the benchmark's database, and every PostgreSQL process
+(an upper bound on a machine where others use the same server).
+
+``--tree DIR`` (repeatable) runs the command of another checkout as well (an
+archive of the code before a change: ``git archive REV | tar -x -C DIR``), the
+trees one after the other in the same run; before each tree's first run the
+seed's decisions are put back (``ilsvrc_seed.reset_decisions``), so every first
+run rewrites every decision. ``--workers N`` is passed to the command of this
+tree only.
 
 Targets (issue 26): <= 90 s and <= 1 GB, memory bounded whatever the size.
 
 Usage::
 
     .venv/bin/python bench/consensus_scale.py [--synsets 1000] [--per-synset 1000]
-        [--reuse] [--keep]
+        [--reuse] [--keep] [--tree DIR]... [--workers N] [--runs 1]
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 from bench.ilsvrc_seed import (  # noqa: E402
     add_shape_arguments,
     drop_database,
+    reset_decisions,
     seeded_database,
 )
 
@@ -56,40 +66,114 @@ def postgres_cpu() -> dict[int, float]:
     return out
 
 
-def run(url: str, data_dir: Path) -> str:
-    """One ``synset consensus``; the database's CPU is sampled while it runs, since
-    the command's own backend exits with it (and so is gone from /proc after)."""
-    env = {**os.environ, "SYNSET_DATABASE_URL": url, "SYNSET_DATA_DIR": str(data_dir)}
-    synset = Path(sys.executable).parent / "synset"
+def descendants(root: int) -> dict[int, tuple[float, float]]:
+    """Per process below ``root`` (not ``root`` itself): CPU seconds so far and peak RSS
+    in MB. A fork server's workers are not reaped by the command, so ``wait4`` never
+    counts them: they are sampled here instead."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent, stat = {}, {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(proc.name)] = int(fields[1])
+        stat[int(proc.name)] = (int(fields[11]) + int(fields[12])) / tick
+    out = {}
+    for pid in stat:
+        up = parent.get(pid)
+        while up and up != root:
+            up = parent.get(up)
+        if up == root:
+            try:
+                status = (Path("/proc") / str(pid) / "status").read_text()
+                hwm = next(line for line in status.splitlines() if line.startswith("VmHWM"))
+            except (OSError, StopIteration):
+                continue
+            out[pid] = (stat[pid], int(hwm.split()[1]) / 1024)
+    return out
+
+
+def our_backends(url: str) -> set[int]:
+    """The server processes connected to the benchmark's database right now."""
+    out = subprocess.run(
+        ["psql", url.replace("postgresql+psycopg", "postgresql"), "-Atc",
+         f"SELECT pid FROM pg_stat_activity WHERE datname = '{DB_NAME}'"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return {int(p) for p in out.stdout.split()}
+
+
+def run(url: str, data_dir: Path, tree: Path, extra: list[str]) -> str:
+    """One ``synset consensus`` of the checkout ``tree``; the database's CPU is sampled
+    while it runs, since the command's own backends exit with it (and so are gone
+    from /proc after)."""
+    env = {**os.environ, "SYNSET_DATABASE_URL": url, "SYNSET_DATA_DIR": str(data_dir),
+           "PYTHONPATH": str(tree)}  # fmt: skip
+    load = os.getloadavg()[0]
     before, start = postgres_cpu(), time.perf_counter()
-    last = dict(before)
-    proc = subprocess.Popen([str(synset), "consensus", "--json"], env=env,
+    last, ours, below = dict(before), set(), {}
+    command = [sys.executable, "-m", "synset_builder.cli", "consensus", "--json", *extra]
+    proc = subprocess.Popen(command, env=env, cwd=tree,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         last.update(postgres_cpu())
+        ours |= our_backends(url)
+        below.update(descendants(proc.pid))
         if pid:
             break
         time.sleep(0.2)
     wall = time.perf_counter() - start
     db = sum(cpu - before.get(p, 0.0) for p, cpu in last.items())
+    mine = sum(cpu - before.get(p, 0.0) for p, cpu in last.items() if p in ours)
     code = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
     cpu = usage.ru_utime + usage.ru_stime
-    out = (f"{wall:6.1f} s wall, {cpu:6.1f} CPU-s, {usage.ru_maxrss / 1024:6.0f} MB peak RSS, "
-           f"database {db:5.1f} CPU-s (every PostgreSQL process on the machine)")  # fmt: skip
+    workers = sum(c for c, _ in below.values())
+    rss = [usage.ru_maxrss / 1024, *(m for _, m in below.values())]
+    out = (f"{wall:6.1f} s wall, {cpu + workers:6.1f} CPU-s (command {cpu:.1f} + "
+           f"{len(below)} processes below it {workers:.1f}), peak RSS {rss[0]:.0f} MB "
+           f"(command; its processes {'/'.join(f'{m:.0f}' for m in rss[1:]) or '-'} MB), database "
+           f"{mine:5.1f} CPU-s (its backends) / {db:5.1f} (every PostgreSQL process), "
+           f"load {load:.1f} -> {os.getloadavg()[0]:.1f}")  # fmt: skip
     return out if code == 0 else f"exit {code}: {err[-300:]}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_shape_arguments(parser)
+    parser.add_argument(
+        "--tree",
+        type=Path,
+        action="append",
+        default=[],
+        help="another checkout to run the same way (repeatable)",
+    )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        choices=(1, 2),
+        default=2,
+        help="1: only the first run of each tree (rewrites every decision)",
+    )
+    parser.add_argument("--workers", type=int, default=None,
+                        help="--workers of this tree's command")  # fmt: skip
     args = parser.parse_args()
     try:
         url = seeded_database(DB_NAME, args)
+        trees = [*(t.resolve() for t in args.tree), ROOT]
         with tempfile.TemporaryDirectory(prefix="bench-consensus-") as tmp:
-            print(f"synset consensus, first run:  {run(url, Path(tmp))}", flush=True)
-            print(f"synset consensus, second run: {run(url, Path(tmp))}", flush=True)
+            for tree in trees:
+                extra = [] if tree != ROOT or args.workers is None else [
+                    "--workers", str(args.workers)]  # fmt: skip
+                if tree != trees[0] or args.reuse:
+                    reset = reset_decisions(url, per_synset=args.per_synset)
+                    print(f"seed's decisions put back in {reset:.0f} s", flush=True)
+                for n in ("first run: ", "second run:")[: args.runs]:
+                    print(f"{tree.name} {n} {run(url, Path(tmp), tree, extra)}", flush=True)
     finally:
         if not args.keep:
             drop_database(DB_NAME)

@@ -207,6 +207,30 @@ def seed(
     return time.perf_counter() - start
 
 
+def reset_decisions(url: str, *, per_synset: int = 1000) -> float:
+    """Put the seed's decisions back (and forget what a ``synset consensus`` fixed or
+    measured: initial subsets, priors, records), so a benchmark's first recompute
+    rewrites every decision again on a reused database. Returns the seconds it took."""
+    start = time.perf_counter()
+    consensus = next(stmt for stmt in SEED if "INSERT INTO consensus" in stmt)
+    n = seeded_shape(url)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        conn.execute(text("DELETE FROM consensus"))
+        conn.execute(text("DELETE FROM annotator_quality"))
+        conn.execute(text("UPDATE synset SET initial_ids = NULL, prior_yes = NULL"))
+        typed = re.sub(r"(?<!:):([a-z]+)\b", r"CAST(:\1 AS bigint)", consensus)
+        conn.execute(text(typed), {"n": n[0] if n else 0, "per": per_synset})
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE consensus"))
+    with Session(engine) as session:
+        recount(session)
+        session.commit()
+    engine.dispose()
+    return time.perf_counter() - start
+
+
 def _prime_above(n: int) -> int:
     k = n + 1
     while any(k % d == 0 for d in range(2, int(k**0.5) + 1)):

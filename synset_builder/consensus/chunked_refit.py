@@ -10,7 +10,7 @@ bit for bit, to :meth:`.model.SkillState.refit`.
 
 What stays between iterations: per kept vote its item (within its chunk), voter
 and answer (9 bytes), per item its gold answer, group, calibration flag and
-posterior (27 bytes); per annotator and per group a few numbers.
+posterior (22 bytes); per annotator and per group a few numbers.
 """
 
 from __future__ import annotations

@@ -171,7 +171,11 @@ def write_in_processes(
     done = 0
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures: list[Future[Written]] = [pool.submit(_task, url, c, final) for c in chunks]
-        for chunk, future in zip(chunks, futures, strict=True):
-            seen.merge(future.result())
-            done += len(chunk)
-            tick(done)
+        try:
+            for chunk, future in zip(chunks, futures, strict=True):
+                seen.merge(future.result())
+                done += len(chunk)
+                tick(done)
+        except BaseException:  # a failed run or Ctrl-C: start no further synsets
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
