@@ -29,12 +29,13 @@ counted). Runs alternate peer / ours ``--repeat`` times. The peer's settings
 and the load average are printed with the result.
 
 Usage: ``.venv/bin/python bench/export.py [--quick] [--resize 256] [--workers N]
-[--repeat K] [--one-worker] [--resize-only]``.
+[--copies C] [--repeat K] [--one-worker] [--resize-only]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import multiprocessing.forkserver
 import os
@@ -65,7 +66,9 @@ VARIANTS = [
 ]
 
 
-def make_inputs(n_variants: int) -> list[bytes]:
+def make_inputs(n_variants: int, copies: int = 1) -> list[bytes]:
+    """Each photo at 1024 px in ``n_variants`` variants, each variant in ``copies``
+    brightness levels (distinct files: more work to amortise start-up over)."""
     out = []
     for photo in sorted(PHOTOS.glob("*.JPEG")):
         with PILImage.open(photo) as im:
@@ -75,9 +78,12 @@ def make_inputs(n_variants: int) -> list[bytes]:
             (round(base.width * scale), round(base.height * scale)), PILImage.LANCZOS
         )
         for transform in VARIANTS[:n_variants]:
-            buf = io.BytesIO()
-            transform(base).save(buf, "JPEG", quality=90)
-            out.append(buf.getvalue())
+            variant = transform(base)
+            for k in range(copies):
+                img = ImageEnhance.Brightness(variant).enhance(1 - 0.04 * k) if k else variant
+                buf = io.BytesIO()
+                img.save(buf, "JPEG", quality=90)
+                out.append(buf.getvalue())
     return out
 
 
@@ -190,11 +196,16 @@ def timed(label: str, fn, *args) -> tuple[float, float]:  # noqa: ANN001 - a ben
 def main() -> None:
     # Imported here, before any timing, so that neither side pays for imports inside it.
     import synset_builder.export.run  # noqa: F401
+
+    # pyarrow imports pandas, when installed, at its first array (metadata.parquet).
+    with contextlib.suppress(ImportError):
+        import pandas  # noqa: F401
     from synset_builder.export.render import RenderSpec
 
     assert RenderSpec().quality == QUALITY
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="143 images instead of 1144")
+    parser.add_argument("--copies", type=int, default=1, help="inputs x COPIES (distinct)")
     parser.add_argument("--resize", type=int, default=256)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeat", type=int, default=1, help="alternating peer / ours runs")
@@ -203,7 +214,7 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-export-"))
     try:
-        blobs = make_inputs(1 if args.quick else len(VARIANTS))
+        blobs = make_inputs(1 if args.quick else len(VARIANTS), args.copies)
         url, data_dir = build_database(workdir, blobs)
         print(
             f"{len(blobs)} stored JPEGs (longer side 1024), "

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from PIL import Image as PILImage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -66,7 +67,10 @@ class SheetStats:
     months: Counter[str] = field(default_factory=Counter)
     first_fetch: str | None = None  # as Entry.fetched_at
     last_fetch: str | None = None
-    samples: defaultdict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))
+    # Encoded photos, or thumbnails made by the render workers (sample_grid takes both).
+    samples: defaultdict[str, list[bytes | PILImage.Image]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
 
     def add(self, entry: Entry, split: str, *, first: bool) -> None:
         """Count one manifest row (``first``: the image's first label).

@@ -23,6 +23,10 @@ from PIL import ImageDraw, ImageFont, ImageOps
 SHOWN = 20
 FULL = 2 * SHOWN
 HISTOGRAM_BINS = 20
+# A sample grid's cell, and the photo inside it (a render worker makes these thumbnails
+# of the datasheet's samples from the pixels it has, so the export decodes nothing again).
+CELL = 128
+THUMB = CELL - 4
 COLOURS = {"train": (76, 114, 176), "val": (221, 132, 82), "test": (85, 168, 104)}
 
 
@@ -135,15 +139,22 @@ def histogram_chart(buckets: Sequence[tuple[int, int, int]]) -> bytes:
     return _png(img)
 
 
-def sample_grid(images: Sequence[bytes], cell: int = 128, columns: int = 4) -> bytes:
+def sample_grid(images: Sequence[bytes | PILImage.Image], columns: int = 4) -> bytes:
     """A JPEG of up to ``columns`` photos a row: photos compress badly as PNG, and these
-    grids were most of the datasheet's cost (docs/benchmarks.md, Export)."""
+    grids were most of the datasheet's cost (docs/benchmarks.md, Export).
+
+    ``images``: a photo's encoded bytes, or its ``THUMB`` square thumbnail.
+    """
+    cell = CELL
     rows = max(1, math.ceil(len(images) / columns))
     grid = PILImage.new("RGB", (columns * cell, rows * cell), (255, 255, 255))
     for i, data in enumerate(images):
-        with PILImage.open(io.BytesIO(data)) as img:
-            img.draft("RGB", (cell, cell))
-            thumb = ImageOps.fit(img.convert("RGB"), (cell - 4, cell - 4))
+        if isinstance(data, PILImage.Image):
+            thumb = data
+        else:
+            with PILImage.open(io.BytesIO(data)) as img:
+                img.draft("RGB", (cell, cell))
+                thumb = ImageOps.fit(img.convert("RGB"), (THUMB, THUMB))
         grid.paste(thumb, ((i % columns) * cell + 2, (i // columns) * cell + 2))
     buf = io.BytesIO()
     grid.save(buf, "JPEG", quality=85)

@@ -67,6 +67,8 @@ class Rendered:
     # Whether the file is already written where the export wants it (``data`` may then
     # be empty: the worker kept the bytes when no layout needed them).
     on_disk: bool = False
+    # A square RGB thumbnail (raw bytes), when asked for: a datasheet sample.
+    thumb: bytes = b""
 
 
 class PrivacyExtraMissing(InvalidInput):
@@ -155,20 +157,22 @@ def blur_faces(img: PILImage.Image) -> tuple[PILImage.Image, int]:
     return out, len(faces)
 
 
-def render(job: tuple[str, str, RenderSpec]) -> Rendered:
+def render(job: tuple[str, str, RenderSpec], thumb: int = 0) -> Rendered:
     """Produce the exported bytes of one stored file (runs in a worker process).
 
     A file that is missing or no longer decodes is returned as an error, not
     raised: one bad file must not cost the whole export; it is listed instead.
+    ``thumb``: also a ``thumb`` px square thumbnail, from the pixels at hand (none
+    when the file is exported without decoding it).
     """
     try:
-        return _render(job)
+        return _render(job, thumb)
     except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         return Rendered(job[0], b"", 0, 0, 0, error=f"{type(exc).__name__}: {reason}")
 
 
-def _render(job: tuple[str, str, RenderSpec]) -> Rendered:
+def _render(job: tuple[str, str, RenderSpec], thumb: int) -> Rendered:
     sha256, source, spec = job
     data = Path(source).read_bytes()
     if spec.resize is None and not spec.blur_faces and data[:2] == b"\xff\xd8":
@@ -182,8 +186,8 @@ def _render(job: tuple[str, str, RenderSpec]) -> Rendered:
     with PILImage.open(io.BytesIO(data)) as opened:
         if spec.resize is not None and not spec.blur_faces and _opencv_can_resize(opened, data):
             orientation = opened.getexif().get(_ORIENTATION, 1)
-            out, width, height = _resize_jpeg(data, opened.size, orientation, spec)
-            return Rendered(sha256, out, width, height, 0)
+            out, width, height, small = _resize_jpeg(data, opened.size, orientation, spec, thumb)
+            return Rendered(sha256, out, width, height, 0, thumb=small)
         if spec.resize is not None and opened.format == "JPEG":
             w, h = opened.size
             scale = spec.resize / min(w, h)
@@ -201,7 +205,8 @@ def _render(job: tuple[str, str, RenderSpec]) -> Rendered:
         img, faces = blur_faces(img)
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=spec.quality, optimize=False)
-    return Rendered(sha256, buf.getvalue(), img.width, img.height, faces)
+    small = ImageOps.fit(img, (thumb, thumb)).tobytes() if thumb else b""
+    return Rendered(sha256, buf.getvalue(), img.width, img.height, faces, thumb=small)
 
 
 @cache
@@ -241,9 +246,10 @@ def _scaled_size(size: tuple[int, int], shorter: int) -> tuple[int, int]:
 
 
 def _resize_jpeg(
-    data: bytes, size: tuple[int, int], orientation: int, spec: RenderSpec
-) -> tuple[bytes, int, int]:
-    """(JPEG bytes, width, height) of a resized JPEG, decoded and encoded by OpenCV."""
+    data: bytes, size: tuple[int, int], orientation: int, spec: RenderSpec, thumb: int
+) -> tuple[bytes, int, int, bytes]:
+    """(JPEG bytes, width, height, thumbnail) of a resized JPEG, decoded and encoded by
+    OpenCV; the thumbnail (``thumb`` px, RGB) only when asked for."""
     cv2 = _cv2()
     import numpy as np
 
@@ -285,7 +291,18 @@ def _resize_jpeg(
     ok, encoded = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, spec.quality])
     if not ok:
         raise ValueError("OpenCV could not encode the resized image")
-    return encoded.tobytes(), pixels.shape[1], pixels.shape[0]
+    small = _thumbnail(cv2, pixels, thumb) if thumb else b""
+    return encoded.tobytes(), pixels.shape[1], pixels.shape[0], small
+
+
+def _thumbnail(cv2, pixels, side: int) -> bytes:  # noqa: ANN001 - the cv2 module, an array
+    """The centred square of ``pixels`` at ``side`` px, as RGB bytes (``ImageOps.fit``)."""
+    h, w = pixels.shape[:2]
+    edge = min(h, w)
+    top, left = (h - edge) // 2, (w - edge) // 2
+    square = pixels[top : top + edge, left : left + edge]
+    small = cv2.resize(square, (side, side), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(small, cv2.COLOR_BGR2RGB).tobytes()
 
 
 def _upright(pixels, orientation: int):  # noqa: ANN001, ANN202 - numpy arrays (H, W, C)

@@ -49,7 +49,7 @@ from synset_builder.export.render import RenderSpec, require_face_detector
 from synset_builder.export.select import Selection, select_entries
 from synset_builder.export.splits import Item, SplitSpec, assign_splits
 from synset_builder.export.spool import ExportSpool, disk_errors
-from synset_builder.export.write import ExportReport, Plan, write_files
+from synset_builder.export.write import ExportReport, Plan, start_workers_early, write_files
 
 __all__ = ["ExportConfig", "ExportReport", "run_export"]
 
@@ -120,6 +120,7 @@ def _export(
     session: Session, data_dir: Path, config: ExportConfig, spool: ExportSpool, database: str
 ) -> ExportReport:
     out = config.out
+    start_workers_early(config.render, config.workers)
     sel: Selection = select_entries(
         session,
         data_dir,

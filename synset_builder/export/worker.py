@@ -34,6 +34,8 @@ class FileJob(NamedTuple):
     targets: tuple[str, ...] = ()
     # Whether the parent needs the bytes back (a layout that packs files together).
     keep_data: bool = True
+    # The side of a thumbnail to make as well (a datasheet sample), or 0.
+    thumb: int = 0
 
 
 def write_file(target: str, data: bytes) -> None:
@@ -67,7 +69,7 @@ def render_file(job: FileJob) -> Rendered:
     a target that cannot be written raises: a full disk is the export's failure,
     not the source file's.
     """
-    done = render((job.sha256, job.source, job.spec))
+    done = render((job.sha256, job.source, job.spec), job.thumb)
     if done.error or not job.targets:
         return done
     for target in job.targets:

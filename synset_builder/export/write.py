@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import multiprocessing
+import multiprocessing.forkserver
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -22,10 +23,12 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
+from PIL import Image as PILImage
 from tqdm import tqdm
 
 from synset_builder.export.cache import RenderCache
 from synset_builder.export.datasheet import SheetStats
+from synset_builder.export.datasheet_figures import THUMB
 from synset_builder.export.folder import sha_file
 from synset_builder.export.formats import MANIFEST_COLUMNS, WRITERS, imagefolder_path
 from synset_builder.export.hf import LabelSpace
@@ -76,6 +79,30 @@ class Plan:
     labels: LabelSpace = LabelSpace()
 
 
+def _context() -> multiprocessing.context.BaseContext:
+    """Workers come from a fork server, not a fork of this process: a process that has
+    run OpenCV (a render with one worker, face blurring) holds its thread pool, and a
+    child forked from it waits forever on that pool's lock at its first resize.
+
+    The fork server imports what every worker needs (numpy and OpenCV are most of a
+    worker's start-up) once, instead of each worker importing it; importing OpenCV
+    starts no threads, running it does, and the fork server never runs it.
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["__main__", "cv2", "synset_builder.export.worker"])
+    return context
+
+
+def start_workers_early(spec: RenderSpec, workers: int) -> None:
+    """Start the render workers' fork server now, when the export will use it, so that
+    its start-up (a fresh interpreter importing OpenCV) runs while the entries are
+    selected instead of delaying the first render."""
+    decodes = spec.resize is not None or spec.blur_faces
+    if decodes and (workers or os.cpu_count() or 1) > 1:
+        _context()
+        multiprocessing.forkserver.ensure_running()
+
+
 def render_stream(jobs: Iterable[FileJob], workers: int) -> Iterator[Rendered]:
     """``render_file`` over ``jobs`` in order, in ``workers`` processes, a bounded window
     ahead (``Executor.map`` would queue every job, and keep every result it got ahead)."""
@@ -83,15 +110,7 @@ def render_stream(jobs: Iterable[FileJob], workers: int) -> Iterator[Rendered]:
         yield from map(render_file, jobs)
         return
     it = iter(jobs)
-    # Workers come from a fork server, not a fork of this process: a process that has
-    # run OpenCV (a render with one worker, face blurring) holds its thread pool, and a
-    # child forked from it waits forever on that pool's lock at its first resize.
-    context = multiprocessing.get_context("forkserver")
-    # The fork server imports what every worker needs (numpy and OpenCV are most of a
-    # worker's start-up) once, instead of each worker importing it; importing OpenCV
-    # starts no threads, running it does, and the fork server never runs it.
-    context.set_forkserver_preload(["__main__", "cv2", "synset_builder.export.worker"])
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
         window: deque[Future[list[Rendered]]] = deque()
         while True:
             while len(window) < workers * AHEAD and (chunk := list(islice(it, CHUNK))):
@@ -134,12 +153,11 @@ def _jobs(spool: ExportSpool, plan: Plan, cache: RenderCache | None) -> Iterator
     entries = spool.ordered(train_of=None if has_files else plan.sample_classes)
     for entry, split, labels in entries:
         sha = entry.sha256
-        if has_files:
-            wanted = cache is None or cache.hit(sha) is None
-        else:
-            wanted = split == "train" and quota.get(entry.wnid, 0) > 0
-            if wanted:
-                quota[entry.wnid] -= 1
+        # The pass takes the first train images of each shown class as samples.
+        sample = split == "train" and quota.get(entry.wnid, 0) > 0
+        if sample:
+            quota[entry.wnid] -= 1
+        wanted = (cache is None or cache.hit(sha) is None) if has_files else sample
         if len(labels) > 1:
             if sha in queued:
                 wanted = False
@@ -147,16 +165,19 @@ def _jobs(spool: ExportSpool, plan: Plan, cache: RenderCache | None) -> Iterator
                 queued.add(sha)
         if wanted:
             targets = () if folder is None else _targets(folder, split, labels, sha)
-            yield FileJob(sha, entry.source_path, plan.render, targets, keep_data)
+            thumb = THUMB if sample else 0
+            yield FileJob(sha, entry.source_path, plan.render, targets, keep_data, thumb)
 
 
 def _targets(folder: str, split: str, labels: tuple[str, ...], sha: str) -> tuple[str, ...]:
     return tuple(os.path.join(folder, imagefolder_path(split, w, sha)) for w in labels)
 
 
-def _sample(done: Rendered, out: Path, rel: str) -> bytes:
-    """The bytes of a file for the datasheet's samples: a worker that wrote the file
-    kept no copy of them unless a layout needed it."""
+def _sample(done: Rendered, out: Path, rel: str) -> bytes | PILImage.Image:
+    """A datasheet sample: the thumbnail the worker made, else the file's bytes (a worker
+    that wrote the file kept no copy of them unless a layout needed it)."""
+    if done.thumb:
+        return PILImage.frombytes("RGB", (THUMB, THUMB), done.thumb)
     return done.data or (out / rel).read_bytes()
 
 

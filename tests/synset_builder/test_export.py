@@ -203,7 +203,12 @@ def test_render_workers_write_each_label_file_with_its_checksum(session, col, tm
     assert report.rendered == len({r["sha256"] for r in rows})
     assert verify_export(out).ok
     assert not list(out.rglob(".tmp-*"))
-    assert list((out / "datasheet" / "samples").glob("*.jpg"))
+    grids = list((out / "datasheet" / "samples").glob("*.jpg"))
+    assert grids
+    for grid in grids:
+        with PILImage.open(grid) as im:
+            first_cell = np.asarray(im.convert("L").crop((8, 8, 120, 120)))
+        assert first_cell.std() > 10  # a photo, not the blank background
 
 
 def test_reexport_after_new_images_keeps_earlier_splits(session, col, tmp_path, photos) -> None:

@@ -119,6 +119,16 @@ def test_exif_orientation_is_applied_as_pillow_applies_it(photos, tmp_path, orie
     assert psnr(mine, theirs) > 30
 
 
+def test_thumbnail_is_the_centred_square_of_the_output(photos) -> None:
+    """The datasheet's samples come from the worker's thumbnails: ImageOps.fit's crop."""
+    for photo in photos[:10]:
+        done = render(("sha", str(photo), RenderSpec(resize=SIDE)), thumb=64)
+        mine = np.frombuffer(done.thumb, np.uint8).reshape(64, 64, 3).astype(np.float64)
+        with PILImage.open(io.BytesIO(done.data)) as im:
+            theirs = np.asarray(ImageOps.fit(im.convert("RGB"), (64, 64)), dtype=np.float64)
+        assert psnr(mine, theirs) > 28
+
+
 def test_truncated_jpeg_is_listed_not_exported(photos, tmp_path) -> None:
     data = photos[0].read_bytes()
     cut = tmp_path / "cut.jpg"
