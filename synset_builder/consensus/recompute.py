@@ -166,13 +166,7 @@ def recompute(
     fit.refit(state, gold, n_iter=player.n_iter)
     excluded = dict(state.excluded)
     verdict_of = _verdicts(config, cfg, state, fit, gold, team)
-    requeues: dict[int, list[tuple[int, datetime]]] = defaultdict(list)
-    for rq, cid, created in session.execute(
-        select(Requeue.id, Requeue.candidate_id, Requeue.created_at).where(
-            Requeue.resolved_at.is_(None)
-        )
-    ):
-        requeues[cid].append((rq, created))
+    requeues = _open_requeues(session)
     final = FinalPass(method=config.method, cfg=cfg, verdict_of=verdict_of, gold=gold,
                       excluded=excluded, team=team, requeues=requeues)  # fmt: skip
     seen = Written()
@@ -186,15 +180,32 @@ def recompute(
         passes = write_synsets(session, sids, final, seen, writer=writer, postgresql=postgresql)
         for n, _ in enumerate(passes, 1):
             tick("write", n, len(sids))
-    if seen.resolved_requeues:
-        now = datetime.now(UTC)
-        for rq in session.scalars(select(Requeue).where(Requeue.id.in_(seen.resolved_requeues))):
-            rq.resolved_at = now
+    _resolve_requeues(session, seen.resolved_requeues)
     _write_records(session, state, seen)
     _write_priors(session, state)
     session.flush()
     session.expire_all()
     return Outcome(synsets=summarise(session), excluded=_names(session, excluded))
+
+
+def _open_requeues(session: Session) -> dict[int, list[tuple[int, datetime]]]:
+    """Per candidate, its open requeues (id, when): few, however large the project."""
+    requeues: dict[int, list[tuple[int, datetime]]] = defaultdict(list)
+    for rq, cid, created in session.execute(
+        select(Requeue.id, Requeue.candidate_id, Requeue.created_at).where(
+            Requeue.resolved_at.is_(None)
+        )
+    ):
+        requeues[cid].append((rq, created))
+    return requeues
+
+
+def _resolve_requeues(session: Session, ids: list[int]) -> None:
+    """Close the requeues whose candidates got their fresh votes and a decision."""
+    if ids:
+        now = datetime.now(UTC)
+        for rq in session.scalars(select(Requeue).where(Requeue.id.in_(ids))):
+            rq.resolved_at = now
 
 
 def _replay(
