@@ -33,7 +33,7 @@ import numpy as np
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from synset_builder.consensus import METHODS
+from synset_builder.consensus import METHODS, write_pool
 from synset_builder.consensus import live_sql as sql
 from synset_builder.consensus.dynamic import DynamicConfig, Verdict
 from synset_builder.consensus.live import ensure_initial_subset
@@ -45,7 +45,6 @@ from synset_builder.consensus.write_pool import (
     FinalPass,
     FinalRule,
     Verdicts,
-    write_in_processes,
     write_synsets,
 )
 from synset_builder.db.models import (
@@ -146,9 +145,10 @@ def recompute(
     The session then only reads until the voters' records and priors at the end;
     a crash between synsets leaves some rewritten, which the next run finishes.
 
-    ``workers`` > 1 (PostgreSQL, the dynamic method): the final pass runs in that
-    many processes (:mod:`.write_pool`), each synset written in a transaction of its
-    own as with ``writer``; the decisions are the same as in one process.
+    ``workers`` > 1 (PostgreSQL, the dynamic method, over ``write_pool.CHUNK``
+    synsets, below which processes cost more than they save): the final pass in
+    that many processes (:mod:`.write_pool`), one transaction a synset as with
+    ``writer``; the decisions are the same as in one process.
     """
     cfg = config.dynamic
     tick = progress or (lambda _stage, _done, _total: None)
@@ -171,10 +171,11 @@ def recompute(
                       excluded=excluded, team=team, requeues=requeues)  # fmt: skip
     seen = Written()
     postgresql = session.get_bind().dialect.name == "postgresql"
-    if workers > 1 and postgresql and isinstance(verdict_of, FinalRule):
+    several = workers > 1 and len(sids) > write_pool.CHUNK
+    if several and postgresql and isinstance(verdict_of, FinalRule):
         session.commit()  # the workers read the initial subsets this session fixed
         url = session.get_bind().url.render_as_string(hide_password=False)
-        write_in_processes(url, sids, final, seen, workers=workers,
+        write_pool.write_in_processes(url, sids, final, seen, workers=workers,
                            tick=lambda done: tick("write", done, len(sids)))  # fmt: skip
     else:
         passes = write_synsets(session, sids, final, seen, writer=writer, postgresql=postgresql)

@@ -89,6 +89,11 @@ def test_final_pass_in_processes_writes_what_one_process_writes(
     db_factory: DatabaseFactory, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(write_pool, "CHUNK", 2)  # several tasks per worker
+    pools = []
+    in_processes = write_pool.write_in_processes
+    monkeypatch.setattr(
+        write_pool, "write_in_processes", lambda *a, **k: pools.append(in_processes(*a, **k))
+    )
     one, many = db_factory.migrated(backend), db_factory.migrated(backend)
     build(one)
     build(many)
@@ -96,6 +101,7 @@ def test_final_pass_in_processes_writes_what_one_process_writes(
     assert {r[1] for r in rows.values()} >= {"accepted", "rejected"}
     assert list(extra["excluded"]) == ["always-yes"], "the fixture should exclude the spammer"
     got = outcome(many, workers=3)
+    assert len(pools) == (1 if backend == "postgresql" else 0)  # processes on PostgreSQL only
     assert got[0] == rows  # every decision and probability, to the last bit
     assert got[1] == records  # the excluded annotator's measured record included
     assert got[2] == priors
