@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from synset_builder import tally
 from synset_builder.db.models import Annotator, Consensus, Gold, Image, Synset, Vote
 from synset_builder.db.session import on_postgresql
+from synset_builder.decision import Decision
 from synset_builder.pool import withheld_clause
 from synset_builder.status import COUNTERS, count_agreement
 
@@ -61,11 +62,11 @@ def exact_voters(session: Session) -> dict[int, dict[str, int]]:
         .group_by(Vote.annotator_id),
         "gold_answered", "gold_correct", "gold_truth_yes", "gold_said_yes",
     )  # fmt: skip
-    agrees = case((Vote.answer == (Consensus.decision == "accepted"), 1), else_=0)
+    agrees = case((Vote.answer == (Consensus.decision == Decision.accepted), 1), else_=0)
     add(
         select(*by_voter, func.count(), func.sum(agrees))
         .join(Consensus, Consensus.candidate_id == Vote.candidate_id)
-        .where(Consensus.decision.in_(("accepted", "rejected")))
+        .where(Consensus.decision.in_((Decision.accepted, Decision.rejected)))
         .group_by(Vote.annotator_id),
         "decided", "agreed",
     )  # fmt: skip

@@ -35,6 +35,7 @@ from synset_builder.db.models import (
     Synset,
     Vote,
 )
+from synset_builder.decision import Decision
 from synset_builder.pool import clean_clause, cleaned_clause, passed_clean_clause
 from synset_builder.review import audit, decisions
 from synset_builder.review.figures import Figure
@@ -139,11 +140,11 @@ COUNTERS: dict[str, Counter] = {
     "clean": count_clean,
     "rejected": count_rejected,
     "votes": count_votes,
-    "accepted": _decisions("accepted"),
-    "rejected_by_vote": _decisions("rejected"),
-    "undecided": _decisions("undecided"),
+    "accepted": _decisions(Decision.accepted),
+    "rejected_by_vote": _decisions(Decision.rejected),
+    "undecided": _decisions(Decision.undecided),
     # Still being voted on: dynamic consensus has not settled them nor hit the cap.
-    "pending": _decisions("pending"),
+    "pending": _decisions(Decision.pending),
 }
 
 

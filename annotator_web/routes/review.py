@@ -19,12 +19,13 @@ from pydantic import BaseModel, Field
 
 from annotator_web.deps import ApiCurator, PageCurator, SessionDep, require_json
 from annotator_web.routes.task_pages import WNID
+from synset_builder.decision import Decision
 from synset_builder.errors import InvalidInput, NotFound
 from synset_builder.review import browse, decisions
 
 router = APIRouter(tags=["review"])
 
-Decision = Literal["accepted", "rejected", "undecided", "pending", "suspect", "reported"]
+Shown = Literal["accepted", "rejected", "undecided", "pending", "suspect", "reported"]
 DbId = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 
 
@@ -84,11 +85,11 @@ def review_next(
     user: ApiCurator,
     n: Annotated[int, Query(ge=1, le=browse.MAX_PAGE)] = browse.PAGE,
     synset: Annotated[str | None, Query(pattern=WNID)] = None,
-    decision: Decision | None = None,
+    decision: Shown | None = None,
 ) -> ReviewNext:
     """Items for a curator to judge: the blind audit's first (no decision, P(yes) or
     votes), then items of ``decision`` no curator has judged (default: undecided)."""
-    wanted = decision or "undecided"
+    wanted = decision or Decision.undecided
     wnid = synset or browse.open_audit_synset(session) or browse.first_with_work(session, wanted)
     found = browse.synset_ref(session, wnid) if wnid else None
     if found is None:
@@ -134,7 +135,7 @@ def review_grid(
     request: Request,
     session: SessionDep,
     user: PageCurator,
-    decision: Decision | None = None,
+    decision: Shown | None = None,
     after: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> Response:
     """A page of tiles, cut by key. Without ``decision``, the synset's open audit comes
@@ -146,7 +147,7 @@ def review_grid(
     if audit:
         tiles = browse.audit_page(session, found.id, browse.PAGE, after)
     else:
-        decision = decision or "undecided"
+        decision = decision or Decision.undecided
         tiles = browse.page(session, found.id, decision, n=browse.PAGE, after=after)
     more = len(tiles) == browse.PAGE
     return request.app.state.templates.TemplateResponse(

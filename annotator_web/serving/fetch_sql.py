@@ -53,6 +53,7 @@ from synset_builder.db.models import (
     Unsure,
     Vote,
 )
+from synset_builder.decision import Decision
 from synset_builder.pool import clean_clause
 
 ME = bindparam("me")
@@ -199,7 +200,7 @@ def synset_probe(postgresql: bool) -> Select[tuple[bool, ...]]:
     accepted = (
         select(Consensus.candidate_id)
         .join(Candidate, Candidate.id == Consensus.candidate_id)
-        .where(Candidate.synset_id == SYNSET, Consensus.decision == "accepted")
+        .where(Candidate.synset_id == SYNSET, Consensus.decision == Decision.accepted)
     )
     below_goal = case(
         (~bindparam("check_goal"), true()),

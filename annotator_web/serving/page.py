@@ -18,6 +18,7 @@ from annotator_web.serving.fetch_sql import SYNSET_COLUMNS
 from annotator_web.serving.statements import Statements
 from synset_builder.consensus import live
 from synset_builder.db.models import Candidate, Consensus, Image, Synset, SynsetEdge
+from synset_builder.decision import Decision
 from synset_builder.pool import clean_clause
 
 
@@ -120,7 +121,11 @@ def accepted_examples(session: Session, synset_id: int, n: int = 4) -> list[int]
         select(Candidate.image_id)
         .join(Consensus, Consensus.candidate_id == Candidate.id)
         .join(Image, Image.id == Candidate.image_id)
-        .where(Candidate.synset_id == synset_id, Consensus.decision == "accepted", clean_clause())
+        .where(
+            Candidate.synset_id == synset_id,
+            Consensus.decision == Decision.accepted,
+            clean_clause(),
+        )
         .order_by(Consensus.p_yes.desc(), Candidate.id)
         .limit(n)
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import typer
 
 from synset_builder.cli.common import open_session, print_json, settings
+from synset_builder.decision import Decision
 
 audit_app = typer.Typer(
     help="Blind precision audit: sample accepted items for curators to judge.",
@@ -64,16 +65,25 @@ def report(
         print_json(
             {
                 "synsets": [
-                    {"wnid": wnid, "name": name, **fig.as_json(),
-                     "rejected_sampled": fig.rejected_sampled,
-                     "rejected_judged": fig.rejected_judged,
-                     "rejected_wrong": fig.rejected_wrong}  # fmt: skip
+                    {
+                        "wnid": wnid,
+                        "name": name,
+                        **fig.as_json(),
+                        "rejected_sampled": fig.rejected_sampled,
+                        "rejected_judged": fig.rejected_judged,
+                        "rejected_wrong": fig.rejected_wrong,
+                    }  # fmt: skip
                     for wnid, name, fig in found.synsets
                 ],
                 "pooled": found.pooled.as_json() if found.pooled else None,
                 "wrong": [
-                    {"wnid": w.wnid, "candidate_id": w.candidate_id, "sha256": w.sha256,
-                     "drawn_as": w.kind, "judged_by": w.judged_by}  # fmt: skip
+                    {
+                        "wnid": w.wnid,
+                        "candidate_id": w.candidate_id,
+                        "sha256": w.sha256,
+                        "drawn_as": w.kind,
+                        "judged_by": w.judged_by,
+                    }  # fmt: skip
                     for w in found.wrong
                 ],
             }
@@ -96,7 +106,7 @@ def report(
     if found.pooled is not None:
         typer.echo(found.pooled.line())
     for w in found.wrong:
-        said = "not a" if w.kind == "accepted" else "a"
+        said = "not a" if w.kind == Decision.accepted else "a"
         typer.echo(
             f"wrong: item {w.candidate_id} ({w.sha256[:12]}) was {w.kind} for {w.wnid}; "
             f"{w.judged_by or 'a curator'} judged it {said} {w.wnid} (now decided so)."

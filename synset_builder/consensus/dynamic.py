@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from synset_builder.consensus.model import ExclusionRule, SkillState, template
+from synset_builder.decision import Decision, of_answer
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class Verdict:
         """The word a yes/no candidate's Consensus row stores: accepted, rejected,
         undecided or pending."""
         if self.word == "decided":
-            return "accepted" if self.top == 1 else "rejected"
+            return of_answer(self.top == 1)
         return self.word
 
 
@@ -134,10 +135,12 @@ def decide(
     out_of_voters = voters_left is not None and voters_left <= 0
     if n_votes == 0:
         return (
-            Verdict("undecided", top, p, NO_VOTERS) if out_of_voters else Verdict("pending", top, p)
+            Verdict(Decision.undecided, top, p, NO_VOTERS)
+            if out_of_voters
+            else Verdict(Decision.pending, top, p)
         )
     if n_votes < initial_needed and not out_of_voters:
-        return Verdict("pending", top, p)
+        return Verdict(Decision.pending, top, p)
     if k == 2:
         favoured = evidence[top] > evidence[1 - top]
     else:
@@ -147,15 +150,15 @@ def decide(
         return Verdict("decided", top, p)
     remaining = config.max_votes - n_votes
     if remaining <= 0:
-        return Verdict("undecided", top, p, CAP)
+        return Verdict(Decision.undecided, top, p, CAP)
     if voters_left is not None and voters_left <= 0:
-        return Verdict("undecided", top, p, NO_VOTERS)
+        return Verdict(Decision.undecided, top, p, NO_VOTERS)
     if voters_left is not None:
         remaining = min(remaining, voters_left)
     odds = math.log(max(p[top], 1e-12)) - math.log(max(1.0 - p[top], 1e-12))
     if odds + remaining * config.step(k) < _log_odds(config.threshold):
-        return Verdict("undecided", top, p, HOPELESS)
-    return Verdict("pending", top, p)
+        return Verdict(Decision.undecided, top, p, HOPELESS)
+    return Verdict(Decision.pending, top, p)
 
 
 @cache
@@ -171,13 +174,13 @@ def after_requeue(
     if fresh >= config.requeue_votes:
         return verdict
     if nobody_left:
-        return Verdict("undecided", verdict.top, verdict.probs, NO_VOTERS)
-    return Verdict("pending", verdict.top, verdict.probs)
+        return Verdict(Decision.undecided, verdict.top, verdict.probs, NO_VOTERS)
+    return Verdict(Decision.pending, verdict.top, verdict.probs)
 
 
 def credits(verdict: Verdict, config: DynamicConfig) -> bool:
     """A closed item sure enough of its answer to measure its voters by."""
-    return verdict.word != "pending" and max(verdict.probs) >= config.credit_level
+    return verdict.word != Decision.pending and max(verdict.probs) >= config.credit_level
 
 
 def evaluate_item(

@@ -62,6 +62,7 @@ from synset_builder.db.models import (
     Vote,
 )
 from synset_builder.db.session import committed
+from synset_builder.decision import DECIDED, Decision
 from synset_builder.pool import clean_clause
 
 __all__ = [
@@ -91,9 +92,6 @@ def config_from(settings: Settings) -> DynamicConfig:
         exclusion_votes=settings.consensus_exclusion_votes,
         requeue_votes=settings.consensus_requeue_votes,
     )
-
-
-DECIDED = ("accepted", "rejected", "undecided")
 
 
 def decided() -> ColumnElement[bool]:
@@ -182,7 +180,7 @@ def ensure_initial_subset(
     if fixed.first() is None:
         return False
     # Sorted by id, like every consensus write, so concurrent writers lock in one order.
-    row = {"p_yes": 0.5, "decision": "pending", "method": "dynamic", "n_votes": 0,
+    row = {"p_yes": 0.5, "decision": Decision.pending, "method": "dynamic", "n_votes": 0,
            "initial": True, "reason": None, "updated_at": datetime.now(UTC)}  # fmt: skip
     rows = [{**row, "candidate_id": cid} for cid in ids]
     conn.execute(sql.mark_initial, sql.rows.params(rows, CONSENSUS_COLUMNS))
@@ -297,10 +295,10 @@ def _decide(
     for cid, item in got.items.items():
         verdict = _verdict(item, got, config)
         decision = verdict.decision
-        if item.requeues and item.gold is None and decision != "pending":
+        if item.requeues and item.gold is None and decision != Decision.pending:
             resolved += [rid for rid, _ in item.requeues]
         counted = [(a, int(ans)) for a, ans, _ in item.votes if a not in state.excluded]
-        closing = item.decision in (None, "pending") and credits(verdict, config)
+        closing = item.decision in (None, Decision.pending) and credits(verdict, config)
         if closing and item.gold is None:
             for worker, label, probs in state.credit(item.synset_id, counted):
                 changes.credit(worker, label, probs)

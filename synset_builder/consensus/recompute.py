@@ -57,6 +57,7 @@ from synset_builder.db.models import (
     Synset,
     Vote,
 )
+from synset_builder.decision import Decision
 from synset_builder.errors import InvalidInput
 
 CLASSES: list[Hashable] = [False, True]
@@ -251,7 +252,7 @@ def _most_likely(p_yes: float) -> Verdict:
     """Majority and Dawid-Skene decide by the most likely answer; a tie stays undecided."""
     probs = (1.0 - p_yes, p_yes)
     if p_yes == 0.5:
-        return Verdict("undecided", 1, probs, "tie")
+        return Verdict(Decision.undecided, 1, probs, "tie")
     return Verdict("decided", int(p_yes > 0.5), probs)
 
 
@@ -316,7 +317,7 @@ def summarise(session: Session) -> list[SynsetSummary]:
     out = []
     for (wnid, name), by in tally.items():
         zero = (0, 0.0, 0.0)
-        acc, rej = by.get("accepted", zero), by.get("rejected", zero)
+        acc, rej = by.get(Decision.accepted, zero), by.get(Decision.rejected, zero)
         decided = acc[0] + rej[0]
         out.append(
             SynsetSummary(
@@ -324,8 +325,8 @@ def summarise(session: Session) -> list[SynsetSummary]:
                 name=name,
                 accepted=acc[0],
                 rejected=rej[0],
-                undecided=by.get("undecided", zero)[0],
-                pending=by.get("pending", zero)[0],
+                undecided=by.get(Decision.undecided, zero)[0],
+                pending=by.get(Decision.pending, zero)[0],
                 mean_votes=round((acc[1] + rej[1]) / decided, 6) if decided else None,
                 # Rounded: a database's float sum depends on its row order.
                 precision=round(acc[2] / acc[0], 6) if acc[0] else None,

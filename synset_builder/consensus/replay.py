@@ -30,6 +30,7 @@ from synset_builder.consensus.base import VoteRow, encode
 from synset_builder.consensus.dawid_skene import gold_indices, group_indices
 from synset_builder.consensus.dynamic import DynamicConfig, Verdict, credits, evaluate_item
 from synset_builder.consensus.model import SkillState, kappa
+from synset_builder.decision import Decision
 
 Remaining = Callable[[Hashable], int | None]
 
@@ -43,7 +44,7 @@ class _Item:
 
     @property
     def word(self) -> str:
-        return self.verdict.word if self.verdict else "pending"
+        return self.verdict.word if self.verdict else Decision.pending
 
 
 @dataclass
@@ -152,7 +153,7 @@ class DynamicConsensus:
         """Feed votes in order (see :meth:`replay`)."""
         for item, worker, label in votes:
             it = self._item(item)
-            closed = it.word != "pending" or worker in self._st.excluded
+            closed = it.word != Decision.pending or worker in self._st.excluded
             self.taken_.append(serve_closed or not closed)
             if closed and not serve_closed:
                 continue
@@ -228,7 +229,7 @@ class DynamicConsensus:
         it = self._items[item]
         was = it.word
         it.verdict = self._verdict(item)
-        if was == "pending" and credits(it.verdict, self.config) and item not in self._gold:
+        if was == Decision.pending and credits(it.verdict, self.config) and item not in self._gold:
             counted = [(w, label) for w, label in it.votes if w not in self._st.excluded]
             self._st.credit(it.group, counted)
             self._judge([w for w, _ in counted])

@@ -32,6 +32,7 @@ from synset_builder.consensus.base import Encoded
 from synset_builder.consensus.dynamic import DynamicConfig, Verdict, after_requeue
 from synset_builder.consensus.model import SkillState
 from synset_builder.db.models import Candidate, Consensus, Vote
+from synset_builder.decision import Decision
 
 # (candidate, annotator, answer, cast at)
 VoteRow4 = tuple[int, int, bool, datetime]
@@ -245,18 +246,18 @@ def synset_rows(
         if cid in gold:
             verdict = Verdict("decided", int(gold[cid]), (1.0 - gold[cid], float(gold[cid])))
         elif verdict is None or not times:
-            verdict = Verdict("pending", int(p_now > 0.5), (1.0 - p_now, p_now))
+            verdict = Verdict(Decision.pending, int(p_now > 0.5), (1.0 - p_now, p_now))
         if requeues.get(cid) and cid not in gold:
             since = min(utc(created) for _, created in requeues[cid])
             voters = {a for a, _ in item_votes}
             nobody = bool(left_team) and not (left_team - voters)
             fresh = sum(1 for t in times if utc(t) >= since)
             verdict = after_requeue(verdict, fresh, cfg, nobody_left=nobody)
-            if verdict.word != "pending":
+            if verdict.word != Decision.pending:
                 seen.resolved_requeues.extend(rq for rq, _ in requeues[cid])
         decision = verdict.decision
         p_yes = float(verdict.probs[1])
-        reason = verdict.reason if decision == "undecided" else None
+        reason = verdict.reason if decision == Decision.undecided else None
         if was and was[1:] == (p_yes, initial, decision, method, len(times), reason):
             continue
         out.append({

@@ -22,6 +22,7 @@ from synset_builder.crawl.fetch import FetchConfig
 from synset_builder.crawl.records import PageDone, Tally
 from synset_builder.crawl.sources import Hit, SearchPage, Source, SourceError, SynsetRef
 from synset_builder.db.models import Query, Synset
+from synset_builder.decision import Decision
 from synset_builder.errors import InvalidInput, NotFound
 
 
@@ -151,8 +152,8 @@ def plan(session: Session, cfg: CrawlConfig) -> list[Job]:
     for q in session.scalars(select(Query).where(Query.active).order_by(Query.id)):
         queries.setdefault(q.synset_id, []).append(q.text)
     have = records.candidate_counts(session)
-    accepted = records.decision_counts(session, "accepted")
-    rejected = records.decision_counts(session, "rejected")
+    accepted = records.decision_counts(session, Decision.accepted)
+    rejected = records.decision_counts(session, Decision.rejected)
     jobs = []
     for s in synsets:
         want: float = cfg.per_synset

@@ -338,7 +338,7 @@ class Consensus(Base):
 
     candidate_id: Mapped[int] = mapped_column(ForeignKey("candidate.id"), primary_key=True)
     p_yes: Mapped[float] = mapped_column(Float)
-    # accepted | rejected | undecided | pending
+    # A synset_builder.decision.Decision word: accepted | rejected | undecided | pending
     decision: Mapped[str] = mapped_column(String(16), index=True)
     # Why an item is undecided (vote cap, nobody left to vote, hopeless); else None.
     reason: Mapped[str | None] = mapped_column(String(120), default=None)

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from synset_builder.db.models import Consensus, Gold
+from synset_builder.decision import Decision
 from synset_builder.export.datasheet_figures import (
     FULL,
     SHOWN,
@@ -107,7 +108,7 @@ def gold_precision(session: Session) -> tuple[int, int]:
     stmt = (
         select(Gold.answer)
         .join(Consensus, Consensus.candidate_id == Gold.candidate_id)
-        .where(Consensus.decision == "accepted")
+        .where(Consensus.decision == Decision.accepted)
     )
     answers = list(session.scalars(stmt))
     return len(answers), sum(1 for a in answers if a)

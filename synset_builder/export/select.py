@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, aliased
 
 from synset_builder.db.models import Candidate, Consensus, Image, Synset, Takedown, Vote
 from synset_builder.db.session import on_postgresql
+from synset_builder.decision import Decision
 from synset_builder.export.labels import Hierarchy, Level, class_ids_for, load_hierarchy
 from synset_builder.export.splits import unit_hash
 from synset_builder.export.spool import Entry, ExportSpool
@@ -102,7 +103,7 @@ def _accepted_rows() -> Select:
         )
         .outerjoin(Consensus, Consensus.candidate_id == Vote.candidate_id)
         .outerjoin(judged, judged.c.candidate_id == Vote.candidate_id)
-        .where(decision_in_force(judged) == "accepted")
+        .where(decision_in_force(judged) == Decision.accepted)
         .group_by(Vote.candidate_id)
         .subquery()
     )
@@ -134,7 +135,7 @@ def _accepted_rows() -> Select:
         .outerjoin(Consensus, Consensus.candidate_id == Candidate.id)
         .outerjoin(expert, expert.c.candidate_id == Candidate.id)
         .outerjoin(votes, votes.c.candidate_id == Candidate.id)
-        .where(decision_in_force(expert) == "accepted", clean_clause())
+        .where(decision_in_force(expert) == Decision.accepted, clean_clause())
         .order_by(Image.id, Candidate.id)
     )
 
@@ -180,7 +181,7 @@ def select_entries(
             .join(Image, Image.id == Candidate.image_id)
             .outerjoin(Consensus, Consensus.candidate_id == Candidate.id)
             .outerjoin(expert, expert.c.candidate_id == Candidate.id)
-            .where(decision_in_force(expert) == "accepted", taken_down_clause())
+            .where(decision_in_force(expert) == Decision.accepted, taken_down_clause())
         ).scalar_one()
     if on_postgresql(session):
         # The statement's cost estimate at ILSVRC scale turns on PostgreSQL's JIT, which

@@ -24,6 +24,7 @@ from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from synset_builder.db.models import Annotator, AuditSample, Candidate, Consensus, Image, Synset
+from synset_builder.decision import Decision
 from synset_builder.errors import InvalidInput, NotFound
 from synset_builder.pool import clean_clause
 from synset_builder.review.decisions import decision_in_force, in_force
@@ -104,7 +105,7 @@ def start(
             select(AuditSample.candidate_id).where(AuditSample.synset_id == sid)))  # fmt: skip
         round_no = int(last_round or 0) + 1
         added = 0
-        for kind in ("accepted", "rejected") if rejected else ("accepted",):
+        for kind in (Decision.accepted, Decision.rejected) if rejected else (Decision.accepted,):
             pool = [c for c in _in_force_ids(session, sid, kind) if c not in drawn_before]
             for cid in rng.sample(pool, min(n, len(pool))):
                 session.add(AuditSample(synset_id=sid, candidate_id=cid, round=round_no,
@@ -163,8 +164,8 @@ def report(session: Session, accepted: Mapping[int, int]) -> Report:
         .outerjoin(Annotator, Annotator.id == s.judged_by)
         .where(
             or_(
-                and_(s.kind == "accepted", s.judged_label.is_(False)),
-                and_(s.kind == "rejected", s.judged_label.is_(True)),
+                and_(s.kind == Decision.accepted, s.judged_label.is_(False)),
+                and_(s.kind == Decision.rejected, s.judged_label.is_(True)),
             )
         )
         .order_by(Synset.wnid, s.candidate_id)

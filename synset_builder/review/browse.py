@@ -29,13 +29,14 @@ from synset_builder.db.models import (
     Unsure,
     Vote,
 )
+from synset_builder.decision import Decision
 from synset_builder.review.audit import figures as audit_figures
 from synset_builder.review.decisions import decision_in_force, in_force, read_tallies
 from synset_builder.review.figures import Figure, Pooled, pooled
 
 # decision=... on the review pages; "suspect": a trainer flagged it (synset requeue),
 # "reported": an annotator reported the image and no curator has answered.
-DECISIONS = ("accepted", "rejected", "undecided", "pending", "suspect", "reported")
+DECISIONS = (*Decision, "suspect", "reported")
 PAGE = 24
 MAX_PAGE = 200
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from synset_builder import tally
 from synset_builder.db.models import AuditSample, Candidate, Consensus, ExpertDecision, Gold
+from synset_builder.decision import Decision
 from synset_builder.errors import InvalidInput, NotFound
 from synset_builder.review.figures import MOVES_SQL, moves
 
@@ -59,8 +60,8 @@ def decision_in_force(expert: Subquery) -> ColumnElement[str | None]:
     outer join to ``Consensus`` (an expert may judge an item nobody voted on).
     """
     return case(
-        (expert.c.label.is_(True), "accepted"),
-        (expert.c.label.is_(False), "rejected"),
+        (expert.c.label.is_(True), Decision.accepted),
+        (expert.c.label.is_(False), Decision.rejected),
         else_=Consensus.decision,
     )
 

@@ -16,11 +16,13 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from synset_builder.decision import Decision
+
 Z95 = 1.96
 
 # A decision word -> the ``synset status`` counter that counts it.
-COUNTER_OF = {"accepted": "accepted", "rejected": "rejected_by_vote", "undecided": "undecided",
-              "pending": "pending"}  # fmt: skip
+COUNTER_OF = {Decision.accepted: "accepted", Decision.rejected: "rejected_by_vote",
+              Decision.undecided: "undecided", Decision.pending: "pending"}  # fmt: skip
 
 # Per synset: the crowd's decision (NULL: none) and the expert's label, for every item
 # whose newest expert decision is a judgement (not a hand-back), counted.

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from synset_builder.consensus.dynamic import NO_VOTERS, DynamicConfig
 from synset_builder.consensus.live import after_votes
 from synset_builder.db.models import Candidate, Consensus, Image, Requeue, Synset
+from synset_builder.decision import Decision
 from synset_builder.errors import InvalidInput, NotFound
 
 REQUIRED = ("sha256", "given_wnid")
@@ -133,13 +134,13 @@ def requeue(
                 Consensus(
                     candidate_id=cand.id,
                     p_yes=0.5,
-                    decision="undecided",
+                    decision=Decision.undecided,
                     method="requeue",
                     n_votes=0,
                 )
             )
         else:
-            consensus.decision = "undecided"
+            consensus.decision = Decision.undecided
         result.requeued.append(cand.id)
     session.flush()
     if config is not None and result.requeued:
@@ -149,7 +150,7 @@ def requeue(
                 select(Consensus.candidate_id)
                 .where(
                     Consensus.candidate_id.in_(result.requeued),
-                    Consensus.decision == "undecided",
+                    Consensus.decision == Decision.undecided,
                     Consensus.reason == NO_VOTERS,
                 )
                 .order_by(Consensus.candidate_id)
