@@ -192,6 +192,78 @@ def _funnel(session: Session, sel: Selection) -> Block:
     return ("table", ["wnid", "name", *names], [*rows, total])
 
 
+def _collection(session: Session, sel: Selection, stats: SheetStats) -> list[Block]:
+    """Where the images came from: the funnel, sources, licences, crawl months."""
+    blocks: list[Block] = [
+        ("h2", "Collection: the funnel from candidates to accepted"),
+        ("p", "Per synset the images were accepted for (before mapping to the export level)."),
+        _funnel(session, sel),
+        ("h2", "Sources and licences"),
+        _table_counts(stats.sources, "source", LICENCES_SHOWN),
+        _table_counts(stats.licences, "licence", LICENCES_SHOWN),
+    ]
+    if stats.first_fetch is not None and stats.last_fetch is not None:
+        blocks.append(
+            ("p", f"Crawled between {stats.first_fetch[:10]} and {stats.last_fetch[:10]}.")
+        )
+        months = sorted(stats.months.items())
+        blocks.append(("table", ["month", "images"], [[m, str(n)] for m, n in months]))
+    return blocks
+
+
+def _labelling(session: Session, sel: Selection, stats: SheetStats) -> list[Block]:
+    """How sure the labels are: votes per image, the audit, precision on gold."""
+    mean_votes = sum(k * v for k, v in stats.votes.items()) / max(1, stats.images)
+    mean_p = stats.p_yes_sum / max(1, stats.images)
+    votes = sorted(stats.votes.items())
+    blocks: list[Block] = [
+        ("h2", "Labelling: votes and precision"),
+        ("p", f"Mean votes per image {mean_votes:.2f}; mean consensus P(yes) {mean_p:.3f}."),
+        _audited(session, sel, mean_p),
+        ("table", ["votes", "images"], [[str(k), str(v)] for k, v in votes]),
+    ]
+    n_gold, true_gold = gold_precision(session)
+    if not n_gold:
+        said = "No gold item was accepted, so precision is not estimated from gold."
+        return [*blocks, ("p", said)]
+    lo, hi = wilson(true_gold, n_gold)
+    said = (
+        f"Estimated precision on gold items: {true_gold}/{n_gold} accepted gold items are "
+        f"true positives = {true_gold / n_gold:.3f} (95% interval {lo:.3f}-{hi:.3f})."
+    )
+    return [*blocks, ("p", said)]
+
+
+def _left_out(sel: Selection, report: dict[str, object]) -> list[Block]:
+    """What the export leaves out and why, and what it strips from every file."""
+    left = [
+        ["ambiguous (accepted for unrelated classes)", str(len(sel.ambiguous))],
+        ["outside the chosen classes", str(sel.outside)],
+        ["other licence", str(sel.license_filtered)],
+        ["taken down", str(sel.taken_down)],
+        ["classes below --min-per-class", str(len(sel.dropped_classes))],
+        ["images over --max-per-class", str(sum(sel.capped.values()))],
+        ["faces blurred", str(report.get("faces_blurred", 0))],
+    ]
+    privacy = (
+        "EXIF, XMP, IPTC and comments (GPS positions above all) are removed from "
+        "every exported file."
+    )
+    return [("h2", "Left out and privacy"), ("table", ["what", "count"], left), ("p", privacy)]
+
+
+def _samples(class_rows: list[dict[str, object]], figures: dict[str, str]) -> list[Block]:
+    """A grid of exported train images per class that has one."""
+    blocks: list[Block] = [("h2", "Samples (train split, as exported)")]
+    if len(class_rows) > FULL:
+        blocks.append(("p", "Of the classes listed above."))
+    for c in class_rows:
+        if str(c["wnid"]) in figures:
+            blocks.append(("h3", f"{c['wnid']} {c['name']}"))
+            blocks.append(("img", figures[str(c["wnid"])], f"Sample images of {c['name']}"))
+    return blocks
+
+
 def build_blocks(
     session: Session,
     sel: Selection,
@@ -201,6 +273,8 @@ def build_blocks(
     params: dict[str, object],
     figures: dict[str, str],
 ) -> list[Block]:
+    """The datasheet as format-free blocks, section by section, so the Markdown, the
+    HTML and croissant.json's responsible-AI fields all read the same text."""
     splits: dict[str, int] = dict(report.get("splits") or {})  # type: ignore[call-overload]
     formats: list[str] = list(params.get("formats") or [])  # type: ignore[call-overload]
     blocks: list[Block] = [
@@ -218,70 +292,13 @@ def build_blocks(
     ]
     if "histogram" in figures:
         blocks.append(("img", figures["histogram"], "Histogram of images per class"))
-    blocks.append(("h2", "Collection: the funnel from candidates to accepted"))
-    blocks.append(
-        ("p", "Per synset the images were accepted for (before mapping to the export level).")
-    )
-    blocks.append(_funnel(session, sel))
-    blocks.append(("h2", "Sources and licences"))
-    blocks.append(_table_counts(stats.sources, "source", LICENCES_SHOWN))
-    blocks.append(_table_counts(stats.licences, "licence", LICENCES_SHOWN))
-    if stats.first_fetch is not None and stats.last_fetch is not None:
-        blocks.append(
-            (
-                "p",
-                f"Crawled between {stats.first_fetch[:10]} and {stats.last_fetch[:10]}.",
-            )
-        )
-        months = sorted(stats.months.items())
-        blocks.append(("table", ["month", "images"], [[m, str(n)] for m, n in months]))
-    blocks.append(("h2", "Labelling: votes and precision"))
-    mean_votes = sum(k * v for k, v in stats.votes.items()) / max(1, stats.images)
-    mean_p = stats.p_yes_sum / max(1, stats.images)
-    blocks.append(
-        ("p", f"Mean votes per image {mean_votes:.2f}; mean consensus P(yes) {mean_p:.3f}.")
-    )
-    blocks.append(_audited(session, sel, mean_p))
-    votes = sorted(stats.votes.items())
-    blocks.append(("table", ["votes", "images"], [[str(k), str(v)] for k, v in votes]))
-    n_gold, true_gold = gold_precision(session)
-    if n_gold:
-        lo, hi = wilson(true_gold, n_gold)
-        blocks.append(
-            (
-                "p",
-                f"Estimated precision on gold items: {true_gold}/{n_gold} accepted gold items are "
-                f"true positives = {true_gold / n_gold:.3f} (95% interval {lo:.3f}-{hi:.3f}).",
-            )
-        )
-    else:
-        blocks.append(("p", "No gold item was accepted, so precision is not estimated from gold."))
-    blocks.append(("h2", "Left out and privacy"))
-    left = [
-        ["ambiguous (accepted for unrelated classes)", str(len(sel.ambiguous))],
-        ["outside the chosen classes", str(sel.outside)],
-        ["other licence", str(sel.license_filtered)],
-        ["taken down", str(sel.taken_down)],
-        ["classes below --min-per-class", str(len(sel.dropped_classes))],
-        ["images over --max-per-class", str(sum(sel.capped.values()))],
-        ["faces blurred", str(report.get("faces_blurred", 0))],
+    return [
+        *blocks,
+        *_collection(session, sel, stats),
+        *_labelling(session, sel, stats),
+        *_left_out(sel, report),
+        *_samples(class_rows, figures),
     ]
-    blocks.append(("table", ["what", "count"], left))
-    blocks.append(
-        (
-            "p",
-            "EXIF, XMP, IPTC and comments (GPS positions above all) are removed from "
-            "every exported file.",
-        )
-    )
-    blocks.append(("h2", "Samples (train split, as exported)"))
-    if len(class_rows) > FULL:
-        blocks.append(("p", "Of the classes listed above."))
-    for c in class_rows:
-        if str(c["wnid"]) in figures:
-            blocks.append(("h3", f"{c['wnid']} {c['name']}"))
-            blocks.append(("img", figures[str(c["wnid"])], f"Sample images of {c['name']}"))
-    return blocks
 
 
 # Characters with a meaning inside a Markdown line (CommonMark and GitHub's extensions):

@@ -31,7 +31,7 @@ from synset_builder.db.models import Export
 from synset_builder.errors import InvalidInput
 from synset_builder.export.croissant import NAME as CROISSANT
 from synset_builder.export.croissant import Description, build, described_file, write_croissant
-from synset_builder.export.datasheet import write_datasheet
+from synset_builder.export.datasheet import Block, SheetStats, write_datasheet
 from synset_builder.export.datasheet_figures import shown_classes
 from synset_builder.export.folder import check_out_folder, previous_splits, remove_stale, sha_file
 from synset_builder.export.formats import (
@@ -116,11 +116,11 @@ def _place(spool: ExportSpool, config: ExportConfig) -> int:
     return assignment.moved
 
 
-def _export(
-    session: Session, data_dir: Path, config: ExportConfig, spool: ExportSpool, database: str
-) -> ExportReport:
-    out = config.out
-    start_workers_early(config.render, config.workers)
+def _select(
+    session: Session, data_dir: Path, config: ExportConfig, spool: ExportSpool
+) -> Selection:
+    """Stream the accepted entries into the spool; an empty selection is a user error
+    that says why nothing was left, not an empty export."""
     sel: Selection = select_entries(
         session,
         data_dir,
@@ -138,6 +138,89 @@ def _export(
             f"({len(sel.ambiguous)} ambiguous, {len(sel.dropped_classes)} classes too small, "
             f"{sel.taken_down} taken down); run 'synset consensus' first."
         )
+    return sel
+
+
+def _write_classes(
+    out: Path, sel: Selection, names: list[str], index: dict[str, int]
+) -> list[dict[str, object]]:
+    """``classes.json``, in label order; its rows also feed the datasheet."""
+    # "label": the name the Hugging Face layouts and croissant.json give the class
+    # (its name, unless another class shares it).
+    class_rows = [
+        {
+            "index": i, "wnid": w, "name": sel.classes[w][0], "gloss": sel.classes[w][1],
+            "label": names[i],
+        }
+        for w, i in index.items()
+    ]  # fmt: skip
+    atomic_write(
+        out / "classes.json", json.dumps(class_rows, indent=1, ensure_ascii=False).encode()
+    )
+    return class_rows
+
+
+def _write_croissant(
+    spool: ExportSpool,
+    config: ExportConfig,
+    stats: SheetStats,
+    report: ExportReport,
+    blocks: list[Block],
+) -> None:
+    """``croissant.json`` over the files written so far, then listed like them."""
+    out = config.out
+    about = Description(
+        name=out.resolve().name or "export",
+        summary=(
+            f"{stats.images} images in {report.classes} classes ("
+            + ", ".join(f"{s} {n}" for s, n in report.splits.items())
+            + f"), level {config.level.describe()}, formats {', '.join(config.formats)}; "
+            "see datasheet.md."
+        ),
+        created=datetime.now(UTC).date().isoformat(),
+        version=__version__,
+        contact=config.contact,
+        licences=stats.licences,
+        rai=rai_fields(blocks, stats, report.as_json(), contact=config.contact),
+    )
+    listed = [(rel, digest) for rel, digest in spool.files() if described_file(rel)]
+    write_croissant(out, build(config.formats, report.splits, listed, about))
+    spool.add_file(CROISSANT, sha_file(out / CROISSANT))
+
+
+def _write_meta(
+    session: Session,
+    config: ExportConfig,
+    sel: Selection,
+    report: ExportReport,
+    database: str,
+    checksums: dict[str, str],
+) -> None:
+    """``export.json``: what produced the export and from which database state, so a
+    consumer can tell two exports apart without diffing them."""
+    meta = {
+        "tool": "synset-builder",
+        "version": __version__,
+        "created_at": datetime.now(UTC).isoformat(),
+        "database": database,
+        "schema_revision": MigrationContext.configure(session.connection()).get_current_revision(),
+        "params": config.params(),
+        "seed": config.split.seed,
+        "counts": report.as_json(),
+        "ambiguous": [{"sha256": s, "wnids": w} for s, w in sel.ambiguous],
+        "checksums": checksums,
+    }
+    atomic_write(
+        config.out / "export.json", json.dumps(meta, indent=1, ensure_ascii=False).encode()
+    )
+
+
+def _export(
+    session: Session, data_dir: Path, config: ExportConfig, spool: ExportSpool, database: str
+) -> ExportReport:
+    out = config.out
+    start_workers_early(config.render, config.workers)
+    sel = _select(session, data_dir, config, spool)
     report = ExportReport(out=out, taken_down=sel.taken_down, moved=_place(spool, config))
     classes = sorted(sel.classes)
     index = {wnid: i for i, wnid in enumerate(classes)}
@@ -154,18 +237,7 @@ def _export(
         labels=LabelSpace(names, config.multi_label),
     )
     stats = write_files(spool, plan, index, report)
-    # "label": the name the Hugging Face layouts and croissant.json give the class
-    # (its name, unless another class shares it).
-    class_rows = [
-        {
-            "index": index[w], "wnid": w, "name": sel.classes[w][0], "gloss": sel.classes[w][1],
-            "label": names[index[w]],
-        }
-        for w in classes
-    ]  # fmt: skip
-    atomic_write(
-        out / "classes.json", json.dumps(class_rows, indent=1, ensure_ascii=False).encode()
-    )
+    class_rows = _write_classes(out, sel, names, index)
     manifest_sha = write_csv(out / "manifest.csv", MANIFEST_COLUMNS, spool.manifest_rows())
     report.classes, report.images, report.splits = len(classes), stats.images, stats.splits()
     report.ambiguous, report.dropped_classes = len(sel.ambiguous), sel.dropped_classes
@@ -174,44 +246,17 @@ def _export(
     )
     for name in ["classes.json", "manifest.csv", *sheet]:
         spool.add_file(name, sha_file(out / name))
-    about = Description(
-        name=out.resolve().name or "export",
-        summary=(
-            f"{stats.images} images in {len(classes)} classes ("
-            + ", ".join(f"{s} {n}" for s, n in report.splits.items())
-            + f"), level {config.level.describe()}, formats {', '.join(config.formats)}; "
-            "see datasheet.md."
-        ),
-        created=datetime.now(UTC).date().isoformat(),
-        version=__version__,
-        contact=config.contact,
-        licences=stats.licences,
-        rai=rai_fields(blocks, stats, report.as_json(), contact=config.contact),
-    )
-    listed = [(rel, digest) for rel, digest in spool.files() if described_file(rel)]
-    write_croissant(out, build(config.formats, report.splits, listed, about))
-    spool.add_file(CROISSANT, sha_file(out / CROISSANT))
+    _write_croissant(spool, config, stats, report, blocks)
     listing_sha = write_lines(
         out / "checksums.sha256", (f"{digest}  {rel}\n" for rel, digest in spool.files())
     )
     report.removed_files = remove_stale(out, spool)
-    meta = {
-        "tool": "synset-builder",
-        "version": __version__,
-        "created_at": datetime.now(UTC).isoformat(),
-        "database": database,
-        "schema_revision": MigrationContext.configure(session.connection()).get_current_revision(),
-        "params": config.params(),
-        "seed": config.split.seed,
-        "counts": report.as_json(),
-        "ambiguous": [{"sha256": s, "wnids": w} for s, w in sel.ambiguous],
-        "checksums": {
-            "manifest.csv": manifest_sha,
-            "classes.json": sha_file(out / "classes.json"),
-            "checksums.sha256": listing_sha,
-        },
+    checksums = {
+        "manifest.csv": manifest_sha,
+        "classes.json": sha_file(out / "classes.json"),
+        "checksums.sha256": listing_sha,
     }
-    atomic_write(out / "export.json", json.dumps(meta, indent=1, ensure_ascii=False).encode())
+    _write_meta(session, config, sel, report, database, checksums)
     record = Export(
         out_path=str(out.resolve()),
         format=",".join(config.formats),
