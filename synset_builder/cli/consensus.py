@@ -13,6 +13,7 @@ from synset_builder.errors import InvalidInput
 
 if TYPE_CHECKING:
     from synset_builder.consensus.dynamic import DynamicConfig
+    from synset_builder.consensus.recompute import Outcome
 
 consensus_app = typer.Typer(
     help="Turn votes into decisions (dynamic consensus, Dawid-Skene, majority).",
@@ -128,6 +129,11 @@ def consensus(
     cfg = RecomputeConfig(method=method, dynamic=dynamic)
     with open_session(settings()) as session, _Bars() as bars:
         outcome = recompute(session, cfg, progress=bars.update, workers=_workers(workers))
+    _print_outcome(outcome, method, as_json)
+
+
+def _print_outcome(outcome: Outcome, method: str, as_json: bool) -> None:
+    """A table of the decisions per synset and the excluded annotators, or JSON."""
     if as_json:
         print_json(
             {

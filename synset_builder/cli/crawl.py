@@ -10,8 +10,13 @@ from synset_builder.cli.common import open_session, print_json, settings, writin
 from synset_builder.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from sqlalchemy.orm import Session
 
+    from synset_builder.config import Settings
+    from synset_builder.crawl.plan import CrawlConfig
+    from synset_builder.crawl.records import Tally
     from synset_builder.crawl.sources import Source
 
 
@@ -62,45 +67,32 @@ def crawl_command(
         help="Download on Dask, split by synset and result page: local:N or tcp://HOST:PORT.",
     ),
 ) -> None:
-    """Search the sources with every synset's queries and download the hits."""
-    from synset_builder.crawl.fetch import FetchConfig
-    from synset_builder.crawl.plan import CrawlConfig
+    """Search the sources with every synset's queries and download the hits.
+
+    Long by its option list only (each option's help is the CLI's documentation);
+    the configuration and the report are built in helpers.
+    """
     from synset_builder.crawl.run import crawl
     from synset_builder.crawl.sources import SourceError, make_source
-    from synset_builder.crawl.sources.http import user_agent
     from synset_builder.distributed import cluster_runner
 
-    counts = (("--per-synset", per_synset), ("--concurrency", concurrency))
-    for name, value in (*counts, ("--processes", processes)):
-        if value < 1:
-            raise InvalidInput(f"{name} must be at least 1.")
-    if per_host < 1 or (max_side is not None and max_side < 16):
-        raise InvalidInput("--per-host must be at least 1 and --max-side at least 16.")
-    cfg = settings()
-    data_dir = cfg.ensure_data_dir()
-    sources = [make_source(spec, cfg) for spec in (source or ["openverse"])]
-    fetch = FetchConfig(
-        user_agent=user_agent(cfg),
-        connect_timeout=min(timeout, 10.0),
-        read_timeout=timeout,
-        deadline=cfg.download_deadline,
-        retries=retries,
-        max_bytes=max_bytes,
-        per_host=per_host,
-        allow_private=cfg.allow_private_networks,
-        honour_robots=not ignore_robots,
-        max_side=max_side,
-    )
-    crawl_cfg = CrawlConfig(
-        fetch=fetch,
+    cfg, crawl_cfg = _crawl_config(
+        wnids=tuple(synset),
         per_synset=per_synset,
         concurrency=concurrency,
-        wnids=tuple(synset),
+        per_host=per_host,
         retry_failed=retry_failed,
         refill=refill,
+        max_side=max_side,
+        timeout=timeout,
+        retries=retries,
+        max_bytes=max_bytes,
+        honour_robots=not ignore_robots,
         progress=not quiet,
         processes=processes,
     )
+    data_dir = cfg.ensure_data_dir()
+    sources = [make_source(spec, cfg) for spec in (source or ["openverse"])]
     with (
         writing_to(data_dir),
         cluster_runner(cluster) as runner,
@@ -111,6 +103,64 @@ def crawl_command(
     if tallies and all(t.errors and not t.found for t in tallies.values()):
         first = next(t.errors[0] for t in tallies.values())
         raise SourceError(f"No source could be searched. {first}")
+    _print_tallies(tallies, as_json)
+
+
+def _crawl_config(
+    *,
+    wnids: tuple[str, ...],
+    per_synset: int,
+    concurrency: int,
+    per_host: int,
+    retry_failed: bool,
+    refill: bool,
+    max_side: int | None,
+    timeout: float,
+    retries: int,
+    max_bytes: int,
+    honour_robots: bool,
+    progress: bool,
+    processes: int,
+) -> tuple[Settings, CrawlConfig]:
+    """The settings and the crawl's configuration; the options are checked first, so a
+    bad value fails before the settings are read or any folder is opened."""
+    from synset_builder.crawl.fetch import FetchConfig
+    from synset_builder.crawl.plan import CrawlConfig
+    from synset_builder.crawl.sources.http import user_agent
+
+    counts = (("--per-synset", per_synset), ("--concurrency", concurrency))
+    for name, value in (*counts, ("--processes", processes)):
+        if value < 1:
+            raise InvalidInput(f"{name} must be at least 1.")
+    if per_host < 1 or (max_side is not None and max_side < 16):
+        raise InvalidInput("--per-host must be at least 1 and --max-side at least 16.")
+    cfg = settings()
+    fetch = FetchConfig(
+        user_agent=user_agent(cfg),
+        connect_timeout=min(timeout, 10.0),
+        read_timeout=timeout,
+        deadline=cfg.download_deadline,
+        retries=retries,
+        max_bytes=max_bytes,
+        per_host=per_host,
+        allow_private=cfg.allow_private_networks,
+        honour_robots=honour_robots,
+        max_side=max_side,
+    )
+    return cfg, CrawlConfig(
+        fetch=fetch,
+        per_synset=per_synset,
+        concurrency=concurrency,
+        wnids=wnids,
+        retry_failed=retry_failed,
+        refill=refill,
+        progress=progress,
+        processes=processes,
+    )
+
+
+def _print_tallies(tallies: Mapping[str, Tally], as_json: bool) -> None:
+    """One line per source (its first distinct errors as warnings), or JSON."""
     if as_json:
         print_json({name: t.as_json() for name, t in tallies.items()})
         return

@@ -11,7 +11,9 @@ from synset_builder.cli.common import engine_for, open_session, print_json, sett
 from synset_builder.errors import DatabaseUnavailable, InvalidInput, SynsetError
 
 if TYPE_CHECKING:
+    from synset_builder.export.splits import SplitSpec
     from synset_builder.export.verify import VerifyReport
+    from synset_builder.export.write import ExportReport
 
 # export.formats.WRITERS, spelled out so that --help needs no export code
 # (tests/synset_builder/test_cli_help.py checks that it names every writer).
@@ -52,32 +54,23 @@ def export(
     workers: int = typer.Option(0, "--workers", min=0, help="Processes; 0 = one per core."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Write train/val/test splits of the accepted images, with a datasheet."""
+    """Write train/val/test splits of the accepted images, with a datasheet.
+
+    Long by its option list only; the options are parsed and the report printed
+    in helpers.
+    """
     from synset_builder.db.session import describe
     from synset_builder.export.formats import parse_size
     from synset_builder.export.labels import parse_level
     from synset_builder.export.render import RenderSpec
     from synset_builder.export.run import ExportConfig, run_export
-    from synset_builder.export.select import licence_family
-    from synset_builder.export.splits import SplitSpec, parse_fractions
 
     cfg = settings()
-    per_class = val_per_class is not None or test_per_class is not None
-    spec = SplitSpec(
-        fractions=parse_fractions(splits),
-        val_per_class=val_per_class if per_class else None,
-        test_per_class=test_per_class if per_class else None,
-        seed=seed,
-    )
-    allowed = None
-    if licenses is not None:
-        allowed = frozenset(licence_family(x) for x in licenses.split(",") if x.strip())
-        if not allowed:
-            raise InvalidInput("--licenses names no licence.")
+    split, allowed = _split_spec(splits, val_per_class, test_per_class, seed), _licences(licenses)
     config = ExportConfig(
         out=out,
         formats=tuple(dict.fromkeys(formats)),
-        split=spec,
+        split=split,
         level=parse_level(level, classes),
         multi_label=multi_label,
         min_per_class=min_per_class,
@@ -94,7 +87,39 @@ def export(
         report = run_export(session, cfg.data_dir, config, database=describe(cfg.database_url))
     if as_json:
         print_json(report.as_json())
-        return
+    else:
+        _print_export(report, out)
+
+
+def _split_spec(
+    splits: str, val_per_class: int | None, test_per_class: int | None, seed: int
+) -> SplitSpec:
+    """Fractions, or ImageNet's fixed counts per class when either count is given."""
+    from synset_builder.export.splits import SplitSpec, parse_fractions
+
+    per_class = val_per_class is not None or test_per_class is not None
+    return SplitSpec(
+        fractions=parse_fractions(splits),
+        val_per_class=val_per_class if per_class else None,
+        test_per_class=test_per_class if per_class else None,
+        seed=seed,
+    )
+
+
+def _licences(licenses: str | None) -> frozenset[str] | None:
+    """The licence families ``--licenses`` keeps; None keeps every licence."""
+    from synset_builder.export.select import licence_family
+
+    if licenses is None:
+        return None
+    allowed = frozenset(licence_family(x) for x in licenses.split(",") if x.strip())
+    if not allowed:
+        raise InvalidInput("--licenses names no licence.")
+    return allowed
+
+
+def _print_export(report: ExportReport, out: Path) -> None:
+    """The summary line, then only the counts that are not zero."""
     parts = ", ".join(f"{s} {report.splits.get(s, 0)}" for s in ("train", "val", "test"))
     typer.echo(f"Exported {report.images} images in {report.classes} classes to {out} ({parts}).")
     notes = [

@@ -12,9 +12,10 @@ from synset_builder.cli.common import open_session, print_json, settings
 from synset_builder.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
-    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+    from nltk.corpus.reader.wordnet import Synset, WordNetCorpusReader
 
     from synset_builder.config import Settings
+    from synset_builder.hierarchy.targets import AddReport
 
 hierarchy_app = typer.Typer(help="Build the category hierarchy from WordNet or your own synsets.")
 
@@ -41,6 +42,7 @@ def add(
     from tqdm import tqdm
 
     from synset_builder.hierarchy import targets as h
+
     cfg = settings()
     listed = list(h.read_wnid_file(file)) if file else []
     if ilsvrc2012:
@@ -67,6 +69,14 @@ def add(
             if depth != 0
             else []
         )
+    _say_added(report, brought)
+
+
+def _say_added(report: AddReport, brought: list[tuple[Synset, int]]) -> None:
+    """What was stored; per named root the descendants it brought and how to undo
+    that; a warning for abstract targets, which photograph badly."""
+    from synset_builder.hierarchy import targets as h
+
     typer.echo(
         f"Added {report.targets_new} target synsets ({report.targets_total} in all), "
         f"{report.ancestors_new} ancestors, {report.edges_new} edges, "
@@ -99,6 +109,7 @@ def remove(
 ) -> None:
     """Un-target synsets: nothing is deleted, and adding them again brings their images back."""
     from synset_builder.hierarchy import targets as h
+
     with open_session(settings()) as session:
         report = h.remove_targets(session, wnid, with_descendants=with_descendants)
     shown = ", ".join(report.untargeted[:10]) + (" ..." if len(report.untargeted) > 10 else "")
@@ -118,6 +129,7 @@ def add_custom(
 ) -> None:
     """Add a category that is not in WordNet, with a stable generated id."""
     from synset_builder.hierarchy import targets as h
+
     cfg = settings()
     with open_session(cfg) as session:
         row, created = h.add_custom(

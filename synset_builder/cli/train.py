@@ -84,7 +84,10 @@ def train_command(
         False, "--requeue", help="Send the suspects back for more votes afterwards."
     ),
 ) -> None:
-    """Train a baseline ResNet on an export; write report.json, plots and suspects.csv."""
+    """Train a baseline ResNet on an export; write report.json, plots and suspects.csv.
+
+    Long by its option list only; what it prints is in helpers.
+    """
     try:
         from synset_builder.train.config import TrainConfig
         from synset_builder.train.folds import add_held_out
@@ -108,6 +111,16 @@ def train_command(
             add_held_out(result, out, cfg.folds)
         report = write_reports(result, out)
     _say_scores(report)
+    _say_run(report, out)
+    if do_requeue and report["suspects"]["withheld"]:
+        typer.echo("Nothing requeued: this run wrote no suspects.", err=True)
+    elif do_requeue:
+        _say_requeued(_requeue_file(out / "suspects.csv", f"synset train {out}"))
+
+
+def _say_run(report: dict[str, Any], out: Path) -> None:
+    """Speed and suspects, then the report's warning (a model not clearly above
+    chance) with what it meant for suspects.csv."""
     typer.echo(
         f"{report['images_per_second']:.1f} images/s on {report['device_name']}; "
         f"{report['suspects']['count']} suspect(s) in {out / 'suspects.csv'}."
@@ -120,10 +133,6 @@ def train_command(
             else "No suspects written; --force-suspects writes them anyway.",
             err=True,
         )
-    if do_requeue and report["suspects"]["withheld"]:
-        typer.echo("Nothing requeued: this run wrote no suspects.", err=True)
-    elif do_requeue:
-        _say_requeued(_requeue_file(out / "suspects.csv", f"synset train {out}"))
 
 
 def _say_scores(report: dict[str, Any]) -> None:
