@@ -11,7 +11,6 @@ shuffle and crops come from a generator seeded by (seed, epoch).
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -24,23 +23,18 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from synset_builder.errors import InvalidInput, NotFound
-from synset_builder.train import augment
+from synset_builder.errors import InvalidInput
+from synset_builder.train import augment, checkpoint
 from synset_builder.train.cache import SplitCache, load_split
 from synset_builder.train.config import TrainConfig
 from synset_builder.train.export_reader import SPLITS, Export, open_export
-from synset_builder.train.resnet import build_model, load_init
+from synset_builder.train.resnet import build_model
 
-CHECKPOINT = "checkpoint.pt"
 EpochHook = Callable[[dict[str, Any]], None]
 
 
 class DeviceUnavailable(InvalidInput):
     """CUDA was asked for on a machine without it."""
-
-
-class CheckpointMismatch(InvalidInput):
-    """--resume found a checkpoint of another model, export or image size."""
 
 
 @dataclass
@@ -128,28 +122,6 @@ def train_step(
     return logits, loss
 
 
-def _save_atomic(obj: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    with tmp.open("rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _load_init(model: nn.Module, path: Path) -> list[str]:
-    if not path.is_file():
-        raise NotFound(f"The --init checkpoint {path} does not exist.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several unrelated types for a bad file
-        raise InvalidInput(f"The --init file {path} is not a torch checkpoint: {exc}.") from exc
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
-    if not isinstance(state, dict):
-        raise InvalidInput(f"The --init file {path} holds no state dict.")
-    return load_init(model, state)
-
-
 @torch.inference_mode()
 def predict(
     model: nn.Module, cache: SplitCache, cfg: TrainConfig, device: torch.device
@@ -166,20 +138,6 @@ def predict(
     n_classes = model.fc.out_features  # type: ignore[union-attr]
     out = torch.cat(probs).numpy() if probs else np.zeros((0, n_classes), np.float32)
     return Predictions(cache, out, loss_sum / max(1, len(cache)))
-
-
-def _out_folder(out: Path, resume: bool) -> Path:
-    """The checkpoint's path in ``out``, refusing to overwrite another run's."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InvalidInput(f"The output folder {out} cannot be created: {exc.strerror}.") from exc
-    ckpt_path = out / CHECKPOINT
-    if ckpt_path.exists() and not resume:
-        raise InvalidInput(
-            f"{out} already holds a checkpoint; pass --resume to continue it or pick another --out."
-        )
-    return ckpt_path
 
 
 def _caches(
@@ -218,21 +176,6 @@ class _Run:
     steps_per_epoch: int
     total: int
     warmup: int
-
-
-def _restore(
-    run: _Run, ckpt_path: Path, cfg: TrainConfig, export: Export
-) -> tuple[list[dict[str, Any]], int]:
-    """History and epochs done from a checkpoint of the same model, export and size."""
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    if ckpt["shape"] != cfg.shape_key() or ckpt["wnids"] != export.wnids:
-        raise CheckpointMismatch(
-            f"The checkpoint in {ckpt_path.parent} was trained with {ckpt['shape']} on other "
-            "classes or settings; resume with the same --arch, --image-size and export."
-        )
-    run.model.load_state_dict(ckpt["model"])
-    run.optimizer.load_state_dict(ckpt["optimizer"])
-    return ckpt["history"], ckpt["epoch"]
 
 
 def _epoch(run: _Run, epoch: int, cfg: TrainConfig, device: torch.device) -> dict[str, Any]:
@@ -293,7 +236,7 @@ def _build(
         torch.backends.cudnn.allow_tf32 = True
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.arch, len(export.classes), cfg.width)
-    skipped = _load_init(model, cfg.init) if cfg.init else []
+    skipped = checkpoint.load_init(model, cfg.init) if cfg.init else []
     model = model.to(device, memory_format=torch.channels_last)
     steps_per_epoch = len(
         augment.epoch_batches(len(train_cache), cfg.batch_size, torch.Generator().manual_seed(0))
@@ -313,6 +256,20 @@ def _build(
     return run, skipped
 
 
+def _announce(cfg: TrainConfig, device: torch.device, start: int, out: Path) -> None:
+    """One line on stderr before the first epoch: what runs where, and whether a
+    resumed run has anything left to train."""
+    todo = (
+        f"epochs {start + 1}-{cfg.epochs}"
+        if start < cfg.epochs
+        else f"already trained for {start} epochs, scoring only"
+    )
+    print(
+        f"Training {cfg.arch} on {device_name(device)}, {todo}; writing to {out}.",
+        file=sys.stderr,
+    )
+
+
 def train(
     export_dir: Path,
     out: Path,
@@ -330,23 +287,15 @@ def train(
     """
     export = open_export(export_dir, cfg.export_format)
     device = pick_device(cfg.device)
-    ckpt_path = _out_folder(out, resume)
+    ckpt_path = checkpoint.out_folder(out, resume)
     caches, train_cache = _caches(export, export_dir, out, cfg, exclude)
     run, skipped = _build(cfg, export, train_cache, device)
     history: list[dict[str, Any]] = []
     start = 0
     if resume and ckpt_path.exists():
-        history, start = _restore(run, ckpt_path, cfg, export)
+        history, start = checkpoint.restore(run.model, run.optimizer, ckpt_path, cfg, export)
     if cfg.progress:
-        todo = (
-            f"epochs {start + 1}-{cfg.epochs}"
-            if start < cfg.epochs
-            else f"already trained for {start} epochs, scoring only"
-        )
-        print(
-            f"Training {cfg.arch} on {device_name(device)}, {todo}; writing to {out}.",
-            file=sys.stderr,
-        )
+        _announce(cfg, device, start, out)
     seen, busy = 0, 0.0
     for epoch in range(start, cfg.epochs):
         record = _epoch(run, epoch, cfg, device)
@@ -358,18 +307,7 @@ def train(
                 record[f"{split}_top1"] = float((pred.probs.argmax(1) == pred.cache.labels).mean())
                 break
         history.append(record)
-        _save_atomic(
-            {
-                "model": run.model.state_dict(),
-                "optimizer": run.optimizer.state_dict(),
-                "epoch": epoch + 1,
-                "history": history,
-                "shape": cfg.shape_key(),
-                "wnids": export.wnids,
-                "config": cfg.as_json(),
-            },
-            ckpt_path,
-        )
+        checkpoint.save(run.model, run.optimizer, epoch + 1, history, cfg, export, ckpt_path)
         if on_epoch_end is not None:
             on_epoch_end(record)
     predictions = {

@@ -94,10 +94,9 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_reports(result: TrainResult, out: Path) -> dict[str, Any]:
-    """Write the report files into ``out`` and return the report as a dict."""
+def _scores(result: TrainResult) -> dict[str, Any]:
+    """The run's settings and its scores per split: the head of report.json."""
     cfg, wnids = result.config, result.export.wnids
-    names = [c.name for c in result.export.classes]
     preds = result.predictions
     report: dict[str, Any] = {
         "export": str(result.export.root),
@@ -124,6 +123,37 @@ def write_reports(result: TrainResult, out: Path) -> dict[str, Any]:
     }
     if len(wnids) > TOP_K:
         report["top5"] = {s: topk(p.probs, p.cache.labels, TOP_K) for s, p in preds.items()}
+    return report
+
+
+def _held_out(held: Predictions, folds: int, n_classes: int) -> dict[str, Any]:
+    """Scores of the held-out fold models on the train split (``--folds``)."""
+    scores: dict[str, Any] = {
+        "folds": folds,
+        "images": len(held.cache),
+        "top1": topk(held.probs, held.cache.labels, 1),
+    }
+    if n_classes > TOP_K:
+        scores["top5"] = topk(held.probs, held.cache.labels, TOP_K)
+    return scores
+
+
+def _write_suspects(path: Path, rows: list[dict[str, Any]]) -> None:
+    """suspects.csv, replaced whole so a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=SUSPECT_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def write_reports(result: TrainResult, out: Path) -> dict[str, Any]:
+    """Write the report files into ``out`` and return the report as a dict."""
+    cfg, wnids = result.config, result.export.wnids
+    names = [c.name for c in result.export.classes]
+    preds = result.predictions
+    report = _scores(result)
     split = next((s for s in OUT_OF_SAMPLE if s in preds), "train")
     matrix = confusion(preds[split], len(wnids))
     fig, shown = plots.confusion_figure(matrix, names, split, cfg.confusion_classes)
@@ -144,20 +174,8 @@ def write_reports(result: TrainResult, out: Path) -> dict[str, Any]:
     if verdict is not None and not verdict.learned:
         report["warning"] = verdict.warning()
     if result.held_out is not None:
-        held = result.held_out
-        report["held_out"] = {
-            "folds": cfg.folds,
-            "images": len(held.cache),
-            "top1": topk(held.probs, held.cache.labels, 1),
-        }
-        if len(wnids) > TOP_K:
-            report["held_out"]["top5"] = topk(held.probs, held.cache.labels, TOP_K)
+        report["held_out"] = _held_out(result.held_out, cfg.folds, len(wnids))
     plots.save(plots.curves_figure(result.history), out / "curves.png")
-    tmp = out / "suspects.csv.tmp"
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=SUSPECT_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, out / "suspects.csv")
+    _write_suspects(out / "suspects.csv", rows)
     _write_atomic(out / "report.json", json.dumps(report, indent=2, default=str))
     return report

@@ -94,6 +94,34 @@ def _reason(s: Suspect, source: str) -> str:
     return f"{', '.join(parts)} ({source})"
 
 
+def _candidate(session: Session, s: Suspect) -> Candidate | None:
+    """The candidate a suspect row names: its image (by sha256) in its given synset."""
+    return session.scalar(
+        select(Candidate)
+        .join(Image, Image.id == Candidate.image_id)
+        .join(Synset, Synset.id == Candidate.synset_id)
+        .where(Image.sha256 == s.sha256, Synset.wnid == s.given_wnid)
+    )
+
+
+def _reopen(session: Session, candidate_id: int) -> None:
+    """Mark the candidate undecided, so the web app serves it for votes again."""
+    consensus = session.get(Consensus, candidate_id)
+    if consensus is None:
+        # Never decided by votes (an imported set, say): record it as undecided.
+        session.add(
+            Consensus(
+                candidate_id=candidate_id,
+                p_yes=0.5,
+                decision=Decision.undecided,
+                method="requeue",
+                n_votes=0,
+            )
+        )
+    else:
+        consensus.decision = Decision.undecided
+
+
 def requeue(
     session: Session,
     suspects: Iterable[Suspect],
@@ -111,12 +139,7 @@ def requeue(
     """
     result = RequeueResult()
     for s in suspects:
-        cand = session.scalar(
-            select(Candidate)
-            .join(Image, Image.id == Candidate.image_id)
-            .join(Synset, Synset.id == Candidate.synset_id)
-            .where(Image.sha256 == s.sha256, Synset.wnid == s.given_wnid)
-        )
+        cand = _candidate(session, s)
         if cand is None:
             result.not_found.append(s)
             continue
@@ -127,20 +150,7 @@ def requeue(
             result.already_open.append(cand.id)
             continue
         session.add(Requeue(candidate_id=cand.id, reason=_reason(s, source or "suspects.csv")))
-        consensus = session.get(Consensus, cand.id)
-        if consensus is None:
-            # Never decided by votes (an imported set, say): record it as undecided.
-            session.add(
-                Consensus(
-                    candidate_id=cand.id,
-                    p_yes=0.5,
-                    decision=Decision.undecided,
-                    method="requeue",
-                    n_votes=0,
-                )
-            )
-        else:
-            consensus.decision = Decision.undecided
+        _reopen(session, cand.id)
         result.requeued.append(cand.id)
     session.flush()
     if config is not None and result.requeued:
