@@ -179,6 +179,25 @@ def _credit(
     return soft * support[:, None]
 
 
+def _start(enc: Encoded, gold: np.ndarray, loo: bool) -> tuple[np.ndarray, np.ndarray]:
+    """EM's starting point: the posteriors as vote shares (gold clamped), and each
+    vote's soft label, which with ``loo`` is the share of the item's *other* votes."""
+    k = max(enc.n_classes, 1)
+    counts = vote_counts(enc)
+    totals = counts.sum(axis=1, keepdims=True)
+    probas = _clamp(np.where(totals > 0, counts / np.maximum(totals, 1), 1.0 / k), gold)
+    if not loo:
+        return probas, probas[enc.item_idx]
+    known = gold[enc.item_idx] >= 0
+    n_others = totals[enc.item_idx] - 1
+    own = np.zeros((len(enc.label_idx), k))
+    own[np.arange(len(enc.label_idx)), enc.label_idx] = 1.0
+    others = counts[enc.item_idx] - own
+    soft = np.where(n_others > 0, others / np.maximum(n_others, 1), 1.0 / k)
+    soft[known] = probas[enc.item_idx][known]
+    return probas, soft
+
+
 def fit_em(
     enc: Encoded,
     *,
@@ -211,26 +230,13 @@ def fit_em(
     n_groups = int(groups.max()) + 1 if len(groups) else 1
     opts = {"alpha": alpha, "shrink": shrink, "temper": temper, "template": template,
             "prior_alpha": prior_alpha}  # fmt: skip
-    k = max(enc.n_classes, 1)
-    counts = vote_counts(enc)
-    totals = counts.sum(axis=1, keepdims=True)
-    probas = _clamp(np.where(totals > 0, counts / np.maximum(totals, 1), 1.0 / k), gold)
-    known = gold[enc.item_idx] >= 0
-    n_others = totals[enc.item_idx] - 1
+    probas, soft = _start(enc, gold, loo)
     support = np.ones(len(enc.item_idx))
     if calibration is not None:
-        support = (calibration[enc.item_idx] | known).astype(float)
+        support = (calibration[enc.item_idx] | (gold[enc.item_idx] >= 0)).astype(float)
         # Items that calibrate the annotators also estimate the class priors: an
         # item with one or two votes says more about the prior than about itself.
         opts["prior_weight"] = (calibration | (gold >= 0)).astype(float)
-    if loo:  # vote shares of the *other* votes on the item
-        own = np.zeros((len(enc.label_idx), k))
-        own[np.arange(len(enc.label_idx)), enc.label_idx] = 1.0
-        others = counts[enc.item_idx] - own
-        soft = np.where(n_others > 0, others / np.maximum(n_others, 1), 1.0 / k)
-        soft[known] = probas[enc.item_idx][known]
-    else:
-        soft = probas[enc.item_idx]
     soft = soft * support[:, None]
     confusion, priors, temps = m_step(enc, probas, soft, groups, n_groups, **opts)
     iterations = 0

@@ -203,6 +203,27 @@ class Written:
         self.resolved_requeues.extend(other.resolved_requeues)
 
 
+def _requeued(
+    verdict: Verdict,
+    open_requeues: list[tuple[int, datetime]],
+    item_votes: list[tuple[int, int]],
+    times: list[datetime],
+    left_team: set[int],
+    cfg: DynamicConfig,
+    seen: Written,
+) -> Verdict:
+    """A requeued item's verdict: only votes since its first open requeue reopen the
+    decision; the requeues resolve once it is closed again (noted in ``seen``)."""
+    since = min(utc(created) for _, created in open_requeues)
+    voters = {a for a, _ in item_votes}
+    nobody = bool(left_team) and not (left_team - voters)
+    fresh = sum(1 for t in times if utc(t) >= since)
+    verdict = after_requeue(verdict, fresh, cfg, nobody_left=nobody)
+    if verdict.word != Decision.pending:
+        seen.resolved_requeues.extend(rq for rq, _ in open_requeues)
+    return verdict
+
+
 def synset_rows(
     votes: list[VoteRow4],
     now_rows: Mapping[int, RowNow],
@@ -248,13 +269,7 @@ def synset_rows(
         elif verdict is None or not times:
             verdict = Verdict(Decision.pending, int(p_now > 0.5), (1.0 - p_now, p_now))
         if requeues.get(cid) and cid not in gold:
-            since = min(utc(created) for _, created in requeues[cid])
-            voters = {a for a, _ in item_votes}
-            nobody = bool(left_team) and not (left_team - voters)
-            fresh = sum(1 for t in times if utc(t) >= since)
-            verdict = after_requeue(verdict, fresh, cfg, nobody_left=nobody)
-            if verdict.word != Decision.pending:
-                seen.resolved_requeues.extend(rq for rq, _ in requeues[cid])
+            verdict = _requeued(verdict, requeues[cid], item_votes, times, left_team, cfg, seen)
         decision = verdict.decision
         p_yes = float(verdict.probs[1])
         reason = verdict.reason if decision == Decision.undecided else None

@@ -188,6 +188,48 @@ def _item(data: dict[str, Any], item_column: str | None) -> tuple[str, str | Non
     return key, str(value).strip()
 
 
+def _label_studio_tasks(path: Path) -> list[Any]:
+    """The export's list of tasks; a file that is not one is a clear user error."""
+    try:
+        tasks = json.loads(_text(path))
+    except json.JSONDecodeError as err:
+        raise InvalidInput(f"{path} is not JSON: {err.msg} at line {err.lineno}.") from None
+    except RecursionError:
+        raise InvalidInput(f"{path} nests its JSON too deeply to be an export.") from None
+    if not isinstance(tasks, list):
+        raise InvalidInput(f"{path} is not a Label Studio JSON export: it is not a list of tasks.")
+    return tasks
+
+
+def _annotation(
+    path: Path,
+    at: str,
+    note: dict[str, Any],
+    item: str | None,
+    key: str,
+    answer_column: str | None,
+) -> VoteRecord:
+    """One annotation as a vote, or as a record that says why it is skipped."""
+    chosen = _choices(path, at, note.get("result", []), answer_column)
+    worker = _annotator(note.get("completed_by"))
+    skip = (
+        "annotation cancelled in Label Studio" if note.get("was_cancelled")
+        else f"task has no data.{key}" if item is None
+        else "no annotator" if worker is None
+        else "no choice" if not chosen
+        else "several choices" if len(chosen) > 1
+        else None
+    )  # fmt: skip
+    return VoteRecord(
+        at,
+        item or "",
+        worker or "",
+        chosen[0] if chosen and len(chosen) == 1 else "",
+        time_ms=_lead_ms(note.get("lead_time")),
+        skip=skip,
+    )
+
+
 def read_label_studio(
     path: Path, *, item_column: str | None, answer_column: str | None
 ) -> list[VoteRecord]:
@@ -200,14 +242,7 @@ def read_label_studio(
     control by its ``from_name`` when the task has several). ``lead_time`` is the
     vote's time. Cancelled (skipped) annotations are reported, not counted.
     """
-    try:
-        tasks = json.loads(_text(path))
-    except json.JSONDecodeError as err:
-        raise InvalidInput(f"{path} is not JSON: {err.msg} at line {err.lineno}.") from None
-    except RecursionError:
-        raise InvalidInput(f"{path} nests its JSON too deeply to be an export.") from None
-    if not isinstance(tasks, list):
-        raise InvalidInput(f"{path} is not a Label Studio JSON export: it is not a list of tasks.")
+    tasks = _label_studio_tasks(path)
     out: list[VoteRecord] = []
     named = item_column is None
     for k, task in enumerate(tasks):
@@ -226,26 +261,7 @@ def read_label_studio(
             if not isinstance(note, dict):
                 raise _bad(path, where, "has an annotation that is not an object")
             at = f"{where} annotation {note.get('id', n)}"
-            chosen = _choices(path, at, note.get("result", []), answer_column)
-            worker = _annotator(note.get("completed_by"))
-            skip = (
-                "annotation cancelled in Label Studio" if note.get("was_cancelled")
-                else f"task has no data.{key}" if item is None
-                else "no annotator" if worker is None
-                else "no choice" if not chosen
-                else "several choices" if len(chosen) > 1
-                else None
-            )  # fmt: skip
-            out.append(
-                VoteRecord(
-                    at,
-                    item or "",
-                    worker or "",
-                    chosen[0] if chosen and len(chosen) == 1 else "",
-                    time_ms=_lead_ms(note.get("lead_time")),
-                    skip=skip,
-                )
-            )
+            out.append(_annotation(path, at, note, item, key, answer_column))
     if not named:
         raise InvalidInput(f"No task in {path} has data.{item_column} (--item-column).")
     if not out:

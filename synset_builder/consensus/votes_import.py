@@ -167,6 +167,40 @@ def _matched(
     return usable, skipped
 
 
+def _synset_id(session: Session, wnid: str) -> int:
+    """The id of ``--synset``, which must exist: a typo must not import nothing."""
+    synset_id = session.scalar(select(Synset.id).where(Synset.wnid == wnid))
+    if synset_id is None:
+        raise NotFound(f"There is no synset {wnid}; add it with 'synset hierarchy add'.")
+    return synset_id
+
+
+def _answer(label: str, synset_id: int, names: dict[str, set[int]] | None) -> bool | None:
+    """A yes/no label, or a class name read as "is it this candidate's synset";
+    None when it is neither."""
+    answer = binary_label(label)
+    if answer is None and names is not None:
+        named = names.get(_norm(label))
+        answer = None if not named else synset_id in named
+    return answer
+
+
+def _worker(session: Session, worker: str, existing: dict[tuple[int, int], bool]) -> int | None:
+    """The crowd account of ``worker`` (None when a person already holds the name), its
+    earlier votes loaded into ``existing`` so repeats are counted, not added."""
+    try:
+        aid = crowd_worker(session, worker).id
+    except NameTaken:
+        return None
+    existing.update(
+        ((c, aid), a)
+        for c, a in session.execute(
+            select(Vote.candidate_id, Vote.answer).where(Vote.annotator_id == aid)
+        )
+    )
+    return aid
+
+
 def import_votes(
     session: Session,
     path: Path,
@@ -177,11 +211,7 @@ def import_votes(
     answer_column: str | None = None,
 ) -> ImportResult:
     """Add the file's votes; update the consensus of the candidates that got new ones."""
-    synset_id = None
-    if wnid is not None:
-        synset_id = session.scalar(select(Synset.id).where(Synset.wnid == wnid))
-        if synset_id is None:
-            raise NotFound(f"There is no synset {wnid}; add it with 'synset hierarchy add'.")
+    synset_id = _synset_id(session, wnid) if wnid is not None else None
     records = read_votes(path, fmt, item_column=item_column, answer_column=answer_column)
     found = _resolve(session, {r.item for r in records if not r.skip})
     usable, skipped = _matched(records, found, synset_id)
@@ -197,10 +227,7 @@ def import_votes(
     existing: dict[tuple[int, int], bool] = {}
     touched: set[int] = set()
     for rec, cid, sid in usable:
-        answer = binary_label(rec.answer)
-        if answer is None and names is not None:
-            named = names.get(_norm(rec.answer))
-            answer = None if not named else sid in named
+        answer = _answer(rec.answer, sid, names)
         if answer is None:
             result.skipped.append(Skip(rec.where, BAD_LABEL, rec.answer))
             continue
@@ -208,17 +235,7 @@ def import_votes(
             result.skipped.append(Skip(rec.where, BAD_WORKER, rec.worker))
             continue
         if rec.worker not in workers:
-            try:
-                workers[rec.worker] = aid = crowd_worker(session, rec.worker).id
-            except NameTaken:
-                workers[rec.worker] = aid = None
-            if aid is not None:
-                existing.update(
-                    ((c, aid), a)
-                    for c, a in session.execute(
-                        select(Vote.candidate_id, Vote.answer).where(Vote.annotator_id == aid)
-                    )
-                )
+            workers[rec.worker] = _worker(session, rec.worker, existing)
         aid = workers[rec.worker]
         if aid is None:
             result.skipped.append(Skip(rec.where, NAME_TAKEN, rec.worker))
