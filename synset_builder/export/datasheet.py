@@ -273,8 +273,7 @@ def build_blocks(
     params: dict[str, object],
     figures: dict[str, str],
 ) -> list[Block]:
-    """The datasheet as format-free blocks, section by section, so the Markdown, the
-    HTML and croissant.json's responsible-AI fields all read the same text."""
+    """The datasheet as format-free blocks: Markdown, HTML and croissant.json read them."""
     splits: dict[str, int] = dict(report.get("splits") or {})  # type: ignore[call-overload]
     formats: list[str] = list(params.get("formats") or [])  # type: ignore[call-overload]
     blocks: list[Block] = [
