@@ -1,9 +1,9 @@
 """What an export's render worker does: render a chunk of files and write them in place.
 
 The parent of an export used to receive every rendered file through a pipe,
-hash it twice (render cache, checksum listing) and write it; per image that was
-a third of what the workers spent rendering. Here the worker writes the
-imagefolder files itself, where the bytes already are, and hashes them once;
+hash it twice (render cache, checksum listing) and write it: a large share of
+what the workers spent rendering (docs/benchmarks.md, Export). Here the worker
+writes the imagefolder files itself, where the bytes already are, hashes them once;
 the parent gets back the sizes and the checksum, and the bytes only when a
 layout it writes needs them (webdataset shards, parquet files, the manifest-only
 export's datasheet samples).
