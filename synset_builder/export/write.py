@@ -33,7 +33,7 @@ from synset_builder.export.folder import sha_file
 from synset_builder.export.formats import MANIFEST_COLUMNS, WRITERS, imagefolder_path
 from synset_builder.export.hf import LabelSpace
 from synset_builder.export.render import Rendered, RenderSpec, render
-from synset_builder.export.spool import ExportSpool
+from synset_builder.export.spool import Entry, ExportSpool
 from synset_builder.export.worker import FileJob, render_file, render_files
 
 # Files a worker renders per task, and tasks in flight per worker: enough to keep
@@ -181,10 +181,59 @@ def _sample(done: Rendered, out: Path, rel: str) -> bytes | PILImage.Image:
     return done.data or (out / rel).read_bytes()
 
 
+def _fetch(
+    stream: _Peekable, cache: RenderCache | None, e: Entry, plan: Plan
+) -> tuple[Rendered | None, bool]:
+    """(the rendered file, whether it was reused) for an entry met for the first time:
+    from the workers, else the render cache, else rendered here (with image files)."""
+    sha = e.sha256
+    done, reused = stream.take(sha), False
+    if done is None and cache is not None and (hit := cache.hit(sha)) is not None:
+        done = cache.load(hit)
+        reused = done is not None
+    has_files = any(name != "csv" for name in plan.formats)
+    if done is None and has_files:  # not planned, or a cached file changed
+        done = render((sha, e.source_path, plan.render))
+    folder = "imagefolder" in plan.formats
+    if done is not None and folder and not done.file_sha256 and not done.error:
+        done = dataclasses.replace(done, file_sha256=hashlib.sha256(done.data).hexdigest())
+    return done, reused
+
+
+def _manifest_values(
+    e: Entry, split: str, class_index: int, path: str, pixels: Rendered | None
+) -> list[object]:
+    """The entry's manifest row, in ``MANIFEST_COLUMNS`` order; sizes and faces of the
+    exported file when there is one, else of the stored file."""
+    return [
+        path,
+        split,
+        e.wnid,
+        class_index,
+        e.sha256,
+        pixels.width if pixels else e.width,
+        pixels.height if pixels else e.height,
+        e.source,
+        e.url,
+        e.license,
+        e.creator,
+        e.votes_yes,
+        e.votes_no,
+        f"{e.p_yes:.4f}",
+        e.group,
+        pixels.faces if pixels else 0,
+    ]
+
+
 def write_files(
     spool: ExportSpool, plan: Plan, index: dict[str, int], report: ExportReport
 ) -> SheetStats:
-    """Render, write and record every entry; ``report`` gets the counts."""
+    """Render, write and record every entry; ``report`` gets the counts.
+
+    One loop over the entries, longer than most functions here: the state it
+    carries (the render stream, multi-label files held until their last label,
+    the samples still wanted) lives only for the pass.
+    """
     writers = [WRITERS[name](plan.out, plan.shard_size, plan.labels) for name in plan.formats]
     has_files = any(name != "csv" for name in plan.formats)
     folder = "imagefolder" in plan.formats
@@ -217,15 +266,7 @@ def write_files(
                 else:
                     del held[sha]
             else:
-                done, reused = stream.take(sha), False
-                if done is None and cache is not None and (hit := cache.hit(sha)) is not None:
-                    done = cache.load(hit)
-                    reused = done is not None
-                if done is None and has_files:  # not planned, or a cached file changed
-                    done = render((sha, e.source_path, plan.render))
-                if done is not None and folder and not done.file_sha256 and not done.error:
-                    digest = hashlib.sha256(done.data).hexdigest()
-                    done = dataclasses.replace(done, file_sha256=digest)
+                done, reused = _fetch(stream, cache, e, plan)
                 if done is not None and done.error:
                     unreadable[sha] = done.error
                     continue
@@ -241,24 +282,8 @@ def write_files(
                 need_sample[e.wnid] -= 1
                 stats.samples[e.wnid].append(_sample(done, plan.out, folder_path))
             pixels = done if has_files else None
-            values = [
-                folder_path or ("" if has_files else e.source_path),
-                split,
-                e.wnid,
-                index[e.wnid],
-                sha,
-                pixels.width if pixels else e.width,
-                pixels.height if pixels else e.height,
-                e.source,
-                e.url,
-                e.license,
-                e.creator,
-                e.votes_yes,
-                e.votes_no,
-                f"{e.p_yes:.4f}",
-                e.group,
-                pixels.faces if pixels else 0,
-            ]
+            path = folder_path or ("" if has_files else e.source_path)
+            values = _manifest_values(e, split, index[e.wnid], path, pixels)
             if pixels is not None:
                 # The layouts get the row as text (the webdataset .json member holds it).
                 row = dict(zip(MANIFEST_COLUMNS, map(str, values), strict=True))
