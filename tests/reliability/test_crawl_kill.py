@@ -38,8 +38,10 @@ def test_three_sigkills_then_complete_equals_uninterrupted(db_factory, tmp_path:
     backend = "postgresql"
     settings = Settings(database_url=db_factory.migrated(backend), data_dir=tmp_path / "data")
     rng = random.Random(SEED)
-    # Slow photos (0.25 s each): the crawl flushes once a second, so kills land mid-way.
-    with PhotoServer(delay=0.25) as server:
+    # Slow photos (0.5 s each): the crawl flushes once a second, so kills land mid-way.
+    # At 0.25 s a loaded machine (an fsync of the store taking seconds) once let one
+    # flush write the last 30 rows, and the third kill found the crawl done.
+    with PhotoServer(delay=0.5) as server:
         urls = url_list(tmp_path / "urls.csv", resume_url_rows(server))
         other = Settings(database_url=db_factory.migrated(backend), data_dir=tmp_path / "other")
         for cfg in (settings, other):
