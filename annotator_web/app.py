@@ -149,7 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        anyio.to_thread.current_default_thread_limiter().total_tokens = cfg.web_threads
+        anyio.to_thread.current_default_thread_limiter().total_tokens = cfg.web.threads
         yield
         engine.dispose()
 
@@ -172,7 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         https_only=False,
     )
     app.add_middleware(StrictJson)  # inside BodyLimit: it reads only bodies under the limit
-    app.add_middleware(BodyLimit, limit=cfg.web_max_body_bytes)
+    app.add_middleware(BodyLimit, limit=cfg.web.max_body_bytes)
     install_proxy_handling(app, cfg)  # outermost: client address, scheme, Secure cookies
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     # The JSON API first: its two hot routes are matched before every page route.
@@ -187,7 +187,7 @@ def _engine(cfg: Settings) -> Engine:
     few for streamed downloads): requests queue for a thread, never time out on the pool."""
     return make_engine(
         cfg.database_url,
-        pool_size=cfg.web_threads,
+        pool_size=cfg.web.threads,
         max_overflow=4,
         pool_timeout=120,
         **_planned_once(cfg.database_url),
@@ -204,7 +204,7 @@ def _set_state(app: FastAPI, cfg: Settings, engine: Engine) -> None:
     # The submit path counts votes on it (annotator_web/serving/submit.py) and starts a refit.
     app.state.refits = AutoRefit(cfg, engine)
     app.state.sessionmaker.configure(info={"refits": app.state.refits})
-    app.state.goals = GoalCache(cfg.web_goal_recheck_seconds)
+    app.state.goals = GoalCache(cfg.web.goal_recheck_seconds)
     templates = Jinja2Templates(directory=HERE / "templates")  # autoescape is on for .html
     templates.env.globals["csrf_token"] = csrf_token
     app.state.templates = templates

@@ -74,14 +74,14 @@ def login(
     """
     # PostgreSQL text cannot hold NUL; no account has one, so it counts as a wrong name.
     username = username.replace("\x00", "\ufffd")
-    window = cfg.web_login_window_seconds
+    window = cfg.web.login_window_seconds
     attempt = throttle.claim(
         session,
         kind="login",
         username=username,
         address=address,
-        per_account=cfg.web_login_attempts,
-        per_address=ADDRESS_FACTOR * cfg.web_login_attempts,
+        per_account=cfg.web.login_attempts,
+        per_address=ADDRESS_FACTOR * cfg.web.login_attempts,
         window_seconds=window,
         message=f"Too many failed logins; try again in {throttle.minutes(window)} minutes.",
     )
@@ -110,17 +110,17 @@ def crowd_join(
     New accounts are limited per address (``SYNSET_CROWD_JOIN_LIMIT`` an hour).
     Commits the attempts it counts (throttle.claim).
     """
-    window = cfg.web_login_window_seconds
+    window = cfg.web.login_window_seconds
     attempt = throttle.claim(
         session,
         kind="study",
         address=address,
-        per_address=cfg.web_login_attempts,
+        per_address=cfg.web.login_attempts,
         window_seconds=window,
         message="Too many wrong study links from this address; try again in "
         f"{throttle.minutes(window)} minutes.",
     )
-    key = cfg.crowd_study_key
+    key = cfg.crowd.study_key
     if not key or not hmac.compare_digest(key.encode(), study.encode("utf-8", "replace")):
         raise JoinRefused("This study link is not valid.")
     throttle.release(session, attempt)
@@ -148,7 +148,7 @@ def _new_worker(session: Session, *, worker_id: str, address: str, cfg: Settings
         kind="join",
         username=worker_id,
         address=address,
-        per_address=cfg.crowd_join_limit,
+        per_address=cfg.crowd.join_limit,
         window_seconds=throttle.JOIN_WINDOW,
         message="Too many new accounts from this address; try again in an hour.",
     )

@@ -51,7 +51,7 @@ def _secure(header: tuple[bytes, bytes]) -> tuple[bytes, bytes]:
 
 def install(app: FastAPI, cfg: Settings) -> None:
     """Add both middlewares; call it after every other middleware (they wrap the rest)."""
-    app.add_middleware(SecureCookies, force=cfg.web_secure_cookies)
-    if cfg.trusted_proxies:
+    app.add_middleware(SecureCookies, force=cfg.web.secure_cookies)
+    if cfg.web.proxy_addresses:
         # Outermost: the scheme and client it sets are what every layer below reads.
-        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=cfg.trusted_proxies)
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=cfg.web.proxy_addresses)

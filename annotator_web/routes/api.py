@@ -187,7 +187,7 @@ def reports(
             annotator=user,
             candidate_id=body.candidate_id,
             reason=body.reason,
-            per_hour=cfg.web_reports_per_hour,
+            per_hour=cfg.web.reports_per_hour,
         )
     except TooManyAttempts as exc:
         raise HTTPException(status_code=429, detail=str(exc)) from exc

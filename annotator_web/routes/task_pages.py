@@ -48,7 +48,7 @@ def task_page(
     undo_left = seconds_left(session, user.id, cfg) if saved else 0.0
     try:
         task = next_task(
-            session, sql, annotator=user, n=n or cfg.web_grid_size, wnid=synset, cfg=cfg,
+            session, sql, annotator=user, n=n or cfg.web.grid_size, wnid=synset, cfg=cfg,
             goals=request.app.state.goals,
         )  # fmt: skip
     except NotFound as exc:

@@ -127,7 +127,7 @@ def _grab(
     """Run a pick query and lease its picks; the picks obtained. Picks another request
     leased first are added to ``lost``."""
     got, taken_first = sql.grab(
-        session.connection(), stmt, params, annotator_id, cfg.web_lease_seconds
+        session.connection(), stmt, params, annotator_id, cfg.web.lease_seconds
     )
     lost += taken_first
     return got
@@ -287,10 +287,10 @@ def _fill(
         conn = session.connection()
         held = [Pick(*row) for row in conn.execute(sql.held_items, params)]
         ids = [h.candidate_id for h in held]
-        got = sql.lease(conn, ids, annotator_id, cfg.web_lease_seconds)  # extends their expiry
+        got = sql.lease(conn, ids, annotator_id, cfg.web.lease_seconds)  # extends their expiry
         held = [h for h in held if h.candidate_id in got]
     want = n - len(held)
-    n_gold = int(want * cfg.web_gold_fraction + random.random())
+    n_gold = int(want * cfg.web.gold_fraction + random.random())
     args = {"synset_id": synset_id, "annotator_id": annotator_id, "state": state, "cfg": cfg,
             "held": [h.candidate_id for h in held]}  # fmt: skip
     gold = _lease_new(session, sql, n=n_gold, gold=True, **args) if n_gold else []

@@ -86,7 +86,7 @@ def record_votes(
         conn.execute(sql.insert_unsure, sql.rows.params(skips, UNSURE_COLUMNS))
     recorded, pages, code = sql.write_answers(conn, rows, [*fresh, *skipped], me, now)
     if recorded:
-        config = live.config_from(cfg)
+        config = cfg.consensus
         live.after_votes(
             session, recorded, config=config, voter=me, defer_reopen=True, sql=sql.live
         )
@@ -104,7 +104,7 @@ def submit_page(session: Session, sql: Statements, cfg: Settings, work: Callable
     (:func:`~synset_builder.db.session.committed`); then decide again, in
     transactions of their own, the items of an annotator the page excluded."""
     result = committed(session, work)
-    live.reopen_deferred(session, live.config_from(cfg), sql=sql.live)
+    live.reopen_deferred(session, cfg.consensus, sql=sql.live)
     return result
 
 
@@ -117,7 +117,7 @@ def _counted(
     cfg: Settings,
 ) -> None:
     """Crowd workers get their completion code after enough pages."""
-    if annotator.worker_id and code is None and pages is not None and pages >= cfg.crowd_pages:
+    if annotator.worker_id and code is None and pages is not None and pages >= cfg.crowd.pages:
         code = secrets.token_hex(5).upper()
         session.connection().execute(sql.set_completion_code, {"me": annotator.id, "code": code})
     if isinstance(annotator, Annotator):

@@ -69,18 +69,18 @@ def _undone_since(session: Session, annotator_id: int, at: datetime) -> bool:
 def _window(cfg: Settings) -> tuple[datetime, datetime]:
     """(now, the earliest submit time that may still be undone)."""
     now = utcnow()
-    return now, now - timedelta(seconds=cfg.web_undo_seconds)
+    return now, now - timedelta(seconds=cfg.web.undo_seconds)
 
 
 def seconds_left(session: Session, annotator_id: int, cfg: Settings) -> float:
     """How long the annotator may still undo their last page (0: not at all)."""
-    if cfg.web_undo_seconds <= 0:
+    if cfg.web.undo_seconds <= 0:
         return 0.0
     now, since = _window(cfg)
     at = last_page_at(session, annotator_id, since)
     if at is None or _undone_since(session, annotator_id, at):
         return 0.0
-    return max(0.0, cfg.web_undo_seconds - (now - at).total_seconds())
+    return max(0.0, cfg.web.undo_seconds - (now - at).total_seconds())
 
 
 def undo_last_page(
@@ -91,7 +91,7 @@ def undo_last_page(
     Runs in the caller's transaction. On PostgreSQL the page's vote rows are locked
     first, so of two concurrent undos of one page the second finds nothing to undo.
     """
-    if cfg.web_undo_seconds <= 0:
+    if cfg.web.undo_seconds <= 0:
         raise UndoRefused("Undo is turned off on this server.")
     now, since = _window(cfg)
     at = last_page_at(session, annotator_id, since)
@@ -99,7 +99,7 @@ def undo_last_page(
         raise UndoRefused("Your last page was already undone; only the last page can be undone.")
     if at is None:
         raise UndoRefused(
-            f"Nothing to undo: you submitted no page in the last {cfg.web_undo_seconds} s "
+            f"Nothing to undo: you submitted no page in the last {cfg.web.undo_seconds} s "
             "(a page can be undone only that long)."
         )
     page = select(Vote.id).where(Vote.annotator_id == annotator_id, Vote.created_at == at)
@@ -133,7 +133,7 @@ def undo_last_page(
     )
     session.expire_all()  # rows above were written in Core
     live.after_votes(
-        session, items, config=live.config_from(cfg), voter=annotator_id, defer_reopen=True,
+        session, items, config=cfg.consensus, voter=annotator_id, defer_reopen=True,
         sql=sql.live,
     )  # fmt: skip
     leased = _lease_again(session, sql, annotator_id, items + skipped, cfg)
@@ -151,4 +151,4 @@ def _lease_again(
         .where(Lease.annotator_id == annotator_id, Lease.expires_at > now)
         .values(expires_at=now)
     )
-    return len(sql.lease(session.connection(), set(items), annotator_id, cfg.web_lease_seconds))
+    return len(sql.lease(session.connection(), set(items), annotator_id, cfg.web.lease_seconds))

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -35,6 +34,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from synset_builder.clean.fingerprint import Fingerprint
+from synset_builder.config.clean import CleanConfig
 
 REASONS = (
     "unreadable",
@@ -45,38 +45,6 @@ REASONS = (
     "blurred",
     "placeholder",
 )
-
-
-@dataclass(frozen=True)
-class CleanConfig:
-    """Thresholds and switches of the clean stage (defaults documented in the README)."""
-
-    min_side: int = 100
-    max_aspect: float = 4.0
-    # Laplacian over gradient on the 1/8-scale grey copy; evidence in docs/benchmarks.md.
-    min_sharpness: float = 1.5
-    min_spread: float = 12.0
-    # One host returning the same picture for this many synsets: a placeholder.
-    placeholder_synsets: int = 3
-    # A flat background over this share of the picture, with little on it: a placeholder.
-    placeholder_background: float = 0.9
-    # Known placeholder pictures; their near duplicates are rejected.
-    placeholder_files: tuple[Path, ...] = ()
-    max_distance: int = 8
-    hash: str = "phash"
-    search: str = "auto"
-    workers: int | None = None
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.max_distance < 32:
-            raise ValueError(f"max_distance must be between 0 and 31, not {self.max_distance}")
-        if self.min_side < 0 or self.max_aspect < 1 or self.placeholder_synsets < 2:
-            raise ValueError("min_side >= 0, max_aspect >= 1 and placeholder_synsets >= 2")
-        if not 0.5 < self.placeholder_background <= 1.0:
-            raise ValueError(
-                "placeholder_background must be above 0.5 and at most 1, "
-                f"not {self.placeholder_background}"
-            )
 
 
 def verdict(fp: Fingerprint, cfg: CleanConfig) -> str | None:

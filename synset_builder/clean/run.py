@@ -217,9 +217,9 @@ def _known_placeholders(
     are a few) and never stored: the list is an option, so an image flagged by a
     file that is no longer named goes back.
     """
-    if not cfg.placeholder_files:
+    if not cfg.placeholders:
         return {}
-    files = [Path(f).resolve() for f in cfg.placeholder_files]
+    files = [Path(f).resolve() for f in cfg.placeholders]
     fps = list(fingerprint_all(files, cfg.hash, cfg.workers, runner=runner))
     for f, fp in zip(files, fps, strict=True):
         if fp.error is not None and fp.error.startswith("missing"):

@@ -77,7 +77,7 @@ def _root(
 # `synset --help` lists commands in pipeline order; modules not named here come last.
 PIPELINE = (
     "init", "hierarchy", "crawl", "clean", "users", "gold", "serve", "votes", "consensus",
-    "audit", "export", "train", "takedown", "status",
+    "audit", "export", "train", "takedown", "status", "config",
 )  # fmt: skip
 _modules = [m.name for m in pkgutil.iter_modules(__path__) if m.name not in ("common",)]
 for _name in sorted(_modules, key=lambda n: (PIPELINE.index(n) if n in PIPELINE else 99, n)):

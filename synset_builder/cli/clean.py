@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from synset_builder.cli.common import open_session, print_json, settings
+from synset_builder.cli.common import SettingsHelp, open_session, print_json, settings
 from synset_builder.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -15,9 +15,9 @@ if TYPE_CHECKING:
 
     from sqlalchemy.orm import Session
 
-    from synset_builder.clean.quality import CleanConfig
     from synset_builder.clean.run import CleanReport
     from synset_builder.config import Settings
+    from synset_builder.config.clean import CleanConfig
 
 
 def _config(
@@ -27,23 +27,21 @@ def _config(
     algo: str | None,
     placeholder_files: Iterable[Path] = (),
 ) -> CleanConfig:
-    from synset_builder.clean.quality import CleanConfig
+    """The clean settings with the command's options; the options meet the same limits."""
+    from pydantic import ValidationError
 
+    extra = tuple(placeholder_files)
     try:
-        return CleanConfig(
-            min_side=cfg.clean_min_side if min_side is None else min_side,
-            max_aspect=cfg.clean_max_aspect,
-            min_sharpness=cfg.clean_min_sharpness,
-            min_spread=cfg.clean_min_spread,
-            placeholder_synsets=cfg.clean_placeholder_synsets,
-            placeholder_background=cfg.clean_placeholder_background,
-            placeholder_files=(*cfg.clean_placeholders, *placeholder_files),
-            max_distance=cfg.clean_max_distance if max_distance is None else max_distance,
-            hash=algo or cfg.clean_hash,
-            workers=cfg.clean_workers,
+        return cfg.clean.with_options(
+            min_side=min_side,
+            max_distance=max_distance,
+            hash=algo,
+            placeholders=(*cfg.clean.placeholders, *extra) if extra else None,
         )
-    except ValueError as exc:
-        raise InvalidInput(f"Invalid clean option: {exc}.") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "option"
+        raise InvalidInput(f"Invalid clean option {where}: {first['msg']}.") from exc
 
 
 def _print_duplicates(session: Session) -> None:
@@ -87,10 +85,14 @@ def _summary(report: CleanReport, dry_run: bool) -> None:
 
 def clean(
     max_distance: int | None = typer.Option(
-        None, "--max-distance", help="Hamming distance for near duplicates (default 8)."
+        None,
+        "--max-distance",
+        help="Hamming distance for near duplicates (default {setting:clean.max_distance}).",
     ),
     min_side: int | None = typer.Option(
-        None, "--min-side", help="Reject images whose shorter side is below PX (default 100)."
+        None,
+        "--min-side",
+        help="Reject images whose shorter side is below PX (default {setting:clean.min_side}).",
     ),
     dry_run: bool = typer.Option(
         False,
@@ -104,7 +106,9 @@ def clean(
     against: Path | None = typer.Option(
         None, "--against", help="Flag copies of pictures in this folder or export."
     ),
-    algo: str | None = typer.Option(None, "--hash", help="phash (default) or dhash."),
+    algo: str | None = typer.Option(
+        None, "--hash", help="phash or dhash (default {setting:clean.hash})."
+    ),
     placeholder_files: list[Path] = typer.Option(
         [],
         "--placeholder",
@@ -146,4 +150,4 @@ def clean(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("clean")(clean)
+    app.command("clean", cls=SettingsHelp)(clean)

@@ -9,18 +9,54 @@ touches the database actually runs.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 if TYPE_CHECKING:
+    import click
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
     from synset_builder.config import Settings
+
+
+# A setting's default in an option's help: "{setting:consensus.threshold}", filled in
+# from the settings models when the help is shown (importing them at start-up would
+# cost every command pydantic).
+SETTING_DEFAULT = re.compile(r"\{setting:(\w+)\.(\w+)\}")
+
+
+def fill_setting_defaults(command: click.Command) -> None:
+    """Put the settings' defaults into the help of ``command``'s options."""
+    params = [p for p in command.params if SETTING_DEFAULT.search(getattr(p, "help", "") or "")]
+    if not params:
+        return
+    from synset_builder.config.listing import default_of
+
+    for param in params:
+        param.help = SETTING_DEFAULT.sub(lambda m: default_of(m[1], m[2]), param.help)  # type: ignore[attr-defined]
+
+
+class SettingsHelp(TyperCommand):
+    """A command whose options' help names settings' defaults (``{setting:...}``)."""
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        fill_setting_defaults(self)
+        super().format_help(ctx, formatter)
+
+
+class SettingsHelpGroup(TyperGroup):
+    """The same for a group whose callback has such options (``synset consensus``)."""
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        fill_setting_defaults(self)
+        super().format_help(ctx, formatter)
 
 
 def settings() -> Settings:

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
-from synset_builder.cli.common import open_session, print_json, settings
+from synset_builder.cli.common import SettingsHelpGroup, open_session, print_json, settings
 from synset_builder.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from synset_builder.consensus.dynamic import DynamicConfig
+    from synset_builder.config.consensus import DynamicConfig
     from synset_builder.consensus.recompute import Outcome
 
 consensus_app = typer.Typer(
     help="Turn votes into decisions (dynamic consensus, Dawid-Skene, majority).",
     invoke_without_command=True,
+    cls=SettingsHelpGroup,
 )
 
 
@@ -26,21 +26,30 @@ def _dynamic_config(
     max_votes: int | None,
     initial_size: int | None,
     initial_votes: int | None,
+    skill_floor: float | None = None,
 ) -> DynamicConfig:
     """The options given, the rest from the settings (the rule the web app applies live)."""
-    from synset_builder.consensus.live import config_from
+    from pydantic import ValidationError
 
     try:
-        base = config_from(settings())
-        return replace(
-            base,
-            threshold=base.threshold if threshold is None else threshold,
-            max_votes=base.max_votes if max_votes is None else max_votes,
-            initial_size=base.initial_size if initial_size is None else initial_size,
-            initial_votes=base.initial_votes if initial_votes is None else initial_votes,
+        return settings().consensus.with_options(
+            threshold=threshold,
+            max_votes=max_votes,
+            initial_size=initial_size,
+            initial_votes=initial_votes,
+            skill_floor=skill_floor,
         )
-    except ValueError as exc:
-        raise InvalidInput(f"Invalid consensus option: {exc}.") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "option"
+        raise InvalidInput(f"Invalid consensus option {where}: {first['msg']}.") from exc
+
+
+def _default(name: str) -> object:
+    """A consensus setting's default, for the options' help (the model is its one source)."""
+    from synset_builder.config.consensus import DynamicConfig
+
+    return DynamicConfig.model_fields[name].default
 
 
 class _Bars:
@@ -84,21 +93,24 @@ def consensus(
     ctx: typer.Context,
     method: str = typer.Option("dynamic", "--method", help="dynamic, dawid-skene or majority."),
     threshold: float | None = typer.Option(
-        None, help="Confidence needed to accept or reject [settings: 0.95]."
+        None,
+        help="Confidence needed to accept or reject [settings: {setting:consensus.threshold}].",
     ),
     max_votes: int | None = typer.Option(
-        None, "--max-votes", help="Vote cap before 'undecided' [settings: 20]."
+        None,
+        "--max-votes",
+        help="Vote cap before 'undecided' [settings: {setting:consensus.max_votes}].",
     ),
     initial_size: int | None = typer.Option(
-        None, help="Initial subset size per synset [settings: 10]."
+        None, help="Initial subset size per synset [settings: {setting:consensus.initial_size}]."
     ),
     initial_votes: int | None = typer.Option(
-        None, help="Votes each initial item gets [settings: 10]."
+        None, help="Votes each initial item gets [settings: {setting:consensus.initial_votes}]."
     ),
     skill_floor: float | None = typer.Option(
         None,
         help="Exclude annotators whose kappa (0 chance, 1 perfect) stays below this "
-        "[settings: 0.1].",
+        "[settings: {setting:consensus.skill_floor}].",
     ),
     workers: int | None = typer.Option(
         None,
@@ -121,11 +133,7 @@ def consensus(
         return
     from synset_builder.consensus.recompute import RecomputeConfig, recompute
 
-    dynamic = _dynamic_config(threshold, max_votes, initial_size, initial_votes)
-    if skill_floor is not None:
-        if not 0.0 <= skill_floor < 1.0:
-            raise InvalidInput(f"--skill-floor must lie in [0, 1), not {skill_floor}.")
-        dynamic = replace(dynamic, skill_floor=skill_floor)
+    dynamic = _dynamic_config(threshold, max_votes, initial_size, initial_votes, skill_floor)
     cfg = RecomputeConfig(method=method, dynamic=dynamic)
     with open_session(settings()) as session, _Bars() as bars:
         outcome = recompute(session, cfg, progress=bars.update, workers=_workers(workers))
@@ -165,7 +173,6 @@ def _refit(refit_id: int) -> None:
     (``writer``), its end recorded in the last one (a crash leaves the row to the server)."""
     import os
 
-    from synset_builder.consensus.live import config_from
     from synset_builder.consensus.recompute import RecomputeConfig, recompute
     from synset_builder.consensus.refit import finish
 
@@ -173,7 +180,7 @@ def _refit(refit_id: int) -> None:
     cfg = settings()
     with open_session(cfg) as session:
         writer = session.get_bind()
-        outcome = recompute(session, RecomputeConfig(dynamic=config_from(cfg)), writer=writer)
+        outcome = recompute(session, RecomputeConfig(dynamic=cfg.consensus), writer=writer)
         decided = sum(s.accepted + s.rejected for s in outcome.synsets)
         pending = sum(s.pending for s in outcome.synsets)
         detail = (f"{len(outcome.synsets)} synsets, {decided} decided, {pending} pending, "
@@ -232,10 +239,9 @@ def evaluate_cmd(
     (the model's own mean top probability) are over the items with truth.
     """
     from synset_builder.consensus import METHODS
-    from synset_builder.consensus.dynamic import DynamicConfig
     from synset_builder.consensus.evaluate import evaluate
 
-    cfg = _dynamic_config(threshold, DynamicConfig().max_votes, 10, 10)
+    cfg = _dynamic_config(threshold, _default("max_votes"), 10, 10)
     results = evaluate(votes, truth, methods=methods or list(METHODS), max_votes=max_votes,
                        config=cfg, orders=orders, seed=seed, spammers=spammers)  # fmt: skip
     if as_json:

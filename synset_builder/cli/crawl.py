@@ -139,11 +139,11 @@ def _crawl_config(
         user_agent=user_agent(cfg),
         connect_timeout=min(timeout, 10.0),
         read_timeout=timeout,
-        deadline=cfg.download_deadline,
+        deadline=cfg.crawl.download_deadline,
         retries=retries,
         max_bytes=max_bytes,
         per_host=per_host,
-        allow_private=cfg.allow_private_networks,
+        allow_private=cfg.crawl.allow_private_networks,
         honour_robots=honour_robots,
         max_side=max_side,
     )

@@ -22,8 +22,8 @@ def serve(
     cfg = settings()
     engine_for(cfg).dispose()  # fail in one line now, not in every worker later
     secret_key(cfg)  # created once here, so every worker signs with the same key
-    host = host or cfg.web_host
-    port = port or cfg.web_port
+    host = host or cfg.web.host
+    port = port or cfg.web.port
     typer.echo(f"Annotator app: http://{host}:{port}/  (accounts: synset users add NAME)")
     sys.stdout.flush()
     uvicorn.run(
@@ -31,7 +31,7 @@ def serve(
         factory=True,
         host=host,
         port=port,
-        workers=workers or cfg.web_workers,
+        workers=workers or cfg.web.workers,
         log_level="warning",
         # The app believes X-Forwarded-* only from SYNSET_WEB_TRUSTED_PROXIES
         # (annotator_web/proxy.py); uvicorn's own handling trusts 127.0.0.1 by default.

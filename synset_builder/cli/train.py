@@ -23,12 +23,12 @@ class TrainExtraMissing(SynsetError):
 
 
 def _requeue_file(path: Path, source: str) -> RequeueResult:
-    from synset_builder.consensus.live import config_from
     from synset_builder.train.requeue import read_suspects, requeue
 
     suspects = read_suspects(path)
-    with open_session(settings()) as session:
-        return requeue(session, suspects, source=source, config=config_from(settings()))
+    cfg = settings()
+    with open_session(cfg) as session:
+        return requeue(session, suspects, source=source, config=cfg.consensus)
 
 
 def _say_requeued(result: RequeueResult) -> None:

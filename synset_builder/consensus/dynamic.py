@@ -36,48 +36,9 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from functools import cache
 
-from synset_builder.consensus.model import ExclusionRule, SkillState, template
+from synset_builder.config.consensus import DynamicConfig
+from synset_builder.consensus.model import SkillState, template
 from synset_builder.decision import Decision, of_answer
-
-
-@dataclass(frozen=True)
-class DynamicConfig:
-    """The stopping rule and the model's two hyper-parameters."""
-
-    threshold: float = 0.95
-    initial_size: int = 10
-    initial_votes: int = 10
-    max_votes: int = 20
-    # An unmeasured annotator's skill, from chance (0) to perfect (1): 0.3 is a
-    # binary answer right 65% of the time.
-    newcomer_skill: float = 0.3
-    # Pseudo-votes of that newcomer skill in every annotator's record.
-    shrink: float = 2.0
-    # Fresh votes a requeued candidate needs before it may be decided again.
-    requeue_votes: int = 3
-    # Exclusion of annotators who answer without looking (model.ExclusionRule).
-    skill_floor: float = 0.1
-    exclusion_votes: int = 20
-    # The "more votes cannot change it" stop assumes votes this reliable are to come.
-    strong_skill: float = 0.8
-    # A closed item at least this sure of its answer measures its voters (see replay).
-    credit_level: float = 0.8
-
-    @property
-    def exclusion(self) -> ExclusionRule:
-        return ExclusionRule(floor=self.skill_floor, min_votes=self.exclusion_votes)
-
-    def step(self, k: int) -> float:
-        """Log-likelihood ratio of one vote of a ``strong_skill`` annotator among ``k`` classes."""
-        return _step(k, self.strong_skill)
-
-    def __post_init__(self) -> None:
-        if not 0.5 < self.threshold < 1.0:
-            raise ValueError(f"threshold must lie in (0.5, 1), not {self.threshold}")
-        if self.max_votes < 1 or self.initial_votes < 1 or self.initial_size < 0:
-            raise ValueError("vote budgets must be positive")
-        if not 0.0 < self.newcomer_skill < 1.0:
-            raise ValueError(f"newcomer_skill must lie in (0, 1), not {self.newcomer_skill}")
 
 
 @cache
@@ -156,7 +117,7 @@ def decide(
     if voters_left is not None:
         remaining = min(remaining, voters_left)
     odds = math.log(max(p[top], 1e-12)) - math.log(max(1.0 - p[top], 1e-12))
-    if odds + remaining * config.step(k) < _log_odds(config.threshold):
+    if odds + remaining * _step(k, config.strong_skill) < _log_odds(config.threshold):
         return Verdict(Decision.undecided, top, p, HOPELESS)
     return Verdict(Decision.pending, top, p)
 

@@ -38,7 +38,6 @@ from sqlalchemy import ColumnElement, case, exists, false, func, literal_column,
 from sqlalchemy.orm import Session
 
 from synset_builder import tally
-from synset_builder.config import Settings
 from synset_builder.consensus.dynamic import (
     DynamicConfig,
     Verdict,
@@ -67,7 +66,6 @@ from synset_builder.pool import clean_clause
 
 __all__ = [
     "after_votes",
-    "config_from",
     "exclusion_reason",
     "may_vote",
     "open_clause",
@@ -77,21 +75,6 @@ __all__ = [
 ]
 
 DEFAULT = DynamicConfig()
-
-
-def config_from(settings: Settings) -> DynamicConfig:
-    """The stopping rule from the settings: the web app and ``synset consensus`` share it."""
-    return DynamicConfig(
-        threshold=settings.consensus_threshold,
-        max_votes=settings.consensus_max_votes,
-        initial_size=settings.consensus_initial_size,
-        initial_votes=settings.consensus_initial_votes,
-        shrink=settings.consensus_shrink,
-        newcomer_skill=settings.consensus_newcomer_skill,
-        skill_floor=settings.consensus_skill_floor,
-        exclusion_votes=settings.consensus_exclusion_votes,
-        requeue_votes=settings.consensus_requeue_votes,
-    )
 
 
 def decided() -> ColumnElement[bool]:

@@ -204,7 +204,7 @@ class AutoRefit:
     def __init__(self, cfg: Settings, engine: Engine) -> None:
         self.cfg = cfg
         self.engine = engine
-        self.every = cfg.consensus_refit_votes
+        self.every = cfg.consensus.refit_votes
         # Each process asks the database once per 1% of the refit interval of its own
         # votes: a refit starts at most that late per process, the submit path pays
         # nothing but an addition on all other submits.

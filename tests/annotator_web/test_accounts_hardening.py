@@ -95,7 +95,7 @@ def test_cookies_are_secure_over_https_or_when_forced(web: Web) -> None:
     r = https.post("/api/session", json=body)
     assert r.status_code == 200 and "; secure" in r.headers["set-cookie"].lower()
     assert https.get("/api/me").status_code == 200
-    forced = Web(web.cfg.model_copy(update={"web_secure_cookies": True}), web.engine, web.seeded)
+    forced = Web(web.cfg.with_overrides(web_secure_cookies=True), web.engine, web.seeded)
     r = forced.client().post("/api/session", json=body)
     assert "; secure" in r.headers["set-cookie"].lower()
     forced.close()

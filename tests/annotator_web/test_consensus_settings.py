@@ -9,7 +9,6 @@ from sqlalchemy import select
 
 from synset_builder.cli.consensus import _dynamic_config
 from synset_builder.config import Settings, load_settings
-from synset_builder.consensus.live import config_from
 from synset_builder.db.models import Consensus
 from synset_builder.db.session import session_scope
 from tests.annotator_web.webtools import make_web
@@ -53,7 +52,7 @@ def test_cli_defaults_are_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYNSET_CONSENSUS_MAX_VOTES", "4")
     monkeypatch.setenv("SYNSET_CONSENSUS_REQUEUE_VOTES", "2")
     cfg = _dynamic_config(None, None, None, None)
-    assert cfg == config_from(load_settings())
+    assert cfg == load_settings().consensus
     assert (cfg.threshold, cfg.max_votes, cfg.requeue_votes) == (0.99, 4, 2)
     assert _dynamic_config(0.9, None, 3, None).threshold == 0.9  # an option wins
     assert _dynamic_config(0.9, None, 3, None).initial_size == 3

@@ -106,7 +106,7 @@ def test_undo_moves_the_votes_and_re_decides(team: Web) -> None:
     # Re-decided as a submit decides: back to bob's one vote each, pending.
     assert _decisions(team) == after_bob
     with session_scope(team.engine) as s:  # and a second live pass changes nothing
-        live.after_votes(s, ids, config=live.config_from(team.cfg))
+        live.after_votes(s, ids, config=team.cfg.consensus)
         again = s.execute(select(Consensus.candidate_id, Consensus.decision, Consensus.n_votes))
         assert {c: (d, n) for c, d, n in again} == after_bob
         s.rollback()
@@ -135,7 +135,7 @@ def test_undo_is_refused_twice_too_late_and_for_others(team: Web) -> None:
     _submit(ann, _page(ann))
     with session_scope(team.engine) as s:
         me = s.scalar(select(Annotator.id).where(Annotator.username == "ann"))
-        ago = timedelta(seconds=team.cfg.web_undo_seconds + 1)
+        ago = timedelta(seconds=team.cfg.web.undo_seconds + 1)
         for vote in s.scalars(select(Vote).where(Vote.annotator_id == me)):
             vote.created_at -= ago
         for moved in s.scalars(select(VoteUndone)):  # the clock moved on for all of it
@@ -237,7 +237,7 @@ def test_the_page_after_a_submit_offers_undo_until_it_is_used(team: Web) -> None
     after = ann.get(ann.post("/task", data=form).headers["location"])
     # Every item is voted on: "all caught up", and the page just sent can still come back.
     assert "All caught up" in after.text
-    assert 0 < _undo_button(after.text) <= team.cfg.web_undo_seconds
+    assert 0 < _undo_button(after.text) <= team.cfg.web.undo_seconds
     assert _undo(ann)[0] == 200
     back = ann.get(f"/task?undone={len(ids)}")
     assert f"Took back {len(ids)} votes" in back.text

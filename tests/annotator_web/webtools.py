@@ -98,7 +98,7 @@ def seed(
 
 def web_settings(settings: Settings, **overrides: object) -> Settings:
     values = {"secret_key": "test-secret", "web_gold_fraction": 0.0, **overrides}
-    return settings.model_copy(update=values)
+    return settings.with_overrides(**values)
 
 
 @dataclass

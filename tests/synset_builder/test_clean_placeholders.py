@@ -174,7 +174,7 @@ def test_every_real_photo_survives_a_known_placeholder(
         files[-1].write_bytes(blob)
     bee = synset(session, "n02206856")
     cands = [candidate(session, data, p.read_bytes(), bee) for p in photos]
-    run_clean(session, data, CleanConfig(workers=1, placeholder_files=tuple(files)))
+    run_clean(session, data, CleanConfig(workers=1, placeholders=tuple(files)))
     caught = {
         c.image_id: reason_of(session, c)[1]
         for c in cands

@@ -16,6 +16,7 @@ import pytest
 import typer
 
 from synset_builder.cli import app, main
+from synset_builder.cli.common import fill_setting_defaults
 from synset_builder.export.formats import WRITERS
 
 BRACKETED = re.compile(r"\[[^\[\]]+\]")
@@ -28,6 +29,8 @@ def _walk(command: typer.core.TyperGroup, path: tuple[str, ...] = ()) -> Iterato
 
 
 TREE = list(_walk(typer.main.get_command(app)))  # type: ignore[arg-type]
+for _, _command in TREE:  # the help as shown: settings' defaults filled in
+    fill_setting_defaults(_command)
 
 
 def _flat(text: str) -> str:

@@ -55,7 +55,7 @@ def test_every_bad_case_is_a_failure_row_with_its_reason(
     }
     urls = url_list(tmp_path / "u.csv", [("n01440764", server.url(p)) for p in good + list(bad)])
     tallies = run_crawl(
-        settings.model_copy(update={"allow_private_networks": True}),
+        settings.with_overrides(allow_private_networks=True),
         [f"urls:{urls}"],
         # 1.5 s: well under /slow.jpg's 3 s, and not so short that a 404 from a busy
         # machine's server times out (at 0.5 s it did, under a load average of 8).
@@ -232,7 +232,7 @@ def test_every_committed_image_file_was_synced_before_its_commit(
     event.listen(Session, "before_commit", before_commit)
     try:
         tallies = run_crawl(
-            settings.model_copy(update={"allow_private_networks": True}),
+            settings.with_overrides(allow_private_networks=True),
             [f"urls:{urls}"],
             fetch={"allow_private": True},
             commit_every=16,

@@ -109,7 +109,7 @@ def test_a_folder_matching_no_target_is_an_error_naming_each_folder(
 
 
 def _crawl_with_bar(settings, nltk_data: Path, folder: Path, per_synset: int) -> None:
-    cfg = settings.model_copy(update={"nltk_data": nltk_data})
+    cfg = settings.with_overrides(nltk_data=nltk_data)
     engine = make_engine(settings.database_url)
     with session_scope(engine) as session:
         fetch = FetchConfig(user_agent="synset-builder-test/1 (+tests)")

@@ -118,7 +118,7 @@ def test_crawl_of_a_drip_and_a_good_url_stores_the_good_one(
 
 
 def test_deadline_setting_defaults_to_a_minute_and_must_be_positive(monkeypatch) -> None:
-    assert load_settings().download_deadline == 60.0
+    assert load_settings().crawl.download_deadline == 60.0
     monkeypatch.setenv("SYNSET_DOWNLOAD_DEADLINE", "0")
     with pytest.raises(ConfigError, match="SYNSET_DOWNLOAD_DEADLINE"):
         load_settings()
@@ -135,13 +135,11 @@ def hostile_apis() -> Iterator[HostileApis]:
 
 def test_long_and_nul_fields_from_the_apis_are_stored_clean(settings, db, hostile_apis) -> None:
     srv = hostile_apis
-    cfg = settings.model_copy(
-        update={
-            "openverse_url": srv.url("/openverse"),
-            "wikimedia_url": srv.url("/wikimedia/w/api.php"),
-            "flickr_url": srv.url("/flickr/rest/"),
-            "flickr_key": "test-key",
-        }
+    cfg = settings.with_overrides(
+        openverse_url=srv.url("/openverse"),
+        wikimedia_url=srv.url("/wikimedia/w/api.php"),
+        flickr_url=srv.url("/flickr/rest/"),
+        flickr_key="test-key",
     )
     add_target(db, "n01440764", "tench", ["tench"])
     specs = ["openverse", "wikimedia", "flickr"]

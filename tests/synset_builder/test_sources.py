@@ -77,17 +77,17 @@ def test_wikimedia_pages_by_offset_and_strips_author_html(server: PhotoServer) -
 
 def test_flickr_needs_a_key_and_filters_licences(server: PhotoServer) -> None:
     with pytest.raises(ConfigError, match="SYNSET_FLICKR_KEY"):
-        make_source("flickr", api_settings(server).model_copy(update={"flickr_key": None}))
+        make_source("flickr", api_settings(server).with_overrides(flickr_key=None))
     page = make_source("flickr", api_settings(server)).search(TENCH, "tench", 1)
     assert page.hits[0].license == "cc-by 2.0" and page.hits[0].creator == "flickr user"
     assert server.seen["/flickr/rest/"][0]["license"].split(",")[:2] == ["1", "2"]
-    wrong = api_settings(server).model_copy(update={"flickr_key": "nope"})
+    wrong = api_settings(server).with_overrides(flickr_key="nope")
     with pytest.raises(SourceError, match="Invalid API Key"):
         make_source("flickr", wrong).search(TENCH, "tench", 1)
 
 
 def test_search_api_429_is_waited_out(server: PhotoServer) -> None:
-    cfg = api_settings(server).model_copy(update={"openverse_url": server.url("/busy/openverse")})
+    cfg = api_settings(server).with_overrides(openverse_url=server.url("/busy/openverse"))
     page = make_source("openverse", cfg).search(TENCH, "tench", 1)
     assert len(page.hits) == 1 and server.requests["/busy/openverse/v1/images/"] == 2
 

@@ -34,11 +34,11 @@ class FlickrSource:
     page_size = PAGE_SIZE
 
     def __init__(self, arg: str | None, settings: Settings) -> None:
-        if not settings.flickr_key:
+        if not settings.crawl.flickr_key:
             raise ConfigError("The flickr source needs an API key in SYNSET_FLICKR_KEY.")
         self.spec = "flickr"
-        self.api = settings.flickr_url
-        self.key = settings.flickr_key
+        self.api = settings.crawl.flickr_url
+        self.key = settings.crawl.flickr_key
         self.session = api_session(settings)
 
     def search(self, synset: SynsetRef, query: str | None, page: int) -> SearchPage:

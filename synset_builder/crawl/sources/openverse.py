@@ -26,9 +26,9 @@ class OpenverseSource:
 
     def __init__(self, arg: str | None, settings: Settings) -> None:
         self.spec = "openverse"
-        self.root = settings.openverse_url.rstrip("/")
-        self.client_id = settings.openverse_client_id
-        self.client_secret = settings.openverse_client_secret
+        self.root = settings.crawl.openverse_url.rstrip("/")
+        self.client_id = settings.crawl.openverse_client_id
+        self.client_secret = settings.crawl.openverse_client_secret
         self.session = api_session(settings)
         self.page_size = AUTHENTICATED_PAGE_SIZE if self.client_id else ANONYMOUS_PAGE_SIZE
         self._token: str | None = None

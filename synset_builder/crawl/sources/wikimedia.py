@@ -34,7 +34,7 @@ class WikimediaSource:
 
     def __init__(self, arg: str | None, settings: Settings) -> None:
         self.spec = "wikimedia"
-        self.api = settings.wikimedia_url
+        self.api = settings.crawl.wikimedia_url
         self.session = api_session(settings)
 
     def search(self, synset: SynsetRef, query: str | None, page: int) -> SearchPage:
