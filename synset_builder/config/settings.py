@@ -52,7 +52,8 @@ class Settings(BaseSettings):
         description="Debian's wordnet-base files, used when NLTK has no corpus of its own.",
     )
     secret_key: str | None = Field(
-        None, description="Signs the web app's session cookies; set it for `synset serve`."
+        None,
+        description="Signs the web app's session cookies; unset: generated once into the data dir.",
     )
     contact: str = Field(
         "https://github.com/synset-builder/synset-builder",
