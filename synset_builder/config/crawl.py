@@ -1,5 +1,7 @@
 """The crawl's config (``settings.crawl``): the image sources and the downloader's limits.
 
+Named apart from :class:`synset_builder.crawl.plan.CrawlConfig`, which holds one
+run's command options; the fetcher's limits go from here into its ``FetchConfig``.
 Its flat names have no prefix (``SYNSET_FLICKR_KEY``), as they had before the
 settings were grouped. ``contact`` stays a top-level setting: exports name it too.
 """
@@ -11,7 +13,7 @@ from pydantic import Field
 from synset_builder.config.flat import Section
 
 
-class CrawlConfig(Section):
+class CrawlSettings(Section):
     """Search services (tests point them at 127.0.0.1) and what a download may do."""
 
     openverse_url: str = Field("https://api.openverse.org", description="Openverse API root.")

@@ -24,7 +24,7 @@ from pydantic_settings import (
 
 from synset_builder.config.clean import CleanConfig
 from synset_builder.config.consensus import DynamicConfig
-from synset_builder.config.crawl import CrawlConfig
+from synset_builder.config.crawl import CrawlSettings
 from synset_builder.config.flat import FlatEnvSource, FlatSource, flat_name, sections, unflatten
 from synset_builder.config.web import CrowdConfig, WebConfig
 from synset_builder.errors import ConfigError
@@ -62,7 +62,7 @@ class Settings(BaseSettings):
 
     # One frozen model per stage, handed to that stage as it is (config/flat.py
     # keeps the flat SYNSET_CLEAN_MIN_SIDE names working).
-    crawl: CrawlConfig = Field(CrawlConfig(), description="The crawl (config/crawl.py).")
+    crawl: CrawlSettings = Field(CrawlSettings(), description="The crawl (config/crawl.py).")
     clean: CleanConfig = Field(CleanConfig(), description="The clean stage (config/clean.py).")
     consensus: DynamicConfig = Field(
         DynamicConfig(), description="The consensus rule (config/consensus.py)."
