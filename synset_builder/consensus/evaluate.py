@@ -296,7 +296,7 @@ def evaluate(
     classes: list[Hashable] = [False, True] if binary else sorted({v[2] for v in votes})
     cfg = config or DynamicConfig()
     if max_votes is not None:
-        cfg = DynamicConfig(**{**cfg.__dict__, "max_votes": max_votes})
+        cfg = cfg.with_options(max_votes=max_votes)
     spam = spam_votes(votes, spammers, [True, False] if binary else classes)
     scores: dict[str, list[Score]] = {name: [] for name in methods}
     for stream in vote_orders(votes, spam, orders, seed):
