@@ -122,7 +122,10 @@ def clean(
         help="Hash on Dask workers, which write their batches: local:N or tcp://HOST:PORT.",
     ),
 ) -> None:
-    """Reject broken, tiny, blurred, blank and placeholder images; mark near duplicates."""
+    """Reject broken, tiny, blurred, blank and placeholder images; mark near duplicates.
+
+    Long only by its list of typer options; the work is in the helpers below.
+    """
     from synset_builder.clean.fingerprint import HASHERS
     from synset_builder.clean.run import keep, run_clean
     from synset_builder.distributed import cluster_runner

@@ -230,7 +230,7 @@ def write_files(
 ) -> SheetStats:
     """Render, write and record every entry; ``report`` gets the counts.
 
-    One loop over the entries, longer than most functions here: the state it
+    One loop over the entries, long for this codebase: the state it
     carries (the render stream, multi-label files held until their last label,
     the samples still wanted) lives only for the pass.
     """
