@@ -32,8 +32,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from synset_builder.config.consensus import DynamicConfig  # noqa: E402
 from synset_builder.consensus import DawidSkene, MajorityVote  # noqa: E402
-from synset_builder.consensus.dynamic import DynamicConfig  # noqa: E402
 from synset_builder.consensus.evaluate import normalise, read_rows  # noqa: E402
 from synset_builder.consensus.replay import DynamicConsensus  # noqa: E402
 from tests.crowd_sim import fine_grained, near_chance_binary, shuffled, with_spammers  # noqa: E402

@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.consensus import accuracy  # noqa: E402
+from synset_builder.config.consensus import DynamicConfig  # noqa: E402
 from synset_builder.consensus import model  # noqa: E402
-from synset_builder.consensus.dynamic import DynamicConfig  # noqa: E402
 from synset_builder.consensus.replay import DynamicConsensus  # noqa: E402
 from tests.crowd_sim import fine_grained, near_chance_binary, shuffled  # noqa: E402
 

@@ -47,7 +47,7 @@ from synset_builder.clean.hamming_index import (  # noqa: E402
     brute_pairs,
     mih_pairs,
 )
-from synset_builder.clean.quality import CleanConfig  # noqa: E402
+from synset_builder.config.clean import CleanConfig  # noqa: E402
 from tests.photo_variants import TRANSFORMS, variant  # noqa: E402
 
 PHOTOS = ROOT.parent / "shared" / "testdata" / "photos"

@@ -32,7 +32,8 @@ from sqlalchemy.orm import Session
 from tqdm import tqdm
 
 from synset_builder.clean.fingerprint import HASH_VERSION, Fingerprint, fingerprint
-from synset_builder.clean.quality import CleanConfig, verdict
+from synset_builder.clean.quality import verdict
+from synset_builder.config.clean import CleanConfig
 from synset_builder.db.models import Image, ImageHash
 from synset_builder.db.session import session_scope
 from synset_builder.distributed import BatchRunner, worker_engine, worker_url

@@ -33,12 +33,12 @@ from synset_builder.clean.batches import (
 )
 from synset_builder.clean.fingerprint import Fingerprint, fingerprint_all
 from synset_builder.clean.quality import (
-    CleanConfig,
     placeholders,
     reason_key,
     recomputed_placeholder,
     same_picture,
 )
+from synset_builder.config.clean import CleanConfig
 from synset_builder.db.models import Candidate, Image, ImageHash, SynsetEdge
 from synset_builder.distributed import BatchRunner
 from synset_builder.errors import InvalidInput, NotFound

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from synset_builder.config.consensus import DynamicConfig
 from synset_builder.consensus.base import Aggregator
 from synset_builder.consensus.dawid_skene import DawidSkene
-from synset_builder.consensus.dynamic import DynamicConfig
 from synset_builder.consensus.majority import MajorityVote
 from synset_builder.consensus.replay import DynamicConsensus
 

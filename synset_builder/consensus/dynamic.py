@@ -168,7 +168,6 @@ def evaluate_item(
 
 
 __all__ = [
-    "DynamicConfig",
     "Verdict",
     "after_requeue",
     "credits",

@@ -53,9 +53,9 @@ from statistics import fmean
 
 import numpy as np
 
+from synset_builder.config.consensus import DynamicConfig
 from synset_builder.consensus import METHODS
 from synset_builder.consensus.base import VoteRow
-from synset_builder.consensus.dynamic import DynamicConfig
 from synset_builder.consensus.replay import DynamicConsensus
 from synset_builder.errors import InvalidInput, NotFound
 

@@ -38,13 +38,8 @@ from sqlalchemy import ColumnElement, case, exists, false, func, literal_column,
 from sqlalchemy.orm import Session
 
 from synset_builder import tally
-from synset_builder.consensus.dynamic import (
-    DynamicConfig,
-    Verdict,
-    after_requeue,
-    credits,
-    evaluate_item,
-)
+from synset_builder.config.consensus import DynamicConfig
+from synset_builder.consensus.dynamic import Verdict, after_requeue, credits, evaluate_item
 from synset_builder.consensus.live_read import Item, Read, read_items, utc
 from synset_builder.consensus.live_records import Changes, judge, save_records
 from synset_builder.consensus.live_sql import CONSENSUS_COLUMNS, LiveStatements, statements_for

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection
 
-from synset_builder.consensus.dynamic import DynamicConfig
+from synset_builder.config.consensus import DynamicConfig
 from synset_builder.consensus.live_sql import LiveStatements
 from synset_builder.consensus.model import SkillState
 from synset_builder.consensus.quality import COUNT_KEYS

@@ -33,9 +33,10 @@ import numpy as np
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from synset_builder.config.consensus import DynamicConfig
 from synset_builder.consensus import METHODS, write_pool
 from synset_builder.consensus import live_sql as sql
-from synset_builder.consensus.dynamic import DynamicConfig, Verdict
+from synset_builder.consensus.dynamic import Verdict
 from synset_builder.consensus.live import ensure_initial_subset
 from synset_builder.consensus.model import SkillState
 from synset_builder.consensus.quality import gold_counts

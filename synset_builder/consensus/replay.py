@@ -26,9 +26,10 @@ from typing import Self
 
 import numpy as np
 
+from synset_builder.config.consensus import DynamicConfig
 from synset_builder.consensus.base import VoteRow, encode
 from synset_builder.consensus.dawid_skene import gold_indices, group_indices
-from synset_builder.consensus.dynamic import DynamicConfig, Verdict, credits, evaluate_item
+from synset_builder.consensus.dynamic import Verdict, credits, evaluate_item
 from synset_builder.consensus.model import SkillState, kappa
 from synset_builder.decision import Decision
 

@@ -27,9 +27,10 @@ import numpy as np
 from sqlalchemy import ColumnElement, Row, Select, false, select
 from sqlalchemy.orm import Session
 
+from synset_builder.config.consensus import DynamicConfig
 from synset_builder.consensus import chunked_refit
 from synset_builder.consensus.base import Encoded
-from synset_builder.consensus.dynamic import DynamicConfig, Verdict, after_requeue
+from synset_builder.consensus.dynamic import Verdict, after_requeue
 from synset_builder.consensus.model import SkillState
 from synset_builder.db.models import Candidate, Consensus, Vote
 from synset_builder.decision import Decision

@@ -30,8 +30,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 
+from synset_builder.config.consensus import DynamicConfig
 from synset_builder.consensus import live_sql as sql
-from synset_builder.consensus.dynamic import DynamicConfig, Verdict, evaluate_item
+from synset_builder.consensus.dynamic import Verdict, evaluate_item
 from synset_builder.consensus.model import SkillState
 from synset_builder.consensus.synset_pass import Written, synset_rows, synset_rows_now, synset_votes
 from synset_builder.db.bulk import rows_params

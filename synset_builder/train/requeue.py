@@ -19,7 +19,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from synset_builder.consensus.dynamic import NO_VOTERS, DynamicConfig
+from synset_builder.config.consensus import DynamicConfig
+from synset_builder.consensus.dynamic import NO_VOTERS
 from synset_builder.consensus.live import after_votes
 from synset_builder.db.models import Candidate, Consensus, Image, Requeue, Synset
 from synset_builder.decision import Decision

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from synset_builder.config.consensus import DynamicConfig
 from synset_builder.consensus import recompute as recompute_module
 from synset_builder.consensus import write_pool
-from synset_builder.consensus.dynamic import DynamicConfig
 from synset_builder.consensus.recompute import RecomputeConfig, recompute
 from synset_builder.db.models import (
     Annotator,

@@ -17,9 +17,10 @@ from PIL import Image as PILImage
 from sqlalchemy import select
 
 from synset_builder.clean.fingerprint import fingerprint
-from synset_builder.clean.quality import CleanConfig, verdict
+from synset_builder.clean.quality import verdict
 from synset_builder.clean.run import run_clean
 from synset_builder.config import Settings
+from synset_builder.config.clean import CleanConfig
 from synset_builder.db.models import Image
 from synset_builder.db.session import make_engine, session_scope
 from tests import photo_variants as pv

@@ -18,8 +18,8 @@ from sqlalchemy import select, text
 
 from synset_builder.clean.batches import hash_batch
 from synset_builder.clean.fingerprint import HASH_VERSION, fingerprint, to_int64
-from synset_builder.clean.quality import CleanConfig
 from synset_builder.clean.run import run_clean
+from synset_builder.config.clean import CleanConfig
 from synset_builder.db import migrate
 from synset_builder.db.models import Image, ImageHash
 from synset_builder.db.session import make_engine, session_scope

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from synset_builder.consensus.dynamic import CAP, HOPELESS, DynamicConfig
+from synset_builder.config.consensus import DynamicConfig
+from synset_builder.consensus.dynamic import CAP, HOPELESS
 from synset_builder.consensus.live import after_votes, open_clause, priority_order
 from synset_builder.consensus.model import SkillState
 from synset_builder.db.models import (

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from synset_builder.config.consensus import DynamicConfig
 from synset_builder.consensus import METHODS, DawidSkene, DynamicConsensus, MajorityVote
-from synset_builder.consensus.dynamic import CAP, HOPELESS, NO_VOTERS, DynamicConfig, decide
+from synset_builder.consensus.dynamic import CAP, HOPELESS, NO_VOTERS, decide
 from synset_builder.consensus.model import SkillState
 
 GOOD = ["g1", "g2", "g3", "g4"]

@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from synset_builder.config.consensus import DynamicConfig
 from synset_builder.consensus import DawidSkene
-from synset_builder.consensus.dynamic import DynamicConfig, evaluate_item
+from synset_builder.consensus.dynamic import evaluate_item
 from synset_builder.consensus.live import after_votes, may_vote, open_clause, reopen_deferred
 from synset_builder.consensus.model import ExclusionRule, SkillState
 from synset_builder.consensus.recompute import RecomputeConfig, recompute

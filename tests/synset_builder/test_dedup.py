@@ -7,8 +7,8 @@ import csv
 import numpy as np
 from sqlalchemy import func, select
 
-from synset_builder.clean.quality import CleanConfig
 from synset_builder.clean.run import run_clean
+from synset_builder.config.clean import CleanConfig
 from synset_builder.db.models import Candidate, Image, ImageHash
 from tests import photo_variants as pv
 from tests.clean_db import candidate, pool_ids, synset

@@ -6,8 +6,8 @@ import json
 
 from sqlalchemy import select
 
-from synset_builder.clean.quality import CleanConfig
 from synset_builder.clean.run import run_clean
+from synset_builder.config.clean import CleanConfig
 from synset_builder.db.models import Candidate, Image
 from synset_builder.db.session import make_engine, session_scope
 from tests import photo_variants as pv

@@ -17,8 +17,8 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from synset_builder import recount, tally
-from synset_builder.clean.quality import CleanConfig
 from synset_builder.clean.run import keep, run_clean
+from synset_builder.config.clean import CleanConfig
 from synset_builder.consensus.recompute import RecomputeConfig, recompute
 from synset_builder.crawl.store import add_image
 from synset_builder.db.models import (
