@@ -26,6 +26,8 @@ def config(
     if as_json:
         print_json([r.as_json() for r in listed])
         return
+    if changed and not listed:
+        typer.echo("Every setting has its default value.")
     for row in listed:
         now = "" if row.value == row.default else f"  (now {row.value})"
         typer.echo(f"{row.env} = {row.default}{now}")

@@ -49,6 +49,22 @@ def test_synset_config_lists_every_setting_with_its_default(tmp_path: Path) -> N
     assert "do-not-print" not in done.stdout
 
 
+def test_synset_config_changed_lists_only_what_differs(tmp_path: Path) -> None:
+    def changed(env: dict[str, str]) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "synset_builder.cli", "config", "--changed"],
+            capture_output=True, text=True, cwd=tmp_path, timeout=60,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[2]), **env},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert changed({}).strip() == "Every setting has its default value."
+    out = changed({"SYNSET_WEB_GRID_SIZE": "7"})
+    assert out.startswith("SYNSET_WEB_GRID_SIZE = 24  (now 7)\n"), out
+    assert "SYNSET_DATA_DIR" not in out
+
+
 def test_flat_environment_names_reach_the_sections(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYNSET_CLEAN_MIN_SIDE", "50")
     monkeypatch.setenv("synset_web_grid_size", "9")  # names are case-insensitive
