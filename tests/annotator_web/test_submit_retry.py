@@ -17,12 +17,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 
 from synset_builder.db.models import Annotator, Consensus, Vote
 from synset_builder.db.session import session_scope
-from tests.annotator_web.webtools import Web, make_web
+from tests.annotator_web.webtools import Web, make_web, served_ids
 
 ITEMS = 6
 
@@ -34,12 +33,6 @@ def team(settings, photos, backend: str) -> Iterator[Web]:
     w = make_web(settings, photos, n=ITEMS, web_grid_size=ITEMS)
     yield w
     w.close()
-
-
-def _page(client: TestClient) -> list[int]:
-    r = client.get("/api/tasks/next")
-    assert r.status_code == 200, r.text
-    return sorted(i["candidate_id"] for i in r.json()["items"])
 
 
 def _body(ids: list[int]) -> dict:
@@ -62,9 +55,9 @@ def _deadlocks(web: Web) -> int:
 
 def test_a_submit_aborted_by_a_deadlock_is_run_again(team: Web) -> None:
     ann, bob = team.client("ann"), team.client("bob")
-    ids = _page(ann)
+    ids = served_ids(ann)
     assert ann.post("/api/votes", json=_body(ids)).status_code == 200
-    assert _page(bob) == ids  # the items still need votes: bob is served the same page
+    assert served_ids(bob) == ids  # the items still need votes: bob is served the same page
     before = _deadlocks(team)
     answers: list = []
     with team.engine.connect() as holder:
@@ -118,7 +111,7 @@ def test_a_submit_that_keeps_deadlocking_writes_nothing(team: Web) -> None:
             )
         )
     bob = team.client("bob")
-    ids = _page(bob)
+    ids = served_ids(bob)
     r = bob.post("/api/votes", json=_body(ids))
     assert r.status_code == 503, r.text
     assert _votes_of(team, "bob") == 0

@@ -29,7 +29,7 @@ from synset_builder.db.models import (
     VoteUndone,
 )
 from synset_builder.db.session import session_scope
-from tests.annotator_web.webtools import Web, csrf_of, make_web
+from tests.annotator_web.webtools import Web, csrf_of, make_web, served_ids
 from tests.tally_check import exact_equals_kept
 
 ITEMS = 6
@@ -40,12 +40,6 @@ def team(settings, photos) -> Iterator[Web]:
     w = make_web(settings, photos, n=ITEMS, web_grid_size=ITEMS)
     yield w
     w.close()
-
-
-def _page(client: TestClient) -> list[int]:
-    r = client.get("/api/tasks/next")
-    assert r.status_code == 200, r.text
-    return sorted(i["candidate_id"] for i in r.json()["items"])
 
 
 def _submit(client: TestClient, ids: list[int], unsure: tuple[int, ...] = ()) -> None:
@@ -75,12 +69,12 @@ def _votes_of(web: Web, username: str) -> dict[int, bool]:
 
 def test_undo_moves_the_votes_and_re_decides(team: Web) -> None:
     bob, ann = team.client("bob"), team.client("ann")
-    ids = _page(bob)
+    ids = served_ids(bob)
     assert len(ids) == ITEMS
     _submit(bob, ids)
     after_bob = _decisions(team)
     assert {d for d, _ in after_bob.values()} == {"pending"}
-    assert _page(ann) == ids
+    assert served_ids(ann) == ids
     _submit(ann, ids, unsure=(ids[-1],))
     decided = _decisions(team)
     assert all(decided[c][0] != "pending" and decided[c][1] == 2 for c in ids[:-1])
@@ -111,7 +105,7 @@ def test_undo_moves_the_votes_and_re_decides(team: Web) -> None:
         assert {c: (d, n) for c, d, n in again} == after_bob
         s.rollback()
     # The page is served again, whole, and can be voted anew.
-    assert _page(ann) == ids
+    assert served_ids(ann) == ids
     _submit(ann, ids)
     assert _votes_of(team, "ann") == {c: k % 2 == 0 for k, c in enumerate(ids)}
     with session_scope(team.engine) as s:
@@ -122,17 +116,17 @@ def test_undo_is_refused_twice_too_late_and_for_others(team: Web) -> None:
     ann, bob = team.client("ann"), team.client("bob")
     status, body = _undo(ann)
     assert status == 409 and body["detail"].startswith("Nothing to undo")
-    first = _page(ann)
+    first = served_ids(ann)
     _submit(ann, first[:3])
     ann.get("/api/tasks/next")  # the next page, held
-    second = _page(bob)
+    second = served_ids(bob)
     _submit(bob, second)
     assert _undo(ann)[0] == 200
     assert _votes_of(team, "bob") != {}  # bob's page is not ann's to undo
     status, body = _undo(ann)
     assert status == 409 and body["detail"].startswith("Your last page was already undone")
     # A later page may be undone; one submitted too long ago may not.
-    _submit(ann, _page(ann))
+    _submit(ann, served_ids(ann))
     with session_scope(team.engine) as s:
         me = s.scalar(select(Annotator.id).where(Annotator.username == "ann"))
         ago = timedelta(seconds=team.cfg.web.undo_seconds + 1)
@@ -160,7 +154,7 @@ def test_undo_needs_a_login_and_json(team: Web) -> None:
 
 def test_undo_leases_only_items_nobody_else_took(team: Web) -> None:
     ann = team.client("ann")
-    ids = _page(ann)
+    ids = served_ids(ann)
     _submit(ann, ids)
     with session_scope(team.engine) as s:  # bob leased one of them within the minute
         bob_id = s.scalar(select(Annotator.id).where(Annotator.username == "bob"))
@@ -171,12 +165,12 @@ def test_undo_leases_only_items_nobody_else_took(team: Web) -> None:
         )
     status, body = _undo(ann)
     assert status == 200 and body == {"undone": ITEMS, "leased": ITEMS - 1}
-    assert _page(ann) == ids[1:]
+    assert served_ids(ann) == ids[1:]
 
 
 def test_undo_of_a_gold_answer_leaves_the_annotator_counters_exact(team: Web) -> None:
     ann = team.client("ann")
-    ids = _page(ann)
+    ids = served_ids(ann)
     with session_scope(team.engine) as s:  # the first item turns out to be gold
         s.add(Gold(candidate_id=ids[0], answer=False))
     _submit(ann, ids)  # answers yes on ids[0]: a wrong gold answer
@@ -195,7 +189,7 @@ def test_two_undos_at_once_undo_the_page_once(team: Web, backend: str) -> None:
     if backend != "postgresql":
         pytest.skip("SQLite runs one writer at a time: there is no race to test")
     ann = team.client("ann")
-    ids = _page(ann)
+    ids = served_ids(ann)
     _submit(ann, ids)
     tabs = [team.client("ann"), team.client("ann")]  # two tabs of one annotator
     answers: list[int] = []
@@ -251,7 +245,7 @@ def test_undo_turned_off(settings, photos) -> None:
     web = make_web(settings, photos, n=3, web_undo_seconds=0)
     try:
         ann = web.client("ann")
-        _submit(ann, _page(ann))
+        _submit(ann, served_ids(ann))
         assert _undo_button(ann.get("/task?saved=3").text) is None
         status, body = _undo(ann)
         assert status == 409 and body["detail"] == "Undo is turned off on this server."

@@ -137,6 +137,13 @@ def make_web(settings: Settings, photos: list[Path], n: int = 12, **overrides: o
     return Web(cfg=cfg, engine=engine, seeded=seed(engine, cfg, photos, n=n))
 
 
+def served_ids(client: TestClient) -> list[int]:
+    """The candidate ids of the next page ``GET /api/tasks/next`` serves, sorted."""
+    r = client.get("/api/tasks/next")
+    assert r.status_code == 200, r.text
+    return sorted(i["candidate_id"] for i in r.json()["items"])
+
+
 def csrf_of(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert match, "no CSRF token in the page"
