@@ -24,7 +24,6 @@ import imagehash
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from synset_builder.clean import quality_kernels
 from synset_builder.distributed import BatchRunner
 
 # Long side of the copy everything is measured and hashed on. pHash looks at 32x32
@@ -140,6 +139,8 @@ def _phashes(grey: np.ndarray) -> tuple[int, int, int, int]:
     mirror hash (that of the mirrored 32x32 thumbnail) costs nothing. A test checks
     the bits against Pillow's float resize and scipy's DCT.
     """
+    from synset_builder.clean import quality_kernels  # numba: only when hashing
+
     rows, cols = _projections(grey.shape[0]), _projections(grey.shape[1])
     low = rows @ grey @ cols.transpose(0, 2, 1)
     low = np.concatenate([low, low[:1] * _MIRROR_SIGNS])
@@ -149,6 +150,8 @@ def _phashes(grey: np.ndarray) -> tuple[int, int, int, int]:
 
 def fingerprint(path: str | Path, algo: str = "phash") -> Fingerprint:
     """Open, decode small, measure and hash one file."""
+    from synset_builder.clean import quality_kernels  # numba: only when hashing
+
     hasher = HASHERS[algo]
     try:
         with Image.open(path) as im:
@@ -211,6 +214,8 @@ def fingerprint_all(
 
     With a ``runner`` (a Dask cluster) the same batches run on its workers instead.
     """
+    from synset_builder.clean import quality_kernels  # numba: only when hashing
+
     if algo not in HASHERS:
         raise ValueError(f"unknown hash {algo!r}; choose one of {', '.join(HASHERS)}")
     jobs = [(str(p), algo) for p in paths]

@@ -97,7 +97,8 @@ def test_the_clean_rule_through_the_index_finds_what_brute_force_finds() -> None
 
 
 def test_the_compiled_loop_is_loaded_only_by_a_search() -> None:
-    """Importing the clean stage or the web app leaves numba (and FAISS) out."""
+    """Importing the clean stage or the web app leaves numba (and FAISS) out: it loads
+    when a search or the hashing runs."""
     code = (
         "import json, sys\n"
         "import annotator_web.app, synset_builder.clean.dedup, synset_builder.clean.run\n"
