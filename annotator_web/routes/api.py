@@ -23,11 +23,12 @@ from annotator_web.deps import (
 from annotator_web.reports import REPORT_REASONS, report_image
 from annotator_web.routes.task_pages import WNID
 from annotator_web.serving.fetch import next_task
-from annotator_web.serving.page import load_caller
+from annotator_web.serving.page import Task, load_caller
 from annotator_web.serving.submit import record_votes, submit_page
 from annotator_web.serving.undo import UndoRefused, undo_last_page
 from annotator_web.stats import my_stats, synset_rows
 from annotator_web.throttle import TooManyAttempts
+from synset_builder.db.session import committed
 from synset_builder.errors import InvalidInput, NotFound
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -95,17 +96,19 @@ def tasks_next(
     synset: Annotated[str | None, Query(pattern=WNID)] = None,
 ) -> Response:
     """Lease up to ``n`` items of one synset to the caller (the server picks one if unset)."""
-    sql.begin_fetch(session)
-    user, place = load_caller(session, sql, caller.uid)
-    user = caller.check(user)
-    try:
-        task = next_task(
-            session, sql, annotator=user, n=n, wnid=synset, cfg=cfg, decorate=False,
-            place=place, goals=caller.request.app.state.goals,
+
+    def fetch() -> Task:
+        sql.begin_fetch(session)
+        user, place = load_caller(session, sql, caller.uid)
+        return next_task(
+            session, sql, annotator=caller.check(user), n=n, wnid=synset, cfg=cfg,
+            decorate=False, place=place, goals=caller.request.app.state.goals,
         )  # fmt: skip
+
+    try:  # run again if PostgreSQL picks its lease as a deadlock's victim
+        task = committed(session, fetch)
     except NotFound as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from exc
-    session.commit()
     ref = (
         SynsetRef(wnid=task.synset.wnid, name=task.synset.name, gloss=task.synset.gloss)
         if task.synset

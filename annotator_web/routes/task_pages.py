@@ -14,6 +14,7 @@ from annotator_web.serving.fetch import next_task
 from annotator_web.serving.submit import record_votes, submit_page
 from annotator_web.serving.undo import seconds_left
 from annotator_web.stats import my_stats
+from synset_builder.db.session import committed
 from synset_builder.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
@@ -46,14 +47,16 @@ def task_page(
     and a plain task fetch should not pay for a look at the annotator's votes.
     """
     undo_left = seconds_left(session, user.id, cfg) if saved else 0.0
-    try:
-        task = next_task(
-            session, sql, annotator=user, n=n or cfg.web.grid_size, wnid=synset, cfg=cfg,
-            goals=request.app.state.goals,
+    try:  # run again if PostgreSQL picks its lease as a deadlock's victim
+        task = committed(
+            session,
+            lambda: next_task(
+                session, sql, annotator=user, n=n or cfg.web.grid_size, wnid=synset, cfg=cfg,
+                goals=request.app.state.goals,
+            ),
         )  # fmt: skip
     except NotFound as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from exc
-    session.commit()
     return request.app.state.templates.TemplateResponse(
         request,
         "task.html",

@@ -102,7 +102,7 @@ def committed(session: Session, work: Callable[[], T], attempts: int = TRANSACTI
     but the counters' triggers and a background refit writing a synset lock rows too,
     and an annotator's page should not be lost (a 503) to the server's choice of
     victim. ``work`` must read what it needs again (it runs in a fresh transaction)
-    and be safe to repeat, which the submit and the undo are.
+    and be safe to repeat, which a fetch, a submit and an undo are.
     """
     for attempt in range(attempts):
         try:

@@ -1,4 +1,4 @@
-"""A submit that PostgreSQL picks as a deadlock's victim is run again, not lost.
+"""A fetch or a submit that PostgreSQL picks as a deadlock's victim is run again, not lost.
 
 PostgreSQL breaks a deadlock by aborting one transaction of the cycle. Here a
 second connection makes a real one with a submit: it holds the page's consensus
@@ -117,3 +117,42 @@ def test_a_submit_that_keeps_deadlocking_writes_nothing(team: Web) -> None:
     assert _votes_of(team, "bob") == 0
     with team.engine.connect() as conn:  # a sequence's value outlives the rollbacks
         assert conn.execute(text("SELECT last_value FROM deadlock_tries")).scalar_one() == 3
+
+
+def _deadlock_on_lease(web: Web, times: int) -> None:
+    """The first ``times`` lease writes fail as a deadlock's victim would."""
+    with web.engine.begin() as conn:
+        conn.execute(text("CREATE SEQUENCE lease_tries"))
+        conn.execute(
+            text(
+                "CREATE FUNCTION lease_deadlock() RETURNS trigger LANGUAGE plpgsql AS $$"
+                f" BEGIN IF nextval('lease_tries') <= {times} THEN"
+                " RAISE EXCEPTION 'test deadlock' USING ERRCODE = 'deadlock_detected';"
+                " END IF; RETURN NULL; END $$"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE TRIGGER lease_deadlock BEFORE INSERT ON lease"
+                " FOR EACH STATEMENT EXECUTE FUNCTION lease_deadlock()"
+            )
+        )
+
+
+def test_a_fetch_whose_lease_deadlocks_is_run_again(team: Web) -> None:
+    """Fetches lease items in one statement each; one that PostgreSQL aborts (two
+    annotators grabbing the last open items) is run again, for the API and the page."""
+    _deadlock_on_lease(team, 2)
+    bob = team.client("bob")
+    assert served_ids(bob) == sorted(team.seeded.candidate_ids)  # the API's fetch
+    ann = team.client("ann")
+    r = ann.get("/task")  # the HTML page's fetch
+    assert r.status_code == 200, r.text
+    with team.engine.connect() as conn:
+        assert conn.execute(text("SELECT last_value FROM lease_tries")).scalar_one() >= 4
+
+
+def test_a_fetch_that_keeps_deadlocking_answers_503(team: Web) -> None:
+    _deadlock_on_lease(team, 1000)
+    r = team.client("bob").get("/api/tasks/next")
+    assert r.status_code == 503, r.text
