@@ -96,6 +96,14 @@ class DynamicConfig(Section):
         "tenth as many as it saw); 0 never. 5000 refits a small team's project every few "
         "hundred pages while skills and priors still move.",
     )
+    refit_min_seconds: float = Field(
+        60.0,
+        ge=0.0,
+        description="Seconds the web app waits after a refit ended before it starts the "
+        "next, however fast votes arrive (and at least as long as the last one took, if "
+        "that took over 10 s): under heavy voting refits would otherwise run back to back "
+        "and take a core from the server.",
+    )
 
     @property
     def exclusion(self) -> ExclusionRule:

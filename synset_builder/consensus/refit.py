@@ -22,7 +22,8 @@ the model is refitted. The web app therefore starts one by itself once
   the last refit saw (``GROWTH``): a refit replays every vote, so a fixed interval
   would make their total cost grow with the square of the project. A refit that
   took over ``SLOW`` is also not due before as long again has passed since it
-  ended, so refits hold a core at most half the time.
+  ended, nor any before ``consensus_refit_min_seconds`` (60) has, so under heavy
+  voting refits take a core a small share of the time.
 * A running row whose heartbeat stopped (its server died) is marked ``failed``
   as abandoned by the next check, and the next refit can start. So does the
   next one after a failure: due again ``consensus_refit_votes`` votes after the
@@ -104,14 +105,15 @@ def _claim_statement() -> Executable:
 CLAIM = _claim_statement()
 
 
-def claim(engine: Engine, every: int) -> int | None:
+def claim(engine: Engine, every: int, min_gap: timedelta = timedelta(0)) -> int | None:
     """Start a refit's row if one is due and none runs; its id, or None.
 
     Two short transactions: abandoned rows are failed first, so that the claim
     itself is one statement that either inserts or finds the index taken. A refit
-    is not due either, if the last one ended well and took over a minute, before
-    as long again has passed since it ended: at scale, where votes arrive faster
-    than a refit runs, they would otherwise run back to back and hold a core.
+    is not due either, if the last one ended well, before ``min_gap`` has passed
+    since it ended, nor, if it took over ``SLOW``, before as long again: where votes
+    arrive faster than a refit runs, they would otherwise run back to back and
+    take a core from the server.
     """
     now = datetime.now(UTC)
     with engine.begin() as conn:
@@ -128,8 +130,9 @@ def claim(engine: Engine, every: int) -> int | None:
         ).first()  # fmt: skip
     if last is not None and last.status == "done":
         started, ended = _utc(last.started_at), _utc(last.finished_at)
-        if ended - started > SLOW and now - ended < ended - started:
-            return None  # refits run at most half the time, however fast votes come
+        took = ended - started
+        if now - ended < max(min_gap, took if took > SLOW else timedelta(0)):
+            return None  # a pause after each refit, however fast votes come
     who = f"running on {socket.gethostname()[:200]}, server process {os.getpid()}"
     try:
         with engine.begin() as conn:
@@ -205,6 +208,7 @@ class AutoRefit:
         self.cfg = cfg
         self.engine = engine
         self.every = cfg.consensus.refit_votes
+        self.min_gap = timedelta(seconds=cfg.consensus.refit_min_seconds)
         # Each process asks the database once per 1% of the refit interval of its own
         # votes: a refit starts at most that late per process, the submit path pays
         # nothing but an addition on all other submits.
@@ -243,7 +247,7 @@ class AutoRefit:
         if not self._busy.acquire(blocking=False):
             return None
         try:
-            refit_id = claim(self.engine, self.every)
+            refit_id = claim(self.engine, self.every, self.min_gap)
             if refit_id is not None:
                 self._run(refit_id)
             return refit_id

@@ -222,6 +222,21 @@ def test_a_refit_waits_as_long_as_the_last_one_took(web: Web) -> None:
     assert claim(web.engine, 1) is not None
 
 
+def test_a_refit_waits_the_minimum_gap_after_the_last_one(web: Web) -> None:
+    """Under heavy voting a quick refit is due again at once by the votes; the gap
+    keeps refits from running back to back."""
+    now = datetime.now(UTC)
+    with session_scope(web.engine) as s:
+        s.execute(
+            insert(ConsensusRefit).values(
+                started_at=now - timedelta(seconds=31), finished_at=now - timedelta(seconds=30),
+                votes_seen=0, status="done")
+        )  # fmt: skip
+    add_votes(web.engine, web.seeded.candidate_ids, 1)
+    assert claim(web.engine, 1, timedelta(seconds=60)) is None  # ended 30 s ago
+    assert claim(web.engine, 1, timedelta(seconds=20)) is not None
+
+
 def test_refits_come_at_geometric_steps_of_the_votes(web: Web) -> None:
     """Besides ``every`` new votes, a refit waits for a tenth as many new votes as the
     last one saw: each replays every vote, so a fixed step would cost quadratically."""
