@@ -21,7 +21,7 @@ from sqlalchemy import func, select, text
 
 from synset_builder.db.models import Annotator, Consensus, Vote
 from synset_builder.db.session import session_scope
-from tests.annotator_web.webtools import Web, make_web, served_ids
+from tests.annotator_web.webtools import Web, make_web, served_ids, wait_for_lock_waiters
 
 ITEMS = 6
 
@@ -70,14 +70,7 @@ def test_a_submit_aborted_by_a_deadlock_is_run_again(team: Web) -> None:
             target=lambda: answers.append(bob.post("/api/votes", json=_body(ids)))
         )
         submit.start()
-        waiting = text(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-            " AND datname = current_database()"
-        )
-        deadline = time.monotonic() + 60
-        while holder.execute(waiting).scalar() < 1:
-            assert time.monotonic() < deadline, "the submit never waited for the held rows"
-            time.sleep(0.05)
+        wait_for_lock_waiters(holder, 1, "the submit")
         # The submit holds bob's row (its page count) and waits for the consensus rows.
         holder.execute(select(Annotator.id).where(Annotator.username == "bob").with_for_update())
         holder.rollback()

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 
 from synset_builder.consensus import live
 from synset_builder.db.models import (
@@ -29,7 +28,13 @@ from synset_builder.db.models import (
     VoteUndone,
 )
 from synset_builder.db.session import session_scope
-from tests.annotator_web.webtools import Web, csrf_of, make_web, served_ids
+from tests.annotator_web.webtools import (
+    Web,
+    csrf_of,
+    make_web,
+    served_ids,
+    wait_for_lock_waiters,
+)
 from tests.tally_check import exact_equals_kept
 
 ITEMS = 6
@@ -198,14 +203,7 @@ def test_two_undos_at_once_undo_the_page_once(team: Web, backend: str) -> None:
         threads = [threading.Thread(target=lambda c=c: answers.append(_undo(c)[0])) for c in tabs]
         for t in threads:
             t.start()
-        waiting = text(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-            " AND datname = current_database()"
-        )
-        deadline = time.monotonic() + 60
-        while holder.execute(waiting).scalar() < 2:
-            assert time.monotonic() < deadline, "the undos never reached the vote rows"
-            time.sleep(0.05)
+        wait_for_lock_waiters(holder, 2, "the undos")
         holder.rollback()
     for t in threads:
         t.join(timeout=60)

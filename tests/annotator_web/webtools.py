@@ -16,7 +16,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, text
 
 from annotator_web.app import create_app
 from annotator_web.serving.statements import Statements, build_statements
@@ -142,6 +142,18 @@ def served_ids(client: TestClient) -> list[int]:
     r = client.get("/api/tasks/next")
     assert r.status_code == 200, r.text
     return sorted(i["candidate_id"] for i in r.json()["items"])
+
+
+def wait_for_lock_waiters(conn: Connection, n: int, what: str, timeout: float = 60) -> None:
+    """Poll PostgreSQL until ``n`` sessions of this database wait for a lock."""
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND datname = current_database()"
+    )
+    deadline = time.monotonic() + timeout
+    while conn.execute(waiting).scalar() < n:
+        assert time.monotonic() < deadline, f"{what} never waited for the held rows"
+        time.sleep(0.05)
 
 
 def csrf_of(html: str) -> str:
