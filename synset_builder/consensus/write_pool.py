@@ -36,7 +36,7 @@ from synset_builder.consensus.dynamic import Verdict, evaluate_item
 from synset_builder.consensus.model import SkillState
 from synset_builder.consensus.synset_pass import Written, synset_rows, synset_rows_now, synset_votes
 from synset_builder.db.bulk import rows_params
-from synset_builder.db.session import make_engine
+from synset_builder.db.session import make_engine, sqlstate
 
 # Synsets per task: small enough for progress per synset and an even split, large
 # enough that the two statements a task runs are not a visible cost.
@@ -106,8 +106,7 @@ def yielding_write(writer: Engine, upsert: Executable, params: object) -> None:
                 conn.execute(upsert, params)
             return
         except OperationalError as exc:
-            code = getattr(exc.orig, "sqlstate", None)
-            if code not in ("55P03", "40P01") or attempt == ATTEMPTS - 1:
+            if sqlstate(exc) not in ("55P03", "40P01") or attempt == ATTEMPTS - 1:
                 raise
             time.sleep(0.05 * (attempt + 1))
 

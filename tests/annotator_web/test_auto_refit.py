@@ -126,6 +126,18 @@ def add_votes(engine: Engine, candidates: list[int], annotator: int) -> None:
         )
 
 
+def add_done_refit(
+    engine: Engine, *, started: timedelta, ended: timedelta, votes_seen: int = 0
+) -> None:
+    """A finished refit that started and ended that long ago."""
+    now = datetime.now(UTC)
+    with session_scope(engine) as s:
+        s.execute(
+            insert(ConsensusRefit).values(started_at=now - started, finished_at=now - ended,
+                                          votes_seen=votes_seen, status="done")
+        )  # fmt: skip
+
+
 def test_a_running_refit_blocks_every_other_start_until_it_ends(web: Web) -> None:
     ids = web.seeded.candidate_ids
     add_votes(web.engine, ids, 1)
@@ -207,31 +219,23 @@ def test_a_refit_whose_server_died_is_abandoned_by_the_next_check(web: Web) -> N
 
 
 def test_a_refit_waits_as_long_as_the_last_one_took(web: Web) -> None:
-    now = datetime.now(UTC)
-    with session_scope(web.engine) as s:
-        s.execute(
-            insert(ConsensusRefit).values(
-                started_at=now - timedelta(minutes=10), finished_at=now - timedelta(minutes=1),
-                votes_seen=0, status="done")
-        )  # fmt: skip
+    add_done_refit(web.engine, started=timedelta(minutes=10), ended=timedelta(minutes=1))
     add_votes(web.engine, web.seeded.candidate_ids, 1)
     # Due by the votes, but the last refit took 9 minutes and ended 1 minute ago.
     assert claim(web.engine, 1) is None
     with session_scope(web.engine) as s:
-        s.execute(update(ConsensusRefit).values(finished_at=now - timedelta(minutes=5, seconds=1)))
+        s.execute(
+            update(ConsensusRefit).values(
+                finished_at=datetime.now(UTC) - timedelta(minutes=5, seconds=1)
+            )
+        )
     assert claim(web.engine, 1) is not None
 
 
 def test_a_refit_waits_the_minimum_gap_after_the_last_one(web: Web) -> None:
     """Under heavy voting a quick refit is due again at once by the votes; the gap
     keeps refits from running back to back."""
-    now = datetime.now(UTC)
-    with session_scope(web.engine) as s:
-        s.execute(
-            insert(ConsensusRefit).values(
-                started_at=now - timedelta(seconds=31), finished_at=now - timedelta(seconds=30),
-                votes_seen=0, status="done")
-        )  # fmt: skip
+    add_done_refit(web.engine, started=timedelta(seconds=31), ended=timedelta(seconds=30))
     add_votes(web.engine, web.seeded.candidate_ids, 1)
     assert claim(web.engine, 1, timedelta(seconds=60)) is None  # ended 30 s ago
     assert claim(web.engine, 1, timedelta(seconds=20)) is not None
@@ -243,12 +247,8 @@ def test_refits_come_at_geometric_steps_of_the_votes(web: Web) -> None:
     with session_scope(web.engine) as s:
         s.add(Vote(id=1000, candidate_id=web.seeded.candidate_ids[0], annotator_id=1,
                    answer=True, created_at=datetime.now(UTC)))  # fmt: skip
-        s.execute(
-            insert(ConsensusRefit).values(
-                started_at=datetime.now(UTC) - timedelta(hours=2),
-                finished_at=datetime.now(UTC) - timedelta(hours=2, seconds=-1),
-                votes_seen=951, status="done")
-        )  # fmt: skip
+    add_done_refit(web.engine, started=timedelta(hours=2, seconds=1), ended=timedelta(hours=2),
+                   votes_seen=951)  # fmt: skip
     assert claim(web.engine, 1) is None  # 49 new votes, under a tenth of 951
     with session_scope(web.engine) as s:
         s.execute(update(ConsensusRefit).values(votes_seen=909))
