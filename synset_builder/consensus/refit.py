@@ -72,7 +72,8 @@ log = logging.getLogger(__name__)
 # STALE is abandoned. Generous: on SQLite the heartbeat waits while the refit writes.
 HEARTBEAT_S = 30.0
 STALE = timedelta(minutes=10)
-# Refits slower than this are spaced out (see claim); quicker ones cost too little.
+# Refits slower than this are followed by a pause as long (see claim); quicker ones
+# only by the minimum gap (consensus_refit_min_seconds).
 SLOW = timedelta(seconds=10)
 # A refit replays every vote, so besides ``consensus_refit_votes`` new votes one also
 # waits for a tenth as many new votes as the last one saw: refits then come at
