@@ -135,8 +135,11 @@ def consensus(
 
     dynamic = _dynamic_config(threshold, max_votes, initial_size, initial_votes, skill_floor)
     cfg = RecomputeConfig(method=method, dynamic=dynamic)
-    with open_session(settings()) as session, _Bars() as bars:
-        outcome = recompute(session, cfg, progress=bars.update, workers=_workers(workers))
+    conf = settings()
+    # The refit's scratch files go in the data folder, beside what they are made from.
+    with open_session(conf) as session, _Bars() as bars:
+        outcome = recompute(session, cfg, progress=bars.update, workers=_workers(workers),
+                            scratch_dir=conf.ensure_data_dir())  # fmt: skip
     _print_outcome(outcome, method, as_json)
 
 
@@ -180,7 +183,8 @@ def _refit(refit_id: int) -> None:
     cfg = settings()
     with open_session(cfg) as session:
         writer = session.get_bind()
-        outcome = recompute(session, RecomputeConfig(dynamic=cfg.consensus), writer=writer)
+        outcome = recompute(session, RecomputeConfig(dynamic=cfg.consensus), writer=writer,
+                            scratch_dir=cfg.ensure_data_dir())  # fmt: skip
         decided = sum(s.accepted + s.rejected for s in outcome.synsets)
         pending = sum(s.pending for s in outcome.synsets)
         detail = (f"{len(outcome.synsets)} synsets, {decided} decided, {pending} pending, "

@@ -15,8 +15,9 @@ posterior (22 bytes); per annotator and per group a few numbers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -27,6 +28,7 @@ ALPHA = 1e-3  # SkillState.refit's EM settings
 PRIOR_ALPHA = 2.0
 TOL = 1e-5
 CHUNK_VOTES = 200_000
+TAIL_VOTES = 1024  # read past a run's end to reach its last item's end
 
 
 @dataclass
@@ -64,47 +66,102 @@ class Chunk:
         return soft * (self.calibration[self.item] | known).astype(float)[:, None]
 
 
+class VoteSource(Protocol):
+    """Per vote its item (an index into the items, never decreasing), voter and answer;
+    per item its id, group and whether it was decided (:class:`.synset_pass.FitArrays`),
+    read by range."""
+
+    @property
+    def n_votes(self) -> int: ...
+
+    def votes(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+    def items(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+
+class ChunkSink(Protocol):
+    """Where the chunks go: a list, or a :class:`.scratch.ChunkFile`; either is read
+    again once per EM pass."""
+
+    def append(self, chunk: Chunk, /) -> None: ...
+
+    def __iter__(self) -> Iterator[Chunk]: ...
+
+
+def _kept_ids(source: VoteSource, excluded: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The kept voters' ids and their items' groups, sorted: ``np.unique`` over every
+    kept vote, taken ``size`` votes at a time."""
+    workers = np.empty(0, dtype=np.int64)
+    groups = np.empty(0, dtype=np.int64)
+    for start in range(0, source.n_votes, size):
+        item, worker, _ = source.votes(start, start + size)
+        keep = ~np.isin(worker, excluded)
+        workers = np.union1d(workers, worker[keep])
+        used = np.unique(item[keep])
+        if len(used):
+            _, group, _ = source.items(int(used[0]), int(used[-1]) + 1)
+            groups = np.union1d(groups, group[used - used[0]])
+    return workers, groups
+
+
+def _runs(source: VoteSource, size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The votes in runs of ``size``, each run carried on to its last item's end."""
+    n, start = source.n_votes, 0
+    while start < n:
+        end = min(start + size, n)
+        parts = [source.votes(start, end)]
+        last = parts[0][0][-1]
+        while end < n:  # end at an item's boundary (an item has a few votes)
+            more = source.votes(end, min(end + TAIL_VOTES, n))
+            k = int(np.searchsorted(more[0], last, side="right"))
+            parts.append((more[0][:k], more[1][:k], more[2][:k]))
+            end += k
+            if k < len(more[0]):
+                break
+        if len(parts) == 1:
+            yield parts[0]
+        else:
+            yield tuple(np.concatenate(col) for col in zip(*parts, strict=True))  # type: ignore[misc]
+        start = end
+
+
 def chunks(
-    item_ids: np.ndarray,
-    item_group: np.ndarray,
-    decided: np.ndarray,
-    vote_item: np.ndarray,
-    vote_worker: np.ndarray,
-    vote_label: np.ndarray,
+    source: VoteSource,
     excluded: np.ndarray,
     gold: Mapping[int, bool],
     size: int = CHUNK_VOTES,
-) -> tuple[list[Chunk], np.ndarray, np.ndarray]:
-    """The kept votes in chunks of whole items (``vote_item`` never decreases), the
-    workers' ids and the groups' ids (sorted, as ``FitArrays.kept`` indexes them)."""
-    keep = ~np.isin(vote_worker, excluded)
-    workers = np.unique(vote_worker[keep])
-    groups = np.unique(item_group[np.unique(vote_item[keep])])
+    into: ChunkSink | None = None,
+) -> tuple[ChunkSink, np.ndarray, np.ndarray, bool]:
+    """The kept votes in chunks of whole items, appended to ``into`` (default: a new
+    list); the workers' ids and the groups' ids (sorted, as ``FitArrays.kept``
+    indexes them); whether any item calibrates (without one there is nothing to fit).
+    Reads ``source`` twice, a run of votes at a time."""
+    out: ChunkSink = [] if into is None else into
+    workers, groups = _kept_ids(source, excluded, size)
     gold_ids = np.array(sorted(gold), dtype=np.int64)
     gold_yes = np.array([gold[g] for g in gold_ids.tolist()], dtype=np.int8)
-    out: list[Chunk] = []
-    start = 0
-    while start < len(vote_item):
-        end = min(start + size, len(vote_item))
-        if end < len(vote_item):  # end at an item's boundary
-            end = int(np.searchsorted(vote_item, vote_item[end - 1], side="right"))
-        mask = keep[start:end]
-        used, local = np.unique(vote_item[start:end][mask], return_inverse=True)
-        if len(used):
-            ids = item_ids[used]
-            at = np.minimum(np.searchsorted(gold_ids, ids), max(len(gold_ids) - 1, 0))
-            hit = gold_ids[at] == ids if len(gold_ids) else np.zeros(len(ids), dtype=bool)
-            out.append(Chunk(
-                item=local.astype(np.int32),
-                worker=np.searchsorted(workers, vote_worker[start:end][mask]).astype(np.int32),
-                label=vote_label[start:end][mask].astype(np.int8),
-                gold=np.where(hit, gold_yes[at] if len(gold_ids) else -1, -1).astype(np.int8),
-                group=np.searchsorted(groups, item_group[used]).astype(np.int32),
-                calibration=decided[used].astype(bool),
-                probas=np.empty((len(used), 2)),
-            ))  # fmt: skip
-        start = end
-    return out, workers, groups
+    calibrated = False
+    for vote_item, vote_worker, vote_label in _runs(source, size):
+        mask = ~np.isin(vote_worker, excluded)
+        used, local = np.unique(vote_item[mask], return_inverse=True)
+        if not len(used):
+            continue
+        item_ids, item_group, decided = source.items(int(used[0]), int(used[-1]) + 1)
+        ids = item_ids[used - used[0]]
+        at = np.minimum(np.searchsorted(gold_ids, ids), max(len(gold_ids) - 1, 0))
+        hit = gold_ids[at] == ids if len(gold_ids) else np.zeros(len(ids), dtype=bool)
+        chunk = Chunk(
+            item=local.astype(np.int32),
+            worker=np.searchsorted(workers, vote_worker[mask]).astype(np.int32),
+            label=vote_label[mask].astype(np.int8),
+            gold=np.where(hit, gold_yes[at] if len(gold_ids) else -1, -1).astype(np.int8),
+            group=np.searchsorted(groups, item_group[used - used[0]]).astype(np.int32),
+            calibration=decided[used - used[0]].astype(bool),
+            probas=np.zeros((len(used), 2)),
+        )
+        calibrated = calibrated or bool(chunk.calibration.any())
+        out.append(chunk)
+    return out, workers, groups, calibrated
 
 
 def _m_step(
@@ -146,7 +203,7 @@ def _first(chunk: Chunk) -> np.ndarray:
 
 
 def _e_steps(
-    parts: list[Chunk], confusion: np.ndarray, priors: np.ndarray, delta: list[float]
+    parts: Iterable[Chunk], confusion: np.ndarray, priors: np.ndarray, delta: list[float]
 ) -> Iterator[tuple[Chunk, np.ndarray]]:
     """``fit_em``'s E-step chunk by chunk: new posteriors (gold clamped) in place,
     the largest change into ``delta``, and each chunk's credit for the M-step."""
@@ -163,7 +220,7 @@ def _e_steps(
         yield chunk, chunk.credit(log_post, per_vote)
 
 
-def refit(state: SkillState, parts: list[Chunk], workers: np.ndarray, groups: np.ndarray,
+def refit(state: SkillState, parts: Iterable[Chunk], workers: np.ndarray, groups: np.ndarray,
           *, n_iter: int) -> None:  # fmt: skip
     """:meth:`.model.SkillState.refit` over ``parts``: new soft counts and priors."""
     n_workers, n_groups = len(workers), len(groups)

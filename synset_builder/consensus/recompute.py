@@ -25,9 +25,11 @@ the model's belief, not a measurement (an audit measures it).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import Engine, func, select
@@ -36,11 +38,13 @@ from sqlalchemy.orm import Session
 from synset_builder.config.consensus import DynamicConfig
 from synset_builder.consensus import METHODS, write_pool
 from synset_builder.consensus import live_sql as sql
+from synset_builder.consensus.chunked_refit import CHUNK_VOTES
 from synset_builder.consensus.dynamic import Verdict
 from synset_builder.consensus.live import ensure_initial_subset
 from synset_builder.consensus.model import SkillState
 from synset_builder.consensus.quality import gold_counts
 from synset_builder.consensus.replay import DynamicConsensus
+from synset_builder.consensus.scratch import scratch_folder
 from synset_builder.consensus.synset_pass import FitArrays, Written, synset_answers
 from synset_builder.consensus.write_pool import (
     FinalPass,
@@ -67,8 +71,15 @@ Progress = Callable[[str, int, int], None]  # (pass, synsets done, synsets in al
 
 @dataclass(frozen=True)
 class RecomputeConfig:
+    """``spill``: the refit's per-vote arrays in scratch files (:mod:`.scratch`), so
+    memory does not grow with the project; off, they stay in memory (a small
+    project's choice, and the tests' reference). ``chunk_votes``: votes per chunk of
+    the refit (:mod:`.chunked_refit`); neither changes a single float."""
+
     method: str = "dynamic"
     dynamic: DynamicConfig = field(default_factory=DynamicConfig)
+    spill: bool = True
+    chunk_votes: int = CHUNK_VOTES
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -136,6 +147,7 @@ def recompute(
     *,
     writer: Engine | None = None,
     workers: int = 1,
+    scratch_dir: Path | None = None,
 ) -> Outcome:
     """Replay every vote through the rule, refit, and rewrite the rows; safe to run again.
 
@@ -146,6 +158,10 @@ def recompute(
     it on the counters.
     The session then only reads until the voters' records and priors at the end;
     a crash between synsets leaves some rewritten, which the next run finishes.
+
+    ``scratch_dir``: where the scratch folder of ``config.spill`` goes (the data
+    folder, from the command line; None: the system's temporary folder). It is
+    removed before this returns or raises.
 
     ``workers`` > 1 (PostgreSQL, the dynamic method, over ``write_pool.CHUNK``
     synsets, below which processes cost more than they save): the final pass in
@@ -163,11 +179,12 @@ def recompute(
     team = _team(session)
     player = DynamicConsensus(config=cfg, refit_every=0)
     player.start(CLASSES, gold=gold, team=team)
-    fit = _replay(session, sids, player, tick)
-    state = player.state_ or SkillState(k=2)
-    fit.refit(state, gold, n_iter=player.n_iter)
+    with _fit_arrays(config.spill, scratch_dir) as fit:
+        _replay(session, sids, player, tick, fit)
+        state = player.state_ or SkillState(k=2)
+        fit.refit(state, gold, n_iter=player.n_iter, chunk_votes=config.chunk_votes)
+        verdict_of = _verdicts(config, cfg, state, fit, gold, team)
     excluded = dict(state.excluded)
-    verdict_of = _verdicts(config, cfg, state, fit, gold, team)
     requeues = _open_requeues(session)
     final = FinalPass(method=config.method, cfg=cfg, verdict_of=verdict_of, gold=gold,
                       excluded=excluded, team=team, requeues=requeues)  # fmt: skip
@@ -211,12 +228,25 @@ def _resolve_requeues(session: Session, ids: list[int]) -> None:
             rq.resolved_at = now
 
 
+@contextmanager
+def _fit_arrays(spill: bool, parent: Path | None) -> Iterator[FitArrays]:
+    """The refit's arrays, in a scratch folder that goes away with them when spilled."""
+    if not spill:
+        yield FitArrays()
+        return
+    with scratch_folder(parent) as folder:
+        fit = FitArrays(folder)
+        try:
+            yield fit
+        finally:
+            fit.close()
+
+
 def _replay(
-    session: Session, sids: list[int], player: DynamicConsensus, tick: Progress
-) -> FitArrays:
+    session: Session, sids: list[int], player: DynamicConsensus, tick: Progress, fit: FitArrays
+) -> None:
     """The rule over every vote, synset by synset in cast order, skills carried across;
-    what the refit needs of each vote is kept, the votes themselves are not."""
-    fit = FitArrays()
+    what the refit needs of each vote goes into ``fit``, the votes themselves do not."""
     initial = _initial(session)
     stream = synset_answers(session, sids)
     for n, sid in enumerate(sids, 1):
@@ -226,7 +256,6 @@ def _replay(
         player.play(votes, serve_closed=True)
         fit.add(sid, player.next_group(None, ()))
         tick("replay", n, len(sids))
-    return fit
 
 
 def _verdicts(

@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -28,7 +29,7 @@ from sqlalchemy import ColumnElement, Row, Select, false, select
 from sqlalchemy.orm import Session
 
 from synset_builder.config.consensus import DynamicConfig
-from synset_builder.consensus import chunked_refit
+from synset_builder.consensus import chunked_refit, scratch
 from synset_builder.consensus.base import Encoded
 from synset_builder.consensus.dynamic import Verdict, after_requeue
 from synset_builder.consensus.model import SkillState
@@ -106,50 +107,78 @@ def utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-@dataclass
 class FitArrays:
-    """What the refit needs of every vote, a few bytes each: item, voter, answer."""
+    """What the refit needs of every vote, a few bytes each: item, voter, answer; per
+    item its id, synset and whether it was decided. In memory, or (``folder``) in
+    scratch files there (:mod:`.scratch`), so that memory does not grow with the
+    project: the replay appends a synset at a time, the refit reads back a chunk at
+    a time."""
 
-    item_ids: array = field(default_factory=lambda: array("q"))
-    item_group: array = field(default_factory=lambda: array("q"))
-    decided: array = field(default_factory=lambda: array("b"))
-    vote_item: array = field(default_factory=lambda: array("q"))
-    vote_worker: array = field(default_factory=lambda: array("q"))
-    vote_label: array = field(default_factory=lambda: array("b"))
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder
+
+        def column(name: str, dtype: type[np.generic]) -> scratch.Column:
+            return scratch.Column(dtype, None if folder is None else folder / f"{name}.bin")
+
+        self.item_ids = column("item_ids", np.int64)
+        self.item_group = column("item_group", np.int64)
+        self.decided = column("decided", np.int8)
+        self.vote_item = column("vote_item", np.int64)
+        self.vote_worker = column("vote_worker", np.int64)
+        self.vote_label = column("vote_label", np.int8)
 
     def add(self, group: int, items: Mapping[Hashable, object]) -> None:
         """The items one synset's replay left (``_Item``: votes and verdict)."""
-        for cid, it in items.items():
-            n = len(self.item_ids)
-            self.item_ids.append(int(cid))  # type: ignore[call-overload]
-            self.item_group.append(group)
-            self.decided.append(int(it.word == "decided"))  # type: ignore[attr-defined]
+        base = len(self.item_ids)
+        ids, decided = array("q"), array("b")
+        v_item, v_worker, v_label = array("q"), array("q"), array("b")
+        for n, (cid, it) in enumerate(items.items(), base):
+            ids.append(int(cid))  # type: ignore[call-overload]
+            decided.append(int(it.word == "decided"))  # type: ignore[attr-defined]
             for worker, label in it.votes:  # type: ignore[attr-defined]
-                self.vote_item.append(n)
-                self.vote_worker.append(int(worker))
-                self.vote_label.append(label)
+                v_item.append(n)
+                v_worker.append(int(worker))
+                v_label.append(label)
+        self.item_ids.extend(np.frombuffer(ids, dtype=np.int64))
+        self.item_group.extend(np.full(len(ids), group, dtype=np.int64))
+        self.decided.extend(np.frombuffer(decided, dtype=np.int8))
+        self.vote_item.extend(np.frombuffer(v_item, dtype=np.int64))
+        self.vote_worker.extend(np.frombuffer(v_worker, dtype=np.int64))
+        self.vote_label.extend(np.frombuffer(v_label, dtype=np.int8))
+
+    @property
+    def n_votes(self) -> int:
+        return len(self.vote_item)
+
+    def votes(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Votes ``start`` to ``stop``: item index, voter, answer."""
+        cols = (self.vote_item, self.vote_worker, self.vote_label)
+        return cols[0].read(start, stop), cols[1].read(start, stop), cols[2].read(start, stop)
+
+    def items(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Items ``start`` to ``stop``: candidate id, synset, decided (0 or 1)."""
+        cols = (self.item_ids, self.item_group, self.decided)
+        return cols[0].read(start, stop), cols[1].read(start, stop), cols[2].read(start, stop)
 
     def kept(self, excluded: Mapping[Hashable, str]) -> tuple[Encoded, np.ndarray, np.ndarray]:
         """The votes of annotators still counted, encoded; per item its group and
-        whether it was decided."""
-        workers = np.frombuffer(self.vote_worker, dtype=np.int64)
+        whether it was decided. Every vote at once: for the methods that fit them so
+        (majority, Dawid-Skene), not the dynamic rule's refit."""
+        workers = self.vote_worker.read()
         keep = ~np.isin(workers, np.array(sorted(int(w) for w in excluded), dtype=np.int64))
-        items_used, item_idx = np.unique(
-            np.frombuffer(self.vote_item, dtype=np.int64)[keep],
-            return_inverse=True,
-        )
+        items_used, item_idx = np.unique(self.vote_item.read()[keep], return_inverse=True)
         worker_ids, worker_idx = np.unique(workers[keep], return_inverse=True)
-        ids = np.frombuffer(self.item_ids, dtype=np.int64)[items_used]
+        ids = self.item_ids.read()[items_used]
         enc = Encoded(
             items=ids.tolist(),
             workers=worker_ids.tolist(),
             classes=[0, 1],
             item_idx=item_idx.astype(np.int64),
             worker_idx=worker_idx.astype(np.int64),
-            label_idx=np.frombuffer(self.vote_label, dtype=np.int8)[keep].astype(np.int64),
+            label_idx=self.vote_label.read()[keep].astype(np.int64),
         )
-        groups = np.frombuffer(self.item_group, dtype=np.int64)[items_used]
-        decided = np.frombuffer(self.decided, dtype=np.int8)[items_used].astype(bool)
+        groups = self.item_group.read()[items_used]
+        decided = self.decided.read()[items_used].astype(bool)
         return enc, groups, decided
 
     def refit(
@@ -157,20 +186,25 @@ class FitArrays:
         chunk_votes: int = chunked_refit.CHUNK_VOTES,
     ) -> None:  # fmt: skip
         """Refit the skills and priors on every counted vote (the replay's ``_refit``),
-        ``chunk_votes`` votes at a time (:mod:`.chunked_refit`: the same floats)."""
+        ``chunk_votes`` votes at a time (:mod:`.chunked_refit`: the same floats); the
+        chunks go to a scratch file beside the arrays when they are spilled."""
         excluded = np.array(sorted(int(w) for w in state.excluded), dtype=np.int64)
-        parts, workers, groups = chunked_refit.chunks(
-            np.frombuffer(self.item_ids, dtype=np.int64),
-            np.frombuffer(self.item_group, dtype=np.int64),
-            np.frombuffer(self.decided, dtype=np.int8).astype(bool),
-            np.frombuffer(self.vote_item, dtype=np.int64),
-            np.frombuffer(self.vote_worker, dtype=np.int64),
-            np.frombuffer(self.vote_label, dtype=np.int8),
-            excluded, gold, chunk_votes,
-        )  # fmt: skip
-        if not any(part.calibration.any() for part in parts):
-            return
-        chunked_refit.refit(state, parts, workers, groups, n_iter=n_iter)
+        store = None if self.folder is None else scratch.ChunkFile(self.folder / "chunks.bin")
+        try:
+            parts, workers, groups, calibrated = chunked_refit.chunks(
+                self, excluded, gold, chunk_votes, store
+            )
+            if calibrated:
+                chunked_refit.refit(state, parts, workers, groups, n_iter=n_iter)
+        finally:
+            if store is not None:
+                store.close()
+                (self.folder / "chunks.bin").unlink()  # type: ignore[operator]
+
+    def close(self) -> None:
+        for column in (self.item_ids, self.item_group, self.decided, self.vote_item,
+                       self.vote_worker, self.vote_label):  # fmt: skip
+            column.close()
 
 
 @dataclass

@@ -19,6 +19,7 @@ synsets carries into later ones.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -169,13 +170,20 @@ def write_in_processes(
     context = get_context("forkserver")
     context.set_forkserver_preload(["synset_builder.consensus.write_pool"])
     done = 0
+    # A few runs ahead of the one merged next, not all of them: a finished run's
+    # result (its log) waits here until merged, and with every run submitted at once
+    # the results behind a slow run would pile up with the number of synsets.
+    ahead = 2 * workers
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures: list[Future[Written]] = [pool.submit(_task, url, c, final) for c in chunks]
+        futures: deque[tuple[int, Future[Written]]] = deque()
         try:
-            for chunk, future in zip(chunks, futures, strict=True):
-                seen.merge(future.result())
-                done += len(chunk)
-                tick(done)
+            for chunk in chunks:
+                futures.append((len(chunk), pool.submit(_task, url, chunk, final)))
+                while len(futures) > ahead or (futures and chunk is chunks[-1]):
+                    size, future = futures.popleft()
+                    seen.merge(future.result())
+                    done += size
+                    tick(done)
         except BaseException:  # a failed run or Ctrl-C: start no further synsets
             pool.shutdown(wait=True, cancel_futures=True)
             raise

@@ -1,9 +1,11 @@
 """``synset consensus`` at scale: the final pass in several processes decides and
-records exactly what one process does, and no pass holds more than a synset's votes."""
+records exactly what one process does, the refit's arrays spilled to scratch files
+give what they give in memory, and no pass holds more than a synset's votes."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +13,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from synset_builder.config.consensus import DynamicConfig
+from synset_builder.consensus import chunked_refit, write_pool
 from synset_builder.consensus import recompute as recompute_module
-from synset_builder.consensus import write_pool
 from synset_builder.consensus.recompute import RecomputeConfig, recompute
 from synset_builder.db.models import (
     Annotator,
@@ -63,11 +65,14 @@ def build(url: str) -> None:
     engine.dispose()
 
 
-def outcome(url: str, workers: int) -> tuple[dict, dict, dict, dict]:
+def outcome(
+    url: str, workers: int, config: RecomputeConfig | None = None, scratch: Path | None = None
+) -> tuple[dict, dict, dict, dict]:
     """Run the recompute; every row it writes (timestamps aside)."""
     engine = make_engine(url)
     with session_scope(engine) as session:
-        result = recompute(session, RecomputeConfig(dynamic=CFG), workers=workers)
+        result = recompute(session, config or RecomputeConfig(dynamic=CFG), workers=workers,
+                           scratch_dir=scratch)  # fmt: skip
     with Session(engine) as session:
         rows = {
             r.candidate_id: (r.p_yes, r.decision, r.method, r.n_votes, r.initial, r.reason)
@@ -107,6 +112,49 @@ def test_final_pass_in_processes_writes_what_one_process_writes(
     assert got[2] == priors
     assert got[3]["excluded"] == extra["excluded"]
     assert (got[3]["open"][1] is None) == (extra["open"][1] is None)
+
+
+def test_spilled_refit_in_tiny_chunks_writes_what_the_in_memory_one_writes(
+    db_factory: DatabaseFactory, backend: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The scratch files hold the arrays while the refit runs, and are gone after."""
+    on_disk: list[set[str]] = []
+    inner = chunked_refit.refit
+
+    def watched(*args, **kwargs) -> None:  # noqa: ANN002, ANN003 - a test wrapper
+        on_disk.append({p.name for p in tmp_path.rglob("*") if p.is_file()})
+        inner(*args, **kwargs)
+
+    monkeypatch.setattr(chunked_refit, "refit", watched)
+    memory, spilled = db_factory.migrated(backend), db_factory.migrated(backend)
+    build(memory)
+    build(spilled)
+    rows, records, priors, extra = outcome(memory, 1, RecomputeConfig(dynamic=CFG, spill=False))
+    assert on_disk == [set()]
+    assert {r[1] for r in rows.values()} >= {"accepted", "rejected"}
+    tiny = RecomputeConfig(dynamic=CFG, spill=True, chunk_votes=5)
+    got = outcome(spilled, 1, tiny, scratch=tmp_path)
+    assert on_disk[1] >= {"vote_item.bin", "vote_worker.bin", "chunks.bin"}
+    assert got[0] == rows  # every decision and probability, to the last bit
+    assert got[1] == records
+    assert got[2] == priors
+    assert got[3] == extra
+    assert list(tmp_path.iterdir()) == [], "the scratch folder should be gone"
+
+
+def test_the_scratch_folder_goes_when_the_refit_fails(
+    db_factory: DatabaseFactory, backend: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def fails(*_args, **_kwargs) -> None:  # noqa: ANN002, ANN003 - a test wrapper
+        assert list(tmp_path.iterdir()), "the scratch folder should exist by now"
+        raise MemoryError("a refit that failed half way")
+
+    monkeypatch.setattr(chunked_refit, "refit", fails)
+    url = db_factory.migrated(backend)
+    build(url)
+    with pytest.raises(MemoryError):
+        outcome(url, 1, scratch=tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_each_pass_holds_one_synset_of_votes_at_a_time(
