@@ -18,12 +18,21 @@ seed's decisions are put back (``ilsvrc_seed.reset_decisions``), so every first
 run rewrites every decision. ``--workers N`` is passed to the command of this
 tree only.
 
+``--sizes 250,1000`` runs the same at several numbers of synsets, each of the same
+shape (``--per-synset`` candidates, the same largest synset), each in a database
+of its own (``synset_bench_consensus_<N>``), and ends with a table of the peak
+RSS per size and tree: bounded memory means the peak does not grow with the
+number of synsets. The peak RSS is the command's ``VmHWM`` (``wait4``'s
+``ru_maxrss``: anonymous and file-backed pages together); beside it, the largest
+``RssAnon`` and ``RssFile`` sampled every 0.2 s while it runs (a sample can miss a
+short peak; ``VmHWM`` cannot).
+
 Targets (issue 26): <= 90 s and <= 1 GB, memory bounded whatever the size.
 
 Usage::
 
     .venv/bin/python bench/consensus_scale.py [--synsets 1000] [--per-synset 1000]
-        [--reuse] [--keep] [--tree DIR]... [--workers N] [--runs 1]
+        [--reuse] [--keep] [--tree DIR]... [--workers N] [--runs 1] [--sizes 250,1000]
 """
 
 from __future__ import annotations
@@ -106,7 +115,18 @@ def our_backends(url: str) -> set[int]:
     return {int(p) for p in out.stdout.split()}
 
 
-def run(url: str, data_dir: Path, tree: Path, extra: list[str]) -> str:
+def rss_now(pid: int) -> tuple[float, float]:
+    """The process's RssAnon and RssFile now, in MB (0 once it is gone)."""
+    try:
+        status = (Path("/proc") / str(pid) / "status").read_text().splitlines()
+    except OSError:
+        return 0.0, 0.0
+    got = {line.split(":")[0]: int(line.split()[1]) / 1024 for line in status
+           if line.startswith(("RssAnon", "RssFile"))}  # fmt: skip
+    return got.get("RssAnon", 0.0), got.get("RssFile", 0.0)
+
+
+def run(url: str, data_dir: Path, tree: Path, extra: list[str], peaks: list[float]) -> str:
     """One ``synset consensus`` of the checkout ``tree``; the database's CPU is sampled
     while it runs, since the command's own backends exit with it (and so are gone
     from /proc after)."""
@@ -115,6 +135,7 @@ def run(url: str, data_dir: Path, tree: Path, extra: list[str]) -> str:
     load = os.getloadavg()[0]
     before, start = postgres_cpu(), time.perf_counter()
     last, ours, below = dict(before), set(), {}
+    anon = file = 0.0
     command = [sys.executable, "-m", "synset_builder.cli", "consensus", "--json", *extra]
     proc = subprocess.Popen(command, env=env, cwd=tree,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
@@ -123,6 +144,9 @@ def run(url: str, data_dir: Path, tree: Path, extra: list[str]) -> str:
         last.update(postgres_cpu())
         ours |= our_backends(url)
         below.update(descendants(proc.pid))
+        if not pid:
+            now_anon, now_file = rss_now(proc.pid)
+            anon, file = max(anon, now_anon), max(file, now_file)
         if pid:
             break
         time.sleep(0.2)
@@ -134,9 +158,11 @@ def run(url: str, data_dir: Path, tree: Path, extra: list[str]) -> str:
     cpu = usage.ru_utime + usage.ru_stime
     workers = sum(c for c, _ in below.values())
     rss = [usage.ru_maxrss / 1024, *(m for _, m in below.values())]
+    peaks.append(rss[0])
     out = (f"{wall:6.1f} s wall, {cpu + workers:6.1f} CPU-s (command {cpu:.1f} + "
            f"{len(below)} processes below it {workers:.1f}), peak RSS {rss[0]:.0f} MB "
-           f"(command; its processes {'/'.join(f'{m:.0f}' for m in rss[1:]) or '-'} MB), database "
+           f"(command, VmHWM; sampled RssAnon {anon:.0f} + RssFile {file:.0f}; its processes "
+           f"{'/'.join(f'{m:.0f}' for m in rss[1:]) or '-'} MB), database "
            f"{mine:5.1f} CPU-s (its backends) / {db:5.1f} (every PostgreSQL process), "
            f"load {load:.1f} -> {os.getloadavg()[0]:.1f}")  # fmt: skip
     return out if code == 0 else f"exit {code}: {err[-300:]}"
@@ -161,22 +187,38 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=None,
                         help="--workers of this tree's command")  # fmt: skip
+    parser.add_argument("--sizes", default=None,
+                        help="numbers of synsets to run at, comma-separated (overrides "
+                             "--synsets): peak RSS per size")  # fmt: skip
     args = parser.parse_args()
-    try:
-        url = seeded_database(DB_NAME, args)
-        trees = [*(t.resolve() for t in args.tree), ROOT]
-        with tempfile.TemporaryDirectory(prefix="bench-consensus-") as tmp:
-            for tree in trees:
-                extra = [] if tree != ROOT or args.workers is None else [
-                    "--workers", str(args.workers)]  # fmt: skip
-                if tree != trees[0] or args.reuse:
-                    reset = reset_decisions(url, per_synset=args.per_synset)
-                    print(f"seed's decisions put back in {reset:.0f} s", flush=True)
-                for n in ("first run: ", "second run:")[: args.runs]:
-                    print(f"{tree.name} {n} {run(url, Path(tmp), tree, extra)}", flush=True)
-    finally:
-        if not args.keep:
-            drop_database(DB_NAME)
+    sizes = [int(n) for n in args.sizes.split(",")] if args.sizes else [args.synsets]
+    table: dict[tuple[int, str], list[float]] = {}
+    trees = [*(t.resolve() for t in args.tree), ROOT]
+    for n in sizes:
+        args.synsets = n
+        name = DB_NAME if args.sizes is None else f"{DB_NAME}_{n}"
+        try:
+            url = seeded_database(name, args)
+            with tempfile.TemporaryDirectory(prefix="bench-consensus-") as tmp:
+                for tree in trees:
+                    extra = [] if tree != ROOT or args.workers is None else [
+                        "--workers", str(args.workers)]  # fmt: skip
+                    if tree != trees[0] or args.reuse:
+                        reset = reset_decisions(url, per_synset=args.per_synset)
+                        print(f"seed's decisions put back in {reset:.0f} s", flush=True)
+                    peaks = table.setdefault((n, tree.name), [])
+                    for which in ("first run: ", "second run:")[: args.runs]:
+                        got = run(url, Path(tmp), tree, extra, peaks)
+                        print(f"{n} synsets, {tree.name} {which} {got}", flush=True)
+        finally:
+            if not args.keep:
+                drop_database(name)
+    if len(sizes) > 1:
+        print("peak RSS (VmHWM, MB) per number of synsets, each run:")
+        for tree in trees:
+            cells = "  ".join(f"{n}: {'/'.join(f'{p:.0f}' for p in table[(n, tree.name)])}"
+                              for n in sizes)  # fmt: skip
+            print(f"  {tree.name}: {cells}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,11 @@ bit for bit, to :meth:`.model.SkillState.refit`.
 
 What stays between iterations: per kept vote its item (within its chunk), voter
 and answer (9 bytes), per item its gold answer, group, calibration flag and
-posterior (22 bytes); per annotator and per group a few numbers.
+posterior (22 bytes), in a list or, for ``synset consensus``, in a scratch file
+(:class:`.scratch.ChunkFile`) that each pass reads a chunk at a time; per
+annotator and per group a few numbers. The chunks are built from a
+:class:`VoteSource` read a run of votes at a time, so nothing here holds every
+vote at once.
 """
 
 from __future__ import annotations

@@ -11,9 +11,11 @@ row per voted candidate, every voter's record (counts, sensitivity,
 specificity, exclusion and its reason) and each synset's prior, which the web
 app decides with from then on. Running it twice gives the same rows.
 
-It holds one synset's votes at a time plus a few bytes per vote
-(:mod:`.synset_pass`), and writes each synset with one bulk statement, so it
-runs at ILSVRC scale in bounded memory.
+It holds one synset's votes at a time (:mod:`.synset_pass`); what the refit
+needs of every vote goes to scratch files (:mod:`.scratch`) and is read back a
+chunk at a time, and each synset is written with one bulk statement. So its
+memory is bounded by the largest synset and one chunk, plus a few numbers per
+synset and per annotator, whatever the number of synsets.
 
 ``--method majority`` or ``dawid-skene`` decide by the most likely answer over
 all the votes of the annotators the rule kept instead.
@@ -252,7 +254,7 @@ def _replay(
     for n, sid in enumerate(sids, 1):
         # Not zip: its reused result tuple may keep an earlier synset's list alive.
         votes = next(stream)
-        player.next_group(sid, initial.get(sid, ()))
+        player.next_group(sid, initial.pop(sid, ()))  # dropped as used: per synset
         player.play(votes, serve_closed=True)
         fit.add(sid, player.next_group(None, ()))
         tick("replay", n, len(sids))

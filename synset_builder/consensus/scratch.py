@@ -58,11 +58,17 @@ def _read_into(fd: int, out: np.ndarray, offset: int) -> np.ndarray:
     return out
 
 
-def _write(fd: int, data: np.ndarray, offset: int) -> None:
+def _write(fd: int, data: np.ndarray, offset: int, path: Path | None) -> None:
+    """Write ``data`` at byte ``offset``; a full disk's OSError names the file (the
+    command line prints it as one line), since ``pwrite``'s names none."""
     view = memoryview(np.ascontiguousarray(data)).cast("B")
     done = 0
-    while done < len(view):
-        done += os.pwrite(fd, view[done:], offset + done)
+    try:
+        while done < len(view):
+            done += os.pwrite(fd, view[done:], offset + done)
+    except OSError as exc:
+        exc.filename = exc.filename or str(path)
+        raise
 
 
 class Column:
@@ -73,6 +79,7 @@ class Column:
 
     def __init__(self, dtype: type[np.generic], path: Path | None = None) -> None:
         self.dtype = np.dtype(dtype)
+        self.path = path
         self._parts: list[np.ndarray] = []  # in memory: appended blocks, joined once read
         # Open for the column's life (closed by ``close``), unbuffered: reads are preadv.
         self._file: BinaryIO | None = (
@@ -86,7 +93,7 @@ class Column:
     def extend(self, values: np.ndarray) -> None:
         values = np.asarray(values, dtype=self.dtype)
         if self._file is not None:
-            _write(self._file.fileno(), values, self._len * self.dtype.itemsize)
+            _write(self._file.fileno(), values, self._len * self.dtype.itemsize, self.path)
         else:
             self._parts.append(values)
         self._len += len(values)
@@ -133,6 +140,7 @@ class ChunkFile:
     here is three numbers."""
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         self._file = open(path, "w+b", buffering=0)  # noqa: SIM115 - closed by close()
         self._index: list[tuple[int, int, int]] = []  # (offset, votes, items)
         self._end = 0
@@ -145,7 +153,7 @@ class ChunkFile:
         self._index.append((self._end, votes, items))
         for name, dtype, kind in _LAYOUT:
             data = np.asarray(getattr(chunk, name), dtype=dtype).reshape(_shape(kind, votes, items))
-            _write(self._file.fileno(), data, self._end)
+            _write(self._file.fileno(), data, self._end, self.path)
             self._end += data.nbytes
 
     def __iter__(self) -> Iterator[Chunk]:
@@ -160,7 +168,7 @@ class ChunkFile:
                 at += arrays[name].nbytes
             chunk = Chunk(**arrays)
             yield chunk
-            _write(fd, chunk.probas, at - chunk.probas.nbytes)
+            _write(fd, chunk.probas, at - chunk.probas.nbytes, self.path)
 
     def close(self) -> None:
         self._file.close()

@@ -6,12 +6,13 @@ each reading one synset's votes at a time:
 
 1. the replay (:meth:`.replay.DynamicConsensus.next_group`), which leaves the
    skills, the exclusions and, per item, whether it was decided; what the refit
-   needs of each vote is kept in compact arrays (:class:`FitArrays`, a few bytes a
-   vote), not as Python objects;
+   needs of each vote goes into compact arrays (:class:`FitArrays`, 17 bytes a
+   vote and 17 an item), in scratch files unless asked to stay in memory;
 2. after the refit, every item's verdict from the final skills, written with one
    bulk upsert per synset (:func:`synset_rows`).
 
-So memory is the largest synset's votes plus a few bytes per vote project-wide.
+So memory is the largest synset's votes and one refit chunk, whatever the size
+of the project (in memory, the arrays add their 17 bytes a vote).
 """
 
 from __future__ import annotations
