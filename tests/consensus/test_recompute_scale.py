@@ -93,7 +93,8 @@ def outcome(
 def test_final_pass_in_processes_writes_what_one_process_writes(
     db_factory: DatabaseFactory, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(write_pool, "CHUNK", 2)  # several tasks per worker
+    # One synset a task: several tasks per worker, more than the 2 x 3 kept in flight.
+    monkeypatch.setattr(write_pool, "CHUNK", 1)
     pools = []
     in_processes = write_pool.write_in_processes
     monkeypatch.setattr(
