@@ -154,10 +154,9 @@ def recompute(
     """Replay every vote through the rule, refit, and rewrite the rows; safe to run again.
 
     ``writer``: write and commit each synset's rows on a connection of its own
-    (the web app's refits). Beside a live web app, one
-    transaction over every synset would hold its row locks, and the synset counters
-    its triggers update, for the whole write pass: submits wait, and deadlock with
-    it on the counters.
+    (the web app's refits). Beside a live web app, one transaction over every
+    synset would hold its row locks, and the synset counters its triggers update,
+    for the whole write pass: submits wait, and deadlock with it on the counters.
     The session then only reads until the voters' records and priors at the end;
     a crash between synsets leaves some rewritten, which the next run finishes.
 
@@ -179,13 +178,7 @@ def recompute(
     if writer is not None:
         session.commit()  # the writer must not wait on rows this session holds
     team = _team(session)
-    player = DynamicConsensus(config=cfg, refit_every=0)
-    player.start(CLASSES, gold=gold, team=team)
-    with _fit_arrays(config.spill, scratch_dir) as fit:
-        _replay(session, sids, player, tick, fit)
-        state = player.state_ or SkillState(k=2)
-        fit.refit(state, gold, n_iter=player.n_iter, chunk_votes=config.chunk_votes)
-        verdict_of = _verdicts(config, cfg, state, fit, gold, team)
+    state, verdict_of = _fit(session, sids, config, gold, team, tick, scratch_dir)
     excluded = dict(state.excluded)
     requeues = _open_requeues(session)
     final = FinalPass(method=config.method, cfg=cfg, verdict_of=verdict_of, gold=gold,
@@ -228,6 +221,26 @@ def _resolve_requeues(session: Session, ids: list[int]) -> None:
         now = datetime.now(UTC)
         for rq in session.scalars(select(Requeue).where(Requeue.id.in_(ids))):
             rq.resolved_at = now
+
+
+def _fit(
+    session: Session,
+    sids: list[int],
+    config: RecomputeConfig,
+    gold: dict[int, bool],
+    team: set[int],
+    tick: Progress,
+    scratch_dir: Path | None,
+) -> tuple[SkillState, Verdicts]:
+    """The replay and the refit: the final skills, and the method's verdicts with them.
+    The refit's arrays live only as long as this (in scratch files if spilled)."""
+    player = DynamicConsensus(config=config.dynamic, refit_every=0)
+    player.start(CLASSES, gold=gold, team=team)
+    with _fit_arrays(config.spill, scratch_dir) as fit:
+        _replay(session, sids, player, tick, fit)
+        state = player.state_ or SkillState(k=2)
+        fit.refit(state, gold, n_iter=player.n_iter, chunk_votes=config.chunk_votes)
+        return state, _verdicts(config, config.dynamic, state, fit, gold, team)
 
 
 @contextmanager
