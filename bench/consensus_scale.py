@@ -106,10 +106,11 @@ def descendants(root: int) -> dict[int, tuple[float, float]]:
 
 
 def our_backends(url: str) -> set[int]:
-    """The server processes connected to the benchmark's database right now."""
+    """The server processes connected to the benchmark's database (``url``'s) right now."""
+    name = url.rsplit("/", 1)[-1].split("?", 1)[0]
     out = subprocess.run(
         ["psql", url.replace("postgresql+psycopg", "postgresql"), "-Atc",
-         f"SELECT pid FROM pg_stat_activity WHERE datname = '{DB_NAME}'"],
+         f"SELECT pid FROM pg_stat_activity WHERE datname = '{name}'"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     return {int(p) for p in out.stdout.split()}
