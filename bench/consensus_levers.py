@@ -1,72 +1,64 @@
-"""Two levers for the binary crowds' order spread, measured against the default rule.
+"""Levers for the binary crowds' order spread, measured against the default rule.
 
 Why: issue 18's spread target (best minus worst of 10 vote orders <= 0.06) is
 missed on simulated near-chance binary crowds. This compares, on the same
-crowds and orders as ``bench/consensus_sweep.py``:
+crowds and orders as ``bench/consensus_sweep.py``, plus face_sentiment (real):
 
 * ``t98``: the stopping threshold 0.98 instead of 0.95 (a setting,
   ``SYNSET_CONSENSUS_THRESHOLD``): more votes before an item stops;
-* ``rho05``: a prototype, not in the product: the votes' evidence divided by
-  ``1 + 0.05 (n - 1)`` for ``n`` votes, the design effect of errors that are
-  correlated within an item (items that fool most people), so that many weak
-  votes count for less than independent ones would.
+* ``rho05``, ``oracle``, ``hard``: the models of ``bench/consensus_prototypes.py``
+  (not in the product): evidence tempered for errors correlated within an
+  item; skills known in advance (Dawid-Skene on every vote, a bound); items
+  that fool everyone as a learned share of each group.
 
-    nice .venv/bin/python bench/consensus_levers.py [--orders 10] [--jobs 2]
+    nice .venv/bin/python bench/consensus_levers.py [--orders 10] [--jobs 2] [--variants a,b]
 
-Prints, per variant and crowd, mean accuracy, spread and votes per item.
+Prints, per variant and crowd, mean accuracy, spread (best minus worst order),
+the standard deviation over orders, votes per item and the share of decided
+items that is right.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections import defaultdict
 from multiprocessing import Pool
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.consensus import accuracy  # noqa: E402
+from bench import consensus_prototypes as proto  # noqa: E402
+from bench.consensus import accuracy, face_sentiment  # noqa: E402
 from synset_builder.config.consensus import DynamicConfig  # noqa: E402
-from synset_builder.consensus import model  # noqa: E402
 from synset_builder.consensus.replay import DynamicConsensus  # noqa: E402
 from tests.crowd_sim import fine_grained, near_chance_binary, shuffled  # noqa: E402
 
-ORIGINAL = model.SkillState.posterior
-VARIANTS: dict[str, tuple[float, dict]] = {
-    "default": (0.0, {}),
-    "t98": (0.0, {"threshold": 0.98}),
-    "rho05": (0.05, {}),
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "default": ("default", {}),
+    "t98": ("default", {"threshold": 0.98}),
+    "rho05": ("tempered", {}),
+    "oracle": ("oracle", {}),
+    "hard": ("hard", {}),
 }
+CROWDS = {"binary": near_chance_binary, "fine": fine_grained}
 
 
-def tempered(rho: float):  # noqa: ANN201 - a method built for the prototype
-    def posterior(self, group, votes):  # noqa: ANN001, ANN202
-        prior = self.priors.get(group) or [1.0 / self.k] * self.k
-        evidence = [0.0] * self.k
-        for worker, label in votes:
-            col = self.log_columns(worker)[label]
-            for c in range(self.k):
-                evidence[c] += col[c]
-        factor = 1.0 / (1.0 + rho * max(len(votes) - 1, 0))
-        evidence = [e * factor for e in evidence]
-        log_p = [math.log(prior[c]) + evidence[c] for c in range(self.k)]
-        return model._normalise_log(log_p), evidence
-
-    return posterior
-
-
-def run(job: tuple[str, str, int, int]) -> tuple[tuple[str, str, int, int], float, float]:
+def run(job: tuple[str, str, int, int]) -> tuple[tuple[str, str, int, int], tuple[float, ...]]:
     name, kind, seed, order = job
-    rho, config = VARIANTS[name]
-    model.SkillState.posterior = tempered(rho) if rho else ORIGINAL
-    votes, truth, classes = (near_chance_binary if kind == "binary" else fine_grained)(seed)
+    prototype, config = VARIANTS[name]
+    votes, truth, classes = face_sentiment() if kind == "faces" else CROWDS[kind](seed)
+    proto.install(prototype, votes=votes, classes=classes)
     fit = DynamicConsensus(config=DynamicConfig(**config)).replay(
         shuffled(votes, order), classes=classes
     )
-    return job, accuracy(fit.labels_, truth), sum(fit.used_.values()) / len(fit.used_)
+    decided = [i for i in truth if fit.decided_[i]]
+    precision = np.mean([fit.labels_[i] == truth[i] for i in decided]) if decided else 0.0
+    used = sum(fit.used_.values()) / len(fit.used_)
+    return job, (accuracy(fit.labels_, truth), used, float(precision))
 
 
 def main() -> None:
@@ -75,20 +67,24 @@ def main() -> None:
     parser.add_argument("--binary-seeds", type=int, default=5)
     parser.add_argument("--fine-seeds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
     args = parser.parse_args()
-    jobs = [(v, "binary", s, o) for v in VARIANTS for s in range(args.binary_seeds)
+    names = args.variants.split(",")
+    jobs = [(v, "binary", s, o) for v in names for s in range(args.binary_seeds)
             for o in range(args.orders)]  # fmt: skip
-    jobs += [(v, "fine", s, o) for v in VARIANTS for s in range(args.fine_seeds)
+    jobs += [(v, "fine", s, o) for v in names for s in range(args.fine_seeds)
              for o in range(max(1, args.orders // 2))]  # fmt: skip
-    got: dict[tuple[str, str, int], list[tuple[float, float]]] = defaultdict(list)
-    with Pool(args.jobs) as pool:
-        for (name, kind, seed, _), acc, used in pool.imap_unordered(run, jobs):
-            got[(name, kind, seed)].append((acc, used))
-    print("variant  crowd   seed  accuracy  spread  votes/item  orders")
+    jobs += [(v, "faces", 0, o) for v in names for o in range(args.orders)]
+    got: dict[tuple[str, str, int], list[tuple[float, ...]]] = defaultdict(list)
+    # one job per process: each installs its own prototype by patching classes
+    with Pool(args.jobs, maxtasksperchild=1) as pool:
+        for (name, kind, seed, _), row in pool.imap_unordered(run, jobs):
+            got[(name, kind, seed)].append(row)
+    print("variant  crowd   seed  accuracy  spread      sd  votes/item  decided-right  orders")
     for (name, kind, seed), rows in sorted(got.items()):
-        accs = [a for a, _ in rows]
-        print(f"{name:8} {kind:7} {seed:4}  {sum(accs) / len(accs):8.3f}  "
-              f"{max(accs) - min(accs):6.3f}  {sum(u for _, u in rows) / len(rows):10.2f}  "
+        acc, used, right = (np.array(col) for col in zip(*rows, strict=True))
+        print(f"{name:8} {kind:7} {seed:4}  {acc.mean():8.3f}  {np.ptp(acc):6.3f}  "
+              f"{acc.std():6.4f}  {used.mean():10.2f}  {right.mean():13.3f}  "
               f"{len(rows):6}")  # fmt: skip
 
 

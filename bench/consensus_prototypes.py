@@ -1,0 +1,209 @@
+"""Models of the votes tried for issue 18's order spread, not in the product.
+
+Why here and not in ``synset_builder``: each was measured on simulated crowds
+(``bench/consensus_levers.py``) and none meets the spread target alone; they are
+kept so the figures in docs/consensus.md can be reproduced and the next attempt
+starts from them. Each is installed by patching the product's classes inside a
+benchmark process (:func:`install`), so the rest of the rule is the product's.
+
+* ``tempered``: the votes' evidence divided by ``1 + rho (n - 1)`` for ``n``
+  votes, the design effect of errors correlated within an item.
+* ``oracle``: every annotator's confusion taken from Dawid-Skene over *every*
+  vote of the file, fixed, no refits: skills no real run can know, the bound on
+  what better skill estimates could buy.
+* ``hard``: a mixture in which an item is either ordinary (the annotators'
+  confusions apply) or *hard* (its votes are drawn from each voter's usual
+  answers, whatever the truth), with the share ``h`` of hard items per group
+  learned at each refit. Hard-looking items keep their posterior near the
+  prior, so they collect more votes, and every closed item (decided or not)
+  measures the annotators, weighted by how ordinary it looks: today only
+  decided items do, a sample biased toward items the crowd agreed on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Sequence
+
+import numpy as np
+
+from synset_builder.consensus import confusion_em as em
+from synset_builder.consensus import model
+from synset_builder.consensus.base import Encoded, encode
+from synset_builder.consensus.dawid_skene import DawidSkene, gold_indices, group_indices
+from synset_builder.consensus.replay import DynamicConsensus
+from synset_builder.decision import Decision
+
+H_PRIOR = (1.0, 9.0)  # Beta pseudo-counts (hard, ordinary) on a group's hard share
+ROUNDS = 2  # refits weighted by the hard responsibilities after the plain one
+MIN_VOTES = 3  # an item with fewer votes cannot look hard or ordinary
+_ORIGINAL: dict[str, Callable] = {
+    "posterior": model.SkillState.posterior,
+    "log_columns": model.SkillState.log_columns,
+    "refit": model.SkillState.refit,
+    "credit": model.SkillState.credit,
+    "judge": model.SkillState.judge,
+    "_refit": DynamicConsensus._refit,
+}
+
+
+def uninstall() -> None:
+    """Back to the product's model."""
+    for name in ("posterior", "log_columns", "refit", "credit", "judge"):
+        setattr(model.SkillState, name, _ORIGINAL[name])
+    DynamicConsensus._refit = _ORIGINAL["_refit"]  # type: ignore[method-assign]
+
+
+def install(name: str, *, rho: float = 0.05, votes: Sequence | None = None,
+            classes: Sequence | None = None) -> None:  # fmt: skip
+    """Patch in one prototype (``tempered``, ``oracle`` with the file's ``votes``, ``hard``)."""
+    uninstall()
+    if name == "tempered":
+        model.SkillState.posterior = _tempered(rho)  # type: ignore[method-assign]
+    elif name == "oracle":
+        _install_oracle(votes or [], classes or [])
+    elif name == "hard":
+        model.SkillState.posterior = _mixed_posterior  # type: ignore[method-assign]
+        DynamicConsensus._refit = _hard_refit  # type: ignore[method-assign]
+    elif name != "default":
+        raise ValueError(f"unknown prototype {name!r}")
+
+
+def _tempered(rho: float) -> Callable:
+    def posterior(self, group, votes):  # noqa: ANN001, ANN202 - SkillState.posterior
+        prior = self.priors.get(group) or [1.0 / self.k] * self.k
+        evidence = [0.0] * self.k
+        for worker, label in votes:
+            col = self.log_columns(worker)[label]
+            for c in range(self.k):
+                evidence[c] += col[c]
+        factor = 1.0 / (1.0 + rho * max(len(votes) - 1, 0))
+        evidence = [e * factor for e in evidence]
+        log_p = [math.log(prior[c]) + evidence[c] for c in range(self.k)]
+        return model._normalise_log(log_p), evidence
+
+    return posterior
+
+
+def _install_oracle(votes: Sequence, classes: Sequence) -> None:
+    confusion = DawidSkene().fit(votes, classes=classes).errors_
+
+    def log_columns(self, worker):  # noqa: ANN001, ANN202
+        c = confusion[worker]
+        return [[math.log(c[t][v]) for t in range(self.k)] for v in range(self.k)]
+
+    model.SkillState.log_columns = log_columns  # type: ignore[method-assign]
+    model.SkillState.refit = lambda self, *a, **k: None  # type: ignore[method-assign]
+    model.SkillState.credit = lambda self, *a, **k: []  # type: ignore[method-assign]
+    model.SkillState.judge = lambda self, *a, **k: None  # type: ignore[method-assign]
+
+
+# -- ``hard``: ordinary or hard items ---------------------------------------------
+
+
+def hard_share(state: model.SkillState, group: Hashable, votes: Sequence, h: float) -> float:
+    """P(the item is hard | its votes) when a share ``h`` of the group's items is."""
+    prior = state.priors.get(group) or [1.0 / state.k] * state.k
+    evidence = [0.0] * state.k
+    log_hard = 0.0
+    for worker, label in votes:
+        col = state.log_columns(worker)[label]
+        for c in range(state.k):
+            evidence[c] += col[c]
+        # the voter's usual answer, whatever the truth
+        log_hard += math.log(sum(p * math.exp(x) for p, x in zip(prior, col, strict=True)))
+    top = max(evidence)
+    log_plain = top + math.log(
+        sum(p * math.exp(e - top) for p, e in zip(prior, evidence, strict=True))
+    )
+    a, b = math.log(1.0 - h) + log_plain, math.log(h) + log_hard
+    m = max(a, b)
+    return math.exp(b - m) / (math.exp(a - m) + math.exp(b - m))
+
+
+def _mixed_posterior(self, group, votes):  # noqa: ANN001, ANN202 - SkillState.posterior
+    probs, evidence = _ORIGINAL["posterior"](self, group, votes)
+    h = getattr(self, "hard", {}).get(group, 0.0)
+    if h <= 0.0 or not votes:
+        return probs, evidence
+    r = hard_share(self, group, votes, h)
+    prior = self.priors.get(group) or [1.0 / self.k] * self.k
+    return [(1.0 - r) * p + r * q for p, q in zip(probs, prior, strict=True)], evidence
+
+
+def _hard_refit(self: DynamicConsensus) -> None:
+    """DynamicConsensus._refit with the hard share learned and closed items weighted."""
+    st = self._st
+    rows = [(item, w, label) for item, it in self._items.items() for w, label in it.votes
+            if w not in st.excluded]  # fmt: skip
+    if rows:
+        enc = encode(rows, classes=list(range(len(self._classes))))
+        gidx = group_indices(enc.items, self._groups)
+        names: dict[int, Hashable] = {}
+        for i, item in enumerate(enc.items):
+            names.setdefault(int(gidx[i]), self._groups.get(item))
+        words = [self._items[item].word for item in enc.items]
+        decided = np.array([w == "decided" for w in words])
+        closed = np.array([w != Decision.pending for w in words])
+        if decided.any():
+            gold = gold_indices(enc.items, enc.classes, self._gold)
+            st.hard = {}
+            st.refit(enc, gold_idx=gold, group_idx=gidx, group_names=names,
+                     calibration=decided, n_iter=self.n_iter)  # fmt: skip
+            counted = {item: [(w, x) for w, x in self._items[item].votes if w not in st.excluded]
+                       for item in enc.items}  # fmt: skip
+            for _ in range(ROUNDS):
+                h_before = {g: st.hard.get(g, 0.1) for g in names.values()}
+                r = np.zeros(len(enc.items))
+                sums: dict[Hashable, list[float]] = defaultdict(
+                    lambda: [H_PRIOR[0], H_PRIOR[0] + H_PRIOR[1]]
+                )
+                for i, item in enumerate(enc.items):
+                    g = names[int(gidx[i])]
+                    if closed[i] and len(counted[item]) >= MIN_VOTES:
+                        r[i] = hard_share(st, g, counted[item], h_before[g])
+                        sums[g][0] += r[i]
+                        sums[g][1] += 1.0
+                st.hard = {g: s[0] / s[1] for g, s in sums.items()}
+                _weighted_refit(st, enc, gold, gidx, names, np.where(closed, 1.0 - r, 0.0),
+                                self.n_iter)  # fmt: skip
+    for item, it in self._items.items():
+        it.verdict = self._verdict(item)
+
+
+def _weighted_refit(
+    st: model.SkillState,
+    enc: Encoded,
+    gold: np.ndarray,
+    gidx: np.ndarray,
+    names: dict[int, Hashable],
+    weight: np.ndarray,
+    n_iter: int,
+) -> None:
+    """SkillState.refit with a weight per item instead of a calibration flag."""
+    n_groups = int(gidx.max()) + 1 if len(gidx) else 1
+    support_items = np.maximum(weight, (gold >= 0).astype(float))
+    opts = {"alpha": 1e-3, "shrink": st.shrink, "template": st.newcomer, "prior_alpha": 2.0,
+            "prior_weight": support_items}  # fmt: skip
+    probas, soft = em._start(enc, gold, True)
+    support = support_items[enc.item_idx]
+    confusion, priors, temps = em.m_step(enc, probas, soft * support[:, None], gidx, n_groups,
+                                         **opts)  # fmt: skip
+    for _ in range(n_iter):
+        log_post, per_vote = em.e_step(enc, confusion, priors, gidx, temps)
+        new = em._clamp(em.normalise(log_post), gold)
+        soft = em._credit(enc, log_post, per_vote, gold, True, support)
+        confusion, priors, temps = em.m_step(enc, new, soft, gidx, n_groups, **opts)
+        delta = float(np.abs(new - probas).max()) if len(new) else 0.0
+        probas = new
+        if delta < 1e-5:
+            break
+    credit = model._loo_credit(enc, confusion, priors, gidx) * weight[enc.item_idx][:, None]
+    credit[gold[enc.item_idx] >= 0] = 0.0
+    counts = np.zeros((enc.n_workers, st.k, st.k))
+    np.add.at(counts, (enc.worker_idx, slice(None), enc.label_idx), credit)
+    st.counts = {worker: counts[j].tolist() for j, worker in enumerate(enc.workers)}
+    group_priors = model._likelihood_prior(enc, confusion, gidx)
+    st.priors = {names[g]: model._floored(p) for g, p in enumerate(group_priors)}
+    st._log_rows.clear()
