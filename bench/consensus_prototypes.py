@@ -30,8 +30,8 @@ import numpy as np
 
 from synset_builder.consensus import confusion_em as em
 from synset_builder.consensus import model
-from synset_builder.consensus.base import Encoded, encode
-from synset_builder.consensus.dawid_skene import DawidSkene, gold_indices, group_indices
+from synset_builder.consensus.base import Encoded
+from synset_builder.consensus.dawid_skene import DawidSkene, gold_indices
 from synset_builder.consensus.replay import DynamicConsensus
 from synset_builder.decision import Decision
 
@@ -135,14 +135,9 @@ def _mixed_posterior(self, group, votes):  # noqa: ANN001, ANN202 - SkillState.p
 def _hard_refit(self: DynamicConsensus) -> None:
     """DynamicConsensus._refit with the hard share learned and closed items weighted."""
     st = self._st
-    rows = [(item, w, label) for item, it in self._items.items() for w, label in it.votes
-            if w not in st.excluded]  # fmt: skip
-    if rows:
-        enc = encode(rows, classes=list(range(len(self._classes))))
-        gidx = group_indices(enc.items, self._groups)
-        names: dict[int, Hashable] = {}
-        for i, item in enumerate(enc.items):
-            names.setdefault(int(gidx[i]), self._groups.get(item))
+    encoded = self.encoded()
+    if encoded is not None:
+        enc, gidx, names = encoded
         words = [self._items[item].word for item in enc.items]
         decided = np.array([w == "decided" for w in words])
         closed = np.array([w != Decision.pending for w in words])

@@ -27,7 +27,7 @@ from typing import Self
 import numpy as np
 
 from synset_builder.config.consensus import DynamicConfig
-from synset_builder.consensus.base import VoteRow, encode
+from synset_builder.consensus.base import Encoded, VoteRow, encode
 from synset_builder.consensus.dawid_skene import gold_indices, group_indices
 from synset_builder.consensus.dynamic import Verdict, credits, evaluate_item
 from synset_builder.consensus.model import SkillState, kappa
@@ -259,18 +259,9 @@ class DynamicConsensus:
 
     def _refit(self) -> None:
         """Refit skills and priors on the votes so far, then look at every item again."""
-        rows = [
-            (item, w, label)
-            for item, it in self._items.items()
-            for w, label in it.votes
-            if w not in self._st.excluded
-        ]
-        if rows:
-            enc = encode(rows, classes=list(range(len(self._classes))))
-            gidx = group_indices(enc.items, self._groups)
-            names: dict[int, Hashable] = {}
-            for i, item in enumerate(enc.items):
-                names.setdefault(int(gidx[i]), self._groups.get(item))
+        encoded = self.encoded()
+        if encoded is not None:
+            enc, gidx, names = encoded
             decided = np.array([self._items[item].word == "decided" for item in enc.items])
             if decided.any():
                 self._st.refit(enc, gold_idx=gold_indices(enc.items, enc.classes, self._gold),
@@ -278,6 +269,25 @@ class DynamicConsensus:
                                n_iter=self.n_iter)  # fmt: skip
         for item, it in self._items.items():
             it.verdict = self._verdict(item)
+
+    def encoded(self) -> tuple[Encoded, np.ndarray, dict[int, Hashable]] | None:
+        """The counted votes so far as a refit reads them: encoded, each item's group
+        index and each group index's name (None: no vote counts yet). Public for the
+        models tried beside this one (``bench/consensus_prototypes.py``)."""
+        rows = [
+            (item, w, label)
+            for item, it in self._items.items()
+            for w, label in it.votes
+            if w not in self._st.excluded
+        ]
+        if not rows:
+            return None
+        enc = encode(rows, classes=list(range(len(self._classes))))
+        gidx = group_indices(enc.items, self._groups)
+        names: dict[int, Hashable] = {}
+        for i, item in enumerate(enc.items):
+            names.setdefault(int(gidx[i]), self._groups.get(item))
+        return enc, gidx, names
 
     def _finish(self) -> Self:
         classes = self._classes
