@@ -40,28 +40,29 @@ def make_engine(database_url: str, **kwargs: object) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if url.get_backend_name() == "postgresql":
-        kwargs["connect_args"] = _whole_cursors(kwargs.get("connect_args"))
+        kwargs.setdefault("connect_args", {"connect_timeout": 5})
     engine = create_engine(url, **kwargs)  # type: ignore[arg-type]
     if not kwargs.get("pool_pre_ping"):
         _ping_after_idle(engine)
     return engine
 
 
-def _whole_cursors(connect_args: object) -> dict:
-    """PostgreSQL connection arguments with ``cursor_tuple_fraction=1``.
+def plan_for_every_row(session: Session) -> None:
+    """Plan the transaction's next cursor for reading every row it yields (PostgreSQL).
 
-    Every server-side cursor here (the export's selection, ``synset consensus``'s
-    pass, the votes export, verify) reads to its last row, but PostgreSQL plans a
-    cursor for its first 10% by default: a fast-start plan. At ILSVRC scale that
-    turned the export's stream of 800,000 accepted images into nested loops at
-    about a second per thousand rows (a quarter of an hour) where the plan for
-    every row reads them all in seconds.
+    For a statement read to its end through a server-side cursor over most of a
+    large table. PostgreSQL plans a cursor for its first 10% of rows by default
+    (``cursor_tuple_fraction``): at ILSVRC scale the export's stream of 800,000
+    accepted images got a fast-start plan of about a second per thousand rows (a
+    quarter of an hour) where the plan for every row reads them in seconds. Not
+    for every cursor: ``synset consensus``'s workers read 20 synsets at a time,
+    where the fast-start plan is the quicker one. JIT off too: the cost estimate of
+    such a statement turns it on, and it then spends longer compiling than the scan
+    takes. ``SET LOCAL``: both end with the transaction.
     """
-    args = dict(connect_args) if isinstance(connect_args, dict) else {"connect_timeout": 5}
-    options = str(args.get("options", ""))
-    if "cursor_tuple_fraction" not in options:
-        args["options"] = f"{options} -c cursor_tuple_fraction=1".strip()
-    return args
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL jit = off"))
+        session.execute(text("SET LOCAL cursor_tuple_fraction = 1"))
 
 
 # A pooled connection idle this long is checked before use (see _ping_after_idle).

@@ -17,11 +17,11 @@ from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, Row, Select, String, case, cast, func, select, text
+from sqlalchemy import ColumnElement, Row, Select, String, case, cast, func, select
 from sqlalchemy.orm import Session, aliased
 
 from synset_builder.db.models import Candidate, Consensus, Image, Synset, Takedown, Vote
-from synset_builder.db.session import on_postgresql
+from synset_builder.db.session import plan_for_every_row
 from synset_builder.decision import Decision
 from synset_builder.export.labels import Hierarchy, Level, class_ids_for, load_hierarchy
 from synset_builder.export.splits import unit_hash
@@ -183,10 +183,7 @@ def select_entries(
             .outerjoin(expert, expert.c.candidate_id == Candidate.id)
             .where(decision_in_force(expert) == Decision.accepted, taken_down_clause())
         ).scalar_one()
-    if on_postgresql(session):
-        # The statement's cost estimate at ILSVRC scale turns on PostgreSQL's JIT, which
-        # then spends longer compiling its expressions than the scan takes to run them.
-        session.execute(text("SET LOCAL jit = off"))
+    plan_for_every_row(session)  # read to the end: no fast-start plan, no JIT
     # Core, not the ORM: plain rows, no identity map, from a server-side cursor.
     capping = max_per_class is not None
     stream = _accepted_rows().execution_options(yield_per=STREAM_BATCH)
