@@ -47,7 +47,7 @@ from synset_builder.consensus.model import SkillState
 from synset_builder.consensus.quality import gold_counts
 from synset_builder.consensus.replay import DynamicConsensus
 from synset_builder.consensus.scratch import scratch_folder
-from synset_builder.consensus.synset_pass import FitArrays, Written, synset_answers
+from synset_builder.consensus.synset_pass import FitArrays, Written, read_ahead, synset_answers
 from synset_builder.consensus.write_pool import (
     FinalPass,
     FinalRule,
@@ -263,14 +263,18 @@ def _replay(
     """The rule over every vote, synset by synset in cast order, skills carried across;
     what the refit needs of each vote goes into ``fit``, the votes themselves do not."""
     initial = _initial(session)
-    stream = synset_answers(session, sids)
-    for n, sid in enumerate(sids, 1):
-        # Not zip: its reused result tuple may keep an earlier synset's list alive.
-        votes = next(stream)
-        player.next_group(sid, initial.pop(sid, ()))  # dropped as used: per synset
-        player.play(votes, serve_closed=True)
-        fit.add(sid, player.next_group(None, ()))
-        tick("replay", n, len(sids))
+    # The session is the read-ahead thread's until the stream is closed.
+    stream = read_ahead(synset_answers(session, sids))
+    try:
+        for n, sid in enumerate(sids, 1):
+            # Not zip: its reused result tuple may keep an earlier synset's list alive.
+            votes = next(stream)
+            player.next_group(sid, initial.pop(sid, ()))  # dropped as used: per synset
+            player.play(votes, serve_closed=True)
+            fit.add(sid, player.next_group(None, ()))
+            tick("replay", n, len(sids))
+    finally:
+        stream.close()
 
 
 def _verdicts(

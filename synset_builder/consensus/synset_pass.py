@@ -17,12 +17,14 @@ of the project (in memory, the arrays add their 17 bytes a vote).
 
 from __future__ import annotations
 
+import threading
 from array import array
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from queue import Full, Queue
 from typing import TypeVar
 
 import numpy as np
@@ -61,6 +63,67 @@ def _by_synset(
             head = next(rows, None)
         yield got
     result.close()
+
+
+# Synsets the replay's reader may hold ahead of it: one being read, these waiting.
+READ_AHEAD = 2
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def read_ahead(items: Iterator[T], depth: int = READ_AHEAD) -> Generator[T, None, None]:
+    """``items`` read by a thread up to ``depth`` ahead of the consumer.
+
+    The replay is one Python loop that waits for each synset's votes: at ILSVRC
+    scale the database spends seconds producing 2.4M rows while the loop stands
+    still. A thread that reads the next synsets meanwhile overlaps the two
+    (psycopg waits for the server without the GIL). Only that thread touches
+    ``items`` (and its session) until this generator is closed, which waits for
+    it; at most ``depth`` synsets wait in between, so memory stays bounded.
+    """
+    queue: Queue[object] = Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.05)
+                return True
+            except Full:
+                continue
+        return False
+
+    def pump() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    break
+            else:
+                put(end)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put(_Failed(exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=pump, name="consensus-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            got = queue.get()
+            if got is end:
+                return
+            if isinstance(got, _Failed):
+                raise got.error
+            yield got  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join()
 
 
 def synset_votes(session: Session, synsets: Sequence[int]) -> Iterator[list[VoteRow4]]:
