@@ -11,8 +11,9 @@ each reading one synset's votes at a time:
 2. after the refit, every item's verdict from the final skills, written with one
    bulk upsert per synset (:func:`synset_rows`).
 
-So memory is the largest synset's votes and one refit chunk, whatever the size
-of the project (in memory, the arrays add their 17 bytes a vote).
+So memory is a few synsets' votes (the replay's reader holds two ahead) and one
+refit chunk, whatever the size of the project (in memory, the arrays add their 17
+bytes a vote).
 """
 
 from __future__ import annotations
