@@ -11,7 +11,8 @@ row per voted candidate, every voter's record (counts, sensitivity,
 specificity, exclusion and its reason) and each synset's prior, which the web
 app decides with from then on. Running it twice gives the same rows.
 
-It holds one synset's votes at a time (:mod:`.synset_pass`); what the refit
+It holds a few synsets' votes at a time (:mod:`.synset_pass`: the one being
+replayed and the two its reader thread holds ahead); what the refit
 needs of every vote goes to scratch files (:mod:`.scratch`) and is read back a
 chunk at a time, and each synset is written with one bulk statement. So its
 memory is bounded by the largest synset and one chunk, plus a few numbers per

@@ -60,7 +60,7 @@ def plan_for_every_row(session: Session) -> None:
     such a statement turns it on, and it then spends longer compiling than the scan
     takes. ``SET LOCAL``: both end with the transaction.
     """
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgresql(session):
         session.execute(text("SET LOCAL jit = off"))
         session.execute(text("SET LOCAL cursor_tuple_fraction = 1"))
 
