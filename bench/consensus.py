@@ -10,10 +10,12 @@ install with current scikit-learn).
 Data: face_sentiment (real, 4 classes, ../shared/testdata/crowd) and simulated
 crowds shaped like the real sets the project is judged on (tests/crowd_sim.py):
 a small binary set where every worker labels every item and many are near
-chance, and a 4-class fine-grained set with 10 votes per item. Each is replayed
-in ``--orders`` random vote orders; ``--spammers`` adds that share of workers who
-always give one answer. Also per dataset: at each threshold, the share of
-decided items that is right (what the threshold promises and what it delivers).
+chance, the same with the crowd's errors a shared lean (majority of all votes
+fails there, as on the real set), and a 4-class fine-grained set with 10 votes
+per item. Each is replayed in ``--orders`` random vote orders; ``--spammers``
+adds that share of workers who always give one answer. Also per dataset: at
+each threshold, the share of decided items that is right (what the threshold
+promises and what it delivers).
 
     .venv/bin/python bench/consensus.py [--orders 10] [--quick]
 """
@@ -36,7 +38,13 @@ from synset_builder.config.consensus import DynamicConfig  # noqa: E402
 from synset_builder.consensus import DawidSkene, MajorityVote  # noqa: E402
 from synset_builder.consensus.evaluate import normalise, read_rows  # noqa: E402
 from synset_builder.consensus.replay import DynamicConsensus  # noqa: E402
-from tests.crowd_sim import fine_grained, near_chance_binary, shuffled, with_spammers  # noqa: E402
+from tests.crowd_sim import (  # noqa: E402
+    biased_binary,
+    fine_grained,
+    near_chance_binary,
+    shuffled,
+    with_spammers,
+)
 
 FACES = ROOT / ".." / "shared" / "testdata" / "crowd" / "face_sentiment"
 Data = tuple[list, dict, list]
@@ -126,6 +134,8 @@ def main() -> None:
         sets.append(("face_sentiment (real, 4 classes)", face_sentiment))
     for s in seeds:
         sets.append((f"near-chance binary crowd, seed {s}", lambda s=s: near_chance_binary(s)))
+    for s in seeds:
+        sets.append((f"biased binary crowd, seed {s}", lambda s=s: biased_binary(s)))
     for s in seeds[:2]:
         sets.append((f"fine-grained 4-class crowd, seed {s}", lambda s=s: fine_grained(s)))
     for name, make in sets:

@@ -35,7 +35,7 @@ from bench import consensus_prototypes as proto  # noqa: E402
 from bench.consensus import accuracy, face_sentiment  # noqa: E402
 from synset_builder.config.consensus import DynamicConfig  # noqa: E402
 from synset_builder.consensus.replay import DynamicConsensus  # noqa: E402
-from tests.crowd_sim import fine_grained, near_chance_binary, shuffled  # noqa: E402
+from tests.crowd_sim import biased_binary, fine_grained, near_chance_binary, shuffled  # noqa: E402
 
 VARIANTS: dict[str, tuple[str, dict]] = {
     "default": ("default", {}),
@@ -43,13 +43,26 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "rho05": ("tempered", {}),
     "oracle": ("oracle", {}),
     "hard": ("hard", {}),
+    "hardstop": ("hardstop", {}),
+    "mixonly": ("mixonly", {}),
+    "mixstop": ("mixstop", {}),
 }
-CROWDS = {"binary": near_chance_binary, "fine": fine_grained}
+
+
+def variant(name: str) -> tuple[str, dict]:
+    """A named variant, or ``prototype@threshold`` (e.g. ``hard@0.9``)."""
+    if "@" in name:
+        prototype, threshold = name.split("@")
+        return VARIANTS[prototype][0], {**VARIANTS[prototype][1], "threshold": float(threshold)}
+    return VARIANTS[name]
+
+
+CROWDS = {"binary": near_chance_binary, "biased": biased_binary, "fine": fine_grained}
 
 
 def run(job: tuple[str, str, int, int]) -> tuple[tuple[str, str, int, int], tuple[float, ...]]:
     name, kind, seed, order = job
-    prototype, config = VARIANTS[name]
+    prototype, config = variant(name)
     votes, truth, classes = face_sentiment() if kind == "faces" else CROWDS[kind](seed)
     proto.install(prototype, votes=votes, classes=classes)
     fit = DynamicConsensus(config=DynamicConfig(**config)).replay(
@@ -65,16 +78,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=10)
     parser.add_argument("--binary-seeds", type=int, default=5)
+    parser.add_argument("--biased-seeds", type=int, default=5)
     parser.add_argument("--fine-seeds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--no-faces", dest="faces", action="store_false")
     args = parser.parse_args()
     names = args.variants.split(",")
     jobs = [(v, "binary", s, o) for v in names for s in range(args.binary_seeds)
             for o in range(args.orders)]  # fmt: skip
+    jobs += [(v, "biased", s, o) for v in names for s in range(args.biased_seeds)
+             for o in range(args.orders)]  # fmt: skip
     jobs += [(v, "fine", s, o) for v in names for s in range(args.fine_seeds)
              for o in range(max(1, args.orders // 2))]  # fmt: skip
-    jobs += [(v, "faces", 0, o) for v in names for o in range(args.orders)]
+    if args.faces:
+        jobs += [(v, "faces", 0, o) for v in names for o in range(args.orders)]
     got: dict[tuple[str, str, int], list[tuple[float, ...]]] = defaultdict(list)
     # one job per process: each installs its own prototype by patching classes
     with Pool(args.jobs, maxtasksperchild=1) as pool:

@@ -29,7 +29,8 @@ from collections.abc import Callable, Hashable, Sequence
 import numpy as np
 
 from synset_builder.consensus import confusion_em as em
-from synset_builder.consensus import model
+from synset_builder.consensus import dynamic, model
+from synset_builder.consensus import replay as replay_mod
 from synset_builder.consensus.base import Encoded
 from synset_builder.consensus.dawid_skene import DawidSkene, gold_indices
 from synset_builder.consensus.replay import DynamicConsensus
@@ -38,6 +39,10 @@ from synset_builder.decision import Decision
 H_PRIOR = (1.0, 9.0)  # Beta pseudo-counts (hard, ordinary) on a group's hard share
 ROUNDS = 2  # refits weighted by the hard responsibilities after the plain one
 MIN_VOTES = 3  # an item with fewer votes cannot look hard or ordinary
+WEIGHTED = True  # closed items weighted by how ordinary they look calibrate the refit
+STOP = False  # an item that looks hard after STOP_VOTES votes is undecided
+STOP_VOTES = 6
+STOP_AT = 0.5
 _ORIGINAL: dict[str, Callable] = {
     "posterior": model.SkillState.posterior,
     "log_columns": model.SkillState.log_columns,
@@ -45,6 +50,7 @@ _ORIGINAL: dict[str, Callable] = {
     "credit": model.SkillState.credit,
     "judge": model.SkillState.judge,
     "_refit": DynamicConsensus._refit,
+    "evaluate_item": dynamic.evaluate_item,
 }
 
 
@@ -53,6 +59,7 @@ def uninstall() -> None:
     for name in ("posterior", "log_columns", "refit", "credit", "judge"):
         setattr(model.SkillState, name, _ORIGINAL[name])
     DynamicConsensus._refit = _ORIGINAL["_refit"]  # type: ignore[method-assign]
+    replay_mod.evaluate_item = _ORIGINAL["evaluate_item"]
 
 
 def install(name: str, *, rho: float = 0.05, votes: Sequence | None = None,
@@ -63,9 +70,13 @@ def install(name: str, *, rho: float = 0.05, votes: Sequence | None = None,
         model.SkillState.posterior = _tempered(rho)  # type: ignore[method-assign]
     elif name == "oracle":
         _install_oracle(votes or [], classes or [])
-    elif name == "hard":
+    elif name in ("hard", "hardstop", "mixonly", "mixstop"):
         model.SkillState.posterior = _mixed_posterior  # type: ignore[method-assign]
         DynamicConsensus._refit = _hard_refit  # type: ignore[method-assign]
+        global WEIGHTED, STOP
+        WEIGHTED = name in ("hard", "hardstop")
+        STOP = name in ("hardstop", "mixstop")
+        replay_mod.evaluate_item = _stopping_evaluate
     elif name != "default":
         raise ValueError(f"unknown prototype {name!r}")
 
@@ -132,6 +143,18 @@ def _mixed_posterior(self, group, votes):  # noqa: ANN001, ANN202 - SkillState.p
     return [(1.0 - r) * p + r * q for p, q in zip(probs, prior, strict=True)], evidence
 
 
+def _stopping_evaluate(state, group, votes, *, config, initial, voters_left):  # noqa: ANN001, ANN202
+    verdict = _ORIGINAL["evaluate_item"](state, group, votes, config=config, initial=initial,
+                                         voters_left=voters_left)  # fmt: skip
+    if not STOP or verdict.word != Decision.pending:
+        return verdict
+    counted = [(w, x) for w, x in votes if w not in state.excluded]
+    h = getattr(state, "hard", {}).get(group, 0.0)
+    if len(counted) >= STOP_VOTES and h > 0 and hard_share(state, group, counted, h) >= STOP_AT:
+        return dynamic.Verdict(Decision.undecided, verdict.top, verdict.probs, "looks hard")
+    return verdict
+
+
 def _hard_refit(self: DynamicConsensus) -> None:
     """DynamicConsensus._refit with the hard share learned and closed items weighted."""
     st = self._st
@@ -161,8 +184,9 @@ def _hard_refit(self: DynamicConsensus) -> None:
                         sums[g][0] += r[i]
                         sums[g][1] += 1.0
                 st.hard = {g: s[0] / s[1] for g, s in sums.items()}
-                _weighted_refit(st, enc, gold, gidx, names, np.where(closed, 1.0 - r, 0.0),
-                                self.n_iter)  # fmt: skip
+                if WEIGHTED:
+                    _weighted_refit(st, enc, gold, gidx, names, np.where(closed, 1.0 - r, 0.0),
+                                    self.n_iter)  # fmt: skip
     for item, it in self._items.items():
         it.verdict = self._verdict(item)
 
