@@ -46,6 +46,8 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "hardstop": ("hardstop", {}),
     "mixonly": ("mixonly", {}),
     "mixstop": ("mixstop", {}),
+    "firstm": ("firstm", {}),
+    "hard1": ("hard1", {}),
 }
 
 

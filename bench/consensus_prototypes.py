@@ -18,6 +18,13 @@ benchmark process (:func:`install`), so the rest of the rule is the product's.
   prior, so they collect more votes, and every closed item (decided or not)
   measures the annotators, weighted by how ordinary it looks: today only
   decided items do, a sample biased toward items the crowd agreed on.
+  Variants: ``mixonly`` (the mixture and the learned share, the refit as the
+  product's), ``hardstop`` / ``mixstop`` (an item that looks hard after
+  ``STOP_VOTES`` votes is undecided), ``hard1`` (one weighted fit per refit,
+  weighted by the last refit's share: what a refit at ILSVRC scale could afford).
+* ``firstm``: every item's first ``FIRST_M`` votes measure the voters, pending
+  items included: votes taken before the rule could stop, so not selected for
+  agreeing or disagreeing.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ MIN_VOTES = 3  # an item with fewer votes cannot look hard or ordinary
 WEIGHTED = True  # closed items weighted by how ordinary they look calibrate the refit
 STOP = False  # an item that looks hard after STOP_VOTES votes is undecided
 STOP_VOTES = 6
+ONE_FIT = False  # one weighted fit per refit, weighted by the last refit's hard shares
 STOP_AT = 0.5
 _ORIGINAL: dict[str, Callable] = {
     "posterior": model.SkillState.posterior,
@@ -70,13 +78,16 @@ def install(name: str, *, rho: float = 0.05, votes: Sequence | None = None,
         model.SkillState.posterior = _tempered(rho)  # type: ignore[method-assign]
     elif name == "oracle":
         _install_oracle(votes or [], classes or [])
-    elif name in ("hard", "hardstop", "mixonly", "mixstop"):
+    elif name in ("hard", "hardstop", "mixonly", "mixstop", "hard1"):
         model.SkillState.posterior = _mixed_posterior  # type: ignore[method-assign]
         DynamicConsensus._refit = _hard_refit  # type: ignore[method-assign]
-        global WEIGHTED, STOP
-        WEIGHTED = name in ("hard", "hardstop")
+        global WEIGHTED, STOP, ONE_FIT
+        ONE_FIT = name == "hard1"
+        WEIGHTED = name in ("hard", "hardstop", "hard1")
         STOP = name in ("hardstop", "mixstop")
         replay_mod.evaluate_item = _stopping_evaluate
+    elif name == "firstm":
+        DynamicConsensus._refit = _first_votes_refit  # type: ignore[method-assign]
     elif name != "default":
         raise ValueError(f"unknown prototype {name!r}")
 
@@ -166,12 +177,14 @@ def _hard_refit(self: DynamicConsensus) -> None:
         closed = np.array([w != Decision.pending for w in words])
         if decided.any():
             gold = gold_indices(enc.items, enc.classes, self._gold)
-            st.hard = {}
-            st.refit(enc, gold_idx=gold, group_idx=gidx, group_names=names,
-                     calibration=decided, n_iter=self.n_iter)  # fmt: skip
+            one_fit = ONE_FIT and hasattr(st, "hard")
+            if not one_fit:
+                st.hard = {}
+                st.refit(enc, gold_idx=gold, group_idx=gidx, group_names=names,
+                         calibration=decided, n_iter=self.n_iter)  # fmt: skip
             counted = {item: [(w, x) for w, x in self._items[item].votes if w not in st.excluded]
                        for item in enc.items}  # fmt: skip
-            for _ in range(ROUNDS):
+            for _ in range(1 if one_fit else ROUNDS):
                 h_before = {g: st.hard.get(g, 0.1) for g in names.values()}
                 r = np.zeros(len(enc.items))
                 sums: dict[Hashable, list[float]] = defaultdict(
@@ -183,12 +196,25 @@ def _hard_refit(self: DynamicConsensus) -> None:
                         r[i] = hard_share(st, g, counted[item], h_before[g])
                         sums[g][0] += r[i]
                         sums[g][1] += 1.0
-                st.hard = {g: s[0] / s[1] for g, s in sums.items()}
+                if not one_fit:
+                    st.hard = {g: s[0] / s[1] for g, s in sums.items()}
                 if WEIGHTED:
                     _weighted_refit(st, enc, gold, gidx, names, np.where(closed, 1.0 - r, 0.0),
                                     self.n_iter)  # fmt: skip
+            if one_fit:  # the share for the next refit, from the skills just fitted
+                st.hard = _shares(st, enc, gidx, names, closed, counted)
     for item, it in self._items.items():
         it.verdict = self._verdict(item)
+
+
+def _shares(st, enc, gidx, names, closed, counted):  # noqa: ANN001, ANN202
+    sums: dict[Hashable, list[float]] = defaultdict(lambda: [H_PRIOR[0], H_PRIOR[0] + H_PRIOR[1]])
+    for i, item in enumerate(enc.items):
+        g = names[int(gidx[i])]
+        if closed[i] and len(counted[item]) >= MIN_VOTES:
+            sums[g][0] += hard_share(st, g, counted[item], st.hard.get(g, 0.1))
+            sums[g][1] += 1.0
+    return {g: s[0] / s[1] for g, s in sums.items()}
 
 
 def _weighted_refit(
@@ -199,26 +225,28 @@ def _weighted_refit(
     names: dict[int, Hashable],
     weight: np.ndarray,
     n_iter: int,
+    vote_weight: np.ndarray | None = None,
 ) -> None:
-    """SkillState.refit with a weight per item instead of a calibration flag."""
+    """SkillState.refit with a weight per item (or per vote) instead of a calibration flag."""
     n_groups = int(gidx.max()) + 1 if len(gidx) else 1
     support_items = np.maximum(weight, (gold >= 0).astype(float))
     opts = {"alpha": 1e-3, "shrink": st.shrink, "template": st.newcomer, "prior_alpha": 2.0,
             "prior_weight": support_items}  # fmt: skip
     probas, soft = em._start(enc, gold, True)
-    support = support_items[enc.item_idx]
+    per_vote = weight[enc.item_idx] if vote_weight is None else vote_weight
+    support = np.maximum(per_vote, (gold[enc.item_idx] >= 0).astype(float))
     confusion, priors, temps = em.m_step(enc, probas, soft * support[:, None], gidx, n_groups,
                                          **opts)  # fmt: skip
     for _ in range(n_iter):
-        log_post, per_vote = em.e_step(enc, confusion, priors, gidx, temps)
+        log_post, per_vote_ll = em.e_step(enc, confusion, priors, gidx, temps)
         new = em._clamp(em.normalise(log_post), gold)
-        soft = em._credit(enc, log_post, per_vote, gold, True, support)
+        soft = em._credit(enc, log_post, per_vote_ll, gold, True, support)
         confusion, priors, temps = em.m_step(enc, new, soft, gidx, n_groups, **opts)
         delta = float(np.abs(new - probas).max()) if len(new) else 0.0
         probas = new
         if delta < 1e-5:
             break
-    credit = model._loo_credit(enc, confusion, priors, gidx) * weight[enc.item_idx][:, None]
+    credit = model._loo_credit(enc, confusion, priors, gidx) * per_vote[:, None]
     credit[gold[enc.item_idx] >= 0] = 0.0
     counts = np.zeros((enc.n_workers, st.k, st.k))
     np.add.at(counts, (enc.worker_idx, slice(None), enc.label_idx), credit)
@@ -226,3 +254,33 @@ def _weighted_refit(
     group_priors = model._likelihood_prior(enc, confusion, gidx)
     st.priors = {names[g]: model._floored(p) for g, p in enumerate(group_priors)}
     st._log_rows.clear()
+
+
+# -- ``firstm``: every item's first votes measure the voters -------------------------
+
+FIRST_M = 3
+
+
+def _first_votes_refit(self: DynamicConsensus) -> None:
+    """DynamicConsensus._refit where the voters are measured on every item's first
+    ``FIRST_M`` counted votes (items with two or more), pending items included.
+
+    Those votes were taken whatever they said: the rule's choice to stop or go on
+    came after them, so they are a sample of the voters not selected for agreeing
+    (decided items) or for disagreeing (items at the cap)."""
+    st = self._st
+    encoded = self.encoded()
+    if encoded is not None:
+        enc, gidx, names = encoded
+        n = np.bincount(enc.item_idx, minlength=enc.n_items)
+        first = np.r_[0, np.flatnonzero(np.diff(enc.item_idx)) + 1]  # votes are item by item
+        start = np.zeros(enc.n_items, dtype=np.int64)
+        start[enc.item_idx[first]] = first
+        position = np.arange(len(enc.item_idx)) - start[enc.item_idx]
+        vote_w = ((position < FIRST_M) & (n[enc.item_idx] >= 2)).astype(float)
+        item_w = (n >= 2).astype(float)
+        if vote_w.any():
+            gold = gold_indices(enc.items, enc.classes, self._gold)
+            _weighted_refit(st, enc, gold, gidx, names, item_w, self.n_iter, vote_weight=vote_w)
+    for item, it in self._items.items():
+        it.verdict = self._verdict(item)
