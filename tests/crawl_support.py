@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from synset_builder.config import Settings
@@ -150,13 +150,9 @@ def crawl_command(
     return [*args, "--retries", "0", "--quiet"], env
 
 
-def count_candidates(settings: Settings) -> int:
-    engine = make_engine(settings.database_url)
-    try:
-        with session_scope(engine) as session:
-            return session.scalar(select(func.count()).select_from(Candidate)) or 0
-    finally:
-        engine.dispose()
+def count_candidates(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.scalar(select(func.count()).select_from(Candidate)) or 0
 
 
 def kill_when(
@@ -167,20 +163,30 @@ def kill_when(
     ``group``: the crawl runs in its own process group and the whole group is killed,
     as a terminal or a container stop does: the driver and its local Dask workers.
     """
-    proc = subprocess.Popen(
-        args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=group
-    )
-    deadline = time.monotonic() + 60
-    while count_candidates(settings) < target and time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else "finished too early"
-        time.sleep(0.02)
-    assert proc.poll() is None, "the crawl finished before it could be interrupted"
-    if group:
-        os.killpg(proc.pid, signal.SIGKILL)
-    else:
-        os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    return count_candidates(settings)
+    # One engine for the polling: a new one per poll (connect, dispose) cost a PostgreSQL
+    # backend some 30 times a second, CPU the crawl being watched needs on 2 cores.
+    engine = make_engine(settings.database_url)
+    try:
+        proc = subprocess.Popen(
+            args,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=group,
+        )
+        deadline = time.monotonic() + 60
+        while count_candidates(engine) < target and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else "finished too early"
+            time.sleep(0.02)
+        assert proc.poll() is None, "the crawl finished before it could be interrupted"
+        if group:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        return count_candidates(engine)
+    finally:
+        engine.dispose()
 
 
 # --- cluster crawls: one synset searched with several queries ------------------------

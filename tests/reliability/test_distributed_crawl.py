@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import subprocess
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -58,11 +59,12 @@ def _pair(db_factory, tmp_path: Path) -> tuple[Settings, Settings]:
 
 def test_cluster_crawl_equals_single_process(db_factory, tmp_path: Path) -> None:
     single, spread = _pair(db_factory, tmp_path)
-    with PhotoServer(delay=0.01, slow_seconds=1.5) as server:
+    with PhotoServer(delay=0.01, slow_seconds=1.5) as server, ThreadPoolExecutor(1) as pool:
         urls = url_list(tmp_path / "urls.csv", cluster_url_rows(server))
-        _run(*cluster_crawl_command(single, urls, server))
-        args, env = cluster_crawl_command(spread, urls, server, *CLUSTER)
-        _run(args, env)
+        # The single process runs beside the cluster: separate databases and folders.
+        reference = pool.submit(_run, *cluster_crawl_command(single, urls, server))
+        _run(*cluster_crawl_command(spread, urls, server, *CLUSTER))
+        reference.result()
         slow = server.url("/slow.jpg")
     straight, distributed = snapshot(single), snapshot(spread)
     per_synset = Counter(c[0] for c in straight["candidates"])
@@ -113,13 +115,18 @@ def test_one_synset_spreads_over_workers(db_factory, tmp_path: Path) -> None:
 def test_cluster_crawl_resumes_after_kill(db_factory, tmp_path: Path) -> None:
     """SIGKILL to the whole cluster crawl (driver and workers), then run it again."""
     single, spread = _pair(db_factory, tmp_path)
-    with PhotoServer(delay=0.25) as server:
+    with PhotoServer(delay=0.25, slow_seconds=1.5) as server, ThreadPoolExecutor(1) as pool:
         urls = url_list(tmp_path / "urls.csv", cluster_url_rows(server))
-        _run(*cluster_crawl_command(single, urls, server))
         args, env = cluster_crawl_command(spread, urls, server, *CLUSTER)
         at_kill = kill_when(args, env, spread, 15, group=True)
         assert 15 <= at_kill < 90
+        # Slow photos only while the crawl is to be killed, so the kill lands mid-way;
+        # the runs to the end leave the same rows at any speed, and the uninterrupted
+        # single process runs beside the resumed cluster crawl.
+        server.delay = 0.0
+        reference = pool.submit(_run, *cluster_crawl_command(single, urls, server))
         _run(args, env)
+        reference.result()
     assert snapshot(spread) == snapshot(single)
 
 
@@ -127,7 +134,9 @@ def test_per_host_limit_holds_across_workers(db_factory, tmp_path: Path) -> None
     """--per-host 2 with two workers fetching 4 at a time: never 3 requests at once."""
     settings = Settings(database_url=db_factory.migrated("postgresql"), data_dir=tmp_path / "d")
     seed_cluster_targets(settings)
-    with PhotoServer(delay=0.2) as server:
+    # 0.1 s a photo keeps each request open far longer than the two workers take to
+    # start the next ones (60 photos, two at a time: 3 s; at 0.2 s it was 6 s).
+    with PhotoServer(delay=0.1) as server:
         rows = [("n01440764", server.url(f"/photos/{n}")) for n in server.names[:30]]
         rows += [("n01514668", server.url(f"/r/1/photos/{n}")) for n in server.names[30:60]]
         args, env = crawl_command(settings, url_list(tmp_path / "urls.csv", rows))
