@@ -12,6 +12,7 @@ failures, clean verdicts, hashes and near-duplicate links must be identical.
 from __future__ import annotations
 
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -43,19 +44,27 @@ def test_tcp_cluster_equals_single_process(db_factory, tmp_path: Path) -> None:
     for cfg in (single, spread):
         seed_cluster_targets(cfg)
     (tmp_path / "dask").mkdir()
-    with (
-        PhotoServer(delay=0.01, slow_seconds=1.0) as server,
-        DaskProcesses(tmp_path / "dask", workers=2) as dask,
-    ):
-        assert dask.address.startswith("tcp://127.0.0.1:")
-        urls = url_list(tmp_path / "urls.csv", cluster_url_rows(server))
-        on_dask = ("--cluster", dask.address)
+
+    def single_process(urls: Path, server: PhotoServer) -> None:
         _run(*cluster_crawl_command(single, urls, server))
-        _run(*cluster_crawl_command(spread, urls, server, *on_dask), cwd=tmp_path)
         _run(*cluster_crawl_command(single, urls, server, "--retry-failed"))
-        _run(*cluster_crawl_command(spread, urls, server, "--retry-failed", *on_dask), cwd=tmp_path)
         clean_command(single)
-        report = clean_command(spread, *on_dask, cwd=tmp_path)
+
+    with PhotoServer(delay=0.01, slow_seconds=1.0) as server, ThreadPoolExecutor(1) as pool:
+        urls = url_list(tmp_path / "urls.csv", cluster_url_rows(server))
+        # The single-process commands (their own database and folder) run beside the
+        # Dask ones, from before the scheduler starts.
+        reference = pool.submit(single_process, urls, server)
+        with DaskProcesses(tmp_path / "dask", workers=2) as dask:
+            assert dask.address.startswith("tcp://127.0.0.1:")
+            on_dask = ("--cluster", dask.address)
+            _run(*cluster_crawl_command(spread, urls, server, *on_dask), cwd=tmp_path)
+            _run(
+                *cluster_crawl_command(spread, urls, server, "--retry-failed", *on_dask),
+                cwd=tmp_path,
+            )
+            report = clean_command(spread, *on_dask, cwd=tmp_path)
+        reference.result()
     crawled = snapshot(single)
     assert len(crawled["candidates"]) == 90
     assert crawled["failures"] and all(f[3] == 2 for f in crawled["failures"]), "not retried"
