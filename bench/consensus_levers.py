@@ -48,6 +48,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "mixstop": ("mixstop", {}),
     "firstm": ("firstm", {}),
     "hard1": ("hard1", {}),
+    "pooled": ("pooled", {}),
 }
 
 

@@ -86,6 +86,8 @@ def install(name: str, *, rho: float = 0.05, votes: Sequence | None = None,
         WEIGHTED = name in ("hard", "hardstop", "hard1")
         STOP = name in ("hardstop", "mixstop")
         replay_mod.evaluate_item = _stopping_evaluate
+    elif name == "pooled":
+        DynamicConsensus._refit = _pooled_refit  # type: ignore[method-assign]
     elif name == "firstm":
         DynamicConsensus._refit = _first_votes_refit  # type: ignore[method-assign]
     elif name != "default":
@@ -282,5 +284,32 @@ def _first_votes_refit(self: DynamicConsensus) -> None:
         if vote_w.any():
             gold = gold_indices(enc.items, enc.classes, self._gold)
             _weighted_refit(st, enc, gold, gidx, names, item_w, self.n_iter, vote_weight=vote_w)
+    for item, it in self._items.items():
+        it.verdict = self._verdict(item)
+
+
+# -- ``pooled``: newcomers start from the crowd's own kind of error --------------------
+
+
+def _pooled_refit(self: DynamicConsensus) -> None:
+    """DynamicConsensus._refit, then the newcomer template (the pseudo-votes every
+    record starts from) set to the crowd's pooled confusion, moved toward chance
+    until its kappa is at most the configured newcomer skill: as skeptical as
+    before, but with the crowd's lean and its look-alike classes."""
+    _ORIGINAL["_refit"](self)
+    st = self._st
+    if not st.counts:
+        return
+    k = st.k
+    pooled = np.asarray(model.template(k, st.skill)) * 10.0
+    for counts in st.counts.values():
+        pooled = pooled + np.asarray(counts, dtype=float)
+    pooled = pooled / pooled.sum(axis=1, keepdims=True)
+    kap = model.kappa(pooled)
+    lam = min(1.0, st.skill / kap) if kap > 0 else 0.0
+    newcomer = lam * pooled + (1.0 - lam) * np.full((k, k), 1.0 / k)
+    st.newcomer = newcomer
+    st._pseudo = (st.shrink * newcomer + 1e-3).tolist()
+    st._log_rows.clear()
     for item, it in self._items.items():
         it.verdict = self._verdict(item)
