@@ -13,7 +13,8 @@ a chunk's pages are then freed with the chunk, and what the process holds is
 plain anonymous memory that its peak RSS measures honestly.
 
 The folder is scratch, not data: it is removed when the recompute ends,
-finished or not, and holds nothing a user made.
+finished or not, and holds nothing a user made; one a killed process left is
+removed by the next recompute on the same host.
 """
 
 from __future__ import annotations
@@ -32,17 +33,60 @@ if TYPE_CHECKING:
     from synset_builder.consensus.chunked_refit import Chunk
 
 
+PREFIX = "synset-consensus-"
+
+
 @contextmanager
 def scratch_folder(parent: Path | None) -> Iterator[Path]:
     """A fresh folder under ``parent`` (None: the system's temporary folder), removed
-    on the way out whatever happened, so an interrupted run leaves nothing behind."""
+    on the way out whatever happened, so an interrupted run leaves nothing behind.
+
+    A killed process (SIGKILL, power loss) cannot remove its own, so the name says
+    whose it is (host and process id) and every new one first removes the folders
+    of processes on this host that are gone (:func:`sweep_orphans`): repeated kills
+    do not pile up copies of the project's votes in the data folder."""
     if parent is not None:
         parent.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix="synset-consensus-", dir=parent))
+        sweep_orphans(parent)
+    mine = f"{PREFIX}{_host()}-{os.getpid()}-"
+    path = Path(tempfile.mkdtemp(prefix=mine, dir=parent))
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def sweep_orphans(parent: Path) -> list[Path]:
+    """Remove the scratch folders under ``parent`` whose process, on this host, has
+    ended; returns them. Another host's folders, a live process's, and folders named
+    any other way are left alone (the data folder may be shared)."""
+    gone = []
+    host = _host()
+    for entry in parent.glob(f"{PREFIX}*"):
+        owner = entry.name[len(PREFIX) :].rsplit("-", 2)
+        if len(owner) != 3 or owner[0] != host or not owner[1].isdigit():
+            continue
+        if entry.is_dir() and not _alive(int(owner[1])):
+            shutil.rmtree(entry, ignore_errors=True)
+            gone.append(entry)
+    return gone
+
+
+def _host() -> str:
+    # the name becomes part of a folder name: keep it to characters safe there
+    return "".join(c if c.isalnum() or c in "._" else "_" for c in os.uname().nodename) or "host"
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process, alive
+        return True
+    return True
 
 
 def _read_into(fd: int, out: np.ndarray, offset: int) -> np.ndarray:
