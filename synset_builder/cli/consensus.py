@@ -229,7 +229,9 @@ def evaluate_cmd(
     max_votes: int | None = typer.Option(None, "--max-votes", help="Use at most N votes/item."),
     threshold: float = typer.Option(0.95, help="Dynamic: confidence needed to stop."),
     orders: int = typer.Option(
-        1, "--orders", help="Replay K vote orders: 1 = file order, K>1 = K random shuffles."
+        1,
+        "--orders",
+        help="Replay K vote orders: 1 = file order, K>1 = K random shuffles (K <= 1000).",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the random orders."),
     spammers: float = typer.Option(

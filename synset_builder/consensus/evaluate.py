@@ -62,6 +62,9 @@ from synset_builder.errors import InvalidInput, NotFound
 YES = {"1", "yes", "y", "true", "t"}
 NO = {"0", "no", "n", "false", "f"}
 MAX_SPAMMERS = 5.0
+# Each order is a full replay (seconds on a few thousand votes): a typo of 10**6
+# would run for days without a word.
+MAX_ORDERS = 1000
 
 
 @dataclass(frozen=True)
@@ -286,8 +289,8 @@ def evaluate(
             raise InvalidInput(f"Unknown method {name!r}; choose from {', '.join(METHODS)}.")
     if max_votes is not None and max_votes < 1:
         raise InvalidInput("--max-votes must be at least 1.")
-    if orders < 1:
-        raise InvalidInput(f"--orders must be at least 1, not {orders}.")
+    if not 1 <= orders <= MAX_ORDERS:
+        raise InvalidInput(f"--orders must lie in [1, {MAX_ORDERS}], not {orders}.")
     if not 0.0 <= spammers <= MAX_SPAMMERS:
         raise InvalidInput(f"--spammers must lie in [0, {MAX_SPAMMERS:g}], not {spammers}.")
     raw_truth = {item: label for item, label in read_rows(truth_path, 2)}

@@ -315,7 +315,8 @@ def test_spammers_never_clash_and_come_after_each_first_vote() -> None:
 
 @pytest.mark.parametrize(
     ("option", "value", "message"),
-    [("--orders", "0", "--orders must be at least 1"),
+    [("--orders", "0", "--orders must lie in [1, 1000]"),
+     ("--orders", "100000000", "--orders must lie in [1, 1000]"),
      ("--spammers", "5.5", "--spammers must lie in [0, 5]"),
      ("--spammers", "-0.1", "--spammers must lie in [0, 5]")],
 )  # fmt: skip
