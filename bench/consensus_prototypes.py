@@ -200,9 +200,10 @@ def _hard_refit(self: DynamicConsensus) -> None:
                         sums[g][1] += 1.0
                 if not one_fit:
                     st.hard = {g: s[0] / s[1] for g, s in sums.items()}
-                if WEIGHTED:
-                    _weighted_refit(st, enc, gold, gidx, names, np.where(closed, 1.0 - r, 0.0),
-                                    self.n_iter)  # fmt: skip
+                if WEIGHTED:  # the product's refit, with a weight per item
+                    st.refit(enc, gold_idx=gold, group_idx=gidx, group_names=names,
+                             calibration=np.where(closed, 1.0 - r, 0.0),
+                             n_iter=self.n_iter)  # fmt: skip
             if one_fit:  # the share for the next refit, from the skills just fitted
                 st.hard = _shares(st, enc, gidx, names, closed, counted)
     for item, it in self._items.items():
@@ -229,7 +230,8 @@ def _weighted_refit(
     n_iter: int,
     vote_weight: np.ndarray | None = None,
 ) -> None:
-    """SkillState.refit with a weight per item (or per vote) instead of a calibration flag."""
+    """SkillState.refit with a weight per *vote* (``firstm``): the product's refit takes
+    a weight per item (what ``hard`` uses), not per vote, so this repeats its loop."""
     n_groups = int(gidx.max()) + 1 if len(gidx) else 1
     support_items = np.maximum(weight, (gold >= 0).astype(float))
     opts = {"alpha": 1e-3, "shrink": st.shrink, "template": st.newcomer, "prior_alpha": 2.0,

@@ -166,8 +166,8 @@ def _credit(
     Leave-one-out (``loo``): the item's posterior *without this vote*, so nobody
     is scored against their own answer; otherwise an item with one vote would
     prove its voter right and skills would inflate early on, which is exactly
-    when the dynamic rule must not be overconfident. ``support`` (0 or 1 per
-    vote) keeps only votes on calibration items (see :func:`fit_em`).
+    when the dynamic rule must not be overconfident. ``support`` (a weight per
+    vote, 0 to 1) keeps only votes on calibration items (see :func:`fit_em`).
     """
     soft = (
         normalise(log_post[enc.item_idx] - per_vote) if loo else normalise(log_post)[enc.item_idx]
@@ -219,11 +219,13 @@ def fit_em(
     every annotator's confusion: the same person is less reliable on "Burmese
     cat" than on "cat".
 
-    ``calibration`` (a boolean per item) limits which items measure the
-    annotators (gold items always do). The dynamic rule passes its initial
-    subsets: items that stopped early after agreeing votes, or ran to the cap
-    after disagreeing ones, are a biased sample of how often people are right,
-    while the initial subset is voted to the full count whatever happens.
+    ``calibration`` (a boolean per item, or a weight in [0, 1]) limits which
+    items measure the annotators, and how much (gold items always do, fully).
+    The dynamic rule passes the items decided so far: items still being voted
+    on, or stopped at the cap after disagreeing votes, would teach it that
+    everyone is near chance. A weight lets a model count an item in part (how
+    ordinary it looks, say); a boolean gives the same floats as weights of 0
+    and 1.
     """
     gold = np.full(enc.n_items, -1) if gold_idx is None else gold_idx
     groups = np.zeros(enc.n_items, dtype=np.int64) if group_idx is None else group_idx
@@ -233,10 +235,11 @@ def fit_em(
     probas, soft = _start(enc, gold, loo)
     support = np.ones(len(enc.item_idx))
     if calibration is not None:
-        support = (calibration[enc.item_idx] | (gold[enc.item_idx] >= 0)).astype(float)
+        weight = np.maximum(np.asarray(calibration, dtype=float), (gold >= 0).astype(float))
+        support = weight[enc.item_idx]
         # Items that calibrate the annotators also estimate the class priors: an
         # item with one or two votes says more about the prior than about itself.
-        opts["prior_weight"] = (calibration | (gold >= 0)).astype(float)
+        opts["prior_weight"] = weight
     soft = soft * support[:, None]
     confusion, priors, temps = m_step(enc, probas, soft, groups, n_groups, **opts)
     iterations = 0

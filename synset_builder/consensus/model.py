@@ -299,7 +299,9 @@ class SkillState:
         Only ``calibration`` items (a boolean per item: those decided so far) credit
         their voters and estimate the priors, as between refits. An item with one
         vote credits its voter against the prior alone; fitted on such items, EM
-        learns that everyone answers the commonest class and trusts nobody.
+        learns that everyone answers the commonest class and trusts nobody. A
+        weight in [0, 1] per item instead counts an item in part, in the fit and
+        in the credits (a boolean gives the same floats as weights of 0 and 1).
         """
         res = fit_em(
             enc,
@@ -316,7 +318,10 @@ class SkillState:
         )
         # Gold votes are in ``gold_counts`` already: credit the others only.
         credit = _loo_credit(enc, res.confusion, res.priors, group_idx)
-        credit[(gold_idx[enc.item_idx] >= 0) | ~calibration[enc.item_idx]] = 0.0
+        weight = np.asarray(calibration, dtype=float)[enc.item_idx]
+        if weight.min(initial=1.0) < 1.0:
+            credit *= weight[:, None]
+        credit[gold_idx[enc.item_idx] >= 0] = 0.0
         soft = np.zeros((enc.n_workers, self.k, self.k))
         np.add.at(soft, (enc.worker_idx, slice(None), enc.label_idx), credit)
         self.counts = {worker: soft[j].tolist() for j, worker in enumerate(enc.workers)}
