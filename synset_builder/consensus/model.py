@@ -318,9 +318,7 @@ class SkillState:
         )
         # Gold votes are in ``gold_counts`` already: credit the others only.
         credit = _loo_credit(enc, res.confusion, res.priors, group_idx)
-        weight = np.asarray(calibration, dtype=float)[enc.item_idx]
-        if weight.min(initial=1.0) < 1.0:
-            credit *= weight[:, None]
+        credit *= np.asarray(calibration, dtype=float)[enc.item_idx][:, None]  # x 1.0 is exact
         credit[gold_idx[enc.item_idx] >= 0] = 0.0
         soft = np.zeros((enc.n_workers, self.k, self.k))
         np.add.at(soft, (enc.worker_idx, slice(None), enc.label_idx), credit)

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
+from synset_builder.processes import alive
+
 if TYPE_CHECKING:
     from synset_builder.consensus.chunked_refit import Chunk
 
@@ -66,7 +68,7 @@ def sweep_orphans(parent: Path) -> list[Path]:
         owner = entry.name[len(PREFIX) :].rsplit("-", 2)
         if len(owner) != 3 or owner[0] != host or not owner[1].isdigit():
             continue
-        if entry.is_dir() and not _alive(int(owner[1])):
+        if entry.is_dir() and int(owner[1]) != os.getpid() and not alive(int(owner[1])):
             shutil.rmtree(entry, ignore_errors=True)
             gone.append(entry)
     return gone
@@ -75,18 +77,6 @@ def sweep_orphans(parent: Path) -> list[Path]:
 def _host() -> str:
     # the name becomes part of a folder name: keep it to characters safe there
     return "".join(c if c.isalnum() or c in "._" else "_" for c in os.uname().nodename) or "host"
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process, alive
-        return True
-    return True
 
 
 def _read_into(fd: int, out: np.ndarray, offset: int) -> np.ndarray:

@@ -32,6 +32,7 @@ from PIL import Image as PILImage
 from PIL import ImageOps
 
 from synset_builder.errors import SynsetError
+from synset_builder.processes import alive
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -261,26 +262,10 @@ def sweep_temp(data_dir: Path) -> int:
         return 0
     for entry in tmp_dir.iterdir():
         pid_text = entry.name.split("-", 1)[0]
-        if pid_text.isdigit() and int(pid_text) != os.getpid() and not _alive(int(pid_text)):
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and not alive(int(pid_text)):
             entry.unlink(missing_ok=True)
             removed += 1
     return removed
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs; a zombie does not (an orphaned download worker whose
-    driver was killed stays one until its new parent reaps it, and some never do)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rpartition(b")")[2].split()[0] != b"Z"
-    except (OSError, IndexError):  # no /proc here: trust the signal check
-        return True
 
 
 def add_image(
