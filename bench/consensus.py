@@ -126,7 +126,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.orders = 3
-    args.thresholds = (0.95, 0.99, 0.995)
+    args.thresholds = (0.9, 0.95, 0.99, 0.995)
     args.threshold_orders = min(args.orders, 3)
     seeds = (0,) if args.quick else (0, 1, 2)
     sets: list[tuple[str, Callable[[], Data]]] = []

@@ -11,17 +11,9 @@ benchmark process (:func:`install`), so the rest of the rule is the product's.
 * ``oracle``: every annotator's confusion taken from Dawid-Skene over *every*
   vote of the file, fixed, no refits: skills no real run can know, the bound on
   what better skill estimates could buy.
-* ``hard``: a mixture in which an item is either ordinary (the annotators'
-  confusions apply) or *hard* (its votes are drawn from each voter's usual
-  answers, whatever the truth), with the share ``h`` of hard items per group
-  learned at each refit. Hard-looking items keep their posterior near the
-  prior, so they collect more votes, and every closed item (decided or not)
-  measures the annotators, weighted by how ordinary it looks: today only
-  decided items do, a sample biased toward items the crowd agreed on.
-  Variants: ``mixonly`` (the mixture and the learned share, the refit as the
-  product's), ``hardstop`` / ``mixstop`` (an item that looks hard after
-  ``STOP_VOTES`` votes is undecided), ``hard1`` (one weighted fit per refit,
-  weighted by the last refit's share: what a refit at ILSVRC scale could afford).
+* (``hard``, ``mixonly``, ``hardstop``, ``mixstop``, ``hard1``, measured here until
+  the hard-items model went into the product, :mod:`synset_builder.consensus.
+  hard_items`; their code is in this file's history at commit bb87719.)
 * ``firstm``: every item's first ``FIRST_M`` votes measure the voters, pending
   items included: votes taken before the rule could stop, so not selected for
   agreeing or disagreeing.
@@ -30,27 +22,16 @@ benchmark process (:func:`install`), so the rest of the rule is the product's.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 
 from synset_builder.consensus import confusion_em as em
-from synset_builder.consensus import dynamic, model
-from synset_builder.consensus import replay as replay_mod
+from synset_builder.consensus import model
 from synset_builder.consensus.base import Encoded
 from synset_builder.consensus.dawid_skene import DawidSkene, gold_indices
 from synset_builder.consensus.replay import DynamicConsensus
-from synset_builder.decision import Decision
 
-H_PRIOR = (1.0, 9.0)  # Beta pseudo-counts (hard, ordinary) on a group's hard share
-ROUNDS = 2  # refits weighted by the hard responsibilities after the plain one
-MIN_VOTES = 3  # an item with fewer votes cannot look hard or ordinary
-WEIGHTED = True  # closed items weighted by how ordinary they look calibrate the refit
-STOP = False  # an item that looks hard after STOP_VOTES votes is undecided
-STOP_VOTES = 6
-ONE_FIT = False  # one weighted fit per refit, weighted by the last refit's hard shares
-STOP_AT = 0.5
 _ORIGINAL: dict[str, Callable] = {
     "posterior": model.SkillState.posterior,
     "log_columns": model.SkillState.log_columns,
@@ -58,7 +39,6 @@ _ORIGINAL: dict[str, Callable] = {
     "credit": model.SkillState.credit,
     "judge": model.SkillState.judge,
     "_refit": DynamicConsensus._refit,
-    "evaluate_item": dynamic.evaluate_item,
 }
 
 
@@ -67,25 +47,16 @@ def uninstall() -> None:
     for name in ("posterior", "log_columns", "refit", "credit", "judge"):
         setattr(model.SkillState, name, _ORIGINAL[name])
     DynamicConsensus._refit = _ORIGINAL["_refit"]  # type: ignore[method-assign]
-    replay_mod.evaluate_item = _ORIGINAL["evaluate_item"]
 
 
 def install(name: str, *, rho: float = 0.05, votes: Sequence | None = None,
             classes: Sequence | None = None) -> None:  # fmt: skip
-    """Patch in one prototype (``tempered``, ``oracle`` with the file's ``votes``, ``hard``)."""
+    """Patch in one prototype (``tempered``, ``oracle`` with the file's ``votes``, ...)."""
     uninstall()
     if name == "tempered":
         model.SkillState.posterior = _tempered(rho)  # type: ignore[method-assign]
     elif name == "oracle":
         _install_oracle(votes or [], classes or [])
-    elif name in ("hard", "hardstop", "mixonly", "mixstop", "hard1"):
-        model.SkillState.posterior = _mixed_posterior  # type: ignore[method-assign]
-        DynamicConsensus._refit = _hard_refit  # type: ignore[method-assign]
-        global WEIGHTED, STOP, ONE_FIT
-        ONE_FIT = name == "hard1"
-        WEIGHTED = name in ("hard", "hardstop", "hard1")
-        STOP = name in ("hardstop", "mixstop")
-        replay_mod.evaluate_item = _stopping_evaluate
     elif name == "pooled":
         DynamicConsensus._refit = _pooled_refit  # type: ignore[method-assign]
     elif name == "firstm":
@@ -121,103 +92,6 @@ def _install_oracle(votes: Sequence, classes: Sequence) -> None:
     model.SkillState.refit = lambda self, *a, **k: None  # type: ignore[method-assign]
     model.SkillState.credit = lambda self, *a, **k: []  # type: ignore[method-assign]
     model.SkillState.judge = lambda self, *a, **k: None  # type: ignore[method-assign]
-
-
-# -- ``hard``: ordinary or hard items ---------------------------------------------
-
-
-def hard_share(state: model.SkillState, group: Hashable, votes: Sequence, h: float) -> float:
-    """P(the item is hard | its votes) when a share ``h`` of the group's items is."""
-    prior = state.priors.get(group) or [1.0 / state.k] * state.k
-    evidence = [0.0] * state.k
-    log_hard = 0.0
-    for worker, label in votes:
-        col = state.log_columns(worker)[label]
-        for c in range(state.k):
-            evidence[c] += col[c]
-        # the voter's usual answer, whatever the truth
-        log_hard += math.log(sum(p * math.exp(x) for p, x in zip(prior, col, strict=True)))
-    top = max(evidence)
-    log_plain = top + math.log(
-        sum(p * math.exp(e - top) for p, e in zip(prior, evidence, strict=True))
-    )
-    a, b = math.log(1.0 - h) + log_plain, math.log(h) + log_hard
-    m = max(a, b)
-    return math.exp(b - m) / (math.exp(a - m) + math.exp(b - m))
-
-
-def _mixed_posterior(self, group, votes):  # noqa: ANN001, ANN202 - SkillState.posterior
-    probs, evidence = _ORIGINAL["posterior"](self, group, votes)
-    h = getattr(self, "hard", {}).get(group, 0.0)
-    if h <= 0.0 or not votes:
-        return probs, evidence
-    r = hard_share(self, group, votes, h)
-    prior = self.priors.get(group) or [1.0 / self.k] * self.k
-    return [(1.0 - r) * p + r * q for p, q in zip(probs, prior, strict=True)], evidence
-
-
-def _stopping_evaluate(state, group, votes, *, config, initial, voters_left):  # noqa: ANN001, ANN202
-    verdict = _ORIGINAL["evaluate_item"](state, group, votes, config=config, initial=initial,
-                                         voters_left=voters_left)  # fmt: skip
-    if not STOP or verdict.word != Decision.pending:
-        return verdict
-    counted = [(w, x) for w, x in votes if w not in state.excluded]
-    h = getattr(state, "hard", {}).get(group, 0.0)
-    if len(counted) >= STOP_VOTES and h > 0 and hard_share(state, group, counted, h) >= STOP_AT:
-        return dynamic.Verdict(Decision.undecided, verdict.top, verdict.probs, "looks hard")
-    return verdict
-
-
-def _hard_refit(self: DynamicConsensus) -> None:
-    """DynamicConsensus._refit with the hard share learned and closed items weighted."""
-    st = self._st
-    encoded = self.encoded()
-    if encoded is not None:
-        enc, gidx, names = encoded
-        words = [self._items[item].word for item in enc.items]
-        decided = np.array([w == "decided" for w in words])
-        closed = np.array([w != Decision.pending for w in words])
-        if decided.any():
-            gold = gold_indices(enc.items, enc.classes, self._gold)
-            one_fit = ONE_FIT and hasattr(st, "hard")
-            if not one_fit:
-                st.hard = {}
-                st.refit(enc, gold_idx=gold, group_idx=gidx, group_names=names,
-                         calibration=decided, n_iter=self.n_iter)  # fmt: skip
-            counted = {item: [(w, x) for w, x in self._items[item].votes if w not in st.excluded]
-                       for item in enc.items}  # fmt: skip
-            for _ in range(1 if one_fit else ROUNDS):
-                h_before = {g: st.hard.get(g, 0.1) for g in names.values()}
-                r = np.zeros(len(enc.items))
-                sums: dict[Hashable, list[float]] = defaultdict(
-                    lambda: [H_PRIOR[0], H_PRIOR[0] + H_PRIOR[1]]
-                )
-                for i, item in enumerate(enc.items):
-                    g = names[int(gidx[i])]
-                    if closed[i] and len(counted[item]) >= MIN_VOTES:
-                        r[i] = hard_share(st, g, counted[item], h_before[g])
-                        sums[g][0] += r[i]
-                        sums[g][1] += 1.0
-                if not one_fit:
-                    st.hard = {g: s[0] / s[1] for g, s in sums.items()}
-                if WEIGHTED:  # the product's refit, with a weight per item
-                    st.refit(enc, gold_idx=gold, group_idx=gidx, group_names=names,
-                             calibration=np.where(closed, 1.0 - r, 0.0),
-                             n_iter=self.n_iter)  # fmt: skip
-            if one_fit:  # the share for the next refit, from the skills just fitted
-                st.hard = _shares(st, enc, gidx, names, closed, counted)
-    for item, it in self._items.items():
-        it.verdict = self._verdict(item)
-
-
-def _shares(st, enc, gidx, names, closed, counted):  # noqa: ANN001, ANN202
-    sums: dict[Hashable, list[float]] = defaultdict(lambda: [H_PRIOR[0], H_PRIOR[0] + H_PRIOR[1]])
-    for i, item in enumerate(enc.items):
-        g = names[int(gidx[i])]
-        if closed[i] and len(counted[item]) >= MIN_VOTES:
-            sums[g][0] += hard_share(st, g, counted[item], st.hard.get(g, 0.1))
-            sums[g][1] += 1.0
-    return {g: s[0] / s[1] for g, s in sums.items()}
 
 
 def _weighted_refit(

@@ -371,6 +371,13 @@ def main() -> None:
         default=0.0,
         help="share of the candidates decided before the load starts, 0-0.99 (default 0)",
     )
+    parser.add_argument(
+        "--hard-share",
+        type=float,
+        default=None,
+        help="give every synset this share of hard items and a prior (what a refit writes;"
+        " the web app's posterior then mixes per vote), 0-0.9 (default: 0, as before a refit)",
+    )
     args = parser.parse_args()
     # (annotators, offered votes/s or None for as fast as the server answers)
     levels: list[tuple[int, float | None]] = [(n, None) for n in args.n or []]
@@ -382,6 +389,8 @@ def main() -> None:
         parser.error("--seconds must be at least twice a paced annotator's page period")
     if not 0 <= args.decided <= 0.99:
         parser.error("--decided must lie in [0, 0.99]")
+    if args.hard_share is not None and not 0 <= args.hard_share <= 0.9:
+        parser.error("--hard-share must lie in [0, 0.9]")
     synsets, per_synset = (4, 5000) if args.quick else (args.synsets, args.candidates)
 
     name = f"synset_bench_web_{uuid.uuid4().hex[:8]}"
@@ -395,6 +404,10 @@ def main() -> None:
         migrate.upgrade(url)
         t0 = time.perf_counter()
         seed(url, synsets, per_synset, max(n for n, _ in levels), args.decided)
+        if args.hard_share is not None:
+            with create_engine(url).begin() as conn:
+                conn.execute(text("UPDATE synset SET hard_share = :h, prior_yes = 0.6"),
+                             {"h": args.hard_share})  # fmt: skip
         print(
             f"seeded {synsets} synsets x {per_synset} candidates "
             f"({args.decided:.0%} decided) in {time.perf_counter() - t0:.1f} s"

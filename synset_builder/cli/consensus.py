@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from synset_builder.cli.common import SettingsHelpGroup, open_session, print_json, settings
+from synset_builder.cli.common import (
+    SettingsHelp,
+    SettingsHelpGroup,
+    open_session,
+    print_json,
+    settings,
+)
 from synset_builder.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -219,7 +225,7 @@ def _refit_line(r: dict) -> str:
             f"votes up to id {r['votes_seen']}){detail}")  # fmt: skip
 
 
-@consensus_app.command("evaluate")
+@consensus_app.command("evaluate", cls=SettingsHelp)
 def evaluate_cmd(
     votes: Path = typer.Argument(..., help="CSV: item, worker, label (any header)."),
     truth: Path = typer.Option(..., "--truth", help="CSV: item, truth (any header)."),
@@ -227,7 +233,10 @@ def evaluate_cmd(
         [], "--method", help="Method to evaluate (repeatable); default: all."
     ),
     max_votes: int | None = typer.Option(None, "--max-votes", help="Use at most N votes/item."),
-    threshold: float = typer.Option(0.95, help="Dynamic: confidence needed to stop."),
+    threshold: float | None = typer.Option(
+        None,
+        help="Dynamic: confidence needed to stop [settings: {setting:consensus.threshold}].",
+    ),
     orders: int = typer.Option(
         1,
         "--orders",

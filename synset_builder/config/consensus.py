@@ -26,7 +26,7 @@ class DynamicConfig(Section):
     flat_prefix = "consensus_"
 
     threshold: float = Field(
-        0.95,
+        0.9,
         gt=0.5,
         lt=1.0,
         description="Posterior an item's answer needs to be accepted or rejected.",
@@ -79,6 +79,11 @@ class DynamicConfig(Section):
         lt=1.0,
         description="Skill of the votes still to come that the 'more votes cannot change it' stop "
         "assumes.",
+    )
+    hard_items: bool = Field(
+        True,
+        description="Learn each synset's share of items the crowd cannot tell, and mix an item's"
+        " posterior toward the prior by how hard it looks (see docs/consensus.md).",
     )
     credit_level: float = Field(
         0.8,

@@ -51,7 +51,7 @@ def _secret(name: str) -> bool:
 
 
 def default_of(section: str, name: str) -> str:
-    """The default of ``section.name`` as help shows it (``consensus.threshold`` -> 0.95)."""
+    """The default of ``section.name`` as help shows it (``consensus.threshold`` -> 0.9)."""
     model: type[BaseModel] = Settings.model_fields[section].annotation  # type: ignore[assignment]
     return _text(model.model_fields[name].get_default(call_default_factory=True))
 

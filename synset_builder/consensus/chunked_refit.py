@@ -9,8 +9,8 @@ every other step is per vote, per item or per annotator. A test holds it equal,
 bit for bit, to :meth:`.model.SkillState.refit`.
 
 What stays between iterations: per kept vote its item (within its chunk), voter
-and answer (9 bytes), per item its gold answer, group, calibration flag and
-posterior (22 bytes), in a list or, for ``synset consensus``, in a scratch file
+and answer (9 bytes), per item its gold answer, group, word (how it closed), weight
+and posterior (30 bytes), in a list or, for ``synset consensus``, in a scratch file
 (:class:`.scratch.ChunkFile`) that each pass reads a chunk at a time; per
 annotator and per group a few numbers. The chunks are built from a
 :class:`VoteSource` read a run of votes at a time, so nothing here holds every
@@ -25,6 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
+from synset_builder.consensus import hard_items
 from synset_builder.consensus.confusion_em import normalise
 from synset_builder.consensus.model import PRIOR_FLOOR, SkillState
 
@@ -44,8 +45,13 @@ class Chunk:
     label: np.ndarray  # per vote: int8
     gold: np.ndarray  # per item: int8, -1 where not gold
     group: np.ndarray  # per item: int32 group index
-    calibration: np.ndarray  # per item: bool
+    word: np.ndarray  # per item: int8, how its replay left it (hard_items.WORDS)
+    calibration: np.ndarray  # per item: float64 weight in [0, 1] (fit_em's calibration)
     probas: np.ndarray  # per item x class: the current posterior
+
+    def weight(self) -> np.ndarray:
+        """Per item how much it measures the voters: its weight, gold items fully."""
+        return np.maximum(self.calibration, (self.gold >= 0).astype(float))
 
     def per_vote(self, confusion: np.ndarray) -> np.ndarray:
         """``confusion_em.vote_loglik`` at temperature 1, as ``fit_em`` computes it."""
@@ -67,12 +73,13 @@ class Chunk:
         if known.any():
             soft[known] = 0.0
             soft[known, self.gold[self.item][known]] = 1.0
-        return soft * (self.calibration[self.item] | known).astype(float)[:, None]
+        return soft * self.weight()[self.item][:, None]
 
 
 class VoteSource(Protocol):
     """Per vote its item (an index into the items, never decreasing), voter and answer;
-    per item its id, group and whether it was decided (:class:`.synset_pass.FitArrays`),
+    per item its id, group and word (0 pending, 1 decided, 2 undecided:
+    :class:`.synset_pass.FitArrays`),
     read by range."""
 
     @property
@@ -150,7 +157,7 @@ def chunks(
         used, local = np.unique(vote_item[mask], return_inverse=True)
         if not len(used):
             continue
-        item_ids, item_group, decided = source.items(int(used[0]), int(used[-1]) + 1)
+        item_ids, item_group, word = source.items(int(used[0]), int(used[-1]) + 1)
         ids = item_ids[used - used[0]]
         at = np.minimum(np.searchsorted(gold_ids, ids), max(len(gold_ids) - 1, 0))
         hit = gold_ids[at] == ids if len(gold_ids) else np.zeros(len(ids), dtype=bool)
@@ -160,7 +167,8 @@ def chunks(
             label=vote_label[mask].astype(np.int8),
             gold=np.where(hit, gold_yes[at] if len(gold_ids) else -1, -1).astype(np.int8),
             group=np.searchsorted(groups, item_group[used - used[0]]).astype(np.int32),
-            calibration=decided[used - used[0]].astype(bool),
+            word=word[used - used[0]].astype(np.int8),
+            calibration=(word[used - used[0]] == 1).astype(float),
             probas=np.zeros((len(used), 2)),
         )
         calibrated = calibrated or bool(chunk.calibration.any())
@@ -177,8 +185,7 @@ def _m_step(
     priors = np.full((n_groups, 2), PRIOR_ALPHA)
     for chunk, soft in parts:
         np.add.at(counts, (chunk.worker, slice(None), chunk.label), soft)
-        weight = (chunk.calibration | (chunk.gold >= 0)).astype(float)
-        np.add.at(priors, chunk.group, chunk.probas * weight[:, None])
+        np.add.at(priors, chunk.group, chunk.probas * chunk.weight()[:, None])
     confusion = counts + ALPHA + state.shrink * state.newcomer[None, :, :]
     confusion /= confusion.sum(axis=2, keepdims=True)
     priors /= priors.sum(axis=1, keepdims=True)
@@ -203,7 +210,7 @@ def _first(chunk: Chunk) -> np.ndarray:
     others = counts[chunk.item] - own
     soft = np.where(n_others > 0, others / np.maximum(n_others, 1), 1.0 / 2)
     soft[known] = probas[chunk.item][known]
-    return soft * (chunk.calibration[chunk.item] | known).astype(float)[:, None]
+    return soft * chunk.weight()[chunk.item][:, None]
 
 
 def _e_steps(
@@ -225,7 +232,31 @@ def _e_steps(
 
 
 def refit(state: SkillState, parts: Iterable[Chunk], workers: np.ndarray, groups: np.ndarray,
-          *, n_iter: int) -> None:  # fmt: skip
+          *, n_iter: int, rounds: int = 0) -> None:  # fmt: skip
+    """:func:`.hard_items.refit` over ``parts``: the plain refit on the decided items,
+    then ``rounds`` rounds that learn each group's hard share and refit on every
+    closed item weighted by how ordinary it looks. New soft counts, priors, shares."""
+    state.hard = {}
+    _fit(state, parts, workers, groups, n_iter=n_iter)
+    names = groups.tolist()
+    for _ in range(rounds):
+        log_conf, log_prior, share = hard_items.state_arrays(state, workers.tolist(), names)
+        shares = hard_items.Shares(len(names))
+        for chunk in parts:
+            n_votes = np.bincount(chunk.item, minlength=len(chunk.gold))
+            eligible = (chunk.word > 0) & (n_votes >= hard_items.MIN_VOTES)
+            r = hard_items.item_hardness(
+                log_conf, log_prior, share, (chunk.item, chunk.worker, chunk.label), chunk.group
+            )
+            r = np.where(eligible, r, 0.0)
+            shares.add(r, eligible, chunk.group)
+            chunk.calibration[:] = hard_items.weights(r, chunk.word, n_votes)
+        shares.into(state, names)
+        _fit(state, parts, workers, groups, n_iter=n_iter)
+
+
+def _fit(state: SkillState, parts: Iterable[Chunk], workers: np.ndarray, groups: np.ndarray,
+         *, n_iter: int) -> None:  # fmt: skip
     """:meth:`.model.SkillState.refit` over ``parts``: new soft counts and priors."""
     n_workers, n_groups = len(workers), len(groups)
     confusion, priors = _m_step(((c, _first(c)) for c in parts), state, n_workers, n_groups)
@@ -241,7 +272,8 @@ def refit(state: SkillState, parts: Iterable[Chunk], workers: np.ndarray, groups
     for chunk in parts:
         log_post, per_vote = chunk.log_post(confusion, priors)
         credit = normalise(log_post[chunk.item] - per_vote)
-        credit[(chunk.gold[chunk.item] >= 0) | ~chunk.calibration[chunk.item]] = 0.0
+        credit *= chunk.calibration[chunk.item][:, None]  # x 1.0 is exact
+        credit[chunk.gold[chunk.item] >= 0] = 0.0
         np.add.at(soft, (chunk.worker, slice(None), chunk.label), credit)
         log_lik = np.zeros((len(chunk.gold), 2))
         np.add.at(log_lik, chunk.item, chunk.per_vote(confusion))

@@ -64,10 +64,10 @@ def read_items(
     requeued = False
     team = kept = 0
     for row in conn.execute(sql.items_votes, {"ids": ids}):
-        cid, sid, initial_ids, prior_yes, gold, initial, decision, req, team = row[:9]
-        voter, answer, at, can_vote = row[9:13]
-        counts = row[13:19]  # nn, ny, yn, yy, answered no, answered yes
-        excluded, reason, *matrix, ledger_rows = row[19:]
+        cid, sid, initial_ids, prior_yes, hard_share, gold, initial, decision, req, team = row[:10]
+        voter, answer, at, can_vote = row[10:14]
+        counts = row[14:20]  # nn, ny, yn, yy, answered no, answered yes
+        excluded, reason, *matrix, ledger_rows = row[20:]
         item = items.get(cid)
         if item is None:
             item = items[cid] = Item(sid, gold, bool(initial), decision)
@@ -75,6 +75,8 @@ def read_items(
                 subsets[sid] = json.loads(initial_ids) if initial_ids else None
                 if prior_yes is not None:
                     state.priors[sid] = [1.0 - prior_yes, prior_yes]
+                if hard_share:
+                    state.hard[sid] = hard_share
             requeued = requeued or bool(req)
         if voter is None:
             continue

@@ -60,7 +60,7 @@ CONSENSUS_COLUMNS = ("candidate_id", "p_yes", "decision", "method", "n_votes", "
 
 @cache
 def items_votes(postgresql: bool) -> Select:
-    """Per candidate and vote: synset, the synset's initial ids and prior, gold answer
+    """Per candidate and vote: synset, the synset's initial ids, prior and hard share, gold answer
     (or None), initial flag and decision (or None), whether it has an open requeue,
     the team's size (:func:`team_size`), the vote (voter, answer, time), whether the
     voter can still be served, and the voter's stored counts, exclusion, its reason,
@@ -76,6 +76,7 @@ def items_votes(postgresql: bool) -> Select:
             # As text: decoded once per synset and voter, not once per row (live._read_items).
             cast(Synset.initial_ids, Text),
             Synset.prior_yes,
+            Synset.hard_share,
             Gold.answer,
             Consensus.initial,
             Consensus.decision,

@@ -155,6 +155,8 @@ class SkillState:
     priors: dict[Hashable, list[float]] = field(default_factory=dict)
     excluded: dict[Hashable, str] = field(default_factory=dict)
     answers: dict[Hashable, list[float]] = field(default_factory=dict)
+    # Per group, the share of items the crowd cannot tell (:mod:`.hard_items`).
+    hard: dict[Hashable, float] = field(default_factory=dict)
     _log_rows: dict[Hashable, list[list[float]]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -205,22 +207,41 @@ class SkillState:
     def posterior(
         self, group: Hashable, votes: Sequence[tuple[Hashable, int]]
     ) -> tuple[list[float], list[float]]:
-        """Class probabilities, and the votes' own log-likelihood per class (no prior)."""
+        """Class probabilities, and the votes' own log-likelihood per class (no prior).
+
+        Where the group has a share ``h`` of hard items (:mod:`.hard_items`), the
+        probabilities are mixed toward the prior by how hard the item looks."""
         prior = self.priors.get(group) or [1.0 / self.k] * self.k
+        h = self.hard.get(group, 0.0)
+        log_hard = 0.0  # log P(votes | hard): each vote alone, whatever the truth
         if self.k == 2:  # yes/no, every candidate of every submit: the loop unrolled
             no = yes = 0.0
+            p_no, p_yes = prior
             for worker, label in votes:
                 col = self.log_columns(worker)[label]
                 no += col[0]
                 yes += col[1]
-            return _normalise_log([math.log(prior[0]) + no, math.log(prior[1]) + yes]), [no, yes]
-        evidence = [0.0] * self.k
-        for worker, label in votes:
-            col = self.log_columns(worker)[label]
-            for c in range(self.k):
-                evidence[c] += col[c]
+                if h > 0.0:
+                    log_hard += math.log(p_no * math.exp(col[0]) + p_yes * math.exp(col[1]))
+            evidence = [no, yes]
+        else:
+            evidence = [0.0] * self.k
+            for worker, label in votes:
+                col = self.log_columns(worker)[label]
+                for c in range(self.k):
+                    evidence[c] += col[c]
+                if h > 0.0:
+                    usual = sum(p * math.exp(x) for p, x in zip(prior, col, strict=True))
+                    log_hard += math.log(usual)
         log_p = [math.log(prior[c]) + evidence[c] for c in range(self.k)]
-        return _normalise_log(log_p), evidence
+        probs = _normalise_log(log_p)
+        if h <= 0.0 or not votes:
+            return probs, evidence
+        top = max(log_p)
+        log_plain = top + math.log(sum(math.exp(v - top) for v in log_p))
+        odds = math.log(h) + log_hard - math.log1p(-h) - log_plain
+        r = 1.0 / (1.0 + math.exp(-odds)) if odds > -700.0 else 0.0
+        return [(1.0 - r) * p + r * q for p, q in zip(probs, prior, strict=True)], evidence
 
     def credit(
         self, group: Hashable, votes: Sequence[tuple[Hashable, int]]

@@ -39,7 +39,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from synset_builder.config.consensus import DynamicConfig
-from synset_builder.consensus import METHODS, write_pool
+from synset_builder.consensus import METHODS, hard_items, write_pool
 from synset_builder.consensus import live_sql as sql
 from synset_builder.consensus.chunked_refit import CHUNK_VOTES
 from synset_builder.consensus.dynamic import Verdict
@@ -240,7 +240,8 @@ def _fit(
     with _fit_arrays(config.spill, scratch_dir) as fit:
         _replay(session, sids, player, tick, fit)
         state = player.state_ or SkillState(k=2)
-        fit.refit(state, gold, n_iter=player.n_iter, chunk_votes=config.chunk_votes)
+        fit.refit(state, gold, n_iter=player.n_iter, chunk_votes=config.chunk_votes,
+                  rounds=hard_items.ROUNDS if config.dynamic.hard_items else 0)  # fmt: skip
         return state, _verdicts(config, config.dynamic, state, fit, gold, team)
 
 
@@ -336,6 +337,7 @@ def _write_records(session: Session, state: SkillState, seen: Written) -> None:
 def _write_priors(session: Session, state: SkillState) -> None:
     for synset in session.scalars(select(Synset).where(Synset.id.in_(list(state.priors)))):
         synset.prior_yes = float(state.priors[synset.id][1])
+        synset.hard_share = float(state.hard.get(synset.id, 0.0))
 
 
 def _names(session: Session, excluded: dict[int, str]) -> dict[str, str]:

@@ -27,6 +27,7 @@ from typing import Self
 import numpy as np
 
 from synset_builder.config.consensus import DynamicConfig
+from synset_builder.consensus import hard_items
 from synset_builder.consensus.base import Encoded, VoteRow, encode
 from synset_builder.consensus.dawid_skene import gold_indices, group_indices
 from synset_builder.consensus.dynamic import Verdict, credits, evaluate_item
@@ -262,11 +263,19 @@ class DynamicConsensus:
         encoded = self.encoded()
         if encoded is not None:
             enc, gidx, names = encoded
-            decided = np.array([self._items[item].word == "decided" for item in enc.items])
-            if decided.any():
-                self._st.refit(enc, gold_idx=gold_indices(enc.items, enc.classes, self._gold),
-                               group_idx=gidx, group_names=names, calibration=decided,
-                               n_iter=self.n_iter)  # fmt: skip
+            word = np.array([hard_items.WORDS.get(self._items[item].word, 2)
+                             for item in enc.items], dtype=np.int8)  # fmt: skip
+            if (word == 1).any():
+                hard_items.refit(
+                    self._st,
+                    enc,
+                    gold_idx=gold_indices(enc.items, enc.classes, self._gold),
+                    group_idx=gidx,
+                    group_names=names,
+                    word=word,
+                    n_iter=self.n_iter,
+                    rounds=hard_items.ROUNDS if self.config.hard_items else 0,
+                )
         for item, it in self._items.items():
             it.verdict = self._verdict(item)
 

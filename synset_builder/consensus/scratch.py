@@ -149,14 +149,15 @@ class Column:
 
 
 # The chunk's arrays in file order: name, type, per vote ("v"), per item ("i") or per
-# item and class ("i2"). ``probas`` last: each pass writes it back.
+# item and class ("i2"). ``calibration`` and ``probas`` last: each pass writes them back.
 _LAYOUT: tuple[tuple[str, type[np.generic], str], ...] = (
     ("item", np.int32, "v"),
     ("worker", np.int32, "v"),
     ("label", np.int8, "v"),
     ("gold", np.int8, "i"),
     ("group", np.int32, "i"),
-    ("calibration", np.bool_, "i"),
+    ("word", np.int8, "i"),
+    ("calibration", np.float64, "i"),
     ("probas", np.float64, "i2"),
 )
 
@@ -169,9 +170,9 @@ class ChunkFile:
     """The refit's chunks in one file, read back one at a time.
 
     Iterating yields each chunk in order as fresh arrays; when the caller asks for
-    the next one, the chunk's posteriors (``probas``, which EM updates in place) are
-    written back. So one chunk is in memory at a time, and what stays per chunk
-    here is three numbers."""
+    the next one, the chunk's posteriors (``probas``, which EM updates in place) and
+    weights (``calibration``, which the hard-items rounds set) are written back. So
+    one chunk is in memory at a time, and what stays per chunk here is three numbers."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -202,7 +203,10 @@ class ChunkFile:
                 at += arrays[name].nbytes
             chunk = Chunk(**arrays)
             yield chunk
-            _write(fd, chunk.probas, at - chunk.probas.nbytes, self.path)
+            # EM updates the posteriors in place, the hard-items rounds the weights
+            at -= chunk.probas.nbytes
+            _write(fd, chunk.probas, at, self.path)
+            _write(fd, chunk.calibration, at - chunk.calibration.nbytes, self.path)
 
     def close(self) -> None:
         self._file.close()

@@ -33,7 +33,7 @@ from sqlalchemy import ColumnElement, Row, Select, false, select
 from sqlalchemy.orm import Session
 
 from synset_builder.config.consensus import DynamicConfig
-from synset_builder.consensus import chunked_refit, scratch
+from synset_builder.consensus import chunked_refit, hard_items, scratch
 from synset_builder.consensus.base import Encoded
 from synset_builder.consensus.dynamic import Verdict, after_requeue
 from synset_builder.consensus.model import SkillState
@@ -174,10 +174,10 @@ def utc(moment: datetime) -> datetime:
 
 class FitArrays:
     """What the refit needs of every vote, a few bytes each: item, voter, answer; per
-    item its id, synset and whether it was decided. In memory, or (``folder``) in
-    scratch files there (:mod:`.scratch`), so that memory does not grow with the
-    project: the replay appends a synset at a time, the refit reads back a chunk at
-    a time."""
+    item its id, synset and how its replay left it (:data:`.hard_items.WORDS`). In
+    memory, or (``folder``) in scratch files there (:mod:`.scratch`), so that memory
+    does not grow with the project: the replay appends a synset at a time, the refit
+    reads back a chunk at a time."""
 
     def __init__(self, folder: Path | None = None) -> None:
         self.folder = folder
@@ -187,7 +187,7 @@ class FitArrays:
 
         self.item_ids = column("item_ids", np.int64)
         self.item_group = column("item_group", np.int64)
-        self.decided = column("decided", np.int8)
+        self.word = column("word", np.int8)
         self.vote_item = column("vote_item", np.int64)
         self.vote_worker = column("vote_worker", np.int64)
         self.vote_label = column("vote_label", np.int8)
@@ -195,18 +195,18 @@ class FitArrays:
     def add(self, group: int, items: Mapping[Hashable, object]) -> None:
         """The items one synset's replay left (``_Item``: votes and verdict)."""
         base = len(self.item_ids)
-        ids, decided = array("q"), array("b")
+        ids, words = array("q"), array("b")
         v_item, v_worker, v_label = array("q"), array("q"), array("b")
         for n, (cid, it) in enumerate(items.items(), base):
             ids.append(int(cid))  # type: ignore[call-overload]
-            decided.append(int(it.word == "decided"))  # type: ignore[attr-defined]
+            words.append(hard_items.WORDS.get(it.word, 2))  # type: ignore[attr-defined]
             for worker, label in it.votes:  # type: ignore[attr-defined]
                 v_item.append(n)
                 v_worker.append(int(worker))
                 v_label.append(label)
         self.item_ids.extend(np.frombuffer(ids, dtype=np.int64))
         self.item_group.extend(np.full(len(ids), group, dtype=np.int64))
-        self.decided.extend(np.frombuffer(decided, dtype=np.int8))
+        self.word.extend(np.frombuffer(words, dtype=np.int8))
         self.vote_item.extend(np.frombuffer(v_item, dtype=np.int64))
         self.vote_worker.extend(np.frombuffer(v_worker, dtype=np.int64))
         self.vote_label.extend(np.frombuffer(v_label, dtype=np.int8))
@@ -221,13 +221,13 @@ class FitArrays:
         return cols[0].read(start, stop), cols[1].read(start, stop), cols[2].read(start, stop)
 
     def items(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Items ``start`` to ``stop``: candidate id, synset, decided (0 or 1)."""
-        cols = (self.item_ids, self.item_group, self.decided)
+        """Items ``start`` to ``stop``: candidate id, synset, word (:data:`.hard_items.WORDS`)."""
+        cols = (self.item_ids, self.item_group, self.word)
         return cols[0].read(start, stop), cols[1].read(start, stop), cols[2].read(start, stop)
 
     def kept(self, excluded: Mapping[Hashable, str]) -> tuple[Encoded, np.ndarray, np.ndarray]:
         """The votes of annotators still counted, encoded; per item its group and
-        whether it was decided. Every vote at once: for the methods that fit them so
+        word (:data:`.hard_items.WORDS`). Every vote at once: for the methods that fit them so
         (majority, Dawid-Skene), not the dynamic rule's refit."""
         workers = self.vote_worker.read()
         keep = ~np.isin(workers, np.array(sorted(int(w) for w in excluded), dtype=np.int64))
@@ -243,16 +243,16 @@ class FitArrays:
             label_idx=self.vote_label.read()[keep].astype(np.int64),
         )
         groups = self.item_group.read()[items_used]
-        decided = self.decided.read()[items_used].astype(bool)
-        return enc, groups, decided
+        return enc, groups, self.word.read()[items_used]
 
     def refit(
         self, state: SkillState, gold: Mapping[int, bool], *, n_iter: int,
-        chunk_votes: int = chunked_refit.CHUNK_VOTES,
+        chunk_votes: int = chunked_refit.CHUNK_VOTES, rounds: int = 0,
     ) -> None:  # fmt: skip
         """Refit the skills and priors on every counted vote (the replay's ``_refit``),
-        ``chunk_votes`` votes at a time (:mod:`.chunked_refit`: the same floats); the
-        chunks go to a scratch file beside the arrays when they are spilled."""
+        ``chunk_votes`` votes at a time (:mod:`.chunked_refit`: the same floats), with
+        ``rounds`` hard-items rounds (:mod:`.hard_items`); the chunks go to a scratch
+        file beside the arrays when they are spilled."""
         excluded = np.array(sorted(int(w) for w in state.excluded), dtype=np.int64)
         store = None if self.folder is None else scratch.ChunkFile(self.folder / "chunks.bin")
         try:
@@ -260,14 +260,14 @@ class FitArrays:
                 self, excluded, gold, chunk_votes, store
             )
             if calibrated:
-                chunked_refit.refit(state, parts, workers, groups, n_iter=n_iter)
+                chunked_refit.refit(state, parts, workers, groups, n_iter=n_iter, rounds=rounds)
         finally:
             if store is not None:
                 store.close()
                 (self.folder / "chunks.bin").unlink()  # type: ignore[operator]
 
     def close(self) -> None:
-        for column in (self.item_ids, self.item_group, self.decided, self.vote_item,
+        for column in (self.item_ids, self.item_group, self.word, self.vote_item,
                        self.vote_worker, self.vote_label):  # fmt: skip
             column.close()
 

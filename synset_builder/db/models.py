@@ -55,6 +55,9 @@ class Synset(Base):
     """A category: a WordNet noun synset (wnid ``n########``) or a curator's own."""
 
     __tablename__ = "synset"
+    # Server defaults (hard_share) are read when asked for, not named in each INSERT's
+    # RETURNING: the upgrade tests write an older revision's rows with this class.
+    __mapper_args__ = {"eager_defaults": False}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     wnid: Mapped[str] = mapped_column(String(32), unique=True)
@@ -75,6 +78,9 @@ class Synset(Base):
     initial_ids: Mapped[list[int] | None] = mapped_column(JSON(none_as_null=True), default=None)
     # P(a candidate shows the synset), from the last consensus refit; None: not yet (0.5).
     prior_yes: Mapped[float | None] = mapped_column(Float, default=None)
+    # The share of its candidates the crowd cannot tell (consensus/hard_items.py), from
+    # the last refit; 0 until one (every item ordinary).
+    hard_share: Mapped[float] = mapped_column(Float, nullable=False, server_default="0")
 
 
 class SynsetEdge(Base):

@@ -10,14 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from synset_builder.consensus import hard_items
 from synset_builder.consensus.model import SkillState
 from synset_builder.consensus.synset_pass import FitArrays
 
 
 class _Item:
-    def __init__(self, votes: list[tuple[int, int]], decided: bool) -> None:
+    def __init__(self, votes: list[tuple[int, int]], decided: bool, closed: bool = True) -> None:
         self.votes = votes
-        self.word = "decided" if decided else "pending"
+        self.word = "decided" if decided else "undecided" if closed else "pending"
 
 
 def project(
@@ -37,37 +38,44 @@ def project(
             truth = bool(rng.random() < 0.2 + 0.05 * group)
             voters = rng.choice(15, size=int(rng.integers(1, 7)), replace=False)
             votes = [(100 + int(w), int(truth == (rng.random() < skill[w]))) for w in voters]
-            items[cid] = _Item(votes, decided=bool(rng.random() < 0.7))
+            u = rng.random()
+            items[cid] = _Item(votes, decided=bool(u < 0.6), closed=bool(u < 0.8))
             if rng.random() < 0.05:
                 gold[cid] = truth
         fit.add(500 + group, items)
     return fit, gold, {103: "spam", 111: "spam"}
 
 
-def at_once(fit: FitArrays, gold: dict[int, bool], state: SkillState, n_iter: int) -> None:
-    """What ``FitArrays.refit`` did before it worked in chunks."""
-    enc, groups, decided = fit.kept(state.excluded)
+def at_once(
+    fit: FitArrays, gold: dict[int, bool], state: SkillState, n_iter: int, rounds: int
+) -> None:
+    """What ``FitArrays.refit`` computes, over every vote at once (the replay's refit)."""
+    enc, groups, word = fit.kept(state.excluded)
     names_of, gidx = np.unique(groups, return_inverse=True)
     gold_idx = np.array([int(gold[c]) if c in gold else -1 for c in enc.items], dtype=np.int64)
-    state.refit(enc, gold_idx=gold_idx, group_idx=gidx.astype(np.int64),
-                group_names={g: int(s) for g, s in enumerate(names_of)},
-                calibration=decided, n_iter=n_iter)  # fmt: skip
+    hard_items.refit(state, enc, gold_idx=gold_idx, group_idx=gidx.astype(np.int64),
+                     group_names={g: int(s) for g, s in enumerate(names_of)},
+                     word=word, n_iter=n_iter,
+                     rounds=rounds)  # fmt: skip
 
 
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("chunk_votes", [1, 37, 500, 10**7])
 @pytest.mark.parametrize("spilled", [False, True], ids=["memory", "spilled"])
+@pytest.mark.parametrize("rounds", [0, 2], ids=["plain", "hard-items"])
 def test_chunked_refit_is_the_same_floats(
-    seed: int, chunk_votes: int, spilled: bool, tmp_path: Path
+    seed: int, chunk_votes: int, spilled: bool, rounds: int, tmp_path: Path
 ) -> None:
     fit, gold, excluded = project(seed, tmp_path if spilled else None)
     whole, chunked = SkillState(k=2), SkillState(k=2)
     for state in (whole, chunked):
         state.excluded = dict(excluded)
-    at_once(fit, gold, whole, n_iter=50)
-    fit.refit(chunked, gold, n_iter=50, chunk_votes=chunk_votes)
+    at_once(fit, gold, whole, n_iter=50, rounds=rounds)
+    fit.refit(chunked, gold, n_iter=50, chunk_votes=chunk_votes, rounds=rounds)
     assert chunked.counts == whole.counts  # exact: no tolerance
     assert chunked.priors == whole.priors
+    assert chunked.hard == whole.hard
+    assert (len(whole.hard) == 12) == (rounds > 0), "every group should learn a share"
     assert set(whole.counts).isdisjoint(excluded)
     assert len({round(p[1], 3) for p in whole.priors.values()}) > 3, "priors should differ"
 
@@ -77,7 +85,7 @@ def test_spilled_arrays_are_files_and_the_chunks_go_away(tmp_path: Path) -> None
     votes, items = fit.n_votes, len(fit.item_ids)
     sizes = {p.name: p.stat().st_size for p in tmp_path.iterdir()}
     assert sizes == {
-        "item_ids.bin": 8 * items, "item_group.bin": 8 * items, "decided.bin": items,
+        "item_ids.bin": 8 * items, "item_group.bin": 8 * items, "word.bin": items,
         "vote_item.bin": 8 * votes, "vote_worker.bin": 8 * votes, "vote_label.bin": votes,
     }  # fmt: skip
     state = SkillState(k=2)

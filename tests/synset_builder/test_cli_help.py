@@ -2,7 +2,7 @@
 
 Help text is rendered as the user sees it (``synset ... --help``) for every
 command and sub-command of the tree, and every bracketed phrase of a command's
-description or an option's help (``[settings: 0.95]``,
+description or an option's help (``[settings: 0.9]``,
 ``[candidates/clean/accepted]``) must come out whole; flags must not carry a
 ``<bool>`` placeholder.
 """
@@ -43,7 +43,7 @@ def test_the_tree_holds_the_bracketed_help_the_issue_named() -> None:
     texts += [_flat(p.help or "") for _, c in TREE for p in c.params if hasattr(p, "help")]
     joined = "\n".join(texts)
     assert "[candidates/clean/accepted]" in joined
-    assert "[settings: 0.95]" in joined
+    assert "[settings: 0.9]" in joined
 
 
 @pytest.mark.parametrize("path", [p for p, _ in TREE], ids=lambda p: " ".join(p) or "synset")

@@ -68,7 +68,9 @@ def test_import_is_idempotent_and_consensus_excludes_the_spammer(
     # The four imported crowd workers are the whole team and all voted on everything:
     # what cannot be settled is undecided (nobody left), never pending.
     assert summary["accepted"] + summary["rejected"] + summary["undecided"] == N_ITEMS
-    assert summary["pending"] == 0 and summary["accepted"] >= 15
+    # 27 items are unanimous (13 true): decided. A 2-1 split by annotators right 8
+    # times in 9 is right 8 times in 9, short of the 0.9 threshold: it may stay open.
+    assert summary["pending"] == 0 and summary["accepted"] >= 13 and summary["rejected"] >= 14
 
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
