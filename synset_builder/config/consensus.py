@@ -17,7 +17,7 @@ from pydantic import Field
 from synset_builder.config.flat import Section
 
 if TYPE_CHECKING:
-    from synset_builder.consensus.model import ExclusionRule
+    from synset_builder.consensus.exclusion import ExclusionRule
 
 
 class DynamicConfig(Section):
@@ -113,6 +113,6 @@ class DynamicConfig(Section):
     @property
     def exclusion(self) -> ExclusionRule:
         """The exclusion rule these settings describe (imported late: it needs numpy)."""
-        from synset_builder.consensus.model import ExclusionRule
+        from synset_builder.consensus.exclusion import ExclusionRule
 
         return ExclusionRule(floor=self.skill_floor, min_votes=self.exclusion_votes)

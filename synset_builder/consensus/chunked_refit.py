@@ -26,7 +26,7 @@ from typing import Protocol
 import numpy as np
 
 from synset_builder.consensus import hard_items
-from synset_builder.consensus.confusion_em import normalise
+from synset_builder.consensus.confusion_em import normalise, worker_log_rows
 from synset_builder.consensus.model import PRIOR_FLOOR, SkillState
 
 ALPHA = 1e-3  # SkillState.refit's EM settings
@@ -55,10 +55,7 @@ class Chunk:
 
     def per_vote(self, confusion: np.ndarray) -> np.ndarray:
         """``confusion_em.vote_loglik`` at temperature 1, as ``fit_em`` computes it."""
-        t = np.ones(len(self.item))[:, None, None]
-        log_rows = np.log(confusion[self.worker]) * t
-        log_rows -= np.logaddexp.reduce(log_rows, axis=2, keepdims=True)
-        return log_rows[np.arange(len(self.label)), :, self.label]
+        return worker_log_rows(confusion)[self.worker, :, self.label]
 
     def log_post(self, confusion: np.ndarray, priors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         log_post = np.log(priors[self.group])

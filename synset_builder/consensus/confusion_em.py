@@ -74,10 +74,21 @@ def vote_loglik(
     Tempering raises the confusion to the power ``t`` and renormalises: ``t < 1``
     pulls every annotator toward chance (a hard synset), ``t > 1`` sharpens them.
     """
+    if not (temps != 1.0).any():  # untempered: each voter's rows once, not once a vote
+        return worker_log_rows(confusion)[enc.worker_idx, :, enc.label_idx]
     t = temps[group_idx[enc.item_idx]][:, None, None]
     log_rows = np.log(confusion[enc.worker_idx]) * t  # votes x truth x vote
     log_rows -= np.logaddexp.reduce(log_rows, axis=2, keepdims=True)
     return log_rows[np.arange(len(enc.label_idx)), :, enc.label_idx]
+
+
+def worker_log_rows(confusion: np.ndarray) -> np.ndarray:
+    """Per voter, ``log P(vote | truth)`` with each row renormalised (voters x truth x
+    vote): what :func:`vote_loglik` gathers per vote, computed per voter, since
+    voters are a few hundred and votes millions (the chunked refit reads it too)."""
+    log_rows = np.log(confusion)
+    log_rows -= np.logaddexp.reduce(log_rows, axis=2, keepdims=True)
+    return log_rows
 
 
 def fit_temperatures(

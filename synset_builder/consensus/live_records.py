@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
+from synset_builder.consensus.exclusion import ExclusionRule
 from synset_builder.consensus.live_sql import RECORD_COLUMNS, RECORD_ROW, LiveStatements
-from synset_builder.consensus.model import ExclusionRule, SkillState
+from synset_builder.consensus.model import SkillState
 from synset_builder.db.models import AnnotatorQuality
 
 

@@ -39,6 +39,7 @@ import numpy as np
 
 from synset_builder.consensus.base import Encoded
 from synset_builder.consensus.confusion_em import e_step, fit_em, normalise, vote_loglik
+from synset_builder.consensus.exclusion import ExclusionRule
 
 PRIOR_FLOOR = 0.05  # no class prior below this: a prior alone never decides
 # Raw answers are counted (for the always-the-same-answer check) over each
@@ -79,69 +80,6 @@ def _normalise_log(log_p: list[float]) -> list[float]:
     return [v / total for v in ex]
 
 
-@dataclass(frozen=True)
-class ExclusionRule:
-    """Exclude annotators who answer without looking, as soon as the evidence is clear.
-
-    * the same answer to nearly every one of ``min_votes`` decided items of which
-      a fair share were something else (always-yes, always-no);
-    * kappa below ``floor`` over ``2 * min_votes`` decided votes (random clicks;
-      ``floor=0.1`` is a binary balanced accuracy of 0.55). Kappa measured on
-      20 votes has a spread of about 0.2, so a real but weak annotator would be
-      thrown out as often as a clicker; and soft credit pulls a real
-      annotator's measured kappa toward 0, so the floor stays low;
-    * gold accuracy near chance over ``min_votes // 2`` gold answers.
-    """
-
-    floor: float = 0.1
-    min_votes: int = 20
-
-    def reason(
-        self, skill: float, votes: float, gold_total: int, gold_correct: int, k: int = 2
-    ) -> str | None:
-        """Why this record gets its annotator excluded, or None."""
-        if gold_total >= max(self.min_votes // 2, 1):
-            gold_kappa = (gold_correct / gold_total - 1.0 / k) / (1.0 - 1.0 / k)
-            if gold_kappa < self.floor:
-                return (
-                    f"gold accuracy {gold_correct}/{gold_total} = "
-                    f"{gold_correct / gold_total:.2f} is near chance (kappa {gold_kappa:.2f} "
-                    f"< {self.floor:.2f})"
-                )
-        if votes >= 2 * self.min_votes and skill < self.floor:
-            return (
-                f"agreement with consensus over {votes:.0f} decided votes is near chance "
-                f"(kappa {skill:.2f} < {self.floor:.2f})"
-            )
-        return None
-
-    def one_answer(
-        self, answers: Sequence[float], others: Callable[[], Sequence[float]]
-    ) -> str | None:
-        """The same answer every time while the others vary: always-yes, always-no.
-
-        Read from the raw answers, so it needs no decided item: ``min_votes // 2``
-        identical answers on items where the other voters gave that answer at most
-        three times in four (an honest annotator who meets a "no" item 40% of the
-        time repeats one answer ten times running about once in 10,000).
-        ``others()`` (the others' answers on the same items) is asked for only then.
-        """
-        total = float(sum(answers))
-        if total < max(self.min_votes // 2, 1):
-            return None
-        favourite = max(range(len(answers)), key=lambda c: answers[c])
-        if answers[favourite] < 0.97 * total:
-            return None
-        theirs = [float(x) for x in others()]
-        share = theirs[favourite] / sum(theirs) if sum(theirs) > 0 else 1.0
-        if share <= 0.75:
-            return (
-                f"gave the same answer {answers[favourite]:.0f} times out of {total:.0f} "
-                f"while the others on the same items gave it {share:.0%} of the time"
-            )
-        return None
-
-
 @dataclass
 class SkillState:
     """Per-annotator count matrices and per-group priors: everything a decision reads."""
@@ -157,7 +95,9 @@ class SkillState:
     answers: dict[Hashable, list[float]] = field(default_factory=dict)
     # Per group, the share of items the crowd cannot tell (:mod:`.hard_items`).
     hard: dict[Hashable, float] = field(default_factory=dict)
-    _log_rows: dict[Hashable, list[list[float]]] = field(default_factory=dict, repr=False)
+    _log_rows: dict[Hashable, tuple[list[list[float]], list[list[float]]]] = field(
+        default_factory=dict, repr=False
+    )
 
     def __post_init__(self) -> None:
         self.newcomer = template(self.k, self.skill)
@@ -197,10 +137,15 @@ class SkillState:
 
     def log_columns(self, worker: Hashable) -> list[list[float]]:
         """Per answer, ``log P(answer | truth = c)`` for every class ``c``."""
+        return self._columns(worker)[0]
+
+    def _columns(self, worker: Hashable) -> tuple[list[list[float]], list[list[float]]]:
+        """Per answer, ``P(answer | truth = c)`` for every ``c``: as logs, and as is."""
         cols = self._log_rows.get(worker)
         if cols is None:
             conf = self.confusion(worker)
-            cols = [[math.log(conf[c][v]) for c in range(self.k)] for v in range(self.k)]
+            plain = [[conf[c][v] for c in range(self.k)] for v in range(self.k)]
+            cols = ([[math.log(p) for p in col] for col in plain], plain)
             self._log_rows[worker] = cols
         return cols
 
@@ -210,29 +155,42 @@ class SkillState:
         """Class probabilities, and the votes' own log-likelihood per class (no prior).
 
         Where the group has a share ``h`` of hard items (:mod:`.hard_items`), the
-        probabilities are mixed toward the prior by how hard the item looks."""
+        probabilities are mixed toward the prior by P(hard | votes): on a hard
+        item each vote is the voter's usual answer, whatever the truth."""
         prior = self.priors.get(group) or [1.0 / self.k] * self.k
-        h = self.hard.get(group, 0.0)
-        log_hard = 0.0  # log P(votes | hard): each vote alone, whatever the truth
+        h = self.hard.get(group, 0.0) if self.hard else 0.0
         if self.k == 2:  # yes/no, every candidate of every submit: the loop unrolled
             no = yes = 0.0
+            lik, log_hard = 1.0, 0.0  # P(votes | hard), as a product and its logs
             p_no, p_yes = prior
+            rows = self._log_rows
             for worker, label in votes:
-                col = self.log_columns(worker)[label]
+                cols = rows.get(worker) or self._columns(worker)
+                col = cols[0][label]
                 no += col[0]
                 yes += col[1]
                 if h > 0.0:
-                    log_hard += math.log(p_no * math.exp(col[0]) + p_yes * math.exp(col[1]))
-            evidence = [no, yes]
-        else:
-            evidence = [0.0] * self.k
-            for worker, label in votes:
-                col = self.log_columns(worker)[label]
-                for c in range(self.k):
-                    evidence[c] += col[c]
-                if h > 0.0:
-                    usual = sum(p * math.exp(x) for p, x in zip(prior, col, strict=True))
-                    log_hard += math.log(usual)
+                    usual = cols[1][label]
+                    lik *= p_no * usual[0] + p_yes * usual[1]
+                    if lik < 1e-250:  # long before it underflows
+                        log_hard += math.log(lik)
+                        lik = 1.0
+            a, b = math.log(p_no) + no, math.log(p_yes) + yes
+            probs = _normalise_log([a, b])
+            if h <= 0.0 or not votes:
+                return probs, [no, yes]
+            log_plain = max(a, b) + math.log1p(math.exp(-abs(a - b)))
+            odds = math.log(h) + log_hard + math.log(lik) - math.log1p(-h) - log_plain
+            r = 1.0 / (1.0 + math.exp(-odds)) if odds > -700.0 else 0.0
+            return [(1.0 - r) * probs[0] + r * p_no, (1.0 - r) * probs[1] + r * p_yes], [no, yes]
+        evidence = [0.0] * self.k
+        log_hard = 0.0
+        for worker, label in votes:
+            log_col, col = self._columns(worker)
+            for c in range(self.k):
+                evidence[c] += log_col[label][c]
+            if h > 0.0:
+                log_hard += math.log(sum(p * x for p, x in zip(prior, col[label], strict=True)))
         log_p = [math.log(prior[c]) + evidence[c] for c in range(self.k)]
         probs = _normalise_log(log_p)
         if h <= 0.0 or not votes:

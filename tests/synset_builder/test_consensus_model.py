@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 from synset_builder.config.consensus import DynamicConfig
 from synset_builder.consensus import DawidSkene, MajorityVote
 from synset_builder.consensus.dynamic import evaluate_item
+from synset_builder.consensus.exclusion import ExclusionRule
 from synset_builder.consensus.live import after_votes, may_vote, open_clause, reopen_deferred
-from synset_builder.consensus.model import ExclusionRule, SkillState
+from synset_builder.consensus.model import SkillState
 from synset_builder.consensus.recompute import RecomputeConfig, recompute
 from synset_builder.consensus.replay import DynamicConsensus
 from synset_builder.db.models import AnnotatorQuality, Candidate, Consensus, Synset
