@@ -234,7 +234,7 @@ def refit(state: SkillState, parts: Iterable[Chunk], workers: np.ndarray, groups
     then ``rounds`` rounds that learn each group's hard share and refit on every
     closed item weighted by how ordinary it looks. New soft counts, priors, shares."""
     state.hard = {}
-    _fit(state, parts, workers, groups, n_iter=n_iter)
+    em = _fit(state, parts, workers, groups, n_iter=n_iter)
     names = groups.tolist()
     for _ in range(rounds):
         log_conf, log_prior, share = hard_items.state_arrays(state, workers.tolist(), names)
@@ -249,14 +249,20 @@ def refit(state: SkillState, parts: Iterable[Chunk], workers: np.ndarray, groups
             shares.add(r, eligible, chunk.group)
             chunk.calibration[:] = hard_items.weights(r, chunk.word, n_votes)
         shares.into(state, names)
-        _fit(state, parts, workers, groups, n_iter=n_iter)
+        em = _fit(state, parts, workers, groups, n_iter=n_iter, warm=em)
 
 
 def _fit(state: SkillState, parts: Iterable[Chunk], workers: np.ndarray, groups: np.ndarray,
-         *, n_iter: int) -> None:  # fmt: skip
-    """:meth:`.model.SkillState.refit` over ``parts``: new soft counts and priors."""
+         *, n_iter: int, warm: tuple[np.ndarray, np.ndarray] | None = None,
+         ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """:meth:`.model.SkillState.refit` over ``parts``: new soft counts and priors.
+    Returns EM's confusions and priors; ``warm``: an earlier fit's, to start from
+    (with the chunks' posteriors as it left them), as ``fit_em``'s ``warm``."""
     n_workers, n_groups = len(workers), len(groups)
-    confusion, priors = _m_step(((c, _first(c)) for c in parts), state, n_workers, n_groups)
+    if warm is None:
+        confusion, priors = _m_step(((c, _first(c)) for c in parts), state, n_workers, n_groups)
+    else:
+        confusion, priors = warm
     for _ in range(n_iter):
         delta = [0.0]
         confusion, priors = _m_step(
@@ -280,3 +286,4 @@ def _fit(state: SkillState, parts: Iterable[Chunk], workers: np.ndarray, groups:
     state.priors = {int(g): [float(v) for v in p / p.sum()]
                     for g, p in zip(groups.tolist(), floored, strict=True)}  # fmt: skip
     state._log_rows.clear()
+    return confusion, priors

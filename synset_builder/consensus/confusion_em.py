@@ -223,6 +223,7 @@ def fit_em(
     tol: float = 1e-6,
     template: np.ndarray | None = None,
     prior_alpha: float = 1.0,
+    warm: EMResult | None = None,
 ) -> EMResult:
     """Run EM from the (gold-clamped) vote shares until the posteriors settle.
 
@@ -237,6 +238,10 @@ def fit_em(
     everyone is near chance. A weight lets a model count an item in part (how
     ordinary it looks, say); a boolean gives the same floats as weights of 0
     and 1.
+
+    ``warm``: start from an earlier fit of the same votes (its posteriors,
+    confusions and priors) instead of the vote shares: a refit with new weights
+    then takes a few iterations, not a dozen.
     """
     gold = np.full(enc.n_items, -1) if gold_idx is None else gold_idx
     groups = np.zeros(enc.n_items, dtype=np.int64) if group_idx is None else group_idx
@@ -252,7 +257,11 @@ def fit_em(
         # item with one or two votes says more about the prior than about itself.
         opts["prior_weight"] = weight
     soft = soft * support[:, None]
-    confusion, priors, temps = m_step(enc, probas, soft, groups, n_groups, **opts)
+    if warm is None:
+        confusion, priors, temps = m_step(enc, probas, soft, groups, n_groups, **opts)
+    else:
+        probas, confusion, priors = warm.probas, warm.confusion, warm.priors
+        temps = warm.temperatures
     iterations = 0
     while iterations < n_iter:
         iterations += 1

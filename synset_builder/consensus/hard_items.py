@@ -133,8 +133,8 @@ def refit(
     refit on the closed items weighted by how ordinary they look (:func:`weights`;
     ``rounds=0``: the plain refit, no hard items)."""
     state.hard = {}
-    state.refit(enc, gold_idx=gold_idx, group_idx=group_idx, group_names=group_names,
-                calibration=word == 1, n_iter=n_iter)  # fmt: skip
+    em = state.refit(enc, gold_idx=gold_idx, group_idx=group_idx, group_names=group_names,
+                     calibration=word == 1, n_iter=n_iter)  # fmt: skip
     names = [group_names[g] for g in range(int(group_idx.max()) + 1 if len(group_idx) else 0)]
     n_votes = np.bincount(enc.item_idx, minlength=enc.n_items)
     eligible = (word > 0) & (n_votes >= MIN_VOTES)
@@ -145,5 +145,6 @@ def refit(
         shares = Shares(len(names))
         shares.add(r, eligible, group_idx)
         shares.into(state, names)
-        state.refit(enc, gold_idx=gold_idx, group_idx=group_idx, group_names=group_names,
-                    calibration=weights(r, word, n_votes), n_iter=n_iter)  # fmt: skip
+        em = state.refit(enc, gold_idx=gold_idx, group_idx=group_idx, group_names=group_names,
+                         calibration=weights(r, word, n_votes), n_iter=n_iter,
+                         warm=em)  # fmt: skip

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from synset_builder.consensus.base import Encoded
-from synset_builder.consensus.confusion_em import e_step, fit_em, normalise, vote_loglik
+from synset_builder.consensus.confusion_em import EMResult, e_step, fit_em, normalise, vote_loglik
 from synset_builder.consensus.exclusion import ExclusionRule
 
 PRIOR_FLOOR = 0.05  # no class prior below this: a prior alone never decides
@@ -271,9 +271,10 @@ class SkillState:
         group_names: Mapping[int, Hashable],
         calibration: np.ndarray,
         n_iter: int = 50,
-    ) -> np.ndarray:
+        warm: EMResult | None = None,
+    ) -> EMResult:
         """EM over these votes (leave-one-out credit, gold clamped): new soft counts and
-        priors. Returns the items' posteriors. Gold counts stay as they are.
+        priors. Gold counts stay as they are.
 
         Only ``calibration`` items (a boolean per item: those decided so far) credit
         their voters and estimate the priors, as between refits. An item with one
@@ -281,6 +282,8 @@ class SkillState:
         learns that everyone answers the commonest class and trusts nobody. A
         weight in [0, 1] per item instead counts an item in part, in the fit and
         in the credits (a boolean gives the same floats as weights of 0 and 1).
+        ``warm``: the EM of an earlier refit of the same votes to start from
+        (:func:`.confusion_em.fit_em`). Returns this one's.
         """
         res = fit_em(
             enc,
@@ -294,6 +297,7 @@ class SkillState:
             calibration=calibration,
             n_iter=n_iter,
             tol=1e-5,
+            warm=warm,
         )
         # Gold votes are in ``gold_counts`` already: credit the others only.
         credit = _loo_credit(enc, res.confusion, res.priors, group_idx)
@@ -305,7 +309,7 @@ class SkillState:
         priors = _likelihood_prior(enc, res.confusion, group_idx)
         self.priors = {group_names[g]: _floored(p) for g, p in enumerate(priors)}
         self._log_rows.clear()
-        return res.probas
+        return res
 
 
 def _likelihood_prior(enc: Encoded, confusion: np.ndarray, group_idx: np.ndarray) -> np.ndarray:

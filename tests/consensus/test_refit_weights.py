@@ -30,7 +30,7 @@ def _refit(state: SkillState, encoded: tuple, gold: np.ndarray, calibration: np.
     enc, gidx, names = encoded
     out = copy.deepcopy(state)
     probas = out.refit(enc, gold_idx=gold, group_idx=gidx, group_names=names,
-                       calibration=calibration, n_iter=50)  # fmt: skip
+                       calibration=calibration, n_iter=50).probas  # fmt: skip
     counts = np.array([out.counts[w] for w in enc.workers])
     return counts, out.priors, probas
 
