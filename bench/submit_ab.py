@@ -84,9 +84,19 @@ def main() -> None:
     parser.add_argument("--after", type=Path, default=ROOT, help="checkout of the newer code")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--per", type=int, default=8, help="pages per annotator and round")
+    parser.add_argument("--hard-share", type=float, default=None,
+                        help="set every synset's hard share to this (what a refit writes; "
+                             "code that has the column then mixes per vote)")  # fmt: skip
     args = parser.parse_args()
     try:
         url = seeded_database(DB_NAME, args)
+        if args.hard_share is not None:
+            from sqlalchemy import create_engine, text
+
+            engine = create_engine(url)
+            with engine.begin() as conn:
+                conn.execute(text("UPDATE synset SET hard_share = :h"), {"h": args.hard_share})
+            engine.dispose()
         with tempfile.TemporaryDirectory(prefix="bench-submit-") as tmp:
             versions = {"before": args.before, "after": args.after}
             servers = {name: serve(url, Path(tmp) / name, path) for name, path in versions.items()}
