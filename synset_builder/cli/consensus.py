@@ -162,17 +162,22 @@ def _print_outcome(outcome: Outcome, method: str, as_json: bool) -> None:
         return
     if not outcome.synsets:
         typer.echo("No votes yet; nothing to decide.")
-    header = ["wnid", "name", "accepted", "rejected", "undecided", "pending", "votes", "precision"]
+    header = ["wnid", "name", "accepted", "rejected", "undecided", "pending", "votes",
+              "precision", "hard"]  # fmt: skip
     table = [
         [s.wnid, s.name[:28], str(s.accepted), str(s.rejected), str(s.undecided),
-         str(s.pending), _fmt(s.mean_votes, "{:.2f}"), _fmt(s.precision, "{:.3f}")]
+         str(s.pending), _fmt(s.mean_votes, "{:.2f}"), _fmt(s.precision, "{:.3f}"),
+         f"{s.hard_share:.2f}"]
         for s in outcome.synsets
     ]  # fmt: skip
     if table:
         widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
         for row in [header, *table]:
             typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
-        typer.echo(f"method: {method}; votes = mean votes per decided item.")
+        typer.echo(
+            f"method: {method}; votes = mean votes per decided item; hard = share of "
+            "items the crowd cannot tell, learned by the refit (docs/consensus.md)."
+        )
     for name, reason in sorted(outcome.excluded.items()):
         typer.echo(f"excluded {name}: {reason}")
 

@@ -101,6 +101,7 @@ class SynsetSummary:
     pending: int
     mean_votes: float | None  # per decided (accepted or rejected) item
     precision: float | None  # estimated, over the accepted items
+    hard_share: float  # the share of items the crowd cannot tell, as the refit learned it
 
     def as_json(self) -> dict[str, object]:
         return self.__dict__.copy()
@@ -352,22 +353,23 @@ def _names(session: Session, excluded: dict[int, str]) -> dict[str, str]:
 
 
 def summarise(session: Session) -> list[SynsetSummary]:
-    """Per synset with any consensus row: decisions, votes per decided item, precision."""
+    """Per synset with any consensus row: decisions, votes per decided item, precision,
+    and the share of hard items the last refit learned."""
     stmt = (
         select(
-            Synset.wnid, Synset.name, Consensus.decision, func.count(),
+            Synset.wnid, Synset.name, Synset.hard_share, Consensus.decision, func.count(),
             func.sum(Consensus.n_votes), func.sum(Consensus.p_yes),
         )
         .join(Candidate, Candidate.synset_id == Synset.id)
         .join(Consensus, Consensus.candidate_id == Candidate.id)
-        .group_by(Synset.wnid, Synset.name, Consensus.decision)
+        .group_by(Synset.wnid, Synset.name, Synset.hard_share, Consensus.decision)
         .order_by(Synset.wnid)
     )  # fmt: skip
-    tally: dict[tuple[str, str], dict[str, tuple[int, float, float]]] = defaultdict(dict)
-    for wnid, name, decision, n, votes, p_sum in session.execute(stmt):
-        tally[(wnid, name)][decision] = (int(n), float(votes or 0), float(p_sum or 0.0))
+    tally: dict[tuple[str, str, float], dict[str, tuple[int, float, float]]] = defaultdict(dict)
+    for wnid, name, hard, decision, n, votes, p_sum in session.execute(stmt):
+        tally[(wnid, name, hard)][decision] = (int(n), float(votes or 0), float(p_sum or 0.0))
     out = []
-    for (wnid, name), by in tally.items():
+    for (wnid, name, hard), by in tally.items():
         zero = (0, 0.0, 0.0)
         acc, rej = by.get(Decision.accepted, zero), by.get(Decision.rejected, zero)
         decided = acc[0] + rej[0]
@@ -382,6 +384,7 @@ def summarise(session: Session) -> list[SynsetSummary]:
                 mean_votes=round((acc[1] + rej[1]) / decided, 6) if decided else None,
                 # Rounded: a database's float sum depends on its row order.
                 precision=round(acc[2] / acc[0], 6) if acc[0] else None,
+                hard_share=round(float(hard or 0.0), 6),
             )
         )
     return out

@@ -71,6 +71,8 @@ def test_import_is_idempotent_and_consensus_excludes_the_spammer(
     # 27 items are unanimous (13 true): decided. A 2-1 split by annotators right 8
     # times in 9 is right 8 times in 9, short of the 0.9 threshold: it may stay open.
     assert summary["pending"] == 0 and summary["accepted"] >= 13 and summary["rejected"] >= 14
+    # The share of hard items the refit learned, as the synset's row holds it.
+    assert 0.0 < summary["hard_share"] < 0.5
 
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
