@@ -237,17 +237,13 @@ def refit(state: SkillState, parts: Iterable[Chunk], workers: np.ndarray, groups
     em = _fit(state, parts, workers, groups, n_iter=n_iter)
     names = groups.tolist()
     for _ in range(rounds):
-        log_conf, log_prior, share = hard_items.state_arrays(state, workers.tolist(), names)
+        arrays = hard_items.state_arrays(state, workers.tolist(), names)
         shares = hard_items.Shares(len(names))
         for chunk in parts:
-            n_votes = np.bincount(chunk.item, minlength=len(chunk.gold))
-            eligible = (chunk.word > 0) & (n_votes >= hard_items.MIN_VOTES)
-            r = hard_items.item_hardness(
-                log_conf, log_prior, share, (chunk.item, chunk.worker, chunk.label), chunk.group
-            )
-            r = np.where(eligible, r, 0.0)
+            vote = (chunk.item, chunk.worker, chunk.label)
+            r, eligible, weight = hard_items.assess(arrays, vote, chunk.group, chunk.word)
             shares.add(r, eligible, chunk.group)
-            chunk.calibration[:] = hard_items.weights(r, chunk.word, n_votes)
+            chunk.calibration[:] = weight  # written back to the chunk file
         shares.into(state, names)
         em = _fit(state, parts, workers, groups, n_iter=n_iter, warm=em)
 

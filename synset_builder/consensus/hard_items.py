@@ -79,10 +79,25 @@ def item_hardness(
     log_hard = np.zeros(len(group))
     np.add.at(log_hard, item, np.logaddexp.reduce(prior[item] + per_vote, axis=1))
     log_plain = np.logaddexp.reduce(prior + evidence, axis=1)
-    h = share[group]
-    with np.errstate(divide="ignore"):
-        odds = np.log(h) + log_hard - np.log1p(-h) - log_plain
+    h = share[group]  # > 0: a learned share has H_PRIOR's pseudo-count
+    odds = np.log(h) + log_hard - np.log1p(-h) - log_plain
     return 1.0 / (1.0 + np.exp(-odds))
+
+
+def assess(
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
+    vote: tuple[np.ndarray, np.ndarray, np.ndarray],
+    group: np.ndarray,
+    word: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One round on a batch of whole items (every item, or one chunk of them): per
+    item P(hard), whether it counts toward its group's share (closed, with
+    :data:`MIN_VOTES` votes), and its weight in the refit (:func:`weights`).
+    ``arrays``: :func:`state_arrays`'."""
+    n_votes = np.bincount(vote[0], minlength=len(group))
+    eligible = (word > 0) & (n_votes >= MIN_VOTES)
+    r = np.where(eligible, item_hardness(*arrays, vote, group), 0.0)
+    return r, eligible, weights(r, word, n_votes)
 
 
 def state_arrays(
@@ -103,18 +118,15 @@ class Shares:
     def __init__(self, n_groups: int) -> None:
         self.hard = np.full(n_groups, H_PRIOR[0])
         self.seen = np.full(n_groups, H_PRIOR[0] + H_PRIOR[1])
-        self.counted = np.zeros(n_groups, dtype=bool)
 
     def add(self, r: np.ndarray, eligible: np.ndarray, group: np.ndarray) -> None:
         np.add.at(self.hard, group[eligible], r[eligible])
         np.add.at(self.seen, group[eligible], 1.0)
-        self.counted[group[eligible]] = True
 
     def into(self, state: SkillState, names: list[Hashable]) -> None:
         """Set the state's shares: groups without an eligible item get none (0)."""
-        state.hard = {
-            names[g]: float(self.hard[g] / self.seen[g]) for g in np.flatnonzero(self.counted)
-        }
+        counted = np.flatnonzero(self.seen > H_PRIOR[0] + H_PRIOR[1])
+        state.hard = {names[g]: float(self.hard[g] / self.seen[g]) for g in counted}
 
 
 def refit(
@@ -136,15 +148,13 @@ def refit(
     em = state.refit(enc, gold_idx=gold_idx, group_idx=group_idx, group_names=group_names,
                      calibration=word == 1, n_iter=n_iter)  # fmt: skip
     names = [group_names[g] for g in range(int(group_idx.max()) + 1 if len(group_idx) else 0)]
-    n_votes = np.bincount(enc.item_idx, minlength=enc.n_items)
-    eligible = (word > 0) & (n_votes >= MIN_VOTES)
     vote = (enc.item_idx, enc.worker_idx, enc.label_idx)
     for _ in range(rounds):
-        log_conf, log_prior, share = state_arrays(state, list(enc.workers), names)
-        r = np.where(eligible, item_hardness(log_conf, log_prior, share, vote, group_idx), 0.0)
+        r, eligible, weight = assess(
+            state_arrays(state, list(enc.workers), names), vote, group_idx, word
+        )
         shares = Shares(len(names))
         shares.add(r, eligible, group_idx)
         shares.into(state, names)
         em = state.refit(enc, gold_idx=gold_idx, group_idx=group_idx, group_names=group_names,
-                         calibration=weights(r, word, n_votes), n_iter=n_iter,
-                         warm=em)  # fmt: skip
+                         calibration=weight, n_iter=n_iter, warm=em)  # fmt: skip

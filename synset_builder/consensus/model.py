@@ -80,6 +80,13 @@ def _normalise_log(log_p: list[float]) -> list[float]:
     return [v / total for v in ex]
 
 
+def _p_hard(h: float, log_hard: float, log_plain: float) -> float:
+    """P(hard | votes) from the share ``h`` and the votes' log-likelihood either way
+    (:func:`.hard_items.item_hardness` is the same over arrays)."""
+    odds = math.log(h) + log_hard - math.log1p(-h) - log_plain
+    return 1.0 / (1.0 + math.exp(-odds)) if odds > -700.0 else 0.0
+
+
 @dataclass
 class SkillState:
     """Per-annotator count matrices and per-group priors: everything a decision reads."""
@@ -180,8 +187,7 @@ class SkillState:
             if h <= 0.0 or not votes:
                 return probs, [no, yes]
             log_plain = max(a, b) + math.log1p(math.exp(-abs(a - b)))
-            odds = math.log(h) + log_hard + math.log(lik) - math.log1p(-h) - log_plain
-            r = 1.0 / (1.0 + math.exp(-odds)) if odds > -700.0 else 0.0
+            r = _p_hard(h, log_hard + math.log(lik), log_plain)
             return [(1.0 - r) * probs[0] + r * p_no, (1.0 - r) * probs[1] + r * p_yes], [no, yes]
         evidence = [0.0] * self.k
         log_hard = 0.0
@@ -197,8 +203,7 @@ class SkillState:
             return probs, evidence
         top = max(log_p)
         log_plain = top + math.log(sum(math.exp(v - top) for v in log_p))
-        odds = math.log(h) + log_hard - math.log1p(-h) - log_plain
-        r = 1.0 / (1.0 + math.exp(-odds)) if odds > -700.0 else 0.0
+        r = _p_hard(h, log_hard, log_plain)
         return [(1.0 - r) * p + r * q for p, q in zip(probs, prior, strict=True)], evidence
 
     def credit(
