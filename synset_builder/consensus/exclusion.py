@@ -8,6 +8,7 @@ counts, whatever path measured them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -16,8 +17,9 @@ from dataclasses import dataclass
 class ExclusionRule:
     """Exclude annotators who answer without looking, as soon as the evidence is clear.
 
-    * the same answer to nearly every one of ``min_votes`` decided items of which
-      a fair share were something else (always-yes, always-no);
+    * the same answer to nearly every one of ``min_votes // 2`` or more items,
+      where the others' answers make that unlikely for an honest annotator
+      (always-yes, always-no; :meth:`one_answer`);
     * kappa below ``floor`` over ``2 * min_votes`` decided votes (random clicks;
       ``floor=0.1`` is a binary balanced accuracy of 0.55). Kappa measured on
       20 votes has a spread of about 0.2, so a real but weak annotator would be
@@ -53,11 +55,18 @@ class ExclusionRule:
     ) -> str | None:
         """The same answer every time while the others vary: always-yes, always-no.
 
-        Read from the raw answers, so it needs no decided item: ``min_votes // 2``
-        identical answers on items where the other voters gave that answer at most
-        three times in four (an honest annotator who meets a "no" item 40% of the
-        time repeats one answer ten times running about once in 10,000).
-        ``others()`` (the others' answers on the same items) is asked for only then.
+        Read from the raw answers, so it needs no decided item. ``others()`` (the
+        others' answers on the same items) is asked for only once ``min_votes // 2``
+        answers are nearly all one. The others are read as answering with
+        :data:`OTHERS_ACCURACY`: their share of the favourite then says what share
+        of these items truly is the favourite, and an annotator who never errs gives
+        it that often; the rule excludes only when even such an annotator repeats
+        the favourite this often with a chance below :data:`FALSE_ALARM`.
+
+        Why not a fixed share: in a pool of 80% positives beside one careless
+        voter, the others say "yes" to 70% of an honest annotator's first ten items
+        (all true yeses, one chance in ten); ten identical answers there are no
+        sign of spam, while on a balanced pool they are (0.5 ** 10).
         """
         total = float(sum(answers))
         if total < max(self.min_votes // 2, 1):
@@ -67,9 +76,29 @@ class ExclusionRule:
             return None
         theirs = [float(x) for x in others()]
         share = theirs[favourite] / sum(theirs) if sum(theirs) > 0 else 1.0
-        if share <= 0.75:
-            return (
-                f"gave the same answer {answers[favourite]:.0f} times out of {total:.0f} "
-                f"while the others on the same items gave it {share:.0%} of the time"
-            )
-        return None
+        same = round(answers[favourite])
+        if honest_chance(share, len(answers), round(total), same) > FALSE_ALARM:
+            return None
+        return (
+            f"gave the same answer {answers[favourite]:.0f} times out of {total:.0f} "
+            f"while the others on the same items gave it {share:.0%} of the time"
+        )
+
+
+# How accurate the one-answer rule reads the others as being: a crowd's typical
+# worker (near-chance crowds are about 0.65, careful teams 0.8 and more).
+OTHERS_ACCURACY = 0.7
+# The chance, at most, that the one-answer rule excludes an honest annotator.
+FALSE_ALARM = 1e-3
+
+
+def honest_chance(share: float, k: int, n: int, same: int) -> float:
+    """The chance that an annotator who never errs gives one answer ``same`` or more
+    times of ``n``, on items where others of :data:`OTHERS_ACCURACY` gave it with
+    ``share`` (of ``k`` classes): the binomial tail at the items' true rate."""
+    wrong = (1.0 - OTHERS_ACCURACY) / max(k - 1, 1)
+    rate = (share - wrong) / (OTHERS_ACCURACY - wrong)
+    if rate >= 1.0:
+        return 1.0
+    rate = max(rate, 0.0)
+    return sum(math.comb(n, j) * rate**j * (1.0 - rate) ** (n - j) for j in range(same, n + 1))

@@ -238,6 +238,23 @@ def test_exclusion_rule_needs_clear_evidence() -> None:
     assert rule.one_answer(np.array([0.0, 12.0]), lambda: np.array([2.0, 40.0])) is None
 
 
+def test_one_answer_weighs_how_skewed_the_items_look() -> None:
+    """Ten yeses beside a careless voter who said no to three of the ten items: in
+    a pool of 80% positives that is an honest annotator one time in ten (the
+    team-of-three flow excluded its best annotator so); a spammer there is caught
+    once the run is long for what the others say (and a spammer on a balanced
+    pool still at ten answers)."""
+    rule = ExclusionRule(floor=0.1, min_votes=20)
+    assert rule.one_answer([0.0, 10.0], lambda: [3.0, 7.0]) is None
+    assert rule.one_answer([0.0, 10.0], lambda: [3.0, 8.0]) is None
+    # The others say yes to 60%: an honest annotator's run of 20 has 1 chance in 300.
+    assert rule.one_answer([0.0, 20.0], lambda: [20.0, 30.0]) is None
+    assert "25 times out of 25" in rule.one_answer([0.0, 25.0], lambda: [20.0, 30.0])
+    # Always-no among 4 classes, where the others said "no" (class 0) to a third.
+    assert rule.one_answer([12.0, 0.0, 0.0, 0.0], lambda: [10.0, 10.0, 5.0, 5.0]) is not None
+    assert rule.one_answer([12.0, 0.0, 0.0, 0.0], lambda: [22.0, 4.0, 2.0, 2.0]) is None
+
+
 def test_dynamic_beats_a_fixed_vote_count_on_a_near_chance_crowd_and_shrugs_off_spammers() -> None:
     """At the votes it chose to spend, the rule is at least as accurate as Dawid-Skene
     on that many random votes per item; 20% always-yes/always-no workers cost little."""
