@@ -103,10 +103,11 @@ def _rows(session: Session, wnid: str | None = None) -> list[dict]:
     audits = audit.figures(session)
     queries = count_queries(session)
     last_hour = votes_since(session, utcnow() - timedelta(hours=1))
-    stmt = select(Synset.id, Synset.wnid, Synset.name, Synset.goal).order_by(Synset.wnid)
+    stmt = select(Synset.id, Synset.wnid, Synset.name, Synset.goal, Synset.hard_share)
+    stmt = stmt.order_by(Synset.wnid)
     stmt = stmt.where(Synset.wnid == wnid) if wnid else stmt.where(Synset.target)
     rows = []
-    for sid, code, name, goal in session.execute(stmt):
+    for sid, code, name, goal, hard in session.execute(stmt):
         t = kept.get(sid, tally.EMPTY)
         rows.append(
             {
@@ -118,6 +119,8 @@ def _rows(session: Session, wnid: str | None = None) -> list[dict]:
                 "counts": {"queries": queries.get(sid, 0), **t.counts},
                 "votes_last_hour": last_hour.get(sid, 0),
                 "agreement": t.agreement,
+                # Learned by `synset consensus` (consensus/hard_items.py); None: not yet.
+                "hard_share": float(hard) if hard else None,
                 "audit": audits[sid].as_json() if sid in audits else None,
             }
         )
@@ -145,6 +148,7 @@ SORTS: dict[str, tuple[Callable[[dict], object], bool]] = {
     "progress": (lambda r: r["progress"], False),  # furthest from its goal first
     "pending": (lambda r: r["counts"]["pending"], True),
     "agreement": (lambda r: r["agreement"], False),  # hardest first
+    "hard": (lambda r: r["hard_share"], True),  # the most items the crowd cannot tell first
     "votes_per_hour": (lambda r: r["votes_last_hour"], True),
 }
 

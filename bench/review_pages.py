@@ -87,8 +87,10 @@ def main() -> None:
                                False)).all() if t[0] <= after)  # fmt: skip
                     offset_stmt = browse._page_stmt(sid, decision, browse.PAGE, 0, False)
                     offset = timed(s, offset_stmt.offset(skip))
-                    print(f"{decision:9s} at {depth:4.0%} (skip {skip:6d}): keyset {keyset:6.1f} ms"
-                          f"  offset {offset:6.1f} ms  ratio {offset / keyset:5.1f}x")
+                    print(
+                        f"{decision:9s} at {depth:4.0%} (skip {skip:6d}): keyset {keyset:6.1f} ms"
+                        f"  offset {offset:6.1f} ms  ratio {offset / keyset:5.1f}x"
+                    )
         engine.dispose()
     finally:
         with admin.connect() as conn:

@@ -157,6 +157,9 @@ class SynsetStatus:
     counts: dict[str, int] = field(default_factory=dict)
     # The blind precision audit (synset_builder/review/audit.py); None: never audited.
     audit: Figure | None = None
+    # The share of items the crowd cannot tell, as the last ``synset consensus``
+    # learned it (consensus/hard_items.py); 0: not learned yet.
+    hard_share: float = 0.0
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -166,6 +169,7 @@ class SynsetStatus:
             "goal": self.goal,
             "counts": self.counts,
             "audit": self.audit.as_json() if self.audit is not None else None,
+            "hard_share": self.hard_share,
         }
 
 
@@ -189,9 +193,9 @@ def funnel(
         for name, n in delta.items():
             tallies[name][sid] = tallies[name].get(sid, 0) + n
     audits = audit.figures(session)
-    stmt = select(Synset.id, Synset.wnid, Synset.name, Synset.target, Synset.goal).order_by(
-        Synset.target.desc(), Synset.wnid
-    )
+    stmt = select(
+        Synset.id, Synset.wnid, Synset.name, Synset.target, Synset.goal, Synset.hard_share
+    ).order_by(Synset.target.desc(), Synset.wnid)
     if targets_only:
         stmt = stmt.where(Synset.target)
     return [
@@ -202,6 +206,7 @@ def funnel(
             goal=goal,
             counts={counter: tallies[counter].get(sid, 0) for counter in COUNTERS},
             audit=audits.get(sid),
+            hard_share=float(hard or 0.0),
         )
-        for sid, wnid, name, target, goal in session.execute(stmt)
+        for sid, wnid, name, target, goal, hard in session.execute(stmt)
     ]

@@ -36,7 +36,9 @@ _PLAIN_FILE = re.compile(r"sqlite:///([A-Za-z0-9_./ +,=-]+)", re.ASCII)
 # What synset_builder/db/session.py sets on every SQLite connection.
 _PRAGMAS = ("PRAGMA foreign_keys=ON", "PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=30000")
 
-_SYNSETS = "SELECT id, wnid, name, target, goal FROM synset {where} ORDER BY target DESC, wnid"
+_SYNSETS = (
+    "SELECT id, wnid, name, target, goal, hard_share FROM synset {where} ORDER BY target DESC, wnid"
+)
 _ACTIVE_QUERIES = "SELECT synset_id, count(*) FROM query WHERE active GROUP BY synset_id"
 
 
@@ -136,7 +138,7 @@ def _read(conn: sqlite3.Connection, targets_only: bool) -> list[dict[str, object
     audits = review_figures.figures(conn.execute(review_figures.AUDIT_SQL))
     rows = conn.execute(_SYNSETS.format(where="WHERE target" if targets_only else ""))
     out: list[dict[str, object]] = []
-    for sid, wnid, name, target, goal in rows:
+    for sid, wnid, name, target, goal, hard in rows:
         counts = dict(zip(COUNTERS, [queries.get(sid, 0), *kept.get(sid, zero)], strict=True))
         for counter, n in moved.get(sid, {}).items():
             counts[counter] += n
@@ -149,6 +151,7 @@ def _read(conn: sqlite3.Connection, targets_only: bool) -> list[dict[str, object
                 "goal": goal,
                 "counts": counts,
                 "audit": audit.as_json() if audit is not None else None,
+                "hard_share": float(hard or 0.0),
             }
         )
     return out

@@ -51,9 +51,7 @@ def upgrade() -> None:
     )
     for annotator_id, counts in conn.execute(sa.select(table.c.annotator_id, table.c.counts)):
         values = {name: float((counts or {}).get(key, 0.0)) for name, key in COUNTS.items()}
-        conn.execute(
-            table.update().where(table.c.annotator_id == annotator_id).values(**values)
-        )
+        conn.execute(table.update().where(table.c.annotator_id == annotator_id).values(**values))
     with op.batch_alter_table("annotator_quality") as batch:
         batch.drop_column("counts")
 

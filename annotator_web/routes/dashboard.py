@@ -26,7 +26,7 @@ def _back(note: str) -> Response:
     return RedirectResponse(f"/dashboard?note={note}", status_code=303)
 
 
-Sort = Literal["name", "progress", "pending", "agreement", "votes_per_hour"]
+Sort = Literal["name", "progress", "pending", "agreement", "hard", "votes_per_hour"]
 AnnotatorSort = Literal["name", "votes", "speed", "gold", "agreement"]
 Order = Literal["asc", "desc"]
 

@@ -42,9 +42,9 @@ def status(
         return
     counts = [r["counts"] for r in rows]
     names = list(counts[0])  # every row has every counter, in the same order
-    header = ["wnid", "name", *names, "audited"]
+    header = ["wnid", "name", *names, "hard", "audited"]
     table = [[str(r["wnid"]), str(r["name"])[:28], *(str(c[n]) for n in names),
-              _audited(r.get("audit"))]
+              _hard(r.get("hard_share")), _audited(r.get("audit"))]
              for r, c in zip(rows, counts, strict=True)]  # fmt: skip
     widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
     for row in [header, *table]:
@@ -52,6 +52,12 @@ def status(
     from synset_builder.review.figures import pooled_from_rows  # stdlib only
 
     typer.echo(pooled_from_rows(rows).line())
+
+
+def _hard(share: Any) -> str:
+    """A table cell: the learned share of items the crowd cannot tell, or '-' (the
+    last ``synset consensus`` has not learned one: a learned share is never 0)."""
+    return f"{share:.2f}" if share else "-"
 
 
 def _audited(audit: Any) -> str:

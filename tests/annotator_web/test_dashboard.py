@@ -7,7 +7,7 @@ import io
 import re
 
 from PIL import Image as PILImage
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from synset_builder.db.models import (
     Annotator,
@@ -54,7 +54,7 @@ def test_dashboard_shows_funnel_annotators_and_exports_votes(web: Web) -> None:
 def synset_cells(html: str) -> dict[str, str]:
     """The numeric cells of the first synset row, keyed by their column header."""
     table = html[html.index("<h2>Synsets</h2>") : html.index("<h2>Annotators</h2>")]
-    heads = re.findall(r'<th class="num">([^<]*)</th>', table)
+    heads = re.findall(r'<th class="num"[^>]*>([^<]*)</th>', table)
     cells = re.findall(r'<td class="num">([^<]*)</td>', table)
     assert len(cells) >= len(heads), table
     return dict(zip(heads, cells[: len(heads)], strict=True))
@@ -73,6 +73,23 @@ def test_dashboard_shows_items_still_being_voted(web: Web) -> None:
     assert cells["accepted"] == "3" and cells["rejected"] == "1"
     (row,) = cur.get("/api/synsets").json()
     assert row["counts"]["pending"] == 5
+
+
+def test_dashboard_shows_the_hard_share_consensus_learned(web: Web) -> None:
+    cur = web.client("cur")
+    # Not learned yet (no `synset consensus`): a dash, and null for scripts.
+    cells = synset_cells(cur.get("/dashboard").text)
+    assert cells["hard"] == "–"
+    assert cur.get("/api/synsets").json()[0]["hard_share"] is None
+    with session_scope(web.engine) as s:
+        s.execute(update(Synset).where(Synset.wnid == web.seeded.wnid).values(hard_share=0.23))
+    cells = synset_cells(cur.get("/dashboard").text)
+    assert list(cells).index("hard") == list(cells).index("agreement") + 1
+    assert cells["hard"] == "23%"
+    assert cur.get("/api/synsets").json()[0]["hard_share"] == 0.23
+    page = cur.get("/dashboard?sort=hard")
+    assert page.status_code == 200
+    assert re.search(r'aria-current="true"><b>hard share ▼', page.text)
 
 
 def test_dashboard_shows_why_an_annotator_was_excluded(web: Web) -> None:

@@ -73,6 +73,15 @@ def test_import_is_idempotent_and_consensus_excludes_the_spammer(
     assert summary["pending"] == 0 and summary["accepted"] >= 13 and summary["rejected"] >= 14
     # The share of hard items the refit learned, as the synset's row holds it.
     assert 0.0 < summary["hard_share"] < 0.5
+    # `synset status` shows it too (the plain-SQLite reader and the ORM's alike).
+    status = cli("status", "--json")
+    assert status.code == 0, status.err
+    (row,) = [r for r in json.loads(status.out) if r["wnid"] == WNID]
+    assert row["hard_share"] == pytest.approx(summary["hard_share"], abs=1e-6)
+    table = cli("status")
+    header, line = table.out.splitlines()[:2]
+    assert "hard" in header.split()
+    assert line.split()[header.split().index("hard")] == f"{summary['hard_share']:.2f}"
 
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
