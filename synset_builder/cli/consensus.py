@@ -251,6 +251,12 @@ def evaluate_cmd(
     spammers: float = typer.Option(
         0.0, "--spammers", help="Add F x workers always-same-answer workers (0-5)."
     ),
+    passes: int = typer.Option(
+        2,  # consensus.evaluate.PASSES (not imported here: start-up time)
+        "--passes",
+        help="Dynamic: plays of the vote list; the second serves the items the last refit "
+        "reopened the votes they skipped, as the web app does (1 = stop at the end; <= 10).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per method."),
 ) -> None:
     """Accuracy of each method against known answers, and the votes it spent per item.
@@ -263,7 +269,8 @@ def evaluate_cmd(
 
     cfg = _dynamic_config(threshold, _default("max_votes"), 10, 10)
     results = evaluate(votes, truth, methods=methods or list(METHODS), max_votes=max_votes,
-                       config=cfg, orders=orders, seed=seed, spammers=spammers)  # fmt: skip
+                       config=cfg, orders=orders, seed=seed, spammers=spammers,
+                       passes=passes)  # fmt: skip
     if as_json:
         print_json([r.as_json() for r in results])
         return
@@ -284,6 +291,8 @@ def evaluate_cmd(
         typer.echo("  ".join([row[0].ljust(widths[0]), *cells[1:]]))
     replayed = "file order" if orders == 1 else f"mean of {orders} random orders (seed {seed})"
     extra = f"; spammers added: {spammers:g} x workers" if spammers else ""
+    if any(r.method == "dynamic" for r in results):
+        extra += f"; dynamic: {passes} passes" if passes != 1 else "; dynamic: one pass"
     typer.echo(f"{results[0].items} items with truth; {replayed}{extra}.")
 
 

@@ -95,6 +95,7 @@ class DynamicConsensus:
         team: Collection[Hashable] | None = None,
         priors: Mapping[Hashable, Sequence[float]] | None = None,
         final_refit: bool = True,
+        passes: int = 1,
     ) -> Self:
         """Play ``votes`` in order.
 
@@ -107,7 +108,8 @@ class DynamicConsensus:
         ``priors``: class priors per group to start from (default: uniform until
         the first refit); ``final_refit``:
         refit and look at every item once more at the end (``synset consensus``);
-        without it the verdicts are the web app's, between two refits.
+        without it the verdicts are the web app's, between two refits;
+        ``passes``: up to this many plays of the list (see :meth:`more_passes`).
         """
         all_classes = list(classes) if classes else list(dict.fromkeys(v[2] for v in votes))
         members = set(team) if team is not None else {w for _, w, _ in votes}
@@ -116,7 +118,34 @@ class DynamicConsensus:
         self.play(votes, serve_closed=serve_closed)
         if final_refit:
             self._refit()
+        if passes > 1 and not serve_closed:
+            self.more_passes(votes, passes - 1)
         return self._finish()
+
+    def more_passes(self, votes: Sequence[VoteRow], passes: int) -> None:
+        """Play the votes skipped so far again, in their order, then refit; up to
+        ``passes`` times, or until a pass takes none.
+
+        What the web app does after a refit: the items it reopened (less sure with
+        the skills learned since) are served again, to annotators who have not
+        voted on them, until nothing is open. A single play of a list ends with
+        the last refit's reopened items short of votes they would have got: on
+        simulated binary crowds an unlucky order ended with 78 items of 108
+        reopened and no vote left to play. Each vote is still taken at most once
+        and only decides from what was played before it; ``taken_`` then says,
+        per vote of ``votes``, whether any pass took it.
+        """
+        taken = list(self.taken_)
+        for _ in range(passes):
+            skipped = [n for n, took in enumerate(taken) if not took]
+            self.taken_ = []
+            self.play([votes[n] for n in skipped])
+            if not any(self.taken_):
+                break
+            for n, took in zip(skipped, self.taken_, strict=True):
+                taken[n] = took
+            self._refit()
+        self.taken_ = taken
 
     def start(
         self,

@@ -285,11 +285,30 @@ def test_evaluate_scores_binary_and_multiclass_sets(
     lines = text.out.splitlines()
     assert lines[0].split() == ["method", "accuracy", "votes/item", "acc", "min-max",
                                 "decided", "expected", "precision", "recall"]  # fmt: skip
-    assert "16 items with truth; file order." in lines[-1]
+    assert "16 items with truth; file order; dynamic: 2 passes." in lines[-1]
     multi_text = run_main(capsys, "consensus", "evaluate", str(class_votes),
                           "--truth", str(class_truth), "--orders", "2")  # fmt: skip
     assert "precision" not in multi_text.out
     assert "mean of 2 random orders (seed 0)" in multi_text.out
+
+
+def test_evaluate_passes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """--passes 1 stops at the end of the list; the default plays what was skipped
+    again after the last refit, which never takes fewer votes; out of range: refused."""
+    votes, truth, _, _ = small_sets(tmp_path)
+    args = ("--method", "dynamic", "--orders", "3")
+    one = evaluate_json(capsys, votes, truth, *args, "--passes", "1")["dynamic"]
+    two = evaluate_json(capsys, votes, truth, *args)["dynamic"]
+    assert two == evaluate_json(capsys, votes, truth, *args, "--passes", "2")["dynamic"]
+    assert two["mean_votes"] >= one["mean_votes"]
+    text = run_main(capsys, "consensus", "evaluate", str(votes), "--truth", str(truth),
+                    "--passes", "1", "--method", "dynamic")  # fmt: skip
+    assert text.out.splitlines()[-1].endswith("file order; dynamic: one pass.")
+    for bad in ("0", "11"):
+        refused = run_main(capsys, "consensus", "evaluate", str(votes), "--truth", str(truth),
+                           "--passes", bad)  # fmt: skip
+        assert refused.code != 0
+        assert f"--passes must lie in [1, 10], not {bad}." in refused.err
 
 
 def test_evaluate_adds_spammers(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

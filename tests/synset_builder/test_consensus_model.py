@@ -19,6 +19,7 @@ from synset_builder.consensus.model import SkillState
 from synset_builder.consensus.recompute import RecomputeConfig, recompute
 from synset_builder.consensus.replay import DynamicConsensus
 from synset_builder.db.models import AnnotatorQuality, Candidate, Consensus, Synset
+from synset_builder.decision import Decision
 from tests.consensus_data import cast, make_annotators, make_synset
 from tests.crowd_sim import biased_binary, near_chance_binary, shuffled, with_spammers
 
@@ -139,6 +140,28 @@ def test_a_replay_never_reads_a_vote_that_comes_later() -> None:
         prefix = DynamicConsensus(refit_every=50).replay(votes[:t], classes=classes, team=team)
         assert prefix.taken_ == full.taken_[:t], t
     assert not all(full.taken_), "the rule should have skipped votes on decided items"
+
+
+def test_a_second_pass_serves_only_what_the_first_skipped() -> None:
+    """After its last refit the replay plays the skipped votes again: the first play
+    is unchanged, no vote is taken twice, and items the last refit reopened with
+    votes still unplayed take them (as the web app serves reopened items again)."""
+    votes, _, classes = biased_binary(seed=4)
+    stream = shuffled(votes, 8)  # an order whose last refit reopens most items
+    one = DynamicConsensus().replay(stream, classes=classes)
+    two = DynamicConsensus().replay(stream, classes=classes, passes=2)
+    assert len(two.taken_) == len(stream)
+    assert all(b for a, b in zip(one.taken_, two.taken_, strict=True) if a)
+    assert sum(two.used_.values()) == sum(two.taken_) > sum(one.taken_)
+
+    def open_with_votes_left(model: DynamicConsensus) -> int:
+        skipped = {item for (item, _, _), took in zip(stream, model.taken_, strict=True)
+                   if not took}  # fmt: skip
+        return sum(1 for item in skipped if model.verdicts_[item].word == Decision.pending)
+
+    assert open_with_votes_left(one) >= 30
+    assert open_with_votes_left(two) < open_with_votes_left(one) / 2
+    assert sum(two.decided_.values()) > sum(one.decided_.values())
 
 
 def test_items_stopped_early_do_not_drag_the_prior() -> None:
