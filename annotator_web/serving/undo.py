@@ -5,8 +5,8 @@ one clock reading), so the last page is the annotator's votes at their latest
 ``created_at``. Undo moves them to ``vote_undone`` (copied, then deleted from
 ``vote``: the counters' triggers see an ordinary vote delete), takes back the
 page's "unsure" skips, counts the page off, re-decides the items the way a submit
-does (``live.after_votes``) and leases the page to the annotator again, so the
-next task fetch serves it.
+does (``live.after_votes``), counts the annotator's raw answers again without it,
+and leases the page to the annotator again, so the next task fetch serves it.
 
 Only the annotator's own last page, only within ``web_undo_seconds`` of its
 submit, and only once: a page before an undone one cannot be undone, which is
@@ -18,13 +18,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy import case, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from annotator_web.serving.statements import Statements
 from synset_builder.config import Settings
 from synset_builder.consensus import live
-from synset_builder.db.models import Annotator, Lease, Unsure, Vote, VoteUndone, utcnow
+from synset_builder.consensus.model import ANSWER_WINDOW
+from synset_builder.db.models import (
+    Annotator,
+    AnnotatorQuality,
+    Lease,
+    Unsure,
+    Vote,
+    VoteUndone,
+    utcnow,
+)
 
 
 class UndoRefused(Exception):
@@ -136,8 +145,36 @@ def undo_last_page(
         session, items, config=cfg.consensus, voter=annotator_id, defer_reopen=True,
         sql=sql.live,
     )  # fmt: skip
+    _recount_answers(session, annotator_id)
     leased = _lease_again(session, sql, annotator_id, items + skipped, cfg)
     return Undone(votes=len(items), leased=leased)
+
+
+def _recount_answers(session: Session, annotator_id: int) -> None:
+    """The annotator's record of raw answers, counted again over their first
+    :data:`~synset_builder.consensus.model.ANSWER_WINDOW` votes without the undone page.
+
+    A submit counts each answer within that window (the always-the-same-answer
+    check reads it); left as it was, a page undone and answered again would count
+    twice. Written after the consensus rows, as a submit writes its records.
+    """
+    first = (
+        select(Vote.answer)
+        .where(Vote.annotator_id == annotator_id)
+        .order_by(Vote.id)
+        .limit(ANSWER_WINDOW)
+        .subquery()
+    )
+    yes, total = session.execute(
+        select(
+            func.coalesce(func.sum(case((first.c.answer, 1), else_=0)), 0), func.count()
+        ).select_from(first)
+    ).one()
+    session.execute(
+        update(AnnotatorQuality)
+        .where(AnnotatorQuality.annotator_id == annotator_id)
+        .values(answered_yes=float(yes), answered_no=float(total - yes))
+    )
 
 
 def _lease_again(

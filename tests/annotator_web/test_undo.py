@@ -20,6 +20,7 @@ from sqlalchemy import func, select, update
 from synset_builder.consensus import live
 from synset_builder.db.models import (
     Annotator,
+    AnnotatorQuality,
     Consensus,
     Gold,
     Lease,
@@ -70,6 +71,29 @@ def _votes_of(web: Web, username: str) -> dict[int, bool]:
             Annotator, Annotator.id == Vote.annotator_id
         )
         return dict(s.execute(stmt.where(Annotator.username == username)).all())
+
+
+def _answers_of(web: Web, username: str) -> tuple[float, float]:
+    """(yes, no) raw answers the annotator's record counts (the one-answer check's)."""
+    with session_scope(web.engine) as s:
+        stmt = select(AnnotatorQuality.answered_yes, AnnotatorQuality.answered_no).join(
+            Annotator, Annotator.id == AnnotatorQuality.annotator_id
+        )
+        return tuple(s.execute(stmt.where(Annotator.username == username)).one())
+
+
+def test_undo_takes_back_the_pages_answers(team: Web) -> None:
+    """A page undone and answered again counts once toward the always-the-same-answer
+    check (it counted twice, so an honest annotator who undid pages looked like one)."""
+    bob = team.client("bob")
+    ids = served_ids(bob)
+    _submit(bob, ids)
+    assert _answers_of(team, "bob") == (3.0, 3.0)
+    assert _undo(bob)[0] == 200
+    assert _answers_of(team, "bob") == (0.0, 0.0)
+    assert sorted(served_ids(bob)) == sorted(ids)
+    _submit(bob, ids)
+    assert _answers_of(team, "bob") == (3.0, 3.0)
 
 
 def test_undo_moves_the_votes_and_re_decides(team: Web) -> None:
