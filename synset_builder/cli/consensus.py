@@ -254,8 +254,9 @@ def evaluate_cmd(
     passes: int = typer.Option(
         2,  # consensus.evaluate.PASSES (not imported here: start-up time)
         "--passes",
-        help="Dynamic: plays of the vote list; the second serves the items the last refit "
-        "reopened the votes they skipped, as the web app does (1 = stop at the end; <= 10).",
+        help="Dynamic: how many times to play the vote list. After the last refit, the items "
+        "it reopened get the votes they skipped, as the web app serves them again "
+        "(1 = stop at the end of the list; at most 10).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per method."),
 ) -> None:
