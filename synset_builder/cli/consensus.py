@@ -251,12 +251,13 @@ def evaluate_cmd(
     spammers: float = typer.Option(
         0.0, "--spammers", help="Add F x workers always-same-answer workers (0-5)."
     ),
-    passes: int = typer.Option(
-        2,  # consensus.evaluate.PASSES (not imported here: start-up time)
+    passes: int | None = typer.Option(
+        None,
         "--passes",
+        show_default=False,
         help="Dynamic: how many times to play the vote list. After the last refit, the items "
         "it reopened get the votes they skipped, as the web app serves them again "
-        "(1 = stop at the end of the list; at most 10).",
+        "(default 2; 1 = stop at the end of the list; at most 10).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per method."),
 ) -> None:
@@ -266,7 +267,9 @@ def evaluate_cmd(
     (the model's own mean top probability) are over the items with truth.
     """
     from synset_builder.consensus import METHODS
-    from synset_builder.consensus.evaluate import evaluate
+    from synset_builder.consensus.evaluate import PASSES, evaluate
+
+    passes = PASSES if passes is None else passes
 
     cfg = _dynamic_config(threshold, _default("max_votes"), 10, 10)
     results = evaluate(votes, truth, methods=methods or list(METHODS), max_votes=max_votes,
