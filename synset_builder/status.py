@@ -158,8 +158,9 @@ class SynsetStatus:
     # The blind precision audit (synset_builder/review/audit.py); None: never audited.
     audit: Figure | None = None
     # The share of items the crowd cannot tell, as the last ``synset consensus``
-    # learned it (consensus/hard_items.py); 0: not learned yet.
-    hard_share: float = 0.0
+    # learned it (consensus/hard_items.py); None: not learned yet (stored as 0, which
+    # a learned share never is), null in JSON as in the dashboard's /api/synsets.
+    hard_share: float | None = None
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -206,7 +207,7 @@ def funnel(
             goal=goal,
             counts={counter: tallies[counter].get(sid, 0) for counter in COUNTERS},
             audit=audits.get(sid),
-            hard_share=float(hard or 0.0),
+            hard_share=float(hard) if hard else None,
         )
         for sid, wnid, name, target, goal, hard in session.execute(stmt)
     ]

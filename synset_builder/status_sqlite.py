@@ -151,7 +151,7 @@ def _read(conn: sqlite3.Connection, targets_only: bool) -> list[dict[str, object
                 "goal": goal,
                 "counts": counts,
                 "audit": audit.as_json() if audit is not None else None,
-                "hard_share": float(hard or 0.0),
+                "hard_share": float(hard) if hard else None,
             }
         )
     return out

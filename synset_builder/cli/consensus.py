@@ -167,7 +167,7 @@ def _print_outcome(outcome: Outcome, method: str, as_json: bool) -> None:
     table = [
         [s.wnid, s.name[:28], str(s.accepted), str(s.rejected), str(s.undecided),
          str(s.pending), _fmt(s.mean_votes, "{:.2f}"), _fmt(s.precision, "{:.3f}"),
-         f"{s.hard_share:.2f}"]
+         _fmt(s.hard_share, "{:.2f}")]
         for s in outcome.synsets
     ]  # fmt: skip
     if table:

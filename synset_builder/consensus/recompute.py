@@ -101,7 +101,9 @@ class SynsetSummary:
     pending: int
     mean_votes: float | None  # per decided (accepted or rejected) item
     precision: float | None  # estimated, over the accepted items
-    hard_share: float  # the share of items the crowd cannot tell, as the refit learned it
+    # The share of items the crowd cannot tell, as the refit learned it; None: not
+    # learned (too few closed items), as status and /api/synsets say.
+    hard_share: float | None
 
     def as_json(self) -> dict[str, object]:
         return self.__dict__.copy()
@@ -384,7 +386,7 @@ def summarise(session: Session) -> list[SynsetSummary]:
                 mean_votes=round((acc[1] + rej[1]) / decided, 6) if decided else None,
                 # Rounded: a database's float sum depends on its row order.
                 precision=round(acc[2] / acc[0], 6) if acc[0] else None,
-                hard_share=round(float(hard or 0.0), 6),
+                hard_share=round(float(hard), 6) if hard else None,
             )
         )
     return out

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from sqlalchemy import update
+
+from synset_builder.consensus.recompute import summarise
 from synset_builder.db.models import Candidate, Consensus, Image, Synset
 from synset_builder.db.session import make_engine, session_scope
 
@@ -56,6 +59,9 @@ def test_status_counts_pending_items_in_json_and_table(cli, settings) -> None:
     assert rows["n00015388"]["counts"]["pending"] == 0
     keys = list(counts)
     assert keys.index("pending") == keys.index("undecided") + 1
+    # No refit has learned a hard share: null, as /api/synsets says, not a 0.0 that
+    # reads like "no hard items".
+    assert rows["n02084071"]["hard_share"] is None
 
     table = cli("status")
     assert table.code == 0, table.err
@@ -67,3 +73,16 @@ def test_status_counts_pending_items_in_json_and_table(cli, settings) -> None:
     assert dog["wnid"] == "n02084071"
     assert dog["pending"] == str(DECISIONS["pending"])
     assert dog["undecided"] == str(DECISIONS["undecided"])
+    assert dog["hard"] == "-"
+
+
+def test_consensus_summary_says_null_until_a_share_is_learned(settings) -> None:
+    seed_decisions(settings.database_url)
+    engine = make_engine(settings.database_url)
+    with session_scope(engine) as s:
+        (row,) = summarise(s)
+        assert row.as_json()["hard_share"] is None
+        s.execute(update(Synset).where(Synset.wnid == "n02084071").values(hard_share=0.125))
+        (row,) = summarise(s)
+        assert row.hard_share == 0.125
+    engine.dispose()
