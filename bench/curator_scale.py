@@ -146,16 +146,21 @@ def serve(url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
         [str(synset), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         env=env, stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    return server, answering(server, f"http://127.0.0.1:{port}", "the server")
+
+
+def answering(server: subprocess.Popen[bytes], base: str, what: str) -> str:
+    """``base`` once ``/login`` answers; exits with one line if ``server`` dies or
+    stays silent for 5 minutes (bench/submit_ab.py starts its servers through it too)."""
     for _ in range(600):
         if server.poll() is not None:
-            raise SystemExit(f"the server exited with {server.returncode}")
+            raise SystemExit(f"{what} exited with {server.returncode}")
         try:
             httpx.get(f"{base}/login", timeout=2)
-            return server, base
+            return base
         except httpx.TransportError:
             time.sleep(0.5)
-    raise SystemExit("the server did not answer within 5 minutes")
+    raise SystemExit(f"{what} did not answer within 5 minutes")
 
 
 def report(what: str, took: str, target: float | None, extra: str = "") -> None:

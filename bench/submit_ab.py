@@ -27,12 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.curator_scale import free_port, login  # noqa: E402
+from bench.curator_scale import answering, free_port, login  # noqa: E402
 from bench.ilsvrc_seed import add_shape_arguments, drop_database, seeded_database  # noqa: E402
 
 DB_NAME = "synset_bench_submit_ab"
@@ -48,16 +46,7 @@ def serve(url: str, data_dir: Path, checkout: Path) -> tuple[subprocess.Popen[by
            "SYNSET_WEB_GOLD_FRACTION": "0", "PYTHONPATH": str(checkout)}  # fmt: skip
     server = subprocess.Popen([sys.executable, "-c", SERVE, str(port)], env=env, cwd=checkout,
                               stdout=subprocess.DEVNULL)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        if server.poll() is not None:
-            raise SystemExit(f"the server of {checkout} exited with {server.returncode}")
-        try:
-            httpx.get(f"{base}/login", timeout=2)
-            return server, base
-        except httpx.TransportError:
-            time.sleep(0.5)
-    raise SystemExit(f"the server of {checkout} did not answer within 5 minutes")
+    return server, answering(server, f"http://127.0.0.1:{port}", f"the server of {checkout}")
 
 
 def submits(base: str, who: str, pages: int) -> list[float]:
