@@ -16,6 +16,11 @@ crowds and orders as ``bench/consensus_sweep.py``, plus face_sentiment (real):
 * any variant at another threshold: ``name@threshold`` (``plain@0.9``).
 
     nice .venv/bin/python bench/consensus_levers.py [--orders 10] [--jobs 2] [--variants a,b]
+        [--passes 2]
+
+``--passes``: plays of the vote list, by default what ``synset consensus evaluate``
+does (the figures in docs/benchmarks.md before the seventh session's were taken
+with one play, ``--passes 1``).
 
 Prints, per variant and crowd, mean accuracy, spread (best minus worst order),
 the standard deviation over orders, votes per item and the share of decided
@@ -38,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from bench import consensus_prototypes as proto  # noqa: E402
 from bench.consensus import accuracy, face_sentiment  # noqa: E402
 from synset_builder.config.consensus import DynamicConfig  # noqa: E402
+from synset_builder.consensus.evaluate import PASSES  # noqa: E402
 from synset_builder.consensus.replay import DynamicConsensus  # noqa: E402
 from tests.crowd_sim import biased_binary, fine_grained, near_chance_binary, shuffled  # noqa: E402
 
@@ -63,13 +69,16 @@ def variant(name: str) -> tuple[str, dict]:
 CROWDS = {"binary": near_chance_binary, "biased": biased_binary, "fine": fine_grained}
 
 
-def run(job: tuple[str, str, int, int]) -> tuple[tuple[str, str, int, int], tuple[float, ...]]:
-    name, kind, seed, order = job
+Job = tuple[str, str, int, int, int]  # variant, crowd, seed, order, passes
+
+
+def run(job: Job) -> tuple[Job, tuple[float, ...]]:
+    name, kind, seed, order, passes = job
     prototype, config = variant(name)
     votes, truth, classes = face_sentiment() if kind == "faces" else CROWDS[kind](seed)
     proto.install(prototype, votes=votes, classes=classes)
     fit = DynamicConsensus(config=DynamicConfig(**config)).replay(
-        shuffled(votes, order), classes=classes
+        shuffled(votes, order), classes=classes, passes=passes
     )
     decided = [i for i in truth if fit.decided_[i]]
     precision = np.mean([fit.labels_[i] == truth[i] for i in decided]) if decided else 0.0
@@ -86,20 +95,21 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--no-faces", dest="faces", action="store_false")
+    parser.add_argument("--passes", type=int, default=PASSES, help="plays of the vote list")
     args = parser.parse_args()
-    names = args.variants.split(",")
-    jobs = [(v, "binary", s, o) for v in names for s in range(args.binary_seeds)
+    names, p = args.variants.split(","), args.passes
+    jobs = [(v, "binary", s, o, p) for v in names for s in range(args.binary_seeds)
             for o in range(args.orders)]  # fmt: skip
-    jobs += [(v, "biased", s, o) for v in names for s in range(args.biased_seeds)
+    jobs += [(v, "biased", s, o, p) for v in names for s in range(args.biased_seeds)
              for o in range(args.orders)]  # fmt: skip
-    jobs += [(v, "fine", s, o) for v in names for s in range(args.fine_seeds)
+    jobs += [(v, "fine", s, o, p) for v in names for s in range(args.fine_seeds)
              for o in range(max(1, args.orders // 2))]  # fmt: skip
     if args.faces:
-        jobs += [(v, "faces", 0, o) for v in names for o in range(args.orders)]
+        jobs += [(v, "faces", 0, o, p) for v in names for o in range(args.orders)]
     got: dict[tuple[str, str, int], list[tuple[float, ...]]] = defaultdict(list)
     # one job per process: each installs its own prototype by patching classes
     with Pool(args.jobs, maxtasksperchild=1) as pool:
-        for (name, kind, seed, _), row in pool.imap_unordered(run, jobs):
+        for (name, kind, seed, _, _), row in pool.imap_unordered(run, jobs):
             got[(name, kind, seed)].append(row)
     print("variant  crowd   seed  accuracy  spread      sd  votes/item  decided-right  orders")
     for (name, kind, seed), rows in sorted(got.items()):
