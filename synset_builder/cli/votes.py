@@ -3,6 +3,7 @@ other tools (a spreadsheet, Mechanical Turk, Label Studio, crowd-kit)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import typer
@@ -42,12 +43,14 @@ def import_cmd(
             answer_column=answer_column,
         )  # fmt: skip
     typer.echo(
-        f"{result.rows} rows: {result.added} votes added, {result.already} already present, "
-        f"{len(result.skipped)} skipped."
+        f"{_n(result.rows, 'row')}: {_n(result.added, 'vote')} added, {result.already} already "
+        f"present, {len(result.skipped)} skipped."
     )
     for reason, count in result.by_reason().most_common():
         typer.echo(f"  {count} skipped: {reason}")
-    for skip in result.skipped[:SHOWN]:
+    # In file order: the reasons are found in two passes (items, then labels and workers).
+    by_line = sorted(result.skipped, key=lambda s: [int(n) for n in re.findall(r"\d+", s.where)])
+    for skip in by_line[:SHOWN]:
         typer.echo(f"skipped {skip.where}: {skip.reason} ({skip.detail!r})", err=True)
     if len(result.skipped) > SHOWN:
         typer.echo(f"... and {len(result.skipped) - SHOWN} more skipped rows.", err=True)
@@ -73,3 +76,8 @@ def export_cmd(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(votes_app, name="votes")
+
+
+def _n(count: int, noun: str) -> str:
+    """``1 row``, ``2 rows``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -12,6 +12,11 @@ buckets name files by hash). ``--synset WNID`` keeps matches to that synset's
 candidates; without it an image or URL that is a candidate of several synsets
 is ambiguous and skipped. A worker becomes an annotator account without a
 password (the same crowd account the web app would create for that worker id).
+A worker that is an account's name, as ``votes export`` writes them, is that
+account: a crowd account's votes come back to it (not to a new ``crowd-crowd-ID``),
+and a staff account's votes are counted as present where they are and skipped
+where they are not: a file may add votes for crowd workers only, never speak for
+a curator.
 
 Answers: yes/no words (1/0, yes/no, true/false) are the vote. Any other answer
 is read as a class name, as multi-class crowd tasks give: naming the
@@ -35,11 +40,11 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from synset_builder.accounts import WORKER_ID, NameTaken, crowd_worker
+from synset_builder.accounts import WORKER_ID, NameTaken, crowd_worker, find_crowd_worker
 from synset_builder.consensus.evaluate import binary_label
 from synset_builder.consensus.live import after_votes
 from synset_builder.consensus.vote_formats import VoteRecord, read_votes
-from synset_builder.db.models import Candidate, Image, Synset, Vote
+from synset_builder.db.models import Annotator, Candidate, Image, Synset, Vote
 from synset_builder.errors import NotFound
 
 SHA256 = re.compile(r"\A[0-9a-fA-F]{64}\Z")
@@ -54,6 +59,7 @@ BAD_LABEL = "label is not a yes/no answer or a class name known here"
 BAD_WORKER = "worker id is not valid"
 NAME_TAKEN = "the worker's account name belongs to a staff account"
 CONTRADICTS = "the worker already voted the other way"
+STAFF = "the worker is a staff account, which a file cannot add votes for"
 
 
 @dataclass(frozen=True)
@@ -185,20 +191,31 @@ def _answer(label: str, synset_id: int, names: dict[str, set[int]] | None) -> bo
     return answer
 
 
-def _worker(session: Session, worker: str, existing: dict[tuple[int, int], bool]) -> int | None:
-    """The crowd account of ``worker`` (None when a person already holds the name), its
-    earlier votes loaded into ``existing`` so repeats are counted, not added."""
+def _worker(
+    session: Session, worker: str, existing: dict[tuple[int, int], bool]
+) -> tuple[int | None, bool]:
+    """The account of ``worker`` and whether it is staff; (None, False) when a person
+    already holds the name it would get. Its earlier votes are loaded into
+    ``existing`` so repeats are counted, not added.
+
+    A crowd worker id first (the web app's account for it, made if new); then an
+    account's own name, as ``votes export`` writes it.
+    """
+    named = None
+    if find_crowd_worker(session, worker) is None:
+        named = session.scalar(select(Annotator).where(Annotator.username == worker))
     try:
-        aid = crowd_worker(session, worker).id
+        user = named if named is not None else crowd_worker(session, worker)
     except NameTaken:
-        return None
+        return None, False
+    aid = user.id
     existing.update(
         ((c, aid), a)
         for c, a in session.execute(
             select(Vote.candidate_id, Vote.answer).where(Vote.annotator_id == aid)
         )
     )
-    return aid
+    return aid, user.worker_id is None
 
 
 def import_votes(
@@ -223,7 +240,7 @@ def import_votes(
     names = None
     if any(binary_label(rec.answer) is None for rec, _, _ in usable):
         names = _class_names(session)
-    workers: dict[str, int | None] = {}
+    workers: dict[str, tuple[int | None, bool]] = {}
     existing: dict[tuple[int, int], bool] = {}
     touched: set[int] = set()
     for rec, cid, sid in usable:
@@ -236,7 +253,7 @@ def import_votes(
             continue
         if rec.worker not in workers:
             workers[rec.worker] = _worker(session, rec.worker, existing)
-        aid = workers[rec.worker]
+        aid, staff = workers[rec.worker]
         if aid is None:
             result.skipped.append(Skip(rec.where, NAME_TAKEN, rec.worker))
             continue
@@ -248,6 +265,9 @@ def import_votes(
                 result.skipped.append(
                     Skip(rec.where, CONTRADICTS, f"{rec.worker} on candidate {cid}")
                 )
+            continue
+        if staff:
+            result.skipped.append(Skip(rec.where, STAFF, rec.worker))
             continue
         session.add(Vote(candidate_id=cid, annotator_id=aid, answer=answer, time_ms=rec.time_ms))
         existing[key] = answer

@@ -11,10 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from crowdkit.aggregation import DawidSkene, MajorityVote
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from synset_builder.accounts import add_user
 from synset_builder.config import Settings
+from synset_builder.consensus.votes_import import STAFF
 from synset_builder.db.models import Annotator, Vote
 from synset_builder.db.session import make_engine
 from tests.conftest import CliResult
@@ -124,3 +126,36 @@ def test_export_refuses_bad_targets(
     unknown = cli("votes", "export", str(tmp_path / "v.csv"), "--synset", "n00000000")
     assert unknown.code != 0 and "no synset n00000000" in unknown.err
     assert not (tmp_path / "v.csv").exists()
+
+
+def test_an_export_imported_again_adds_nothing(
+    cli: Callable[..., CliResult], settings: Settings, voted: dict[int, bool], tmp_path: Path
+) -> None:
+    """The account names the export writes are the accounts again: a crowd account's
+    votes are present already (not a new ``crowd-crowd-ID`` voting twice), and a staff
+    account's are counted where they are and never added from a file."""
+    engine = make_engine(settings.database_url)
+    with Session(engine) as session:
+        staff = add_user(session, "curator_kim", "annotator", "a long passphrase 1")
+        first, second = sorted(voted)[:2]
+        session.add(Vote(candidate_id=first, annotator_id=staff.id, answer=True))
+        session.commit()
+        accounts = session.scalar(select(func.count(Annotator.id)))
+        votes = session.scalar(select(func.count(Vote.id)))
+    out = tmp_path / "all.csv"
+    assert cli("votes", "export", str(out)).code == 0
+    rows = out.read_text().splitlines()
+    assert f"{first},curator_kim,1" in rows and any(",crowd-careful1," in r for r in rows)
+    # The staff account on an item it never voted on: a file cannot speak for it.
+    out.write_text("\n".join([*rows, f"{second},curator_kim,0"]) + "\n")
+
+    again = cli("votes", "import", str(out))
+    assert again.code == 0, again.err
+    summary, reason = again.out.splitlines()
+    n = len(rows)
+    assert summary == f"{n} rows: 0 votes added, {n - 1} already present, 1 skipped."
+    assert reason.strip() == f"1 skipped: {STAFF}"
+    with Session(engine) as session:
+        assert session.scalar(select(func.count(Annotator.id))) == accounts
+        assert session.scalar(select(func.count(Vote.id))) == votes
+    engine.dispose()

@@ -258,7 +258,7 @@ def test_label_studio_export(cli: Callable[..., CliResult], world: World, tmp_pa
     assert times == {4288}
     # With --synset the shared image is the tabby's candidate.
     mine = cli("votes", "import", str(path), "-f", "label-studio", "--synset", TABBY)
-    assert "1 votes added, 4 already present" in mine.out
+    assert "1 vote added, 4 already present" in mine.out
     assert world.votes()[(world.tabby[0], "crowd-labelstudio-1")] is True
     # A candidate of another synset is named as such.
     other = cli("votes", "import", str(path), "-f", "label-studio", "--synset", TIGER)
@@ -276,7 +276,7 @@ def test_label_studio_item_column_holds_candidate_ids(
     missing = cli("votes", "import", str(path), "-f", "label-studio", "--item-column", "cand")
     assert one_line(missing) and "data.cand" in missing.err
     res = cli("votes", "import", str(path), "-f", "label-studio", "--item-column", "candidate")
-    assert res.code == 0 and "1 votes added" in res.out
+    assert res.code == 0 and "1 vote added" in res.out
     assert world.votes() == {(g0, "crowd-labelstudio-5"): False}
 
 
@@ -367,7 +367,7 @@ def test_odd_ids_and_taken_names_skip_rows_not_the_file(
     path.write_text(f"item,worker,label\n{'9' * 30},W1,yes\n{t0},W9,yes\n{t0},W1,no\n")
     res = cli("votes", "import", str(path))
     assert res.code == 0, res.err
-    assert "3 rows: 1 votes added" in res.out
+    assert "3 rows: 1 vote added" in res.out
     assert "1 skipped: no candidate has this id, source URL or image sha256" in res.out
     assert "1 skipped: the worker's account name belongs to a staff account" in res.out
     assert world.votes() == {(t0, "crowd-W1"): False}
