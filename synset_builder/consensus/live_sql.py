@@ -148,8 +148,9 @@ def kept_gold(voters: Select[tuple[int]]) -> Subquery:
 
 
 def can_vote_clause() -> ColumnElement[bool]:
-    """Over ``Annotator``: can log in and be served (not disabled; a password or a
-    crowd id, unlike voters imported from a file)."""
+    """Over ``Annotator``: can log in and be served: not disabled, with a password or
+    a crowd id. A worker of an imported vote file has a crowd id (``votes import``
+    makes the account the study link would), so they count until disabled."""
     return and_(
         Annotator.disabled.is_(false()),
         or_(Annotator.password_hash.is_not(None), Annotator.worker_id.is_not(None)),

@@ -124,6 +124,31 @@ def test_import_is_idempotent_and_consensus_excludes_the_spammer(
     assert counts["rejected_by_vote"] == summary["rejected"]
 
 
+def test_a_worker_of_a_later_file_is_waited_for_until_disabled(
+    cli: Callable[..., CliResult], voted: tuple[Path, dict[str, bool]], tmp_path: Path
+) -> None:
+    """Imported workers are the team (docs/consensus.md, teams of any size): one new id
+    in a later file reopens what nobody was left for; disabling it closes them again."""
+    path, truth = voted
+    assert cli("votes", "import", str(path), "--synset", WNID).code == 0
+
+    def pending() -> tuple[int, int]:
+        run = cli("consensus", "--json")
+        assert run.code == 0, run.err
+        (summary,) = json.loads(run.out)["synsets"]
+        return summary["pending"], summary["undecided"]
+
+    assert pending()[0] == 0
+    first = next(iter(truth))
+    later = tmp_path / "later.csv"
+    later.write_text(f"image,annotator,answer\n{first},dave,{'yes' if truth[first] else 'no'}\n")
+    assert cli("votes", "import", str(later), "--synset", WNID).code == 0
+    waiting, _ = pending()
+    assert waiting > 0
+    assert cli("users", "disable", "crowd-dave").code == 0
+    assert pending() == (0, pending()[1]) and pending()[1] > 0
+
+
 def test_majority_method_decides_every_item(
     cli: Callable[..., CliResult], voted: tuple[Path, dict[str, bool]]
 ) -> None:
