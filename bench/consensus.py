@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from synset_builder.config.consensus import DynamicConfig  # noqa: E402
 from synset_builder.consensus import DawidSkene, MajorityVote  # noqa: E402
-from synset_builder.consensus.evaluate import PASSES, normalise, read_rows  # noqa: E402
+from synset_builder.consensus.crowd_files import normalise, read_rows  # noqa: E402
+from synset_builder.consensus.evaluate import PASSES  # noqa: E402
 from synset_builder.consensus.replay import DynamicConsensus  # noqa: E402
 from tests.crowd_sim import (  # noqa: E402
     biased_binary,

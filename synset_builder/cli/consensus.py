@@ -51,13 +51,6 @@ def _dynamic_config(
         raise InvalidInput(f"Invalid consensus option {where}: {first['msg']}.") from exc
 
 
-def _default(name: str) -> object:
-    """A consensus setting's default, for the options' help (the model is its one source)."""
-    from synset_builder.config.consensus import DynamicConfig
-
-    return DynamicConfig.model_fields[name].default
-
-
 class _Bars:
     """One progress bar per pass over the synsets (replay, then write), on stderr
     when it is a terminal: a full recompute at ImageNet scale takes minutes."""
@@ -237,10 +230,21 @@ def evaluate_cmd(
     methods: list[str] = typer.Option(
         [], "--method", help="Method to evaluate (repeatable); default: all."
     ),
-    max_votes: int | None = typer.Option(None, "--max-votes", help="Use at most N votes/item."),
+    max_votes: int | None = typer.Option(
+        None, "--max-votes", help="Use at most N votes/item (every method) [default: all]."
+    ),
     threshold: float | None = typer.Option(
         None,
         help="Dynamic: confidence needed to stop [settings: {setting:consensus.threshold}].",
+    ),
+    initial_size: int | None = typer.Option(
+        None,
+        help="Dynamic: initial subset size [settings: {setting:consensus.initial_size}].",
+    ),
+    initial_votes: int | None = typer.Option(
+        None,
+        help="Dynamic: votes each initial item waits for "
+        "[settings: {setting:consensus.initial_votes}].",
     ),
     orders: int = typer.Option(
         1,
@@ -259,7 +263,7 @@ def evaluate_cmd(
         "it reopened get the votes they skipped, as the web app serves them again "
         "(default 2; 1 = stop at the end of the list; at most 10).",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per method."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per method."),
 ) -> None:
     """Accuracy of each method against known answers, and the votes it spent per item.
 
@@ -271,10 +275,15 @@ def evaluate_cmd(
 
     passes = PASSES if passes is None else passes
 
-    cfg = _dynamic_config(threshold, _default("max_votes"), 10, 10)
+    # The project's settings, as the web app applies them; --max-votes caps every
+    # method (evaluate() sets it on the dynamic rule too).
+    cfg = _dynamic_config(threshold, None, initial_size, initial_votes)
+    notes: list[str] = []
     results = evaluate(votes, truth, methods=methods or list(METHODS), max_votes=max_votes,
                        config=cfg, orders=orders, seed=seed, spammers=spammers,
-                       passes=passes)  # fmt: skip
+                       passes=passes, notes=notes)  # fmt: skip
+    for note in notes:  # on stderr: --json's stdout stays one JSON document
+        typer.echo(f"note: {note}", err=True)
     if as_json:
         print_json([r.as_json() for r in results])
         return

@@ -100,7 +100,9 @@ def decide(
             if out_of_voters
             else Verdict(Decision.pending, top, p)
         )
-    if n_votes < initial_needed and not out_of_voters:
+    # The cap wins over the initial round: at ``max_votes`` below ``initial_votes``
+    # an initial item would wait past the cap.
+    if n_votes < min(initial_needed, config.max_votes) and not out_of_voters:
         return Verdict(Decision.pending, top, p)
     if k == 2:
         favoured = evidence[top] > evidence[1 - top]

@@ -1,10 +1,7 @@
 """``synset consensus evaluate``: compare the methods on any crowd vote file.
 
-Vote files are read by position, not by header name: the first three columns are
-item, worker, label (so ``question,worker,answer`` files from crowd-kit's data
-sets work as they are); the truth file's first two are item, truth. The first
-row of each file is a header. Labels that are all of 0/1, yes/no, true/false
-are read as one binary answer; anything else is multi-class by name.
+Files are read as :mod:`.crowd_files` says (by position; rows a score cannot use
+are left out and each kind is said in a note).
 
 Majority and Dawid-Skene see every vote (or each item's first ``max_votes``);
 ``dynamic`` replays the votes in order and stops serving an item once it is
@@ -48,7 +45,6 @@ order leaves it undefined.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,11 +55,15 @@ import numpy as np
 from synset_builder.config.consensus import DynamicConfig
 from synset_builder.consensus import METHODS
 from synset_builder.consensus.base import VoteRow
+from synset_builder.consensus.crowd_files import (
+    check_labels,
+    clean,
+    normalise,
+    read_rows,
+)
 from synset_builder.consensus.replay import DynamicConsensus
-from synset_builder.errors import InvalidInput, NotFound
+from synset_builder.errors import InvalidInput
 
-YES = {"1", "yes", "y", "true", "t"}
-NO = {"0", "no", "n", "false", "f"}
 MAX_SPAMMERS = 5.0
 # Each order is a full replay (seconds on a few thousand votes): a typo of 10**6
 # would run for days without a word.
@@ -118,43 +118,6 @@ class Score:
     expected_accuracy: float
     precision: float | None
     recall: float | None
-
-
-def read_rows(path: Path, width: int) -> list[list[str]]:
-    """Rows after the header, each cut to ``width`` stripped cells; one-line errors."""
-    if not path.is_file():
-        raise NotFound(f"The file {path} does not exist.")
-    text = path.read_text(encoding="utf-8-sig", errors="replace")
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    rows = list(csv.reader(text.splitlines(), dialect))[1:]
-    out = []
-    for line, row in enumerate(rows, start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) < width:
-            raise InvalidInput(
-                f"Line {line} of {path} has {len(row)} columns; it needs at least {width}."
-            )
-        out.append([cell.strip() for cell in row[:width]])
-    if not out:
-        raise InvalidInput(f"The file {path} has no data rows after its header.")
-    return out
-
-
-def binary_label(label: str) -> bool | None:
-    low = label.lower()
-    return True if low in YES else False if low in NO else None
-
-
-def normalise(votes: list[list[str]], truth: dict[str, str]) -> tuple[list[VoteRow], dict]:
-    """Read labels as booleans when every vote label is a yes/no word, else keep names."""
-    if all(binary_label(label) is not None for _, _, label in votes):
-        rows: list[VoteRow] = [(i, w, binary_label(label)) for i, w, label in votes]
-        return rows, {item: binary_label(t) for item, t in truth.items()}
-    return [(i, w, label) for i, w, label in votes], truth
 
 
 def cap_votes(votes: Sequence[VoteRow], max_votes: int | None) -> list[VoteRow]:
@@ -287,11 +250,13 @@ def evaluate(
     seed: int = 0,
     spammers: float = 0.0,
     passes: int = PASSES,
+    notes: list[str] | None = None,
 ) -> list[Evaluation]:
     """Per method: accuracy on the items with truth and votes used per item, and more.
 
     See the module docstring for how orders and spammers are made and what each
-    figure means.
+    figure means. ``notes``, if given, gets one line per kind of row left out
+    (:func:`clean`, :func:`check_labels`).
     """
     for name in methods:
         if name not in METHODS:
@@ -304,8 +269,11 @@ def evaluate(
         raise InvalidInput(f"--passes must lie in [1, {MAX_PASSES}], not {passes}.")
     if not 0.0 <= spammers <= MAX_SPAMMERS:
         raise InvalidInput(f"--spammers must lie in [0, {MAX_SPAMMERS:g}], not {spammers}.")
-    raw_truth = {item: label for item, label in read_rows(truth_path, 2)}
-    votes, truth = normalise(read_rows(votes_path, 3), raw_truth)
+    rows, raw_truth, said = clean(read_rows(votes_path, 3), read_rows(truth_path, 2))
+    votes, truth = normalise(rows, raw_truth)
+    said += check_labels(votes, truth)
+    if notes is not None:
+        notes.extend(said)
     binary = all(isinstance(label, bool) for _, _, label in votes)
     classes: list[Hashable] = [False, True] if binary else sorted({v[2] for v in votes})
     cfg = config or DynamicConfig()

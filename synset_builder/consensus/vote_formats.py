@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from synset_builder.consensus.evaluate import read_rows
+from synset_builder.consensus.crowd_files import read_rows
 from synset_builder.errors import InvalidInput, NotFound
 
 MTURK_WORKER = "WorkerId"

@@ -41,7 +41,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from synset_builder.accounts import WORKER_ID, NameTaken, crowd_worker, find_crowd_worker
-from synset_builder.consensus.evaluate import binary_label
+from synset_builder.consensus.crowd_files import binary_label
 from synset_builder.consensus.live import after_votes
 from synset_builder.consensus.vote_formats import VoteRecord, read_votes
 from synset_builder.db.models import Annotator, Candidate, Image, Synset, Vote

@@ -214,6 +214,32 @@ def test_evaluate_on_face_sentiment(capsys: pytest.CaptureFixture[str]) -> None:
     assert float(row[2]) == 3.0
 
 
+def test_evaluate_applies_the_settings_and_the_cap(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dynamic rule is the project's (its settings, as the web app applies them),
+    with options over them; ``--max-votes`` caps it as it caps the others, initial
+    items included (they used to wait for their round of 10 past any cap)."""
+
+    def dynamic(*args: str) -> dict:
+        res = run_main(capsys, "consensus", "evaluate", str(FACES / "answer.csv"),
+                       "--truth", str(FACES / "truth.csv"), "--method", "dynamic",
+                       "--passes", "1", "--json", *args)  # fmt: skip
+        assert res.code == 0, res.err
+        (row,) = json.loads(res.out)
+        return row
+
+    default = dynamic()
+    by_option = dynamic("--initial-size", "0")
+    assert by_option["mean_votes"] < default["mean_votes"]
+    monkeypatch.setenv("SYNSET_CONSENSUS_INITIAL_SIZE", "0")
+    assert dynamic() == by_option
+    monkeypatch.setenv("SYNSET_CONSENSUS_INITIAL_SIZE", "10")
+    assert dynamic("--initial-votes", "3")["mean_votes"] < default["mean_votes"]
+    for cap in (1, 2):
+        assert dynamic("--max-votes", str(cap))["mean_votes"] <= cap
+
+
 def test_evaluate_reads_any_header_and_yes_no_labels(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -386,3 +412,47 @@ def test_evaluate_refuses_bad_options(
     assert res.code != 0
     assert message in res.err and len(res.err.strip().splitlines()) == 1
     assert "Traceback" not in res.err and res.out == ""
+
+
+def test_evaluate_says_what_it_left_out(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Rows a score cannot use are left out and said on stderr; truth no vote can
+    match is refused (every method would read 0); a folder or an empty file is
+    named for what it is."""
+    votes = tmp_path / "v.csv"
+    votes.write_text(
+        "item,worker,label\n"
+        "x,w1,yes\nx,w2,yes\nx,w3,no\ny,w1,no\ny,w2,no\ny,w3,no\n"
+        "x,w1,no\n"  # a repeat: the first vote stands
+        "y,,yes\nx,w4,\n"  # no worker, no label
+    )
+    truth = tmp_path / "t.csv"
+    truth.write_text("id,gold\nx,1\ny,0\nz,1\n,1\n")
+    res = run_main(capsys, "consensus", "evaluate", str(votes), "--truth", str(truth),
+                   "--method", "majority", "--json")  # fmt: skip
+    assert res.code == 0, res.err
+    ((row,),) = [json.loads(res.out)]
+    assert row["accuracy"] == 1.0 and row["mean_votes"] == 3.0
+    assert res.err.splitlines() == [
+        "note: 2 vote row(s) with an empty item, worker or label left out.",
+        "note: 1 repeated vote(s) (same item and worker) left out; the first counts.",
+        "note: 1 truth row(s) with an empty item or label left out.",
+        "note: 1 item(s) of the truth file have no vote; they are not scored.",
+    ]
+
+    faces = tmp_path / "faces.csv"
+    faces.write_text("item,worker,label\nx,w1,0\nx,w2,3\ny,w1,1\n")
+    named = tmp_path / "named.csv"
+    named.write_text("item,truth\nx,happy\ny,sad\n")
+    refused = run_main(capsys, "consensus", "evaluate", str(faces), "--truth", str(named))
+    assert refused.code != 0 and "No truth label is a label of the votes" in refused.err
+    partly = tmp_path / "partly.csv"
+    partly.write_text("item,truth\nx,0\ny,sad\n")
+    res = run_main(capsys, "consensus", "evaluate", str(faces), "--truth", str(partly))
+    assert res.code == 0 and "1 item(s) have a truth label no vote gives (sad)" in res.err
+
+    folder = run_main(capsys, "consensus", "evaluate", str(tmp_path), "--truth", str(truth))
+    assert folder.code != 0 and "is a folder" in folder.err
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    blank = run_main(capsys, "consensus", "evaluate", str(empty), "--truth", str(truth))
+    assert blank.code != 0 and "is empty" in blank.err
