@@ -168,11 +168,25 @@ def _print_outcome(outcome: Outcome, method: str, as_json: bool) -> None:
         for row in [header, *table]:
             typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
         typer.echo(
-            f"method: {method}; votes = mean votes per decided item; hard = share of "
-            "items the crowd cannot tell, learned by the refit (docs/consensus.md)."
+            f"method: {method}; votes = mean votes per decided item; precision = the "
+            "model's belief in its accepted items, not a measured figure ('synset audit' "
+            "measures it); hard = share of items the crowd cannot tell, learned by the "
+            "refit (docs/consensus.md)."
         )
     for name, reason in sorted(outcome.excluded.items()):
         typer.echo(f"excluded {name}: {reason}")
+    closed = sum(s.undecided for s in outcome.synsets)
+    if method == "dynamic" and closed and not any(s.accepted + s.rejected for s in outcome.synsets):
+        typer.echo(NOTHING_DECIDED)
+
+
+# Why a dynamic run can decide nothing, and what the curator can do about it.
+NOTHING_DECIDED = (
+    "No item passed the threshold. With few voters per item, or answers nearly all one "
+    "way, the model cannot tell careful voters from ones who always give the same "
+    "answer: gold items ('synset gold add', with some true noes) measure them directly, "
+    "and '--method majority' decides by head count (docs/consensus.md)."
+)
 
 
 def _refit(refit_id: int) -> None:
@@ -328,14 +342,17 @@ def annotators_cmd(
     if not rows:
         typer.echo("No annotator measured yet; run 'synset consensus' first.")
         return
-    typer.echo(f"{'annotator':<24} {'votes':>6} {'gold':>9} {'sens':>5} {'spec':>5}  status")
+    typer.echo(
+        f"{'annotator':<24} {'votes':>6} {'gold':>9} {'skill':>5} {'sens':>5} {'spec':>5}  status"
+    )
     for r in rows:
         gold = f"{r['gold_correct']}/{r['gold_total']}"
         status = f"excluded: {r['exclusion_reason']}" if r["excluded"] else "ok"
         typer.echo(
-            f"{r['username'][:24]:<24} {r['votes']:>6} {gold:>9} "
+            f"{r['username'][:24]:<24} {r['votes']:>6} {gold:>9} {r['skill']:>5.2f} "
             f"{r['sensitivity']:>5.2f} {r['specificity']:>5.2f}  {status}"
         )
+    typer.echo("skill: balanced accuracy (0.5 chance, 1 perfect); sens / spec: right on yes / no.")
 
 
 def register(app: typer.Typer) -> None:

@@ -28,7 +28,14 @@ def status(
         "reset the kept counters to it and say on stderr which differed.",
     ),
 ) -> None:
-    """Show how far every synset has come: queries, candidates, votes, decisions."""
+    """Show how far every synset has come: queries, candidates, votes, decisions.
+
+    clean: candidates that passed cleaning (the pool annotators are served from);
+    accepted / rejected_by_vote / undecided / pending: decisions, once an item has a
+    vote or is in its synset's initial round (a clean candidate nobody has voted on
+    yet counts under clean only); undecided: the vote cap, nobody left to vote or
+    more votes could not settle it; hard: the share of items the crowd cannot tell.
+    """
     cfg = settings()
     targets_only = not (as_json or all_synsets)
     rows = None if recount else _without_orm(cfg.database_url, targets_only)

@@ -386,7 +386,7 @@ def summarise(session: Session) -> list[SynsetSummary]:
                 mean_votes=round((acc[1] + rej[1]) / decided, 6) if decided else None,
                 # Rounded: a database's float sum depends on its row order.
                 precision=round(acc[2] / acc[0], 6) if acc[0] else None,
-                hard_share=round(float(hard), 6) if hard else None,
+                hard_share=float(hard) if hard else None,  # as stored, as status says
             )
         )
     return out

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from synset_builder.cli import main
+from synset_builder.cli.consensus import NOTHING_DECIDED
 from synset_builder.config import Settings
 from synset_builder.consensus.dynamic import NO_VOTERS
 from synset_builder.consensus.evaluate import spam_votes, vote_orders
@@ -115,6 +116,9 @@ def test_import_is_idempotent_and_consensus_excludes_the_spammer(
     people = json.loads(cli("consensus", "annotators", "--json").out)
     assert people[0]["username"] == "crowd-always_yes" and people[0]["excluded"]
     assert all(not p["excluded"] and p["skill"] > 0.7 for p in people[1:])
+    header, spammer, *_ = cli("consensus", "annotators").out.splitlines()
+    column = header.split().index("skill")
+    assert spammer.split()[column] == f"{people[0]['skill']:.2f}"
 
     # Idempotent: a second run writes the same decisions.
     assert json.loads(cli("consensus", "--json").out) == out
@@ -147,6 +151,29 @@ def test_a_worker_of_a_later_file_is_waited_for_until_disabled(
     assert waiting > 0
     assert cli("users", "disable", "crowd-dave").code == 0
     assert pending() == (0, pending()[1]) and pending()[1] > 0
+
+
+def test_a_run_that_decides_nothing_says_why(
+    cli: Callable[..., CliResult], settings: Settings, photos: list[Path], tmp_path: Path
+) -> None:
+    """Three voters who say yes to everything: careful, or yes-sayers? Without gold
+    nobody can tell, so nothing passes; the curator is told why and what helps."""
+    engine = make_engine(settings.database_url)
+    with Session(engine) as session:
+        cands = make_synset(session, WNID, photos, settings.data_dir, 12)
+        session.commit()
+        ids = [c.id for c in cands]
+    engine.dispose()
+    votes = tmp_path / "yes.csv"
+    votes.write_text("item,worker,label\n" + "".join(
+        f"{cid},{who},yes\n" for cid in ids for who in ("ann1", "ann2", "ann3")
+    ))  # fmt: skip
+    assert cli("votes", "import", str(votes)).code == 0
+    run = cli("consensus")
+    assert run.code == 0, run.err
+    assert run.out.splitlines()[-1] == NOTHING_DECIDED
+    majority = cli("consensus", "--method", "majority")
+    assert NOTHING_DECIDED not in majority.out
 
 
 def test_majority_method_decides_every_item(
