@@ -128,3 +128,36 @@ def _write_shards(built: BuiltExport) -> None:
                     info = tarfile.TarInfo(f"{row['sha256']}.{ext}")
                     info.size = len(payload)
                     tar.addfile(info, io.BytesIO(payload))
+
+
+def write_parquet(built: BuiltExport, root: Path) -> Path:
+    """The same images as a parquet-only export (``synset export -f parquet``'s layout).
+
+    One file per split, ``parquet/<split>-00000-of-00001.parquet``, each row an image
+    as the ``Image`` feature stores it (``{bytes, path}``) with its label; the
+    manifest lists every image with an empty ``path``, as that export writes it.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (root / "parquet").mkdir(parents=True)
+    (root / "classes.json").write_bytes((built.root / "classes.json").read_bytes())
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    schema = pa.schema([("image", image), ("label", pa.int64()), ("wnid", pa.string()),
+                        ("sha256", pa.string())])  # fmt: skip
+    for split in ("train", "val", "test"):
+        rows = [
+            {"image": {"bytes": built.images[r["sha256"]], "path": f"{r['sha256']}.jpg"},
+             "label": int(r["class_index"]), "wnid": r["wnid"], "sha256": r["sha256"]}
+            for r in built.rows if r["split"] == split
+        ]  # fmt: skip
+        pq.write_table(
+            pa.Table.from_pylist(rows, schema=schema),
+            root / "parquet" / f"{split}-00000-of-00001.parquet",
+            row_group_size=4,
+        )
+    with (root / "manifest.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(r | {"path": ""} for r in built.rows)
+    return root

@@ -1,9 +1,11 @@
 """Reading an export back: its classes and, per split, the labelled image bytes.
 
 The export stage writes ``classes.json``, ``manifest.csv`` and the images in one of
-two layouts (``imagefolder``: ``<split>/<wnid>/<sha256>.jpg``; ``webdataset``:
+these layouts (``imagefolder``: ``<split>/<wnid>/<sha256>.jpg``; ``webdataset``:
 ``webdataset/<split>-NNNNNN.tar`` holding ``.jpg``/``.cls``/``.json`` per sample;
-``csv``: the manifest alone, its paths naming the stored originals).
+``parquet``: ``parquet/<split>-NNNNN-of-MMMMM.parquet``, the JPEG bytes in the
+``image`` column; ``csv``: the manifest alone, its paths naming the stored
+originals).
 Each layout is one small reader behind :class:`ExportFormat`, picked from
 :data:`FORMATS`, so the trainer never cares which one it was given.
 """
@@ -18,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+import pyarrow.parquet as pq
 
 from synset_builder.errors import InvalidInput, NotFound
 
@@ -58,6 +62,10 @@ class ExportFormat(Protocol):
         """Changes whenever the exported images do, so caches know when to rebuild."""
         ...
 
+    def count(self, root: Path, split: str) -> int | None:
+        """How many images ``read`` will yield (None: unknown), so progress has a total."""
+        ...
+
 
 def _digest(*parts: bytes) -> str:
     h = hashlib.sha256()
@@ -76,6 +84,12 @@ class ImageFolder:
         for row in _manifest_rows(root):
             if row["split"] != split:
                 continue
+            if not row["path"]:
+                # A parquet-only export's manifest names no files: say so, not "Is a directory".
+                raise ExportUnreadable(
+                    f"The manifest of {root} gives no path for the {split} image "
+                    f"{row['sha256'][:12]}; train reads the {_readable()} layouts."
+                )
             item = ExportItem(
                 row["sha256"], split, row["wnid"], int(row["class_index"]), row["path"]
             )
@@ -89,6 +103,9 @@ class ImageFolder:
 
     def fingerprint(self, root: Path) -> str:
         return _digest((root / "manifest.csv").read_bytes(), (root / "classes.json").read_bytes())
+
+    def count(self, root: Path, split: str) -> int | None:
+        return _manifest_count(root, split)
 
 
 class WebDataset:
@@ -150,8 +167,56 @@ class WebDataset:
 
     def fingerprint(self, root: Path) -> str:
         shards = sorted((root / "webdataset").glob("*.tar"))
-        listing = "\n".join(f"{p.name} {p.stat().st_size} {p.stat().st_mtime_ns}" for p in shards)
-        return _digest((root / "classes.json").read_bytes(), listing.encode())
+        return _digest((root / "classes.json").read_bytes(), _listing(shards))
+
+    def count(self, root: Path, split: str) -> int | None:
+        return _manifest_count(root, split) if (root / "manifest.csv").is_file() else None
+
+
+class Parquet:
+    """``-f parquet`` exports: one row per image, its JPEG in the ``image`` struct.
+
+    Read a batch of rows at a time with pyarrow (the files are cut into row groups
+    of about a hundred images), so memory stays at a few batches whatever the size.
+    """
+
+    name = "parquet"
+    COLUMNS = ("image", "label", "wnid", "sha256")
+
+    def detect(self, root: Path) -> bool:
+        return any((root / "parquet").glob("*.parquet"))
+
+    def _files(self, root: Path, split: str) -> list[Path]:
+        return sorted((root / "parquet").glob(f"{split}-*.parquet"))
+
+    def read(self, root: Path, split: str) -> Iterator[tuple[ExportItem, bytes]]:
+        for file in self._files(root, split):
+            for rows in self._batches(file):
+                for row in rows:
+                    sha = row["sha256"] or ""
+                    path = f"parquet/{file.name}#{sha}.jpg"
+                    item = ExportItem(sha, split, row["wnid"] or "", int(row["label"]), path)
+                    yield item, (row["image"] or {}).get("bytes") or b""
+
+    def _batches(self, file: Path) -> Iterator[list[dict]]:
+        try:
+            for batch in pq.ParquetFile(file).iter_batches(batch_size=64, columns=self.COLUMNS):
+                yield batch.to_pylist()
+        except (OSError, ValueError) as exc:
+            # pyarrow's errors subclass these: a cut or foreign file is one sentence.
+            raise ExportUnreadable(
+                f"The file {file} is not a readable image table: {str(exc).rstrip('.')}."
+            ) from exc
+
+    def fingerprint(self, root: Path) -> str:
+        files = sorted((root / "parquet").glob("*.parquet"))
+        return _digest((root / "classes.json").read_bytes(), _listing(files))
+
+    def count(self, root: Path, split: str) -> int | None:
+        try:
+            return sum(pq.ParquetFile(f).metadata.num_rows for f in self._files(root, split))
+        except (OSError, ValueError):
+            return None  # read() says what is wrong with the file
 
 
 class ManifestOnly(ImageFolder):
@@ -160,15 +225,32 @@ class ManifestOnly(ImageFolder):
     name = "csv"
 
     def detect(self, root: Path) -> bool:
-        return (root / "manifest.csv").is_file()
+        # A manifest without paths (a parquet-only export's) lists no files to read.
+        manifest = root / "manifest.csv"
+        return manifest.is_file() and any(row["path"] for row in _manifest_rows(root))
 
 
 # Detection tries these in order: a folder or shard layout wins over the bare manifest.
 FORMATS: dict[str, ExportFormat] = {
     "imagefolder": ImageFolder(),
     "webdataset": WebDataset(),
+    "parquet": Parquet(),
     "csv": ManifestOnly(),
 }
+
+
+def _readable() -> str:
+    """The layouts train reads, for messages: "imagefolder, webdataset, parquet or csv"."""
+    names = list(FORMATS)
+    return f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def _listing(files: list[Path]) -> bytes:
+    return "\n".join(f"{p.name} {p.stat().st_size} {p.stat().st_mtime_ns}" for p in files).encode()
+
+
+def _manifest_count(root: Path, split: str) -> int:
+    return sum(1 for row in _manifest_rows(root) if row["split"] == split)
 
 
 MANIFEST_KEYS = {"path", "split", "wnid", "class_index", "sha256"}
@@ -236,13 +318,14 @@ def open_export(root: Path, format_name: str | None = None) -> Export:
             )
         fmt = FORMATS[format_name]
         if not fmt.detect(root):
-            raise ExportUnreadable(f"The export {root} holds no {format_name} images.")
+            held = [f.name for f in FORMATS.values() if f.detect(root)]
+            hint = f"; it holds {', '.join(held)}" if held else ""
+            raise ExportUnreadable(f"The export {root} holds no {format_name} images{hint}.")
     else:
         found = [f for f in FORMATS.values() if f.detect(root)]
         if not found:
             raise ExportUnreadable(
-                f"The export {root} holds no images in a layout the trainer reads "
-                f"({', '.join(FORMATS)})."
+                f"The export {root} holds no images in a layout train reads ({_readable()})."
             )
         fmt = found[0]
     return Export(root, fmt, classes)
