@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -131,9 +132,19 @@ def _build(
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             return f"cannot decode: {exc}"
 
-    bar = tqdm(desc=f"decode {split}", unit="img", disable=not progress, leave=False)
+    total = export.format.count(export.root, split)
+    # The bar stays once done (100% and the count, or where it stopped): closed by the
+    # with-block even on an error, so the error line starts on a line of its own.
+    bar = tqdm(
+        total=total,
+        desc=f"decode {split}",
+        unit="img",
+        disable=not progress or total == 0,
+        file=sys.stderr,
+        leave=True,
+    )
     # Pillow releases the GIL while decoding, so threads use every core without pickling.
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with bar, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for chunk in _chunks(export.format.read(export.root, split), 256):
             for (item, _), out in zip(chunk, pool.map(decode, chunk), strict=True):
                 if 0 <= item.class_index < n_classes and item.wnid not in (
@@ -153,7 +164,6 @@ def _build(
                 sha.append(item.sha256)
                 paths.append(item.path)
             bar.update(len(chunk))
-    bar.close()
     stacked = np.stack(arrays) if arrays else np.zeros((0, side, side, 3), dtype=np.uint8)
     tmp = array_file.with_name(array_file.name + f".{os.getpid()}.tmp")
     with tmp.open("wb") as fh:

@@ -183,37 +183,45 @@ def _epoch(run: _Run, epoch: int, cfg: TrainConfig, device: torch.device) -> dic
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
     batches = augment.epoch_batches(run.size, cfg.batch_size, gen)
     run.model.train()
+    # One line per epoch stays (100%, the epoch's mean loss and speed), on a terminal
+    # and in a log; the with-block closes it even when a step fails, so an error
+    # printed next starts on a line of its own.
     bar = tqdm(
         total=len(batches),
         desc=f"epoch {epoch + 1}/{cfg.epochs}",
         unit="batch",
         disable=not cfg.progress,
         file=sys.stderr,
-        leave=False,
+        leave=True,
     )
     loss_sum, correct, count = 0.0, 0, 0
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     t0 = time.perf_counter()
-    for i, (x, y) in enumerate(run.feeder.batches(batches)):
-        step = epoch * run.steps_per_epoch + i
-        for group in run.optimizer.param_groups:
-            group["lr"] = lr_at(step, run.total, run.warmup, cfg.base_lr)
-        xb = augment.train_view(
-            augment.normalize(x), augment.crop_params(len(y), gen), cfg.image_size
+    with bar:
+        for i, (x, y) in enumerate(run.feeder.batches(batches)):
+            step = epoch * run.steps_per_epoch + i
+            for group in run.optimizer.param_groups:
+                group["lr"] = lr_at(step, run.total, run.warmup, cfg.base_lr)
+            xb = augment.train_view(
+                augment.normalize(x), augment.crop_params(len(y), gen), cfg.image_size
+            )
+            logits, loss = train_step(run.step_model, run.optimizer, run.criterion, xb, y, device)
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            count += len(y)
+            bar.update(1)
+            if cfg.progress and i % 10 == 0:
+                rate = count / max(1e-9, time.perf_counter() - t0)
+                bar.set_postfix(loss=f"{float(loss.detach()):.3f}", img_s=f"{rate:.0f}")
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - t0
+        bar.set_postfix(
+            loss=f"{float(loss_sum) / max(1, count):.3f}",
+            img_s=f"{count / max(1e-9, seconds):.0f}",
+            refresh=False,
         )
-        logits, loss = train_step(run.step_model, run.optimizer, run.criterion, xb, y, device)
-        loss_sum += loss.detach() * len(y)
-        correct += (logits.argmax(1) == y).sum()
-        count += len(y)
-        bar.update(1)
-        if cfg.progress and i % 10 == 0:
-            rate = count / max(1e-9, time.perf_counter() - t0)
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", img_s=f"{rate:.0f}")
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - t0
-    bar.close()
     return {
         "epoch": epoch + 1,
         "lr": run.optimizer.param_groups[0]["lr"],
