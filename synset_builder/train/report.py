@@ -27,11 +27,15 @@ from synset_builder.train.loop import Predictions, TrainResult
 OUT_OF_SAMPLE = plots.OUT_OF_SAMPLE
 # The k of top-k, reported only when it is below the number of classes.
 TOP_K = 5
+# Read by name (``synset requeue``, spreadsheets): new columns may come anywhere, and
+# the names sit beside their wnids because a curator reads "tench", not "n01440764".
 SUSPECT_COLUMNS = [
     "path",
     "sha256",
     "given_wnid",
+    "given_name",
     "predicted_wnid",
+    "predicted_name",
     "p_given",
     "p_predicted",
     "split",
@@ -64,6 +68,7 @@ def confusion(pred: Predictions, n_classes: int) -> np.ndarray:
 
 def suspects(result: TrainResult) -> list[dict[str, Any]]:
     wnids = result.export.wnids
+    names = [c.name for c in result.export.classes]
     rows: list[dict[str, Any]] = []
     sources = [(s, result.predictions.get(s)) for s in OUT_OF_SAMPLE]
     for split, pred in [*sources, ("train", result.held_out)]:
@@ -78,7 +83,9 @@ def suspects(result: TrainResult) -> list[dict[str, Any]]:
                     "path": pred.cache.paths[i],
                     "sha256": pred.cache.sha256[i],
                     "given_wnid": wnids[given],
+                    "given_name": names[given],
                     "predicted_wnid": wnids[guess[i]],
+                    "predicted_name": names[guess[i]],
                     "p_given": round(float(pred.probs[i, given]), 6),
                     "p_predicted": round(float(pred.probs[i, guess[i]]), 6),
                     "split": split,

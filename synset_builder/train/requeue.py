@@ -36,6 +36,8 @@ class Suspect:
     predicted_wnid: str = ""
     p_given: float | None = None
     path: str = ""
+    # Optional (suspects.csv files written before names were added lack it).
+    predicted_name: str = ""
 
 
 @dataclass
@@ -81,6 +83,7 @@ def read_suspects(path: Path, limit: int | None = None) -> list[Suspect]:
                     (row.get("predicted_wnid") or "").strip(),
                     p,
                     row.get("path") or "",
+                    (row.get("predicted_name") or "").strip(),
                 )
             )
     return out[:limit] if limit is not None else out
@@ -89,7 +92,8 @@ def read_suspects(path: Path, limit: int | None = None) -> list[Suspect]:
 def _reason(s: Suspect, source: str) -> str:
     parts = ["trainer suspect"]
     if s.predicted_wnid:
-        parts.append(f"model predicts {s.predicted_wnid}")
+        name = f" ({s.predicted_name})" if s.predicted_name else ""
+        parts.append(f"model predicts {s.predicted_wnid}{name}")
     if s.p_given is not None:
         parts.append(f"p_given={s.p_given:.4f}")
     return f"{', '.join(parts)} ({source})"

@@ -89,6 +89,9 @@ def test_two_epoch_run_writes_every_report(run_dir: Path, export: BuiltExport) -
         rows = list(csv.DictReader(fh))
     assert rows, "an untrained-ish model on five classes disagrees with some val/test labels"
     assert {"path", "sha256", "given_wnid", "predicted_wnid", "p_given"} <= set(rows[0])
+    names = {c["wnid"]: c["name"] for c in json.loads((export.root / "classes.json").read_text())}
+    assert all(r["given_name"] == names[r["given_wnid"]] for r in rows)
+    assert all(r["predicted_name"] == names[r["predicted_wnid"]] for r in rows)
     in_sample = {r["sha256"] for r in export.rows if r["split"] == "train"}
     assert not in_sample & {r["sha256"] for r in rows}, "suspects must be out-of-sample"
     p = [float(r["p_given"]) for r in rows]
@@ -253,6 +256,7 @@ def test_suspects_are_requeued_and_served_again(
         assert {r.candidate_id for r in rows} == set(suspects)
         assert all(r.resolved_at is None and "trainer suspect" in r.reason for r in rows)
         assert all(suspects[r.candidate_id]["predicted_wnid"] in r.reason for r in rows)
+        assert all(f"({suspects[r.candidate_id]['predicted_name']})" in r.reason for r in rows)
         decisions = dict(s.execute(select(Consensus.candidate_id, Consensus.decision)).all())
     # Waiting for fresh votes again: pending (the funnel counts them as being voted).
     assert {decisions[c] for c in suspects} == {"pending"}
