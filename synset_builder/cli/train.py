@@ -47,7 +47,9 @@ def _say_requeued(result: RequeueResult) -> None:
 
 def train_command(
     export_dir: Path = typer.Argument(
-        ..., help="An export folder (imagefolder, webdataset or csv)."
+        ...,
+        metavar="EXPORT_DIR",
+        help="An export folder (imagefolder, webdataset, parquet or csv).",
     ),
     arch: str = typer.Option("resnet18", help="resnet18, resnet34 or resnet50."),
     epochs: int = typer.Option(16, min=1, help="Training epochs."),
@@ -65,7 +67,9 @@ def train_command(
     compile_model: bool = typer.Option(False, "--compile", help="Use torch.compile."),
     workers: int = typer.Option(4, help="Threads decoding JPEGs into the cache."),
     export_format: str | None = typer.Option(
-        None, "--format", help="imagefolder, webdataset or csv (default: what the export holds)."
+        None,
+        "--format",
+        help="imagefolder, webdataset, parquet or csv (default: what the export holds).",
     ),
     max_suspects: int = typer.Option(200, help="Most rows written to suspects.csv."),
     force_suspects: bool = typer.Option(
@@ -84,10 +88,8 @@ def train_command(
         False, "--requeue", help="Send the suspects back for more votes afterwards."
     ),
 ) -> None:
-    """Train a baseline ResNet on an export; write report.json, plots and suspects.csv.
-
-    Long by its option list only; what it prints is in helpers.
-    """
+    """Train a baseline ResNet on an export; write a checkpoint, report.json, plots and
+    suspects.csv (labels the model doubts)."""
     try:
         from synset_builder.train.config import TrainConfig
         from synset_builder.train.folds import add_held_out
@@ -111,20 +113,19 @@ def train_command(
             add_held_out(result, out, cfg.folds)
         report = write_reports(result, out)
     _say_scores(report)
-    _say_run(report, out)
-    if do_requeue and report["suspects"]["withheld"]:
+    _say_run(report)
+    requeued = do_requeue and not report["suspects"]["withheld"]
+    if do_requeue and not requeued:
         typer.echo("Nothing requeued: this run wrote no suspects.", err=True)
-    elif do_requeue:
+    elif requeued:
         _say_requeued(_requeue_file(out / "suspects.csv", f"synset train {out}"))
+    _say_files(report, out, requeued=requeued)
 
 
-def _say_run(report: dict[str, Any], out: Path) -> None:
-    """Speed and suspects, then the report's warning (a model not clearly above
-    chance) with what it meant for suspects.csv."""
-    typer.echo(
-        f"{report['images_per_second']:.1f} images/s on {report['device_name']}; "
-        f"{report['suspects']['count']} suspect(s) in {out / 'suspects.csv'}."
-    )
+def _say_run(report: dict[str, Any]) -> None:
+    """Speed, then the report's warning (a model not clearly above chance) with what
+    it meant for suspects.csv."""
+    typer.echo(f"{report['images_per_second']:.1f} images/s on {report['device_name']}.")
     if "warning" in report:
         typer.echo(f"Warning: {report['warning']}", err=True)
         typer.echo(
@@ -133,6 +134,34 @@ def _say_run(report: dict[str, Any], out: Path) -> None:
             else "No suspects written; --force-suspects writes them anyway.",
             err=True,
         )
+
+
+def _say_files(report: dict[str, Any], out: Path, *, requeued: bool) -> None:
+    """The closing block: where the model, the report and the suspects are, and what
+    to do with each, so a user never has to guess the run folder's contents."""
+    ckpt, suspects = out / "checkpoint.pt", out / "suspects.csv"
+    info = report["suspects"]
+    if info["withheld"]:
+        doubt = "none written: the model did not beat chance; --force-suspects writes them"
+    elif not info["count"]:
+        doubt = "no doubtful labels: the model agrees with every held-out label"
+    elif requeued:
+        doubt = f"{info['count']} doubtful label(s), sent back for votes"
+    else:
+        doubt = (
+            f"{info['count']} doubtful label(s), least likely first; "
+            f"send them back for votes: synset requeue {suspects}"
+        )
+    typer.echo("")
+    typer.echo(
+        f"Model:    {ckpt}  (load: synset_builder.train.checkpoint.load_model(path); "
+        f"fine-tune: synset train EXPORT --init {ckpt})"
+    )
+    typer.echo(
+        f"Report:   {out / 'report.json'}  (scores per split and class; "
+        "curves.png, confusion.png and confused_pairs.png beside it)"
+    )
+    typer.echo(f"Suspects: {suspects}  ({doubt})")
 
 
 def _say_scores(report: dict[str, Any]) -> None:
@@ -150,7 +179,9 @@ def _say_scores(report: dict[str, Any]) -> None:
 
 
 def requeue_command(
-    suspects_csv: Path = typer.Argument(..., help="A suspects.csv written by 'synset train'."),
+    suspects_csv: Path = typer.Argument(
+        ..., metavar="SUSPECTS_CSV", help="A suspects.csv written by 'synset train'."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
 ) -> None:
     """Mark the candidates in SUSPECTS_CSV undecided so annotators vote on them again."""

@@ -19,6 +19,7 @@ from torch import nn
 from synset_builder.errors import InvalidInput, NotFound
 from synset_builder.train.config import TrainConfig
 from synset_builder.train.export_reader import Export
+from synset_builder.train.resnet import ResNet, build_model
 from synset_builder.train.resnet import load_init as load_state
 
 CHECKPOINT = "checkpoint.pt"
@@ -105,3 +106,19 @@ def load_init(model: nn.Module, path: Path) -> list[str]:
     if not isinstance(state, dict):
         raise InvalidInput(f"The --init file {path} holds no state dict.")
     return load_state(model, state)
+
+
+def load_model(path: Path) -> tuple[ResNet, list[str]]:
+    """The trained network of a run's checkpoint, in eval mode on the CPU, and the wnids
+    its outputs stand for: what ``synset train`` points users at, so using the model
+    needs neither the run's options nor the export (the checkpoint records both)."""
+    if not Path(path).is_file():
+        raise NotFound(f"The checkpoint {path} does not exist.")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        shape, wnids = ckpt["shape"], list(ckpt["wnids"])
+        model = build_model(shape["arch"], len(wnids), int(shape["width"]))
+        model.load_state_dict(ckpt["model"])
+    except Exception as exc:  # torch raises several unrelated types for a bad file
+        raise InvalidInput(f"The file {path} is not a synset train checkpoint: {exc}.") from exc
+    return model.eval(), wnids
