@@ -89,6 +89,8 @@ def export(
         print_json(report.as_json())
     else:
         _print_export(report, out)
+    for line in report.warnings:
+        typer.echo(f"warning: {line}", err=True)
 
 
 def _split_spec(

@@ -12,13 +12,9 @@ the exported bytes, so they show blurred faces as the trainer will see them.
 
 from __future__ import annotations
 
-import html
-import json
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
 from PIL import Image as PILImage
 from sqlalchemy import select
@@ -36,14 +32,14 @@ from synset_builder.export.datasheet_figures import (
     sample_grid,
     size_histogram,
 )
+from synset_builder.export.datasheet_render import Block, to_html, to_markdown
 from synset_builder.export.formats import atomic_write
 from synset_builder.export.select import Selection
-from synset_builder.export.splits import SPLITS
+from synset_builder.export.splits import SPLITS, SplitSpec, missing_line
 from synset_builder.export.spool import Entry
 from synset_builder.review.figures import pooled, wilson
 from synset_builder.status import COUNTERS, funnel
 
-Block = tuple  # ("h2", text) | ("p", text) | ("table", header, rows) | ("img", path, alt)
 FOLDER = "datasheet"
 # Licence strings come from the sources as they spell them: a table of the commonest.
 LICENCES_SHOWN = 30
@@ -264,6 +260,15 @@ def _samples(class_rows: list[dict[str, object]], figures: dict[str, str]) -> li
     return blocks
 
 
+def _missing(report: dict[str, object], stats: SheetStats) -> list[Block]:
+    """The classes some split lacks, said where the reader looks at the class table."""
+    missing: dict[str, list[str]] = dict(report.get("missing_from_splits") or {})  # type: ignore[call-overload]
+    if not missing:
+        return []
+    sizes = {w: sum(stats.per_class[w].values()) for w in missing}
+    return [("p", "Warning: " + missing_line(missing, sizes))]
+
+
 def build_blocks(
     session: Session,
     sel: Selection,
@@ -276,6 +281,7 @@ def build_blocks(
     """The datasheet as format-free blocks: Markdown, HTML and croissant.json read them."""
     splits: dict[str, int] = dict(report.get("splits") or {})  # type: ignore[call-overload]
     formats: list[str] = list(params.get("formats") or [])  # type: ignore[call-overload]
+    rule = SplitSpec.from_json(params["split"]).describe()  # type: ignore[arg-type]
     blocks: list[Block] = [
         ("h1", "Datasheet"),
         (
@@ -283,10 +289,11 @@ def build_blocks(
             f"{stats.images} images in {len(class_rows)} classes "
             f"(train {splits.get('train', 0)}, val {splits.get('val', 0)}, "
             f"test {splits.get('test', 0)}). Level: {params['level']}; "
-            f"split rule: {json.dumps(params['split'])}; formats: {', '.join(map(str, formats))}.",
+            f"splits: {rule}; formats: {', '.join(map(str, formats))}.",
         ),
         ("h2", "Composition: images per class and split"),
         *_composition(stats, class_rows),
+        *_missing(report, stats),
         ("img", figures["chart"], "Bar chart of images per class and split"),
     ]
     if "histogram" in figures:
@@ -298,73 +305,6 @@ def build_blocks(
         *_left_out(sel, report),
         *_samples(class_rows, figures),
     ]
-
-
-# Characters with a meaning inside a Markdown line (CommonMark and GitHub's extensions):
-# emphasis, code, links and images, raw HTML and entities, table cells, strikethrough,
-# math, closing heading marks, and the backslash itself.
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|&#~$])")
-# Line breaks (and every other control character) would end a table row or start a
-# heading, list or quote: a name is one line.
-_MD_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-_MD_WWW = re.compile(r"(?i)\b(www)\.")
-
-
-def md_text(value: object) -> str:
-    """Text from outside (synset names, licences, sources) as literal Markdown text.
-
-    Backslash escapes every character that could start markup, so a name like
-    ``<img src=x onerror=...>`` or ``[click](javascript:...)`` shows as those
-    characters; ``://`` and ``www.`` are escaped too, so GitHub does not turn a
-    URL in a hostile name into a link.
-    """
-    text = _MD_SPECIAL.sub(r"\\\1", _MD_BREAKS.sub(" ", str(value)))
-    return _MD_WWW.sub(r"\1\\.", text).replace("://", r":\/\/")
-
-
-def to_markdown(blocks: list[Block]) -> str:
-    """Every piece of text goes through :func:`md_text`; only the structure is Markdown."""
-    out: list[str] = []
-    for block in blocks:
-        kind = block[0]
-        if kind in ("h1", "h2", "h3"):
-            out.append("#" * int(kind[1]) + " " + md_text(block[1]))
-        elif kind == "p":
-            out.append(md_text(block[1]))
-        elif kind == "img":
-            out.append(f"![{md_text(block[2])}]({quote(block[1])})")
-        elif kind == "table":
-            header, rows = block[1], block[2]
-            out.append("| " + " | ".join(md_text(h) for h in header) + " |")
-            out.append("|" + "---|" * len(header))
-            out.extend("| " + " | ".join(md_text(v) for v in row) + " |" for row in rows)
-        out.append("")
-    return "\n".join(out)
-
-
-def to_html(blocks: list[Block]) -> str:
-    """Every piece of text HTML-escaped (quotes included: some land in attributes)."""
-    e = html.escape
-    out = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>Datasheet</title>",
-        "<style>body{font-family:sans-serif;max-width:60em;margin:auto}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}</style>",
-        "</head><body>",
-    ]
-    for block in blocks:
-        kind = block[0]
-        if kind in ("h1", "h2", "h3", "p"):
-            out.append(f"<{kind}>{e(block[1])}</{kind}>")
-        elif kind == "img":
-            out.append(f"<p><img src='{e(quote(block[1]))}' alt='{e(block[2])}'></p>")
-        elif kind == "table":
-            head = "".join(f"<th>{e(h)}</th>" for h in block[1])
-            body = "".join(
-                "<tr>" + "".join(f"<td>{e(str(v))}</td>" for v in row) + "</tr>" for row in block[2]
-            )
-            out.append(f"<table><tr>{head}</tr>{body}</table>")
-    out.append("</body></html>")
-    return "\n".join(out)
 
 
 def write_datasheet(

@@ -47,7 +47,7 @@ from synset_builder.export.labels import Level
 from synset_builder.export.rai import rai_fields
 from synset_builder.export.render import RenderSpec, require_face_detector
 from synset_builder.export.select import Selection, select_entries
-from synset_builder.export.splits import Item, SplitSpec, assign_splits
+from synset_builder.export.splits import Item, SplitSpec, assign_splits, missing_line
 from synset_builder.export.spool import ExportSpool, disk_errors
 from synset_builder.export.write import ExportReport, Plan, start_workers_early, write_files
 
@@ -103,8 +103,9 @@ def run_export(
         return _export(session, data_dir, config, spool, database)
 
 
-def _place(spool: ExportSpool, config: ExportConfig) -> int:
-    """Assign every image its split (recorded in the spool); how many earlier ones moved."""
+def _place(spool: ExportSpool, config: ExportConfig, report: ExportReport) -> None:
+    """Assign every image its split (recorded in the spool); ``report`` gets how many
+    earlier images moved and which classes are missing from a split."""
     keys: list[int] = []
     items: list[Item] = []
     for key, sha, group, labels in spool.items():
@@ -113,7 +114,10 @@ def _place(spool: ExportSpool, config: ExportConfig) -> int:
     assignment = assign_splits(items, config.split, previous_splits(config.out, config.split))
     split = assignment.split
     spool.set_splits((k, split[i.sha256], i.labels) for k, i in zip(keys, items, strict=True))
-    return assignment.moved
+    report.moved = assignment.moved
+    report.missing_from_splits = {w: list(s) for w, s in assignment.missing.items()}
+    if assignment.missing:
+        report.warnings.append(missing_line(assignment.missing, spool.sizes))
 
 
 def _select(
@@ -221,7 +225,8 @@ def _export(
     out = config.out
     start_workers_early(config.render, config.workers)
     sel = _select(session, data_dir, config, spool)
-    report = ExportReport(out=out, taken_down=sel.taken_down, moved=_place(spool, config))
+    report = ExportReport(out=out, taken_down=sel.taken_down)
+    _place(spool, config, report)
     classes = sorted(sel.classes)
     index = {wnid: i for i, wnid in enumerate(classes)}
     names = label_names([(w, sel.classes[w][0]) for w in classes])
@@ -251,12 +256,15 @@ def _export(
         out / "checksums.sha256", (f"{digest}  {rel}\n" for rel, digest in spool.files())
     )
     report.removed_files = remove_stale(out, spool)
+    if "imagefolder" in config.formats:
+        _class_folders(out, classes, report.splits)
     checksums = {
         "manifest.csv": manifest_sha,
         "classes.json": sha_file(out / "classes.json"),
         "checksums.sha256": listing_sha,
     }
-    _write_meta(session, config, sel, report, database, checksums)
+    # The row first, so export.json can name it (the id `export --json` prints); a
+    # failure writing export.json rolls the row back with the session.
     record = Export(
         out_path=str(out.resolve()),
         format=",".join(config.formats),
@@ -267,4 +275,19 @@ def _export(
     session.add(record)
     session.flush()
     report.export_id = record.id
+    _write_meta(session, config, sel, report, database, checksums)
     return report
+
+
+def _class_folders(out: Path, classes: list[str], splits: dict[str, int]) -> None:
+    """Every class's folder in every split that has images, empty where the class has none.
+
+    torchvision's ImageFolder numbers the folders it finds in sorted order, and
+    ``classes.json`` numbers the wnids in sorted order: with every folder present the
+    two agree in every split. A missing folder would silently shift the labels of every
+    later class; an empty one makes ImageFolder stop with a message naming it (unless
+    ``allow_empty=True``), and the export warns about it.
+    """
+    for split in splits:
+        for wnid in classes:
+            (out / split / wnid).mkdir(parents=True, exist_ok=True)

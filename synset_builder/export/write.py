@@ -59,6 +59,10 @@ class ExportReport:
     # sha256 -> why its stored file could not be exported (left out, listed in export.json)
     unreadable: dict[str, str] = field(default_factory=dict)
     export_id: int | None = None
+    # wnid -> the splits meant to hold some of every class that have none of it.
+    missing_from_splits: dict[str, list[str]] = field(default_factory=dict)
+    # One line each, for stderr: what a user should know before training on the export.
+    warnings: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, object]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}

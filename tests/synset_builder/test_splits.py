@@ -46,8 +46,15 @@ def test_adding_images_keeps_every_earlier_split() -> None:
     before = items({"a": 300, "b": 300}, group_every=3)
     first = assign_splits(before, spec).split
     more = before + items({"a": 100, "b": 50, "new": 80}, tag="later-")
-    second = assign_splits(more, spec).split
+    # Re-exported into the same folder: the previous manifest pins every earlier image.
+    second = assign_splits(more, spec, pinned=first).split
     assert all(second[s] == split for s, split in first.items())
+    # Into a new folder: the hash order is the same, only groups at a band's edge move,
+    # and only to the neighbouring split (never train <-> test).
+    fresh = assign_splits(more, spec).split
+    moved = {(first[s], fresh[s]) for s in first if fresh[s] != first[s]}
+    assert sum(fresh[s] != first[s] for s in first) <= 0.03 * len(first)
+    assert not moved & {("train", "test"), ("test", "train")}
     # And the seed really matters: another seed reshuffles.
     other = assign_splits(before, SplitSpec(seed=8)).split
     assert sum(other[s] != first[s] for s in first) > 30
@@ -103,3 +110,45 @@ def test_bad_split_fractions_are_one_sentence(text: str) -> None:
 
 def test_percentages_are_accepted() -> None:
     assert parse_fractions("80,10,10") == pytest.approx((0.8, 0.1, 0.1))
+
+
+@pytest.mark.parametrize(
+    ("n", "expected"), [(1, 1), (2, 2), (3, 1), (5, 3), (7, 5), (8, 6), (20, 16)]
+)
+def test_small_classes_are_stratified_into_every_split(n: int, expected: int) -> None:
+    """The first user trial: 7 birds all went to train, and val had 3 of 5 class folders."""
+    spec = SplitSpec(fractions=(0.8, 0.1, 0.1))
+    data = items({"k": n})
+    result = assign_splits(data, spec)
+    counts = Counter(result.split.values())
+    assert counts["train"] == expected
+    if n >= 3:  # one image per split is possible: every split has one
+        assert counts["val"] >= 1 and counts["test"] >= 1
+        assert not result.missing
+    else:  # too small: train keeps it, and the gap is reported
+        assert result.missing == {"k": ("val", "test")}
+
+
+def test_every_class_of_three_or_more_is_in_every_split_whatever_the_seed() -> None:
+    data = items({f"c{n}": n for n in range(3, 30)})
+    for seed in range(20):
+        result = assign_splits(data, SplitSpec(seed=seed))
+        assert not result.missing, seed
+        for n in range(3, 30):
+            counts = Counter(result.split[i.sha256] for i in data if i.labels == (f"c{n}",))
+            # Within one image of the exact share (the minimum of one aside).
+            assert abs(counts["test"] - max(1, n * 0.1)) <= 1, (seed, n, counts)
+            assert abs(counts["val"] - max(1, n * 0.1)) <= 1, (seed, n, counts)
+
+
+def test_a_split_without_a_share_gets_nothing_and_is_not_missing() -> None:
+    result = assign_splits(items({"a": 10}), SplitSpec(fractions=(0.9, 0.0, 0.1)))
+    assert Counter(result.split.values()) == {"train": 9, "test": 1}
+    assert not result.missing
+
+
+def test_the_rule_reads_as_words() -> None:
+    assert SplitSpec().describe() == "80% train, 10% val, 10% test of each class (seed 0)"
+    assert SplitSpec(val_per_class=50, test_per_class=0, seed=3).describe() == (
+        "50 val and 0 test images per class, the rest train (seed 3)"
+    )
