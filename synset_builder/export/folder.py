@@ -23,19 +23,35 @@ from synset_builder.export.splits import SPLITS, SplitSpec
 OWNED_DIRS = (*SPLITS, "webdataset", "parquet", "datasheet")
 
 
-def check_out_folder(out: Path) -> None:
-    """OUT is empty, new, or an earlier export: never write into someone's folder."""
+def check_out_folder(out: Path) -> list[Path]:
+    """OUT is empty, new, or an earlier export: never write into someone's folder.
+
+    The folders it had to create, deepest first, so that a run that fails before
+    writing anything (nothing to export) can leave the disk as it found it.
+    """
     if out.exists() and not out.is_dir():
         raise InvalidInput(f"The export target {out} is a file, not a folder.")
     ours = (out / "export.json").is_file() or (out / RenderCache.NAME).is_file()
     if out.is_dir() and any(out.iterdir()) and not ours:
         raise InvalidInput(f"The folder {out} is not empty and holds no export; choose another.")
+    created = [p for p in (out, *out.parents) if not p.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InvalidInput(f"The export folder {out} cannot be created: {exc.strerror}.") from exc
     if not os.access(out, os.W_OK):
         raise InvalidInput(f"The export folder {out} is not writable.")
+    return created
+
+
+def remove_if_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed run created, deepest first, if still empty (``rmdir``
+    never deletes a file: whatever the run did write stays, for the next run to resume)."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def previous_splits(out: Path, spec: SplitSpec) -> dict[str, str]:

@@ -33,7 +33,13 @@ from synset_builder.export.croissant import NAME as CROISSANT
 from synset_builder.export.croissant import Description, build, described_file, write_croissant
 from synset_builder.export.datasheet import Block, SheetStats, write_datasheet
 from synset_builder.export.datasheet_figures import shown_classes
-from synset_builder.export.folder import check_out_folder, previous_splits, remove_stale, sha_file
+from synset_builder.export.folder import (
+    check_out_folder,
+    previous_splits,
+    remove_if_empty,
+    remove_stale,
+    sha_file,
+)
 from synset_builder.export.formats import (
     DEFAULT_SHARD_SIZE,
     MANIFEST_COLUMNS,
@@ -98,9 +104,13 @@ def run_export(
         )
     if config.render.blur_faces:
         require_face_detector()
-    check_out_folder(config.out)
-    with ExportSpool() as spool, disk_errors(spool.path):
-        return _export(session, data_dir, config, spool, database)
+    created = check_out_folder(config.out)
+    try:
+        with ExportSpool() as spool, disk_errors(spool.path):
+            return _export(session, data_dir, config, spool, database)
+    except BaseException:
+        remove_if_empty(created)
+        raise
 
 
 def _place(spool: ExportSpool, config: ExportConfig, report: ExportReport) -> None:
@@ -137,12 +147,35 @@ def _select(
         seed=config.split.seed,
     )
     if not sel.total:
-        raise InvalidInput(
-            "Nothing to export: no accepted image is left in the pool "
-            f"({len(sel.ambiguous)} ambiguous, {len(sel.dropped_classes)} classes too small, "
-            f"{sel.taken_down} taken down); run 'synset consensus' first."
-        )
+        raise InvalidInput(_why_empty(sel, config))
     return sel
+
+
+def _why_empty(sel: Selection, config: ExportConfig) -> str:
+    """The one line an empty export ends with: what removed the accepted images, so the
+    fix it suggests is the one that applies (consensus only when nothing is accepted)."""
+    why: list[str] = []
+    if sel.licences_left_out:
+        have = ", ".join(
+            f"{k or 'none recorded'} {n}" for k, n in sel.licences_left_out.most_common(5)
+        )
+        kept = ",".join(sorted(config.licenses or ()))
+        why.append(f"--licenses {kept} keeps none of them (their licences: {have})")
+    if sel.dropped_classes:
+        largest = max(sel.dropped_classes.values())
+        why.append(
+            f"all {len(sel.dropped_classes)} classes have fewer than --min-per-class "
+            f"{config.min_per_class} images (the largest has {largest})"
+        )
+    if sel.outside:
+        why.append(f"{sel.outside} are outside the classes of --level/--classes")
+    if sel.ambiguous:
+        why.append(f"{len(sel.ambiguous)} are accepted for unrelated classes (--multi-label)")
+    if sel.taken_down:
+        why.append(f"{sel.taken_down} are taken down")
+    if why:
+        return "Nothing to export: of the accepted images, " + "; ".join(why) + "."
+    return "Nothing to export: no image is accepted yet; run 'synset consensus' first."
 
 
 def _write_classes(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from itertools import groupby
 from operator import itemgetter
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session, aliased
 from synset_builder.db.models import Candidate, Consensus, Image, Synset, Takedown, Vote
 from synset_builder.db.session import plan_for_every_row
 from synset_builder.decision import Decision
+from synset_builder.errors import InvalidInput
 from synset_builder.export.labels import Hierarchy, Level, class_ids_for, load_hierarchy
 from synset_builder.export.splits import unit_hash
 from synset_builder.export.spool import Entry, ExportSpool
@@ -43,6 +45,8 @@ class Selection:
     ambiguous: list[tuple[str, list[str]]] = field(default_factory=list)
     outside: int = 0
     license_filtered: int = 0
+    # licence family -> accepted candidates --licenses left out (the empty export's reason)
+    licences_left_out: Counter[str] = field(default_factory=Counter)
     taken_down: int = 0
     dropped_classes: dict[str, int] = field(default_factory=dict)
     capped: dict[str, int] = field(default_factory=dict)
@@ -65,6 +69,27 @@ def licence_family(text: str | None) -> str:
     t = re.sub(r"[\s-]+v?\d+(\.\d+)*$", "", t)
     t = re.sub(r"\s+", "-", t)
     return re.sub(r"^cc-(?=(by|nc|sa|nd)\b)", "", t)
+
+
+# The Creative Commons families and public-domain marks the sources report (Flickr's
+# ids, Openverse's codes, Wikimedia's short names), as licence_family spells them.
+KNOWN_LICENCES = frozenset(
+    {"by", "by-sa", "by-nd", "by-nc", "by-nc-sa", "by-nc-nd", "cc0", "pdm", "public-domain"}
+)
+
+
+def check_licences(session: Session, licenses: frozenset[str]) -> None:
+    """``--licenses`` names only licences that exist: a typo would otherwise keep nothing,
+    or quietly keep less. Known: the Creative Commons families, and whatever a ``urls:``
+    list or a Wikimedia page gave a candidate in this database."""
+    unknown = sorted(licenses - KNOWN_LICENCES)
+    if not unknown:
+        return
+    stored = {licence_family(x) for x in session.scalars(select(Candidate.license).distinct())}
+    unknown = [x for x in unknown if x not in stored]
+    if unknown:
+        known = ", ".join(sorted((KNOWN_LICENCES | stored) - {""}))
+        raise InvalidInput(f"--licenses: unknown licence {unknown[0]!r}; known: {known}.")
 
 
 def group_key() -> ColumnElement[str | None]:
@@ -172,6 +197,7 @@ def select_entries(
     sel = Selection()
     if licenses is not None:
         licenses = frozenset(licence_family(x) for x in licenses)
+        check_licences(session, licenses)
     active = select(Takedown.id).where(Takedown.revoked_at.is_(None)).limit(1)
     if session.execute(active).first() is not None:  # else a scan to count nothing
         expert = in_force()
@@ -190,8 +216,9 @@ def select_entries(
     for _, image_rows in groupby(session.connection().execute(stream), key=itemgetter(0)):
         cands = []
         for row in image_rows:
-            if licenses is not None and licence_family(row.license) not in licenses:
+            if licenses is not None and (family := licence_family(row.license)) not in licenses:
                 sel.license_filtered += 1
+                sel.licences_left_out[family] += 1
                 continue
             cands.append((row, hierarchy.map(row.synset_id, level, class_ids)))
         if cands:

@@ -71,5 +71,30 @@ def test_takedown_commands_and_verify_of_an_older_export(cli, collection, tmp_pa
     assert "format" in one_line(cli("export", "x", "--format", "tfrecord"))
 
 
-def test_export_with_nothing_accepted_says_so(cli) -> None:
-    assert "Nothing to export" in one_line(cli("export", "out"))
+def test_export_with_nothing_accepted_says_so(cli, tmp_path) -> None:
+    line = one_line(cli("export", "out"))
+    assert line.endswith(
+        "Nothing to export: no image is accepted yet; run 'synset consensus' first."
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_empty_export_names_what_emptied_it_and_leaves_no_folder(
+    cli, collection, tmp_path
+) -> None:
+    """The first user trial: both ended '...; run synset consensus first.' although it had
+    run, and each left an empty OUT behind."""
+    line = one_line(cli("export", "new/out", "--licenses", "pdm"))
+    assert "--licenses pdm keeps none of them (their licences: " in line
+    assert "cc0" in line and "synset consensus" not in line
+    line = one_line(cli("export", "new/out", "--min-per-class", "100"))
+    assert "classes have fewer than --min-per-class 100 images (the largest has " in line
+    assert "synset consensus" not in line
+    line = one_line(cli("export", "new/out", "--licenses", "cc0,bogus"))
+    assert line.endswith("unknown licence 'bogus'; known: by, by-nc, by-nc-nd, by-nc-sa, "
+                         "by-nd, by-sa, cc0, pdm, public-domain.")  # fmt: skip
+    assert not (tmp_path / "new").exists()
+    # A folder that was there stays, and a licence named in any spelling is accepted.
+    (tmp_path / "mine").mkdir()
+    assert "keeps none" in one_line(cli("export", "mine", "--licenses", "PDM 1.0"))
+    assert (tmp_path / "mine").is_dir()
