@@ -12,7 +12,8 @@ crowds and orders as ``bench/consensus_sweep.py``, plus face_sentiment (real):
   ``bench/consensus_prototypes.py`` (not in the product), on the plain rule:
   evidence tempered for errors correlated within an item; skills known in
   advance (Dawid-Skene on every vote, a bound); every item's first votes
-  measure the voters; a crowd-shaped newcomer.
+  measure the voters; a crowd-shaped newcomer; ``moments``: skills anchored on
+  pairwise agreement (``bench/consensus_moments.py``), on the product's rule.
 * any variant at another threshold: ``name@threshold`` (``plain@0.9``).
 
     nice .venv/bin/python bench/consensus_levers.py [--orders 10] [--jobs 2] [--variants a,b]
@@ -55,6 +56,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "oracle": ("oracle", {"hard_items": False, "threshold": 0.95}),
     "firstm": ("firstm", {"hard_items": False}),
     "pooled": ("pooled", {"hard_items": False, "threshold": 0.95}),
+    "moments": ("moments", {}),  # on the product's rule (hard items, 0.9)
 }
 
 

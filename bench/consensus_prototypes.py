@@ -17,6 +17,8 @@ benchmark process (:func:`install`), so the rest of the rule is the product's.
 * ``firstm``: every item's first ``FIRST_M`` votes measure the voters, pending
   items included: votes taken before the rule could stop, so not selected for
   agreeing or disagreeing.
+* ``moments``: each voter's confusion shrunk toward a skill read from pairwise
+  agreement, which no decision feeds (``bench/consensus_moments.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 
+from bench import consensus_moments
 from synset_builder.consensus import confusion_em as em
 from synset_builder.consensus import model
 from synset_builder.consensus.base import Encoded
@@ -44,6 +47,7 @@ _ORIGINAL: dict[str, Callable] = {
 
 def uninstall() -> None:
     """Back to the product's model."""
+    consensus_moments.uninstall()
     for name in ("posterior", "log_columns", "refit", "credit", "judge"):
         setattr(model.SkillState, name, _ORIGINAL[name])
     DynamicConsensus._refit = _ORIGINAL["_refit"]  # type: ignore[method-assign]
@@ -61,6 +65,8 @@ def install(name: str, *, rho: float = 0.05, votes: Sequence | None = None,
         DynamicConsensus._refit = _pooled_refit  # type: ignore[method-assign]
     elif name == "firstm":
         DynamicConsensus._refit = _first_votes_refit  # type: ignore[method-assign]
+    elif name == "moments":
+        consensus_moments.install()
     elif name != "default":
         raise ValueError(f"unknown prototype {name!r}")
 
