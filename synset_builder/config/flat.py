@@ -28,7 +28,9 @@ PREFIX = "SYNSET_"
 class Section(BaseModel):
     """A stage's config: frozen, unknown keys refused, flat names ``flat_prefix + field``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # allow_inf_nan: "nan" fails every bound test, and pydantic then named the
+    # wrong one ("should be less than 1"); now it says "a finite number".
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     # Crawl settings had no prefix before they were grouped (SYNSET_FLICKR_KEY).
     flat_prefix: ClassVar[str] = ""

@@ -428,7 +428,8 @@ def test_spammers_never_clash_and_come_after_each_first_vote() -> None:
     [("--orders", "0", "--orders must lie in [1, 1000]"),
      ("--orders", "100000000", "--orders must lie in [1, 1000]"),
      ("--spammers", "5.5", "--spammers must lie in [0, 5]"),
-     ("--spammers", "-0.1", "--spammers must lie in [0, 5]")],
+     ("--spammers", "-0.1", "--spammers must lie in [0, 5]"),
+     ("--threshold", "nan", "--threshold: Input should be a finite number")],
 )  # fmt: skip
 def test_evaluate_refuses_bad_options(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, option: str, value: str, message: str
