@@ -209,6 +209,9 @@ def account_rows(session: Session) -> list[AccountRow]:
 
     Last seen is the later of its last login (or crowd join) and its last vote: a
     session lasts days, so a login alone would make an active annotator look absent.
+    Votes count only for an account that has been in the web app (a login, or pages
+    submitted): a worker known only from ``synset votes import`` was never seen,
+    and their votes' time is the import's.
     """
     votes = (
         select(Vote.annotator_id, func.count().label("n"), func.max(Vote.created_at).label("last"))
@@ -229,7 +232,8 @@ def account_rows(session: Session) -> list[AccountRow]:
     )
     out = []
     for user, n_votes, last_vote, n_reports in rows:
-        seen = [_aware(t) for t in (user.last_login_at, last_vote) if t is not None]
+        came = user.last_login_at is not None or (user.pages_done or 0) > 0
+        seen = [_aware(t) for t in (user.last_login_at, last_vote if came else None) if t]
         out.append(
             AccountRow(
                 name=user.username,

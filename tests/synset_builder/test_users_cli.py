@@ -41,7 +41,9 @@ def test_list_shows_role_state_crowd_id_votes_and_last_seen(cli, settings) -> No
     assert add(cli, "cur", "a curator pass", "--role", "curator").code == 0
     engine = make_engine(settings.database_url)
     with session_scope(engine) as s:
-        worker = Annotator(username="crowd-W5", worker_id="W5", role="annotator")
+        worker = Annotator(username="crowd-W5", worker_id="W5", role="annotator", pages_done=1)
+        # Known only from a vote file: votes, but never in the web app.
+        imported = Annotator(username="crowd-F1", worker_id="F1", role="annotator")
         synset = Synset(wnid="n00000001", name="thing", lemmas=["thing"], gloss="a thing")
         image = Image(sha256="ab" * 32, path="x.jpg", width=1, height=1, format="JPEG", bytes=1)
         s.add_all([worker, synset, image])
@@ -49,7 +51,10 @@ def test_list_shows_role_state_crowd_id_votes_and_last_seen(cli, settings) -> No
         cand = Candidate(image_id=image.id, synset_id=synset.id, source="urls", rank=0)
         s.add(cand)
         s.flush()
+        s.add(imported)
+        s.flush()
         s.add(Vote(candidate_id=cand.id, annotator_id=worker.id, answer=True))
+        s.add(Vote(candidate_id=cand.id, annotator_id=imported.id, answer=False))
     engine.dispose()
     assert cli("users", "disable", "crowd-W5").code == 0
     rows = {u["name"]: u for u in json.loads(cli("users", "list", "--json").out)}
@@ -60,6 +65,7 @@ def test_list_shows_role_state_crowd_id_votes_and_last_seen(cli, settings) -> No
     assert rows["crowd-W5"]["votes"] == 1 and rows["crowd-W5"]["last_seen"]
     assert rows["cur"]["role"] == "curator" and rows["cur"]["enabled"] is True
     assert rows["cur"]["votes"] == 0 and rows["cur"]["last_seen"] is None
+    assert rows["crowd-F1"]["votes"] == 1 and rows["crowd-F1"]["last_seen"] is None
     table = cli("users", "list").out.splitlines()
     assert table[0].split()[:3] == ["name", "role", "enabled"]
     line = next(row for row in table if row.startswith("crowd-W5"))
