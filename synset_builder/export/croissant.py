@@ -22,8 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from synset_builder.export.atomic import atomic_write
 from synset_builder.export.folder import sha_file
-from synset_builder.export.formats import atomic_write
 from synset_builder.export.select import licence_family
 
 NAME = "croissant.json"

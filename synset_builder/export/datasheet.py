@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from synset_builder.db.models import Consensus, Gold
 from synset_builder.decision import Decision
+from synset_builder.export.atomic import atomic_write
 from synset_builder.export.datasheet_figures import (
     FULL,
     SHOWN,
@@ -33,7 +34,6 @@ from synset_builder.export.datasheet_figures import (
     size_histogram,
 )
 from synset_builder.export.datasheet_render import Block, to_html, to_markdown
-from synset_builder.export.formats import atomic_write
 from synset_builder.export.select import Selection
 from synset_builder.export.splits import SPLITS, SplitSpec, missing_line
 from synset_builder.export.spool import Entry

@@ -23,15 +23,13 @@ import csv
 import hashlib
 import io
 import json
-import os
 import tarfile
-import tempfile
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from itertools import islice
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
+from synset_builder.export.atomic import atomic_open, atomic_write, publish, temp_beside
 from synset_builder.export.hf import (
     IMAGE_ROWS_PER_GROUP,
     META_ROWS_PER_GROUP,
@@ -50,26 +48,6 @@ MANIFEST_COLUMNS = (
 )  # fmt: skip
 TAR_MTIME = 946_684_800  # 2000-01-01: fixed, so shards are reproducible
 DEFAULT_SHARD_SIZE = 1_000_000_000
-
-
-@contextmanager
-def atomic_open(target: Path) -> Iterator[BinaryIO]:
-    """A file written under a temporary name and renamed onto ``target`` once complete,
-    so a big file (the manifest) can be streamed without ever being half there."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write(target: Path, data: bytes) -> None:
-    with atomic_open(target) as fh:
-        fh.write(data)
 
 
 def write_csv(target: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
@@ -170,13 +148,11 @@ class WebDatasetWriter:
             self._close(split)
         n = self.count.get(split, 0)
         self.count[split] = n + 1
-        self.folder.mkdir(parents=True, exist_ok=True)
         final = self.folder / f"{split}-{n:06d}.tar"
-        fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=self.folder)
-        os.close(fd)
+        tmp = temp_beside(self.folder)
         # Closed in _close, when the shard is full or the export ends.
-        tar = tarfile.open(tmp_name, "w", format=tarfile.USTAR_FORMAT)  # noqa: SIM115
-        self.open[split] = (tar, Path(tmp_name), final, 0)
+        tar = tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT)  # noqa: SIM115
+        self.open[split] = (tar, tmp, final, 0)
         return tar, final.name
 
     def add(self, row: dict[str, str], data: bytes, *, unchanged: bool) -> None:
@@ -198,7 +174,7 @@ class WebDatasetWriter:
     def _close(self, split: str) -> None:
         tar, tmp, final, _ = self.open.pop(split)
         tar.close()
-        os.replace(tmp, final)
+        publish(tmp, final)
         self.files.append(f"webdataset/{final.name}")
 
     def finish(self) -> list[str]:

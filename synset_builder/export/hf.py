@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from synset_builder.export.atomic import publish, temp_beside
 
 # Rows per row group: small, as the Hub viewer and random access want for images.
 IMAGE_ROWS_PER_GROUP = 100
@@ -106,10 +107,7 @@ class _Part:
     """One Parquet file being written under a temporary name, rows buffered by group."""
 
     def __init__(self, folder: Path, table_schema: pa.Schema, rows_per_group: int) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=folder)
-        os.close(fd)
-        self.tmp = Path(name)
+        self.tmp = temp_beside(folder, ".parquet")
         self.schema = table_schema
         self.rows_per_group = rows_per_group
         self.writer = pq.ParquetWriter(self.tmp, table_schema)  # snappy: JPEGs do not shrink
@@ -130,7 +128,7 @@ class _Part:
     def close(self, final: Path) -> None:
         self.flush()
         self.writer.close()
-        os.replace(self.tmp, final)
+        publish(self.tmp, final)
 
 
 class ParquetSplits:

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from synset_builder import __version__
 from synset_builder.db.models import Export
 from synset_builder.errors import InvalidInput
+from synset_builder.export.atomic import atomic_write
 from synset_builder.export.croissant import NAME as CROISSANT
 from synset_builder.export.croissant import Description, build, described_file, write_croissant
 from synset_builder.export.datasheet import Block, SheetStats, write_datasheet
@@ -44,7 +45,6 @@ from synset_builder.export.formats import (
     DEFAULT_SHARD_SIZE,
     MANIFEST_COLUMNS,
     WRITERS,
-    atomic_write,
     write_csv,
     write_lines,
 )

@@ -47,12 +47,13 @@ def write_file(target: str, data: bytes) -> None:
     """
     folder, name = os.path.split(target)
     tmp = os.path.join(folder, f".tmp-{os.getpid()}-{name}")
+    # 0666: the kernel applies the umask, as for any file a program creates.
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     try:
-        fd = os.open(tmp, flags, 0o644)
+        fd = os.open(tmp, flags, 0o666)
     except FileNotFoundError:  # the first file of its class folder
         os.makedirs(folder, exist_ok=True)
-        fd = os.open(tmp, flags, 0o644)
+        fd = os.open(tmp, flags, 0o666)
     try:
         view = memoryview(data)
         while view:

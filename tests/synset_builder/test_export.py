@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
 import tarfile
 from collections import Counter, defaultdict
@@ -397,3 +398,22 @@ def test_every_class_is_in_every_split_and_imagefolder_indices_match(
     # A re-export keeps the empty folders (nothing stale to remove there).
     export(session, col, out)
     assert (out / "test" / "n99999999").is_dir()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027], ids=["umask022", "umask027"])
+def test_every_exported_file_has_the_mode_the_umask_gives(session, col, tmp_path, umask) -> None:
+    """The first user trial: metadata files were 600 (tempfile's mode) beside 644 images."""
+    old = os.umask(umask)
+    try:
+        export(session, col, tmp_path / "out", formats=("imagefolder", "webdataset", "parquet"))
+    finally:
+        os.umask(old)
+    modes = {
+        p.relative_to(tmp_path / "out").as_posix(): p.stat().st_mode & 0o777
+        for p in (tmp_path / "out").rglob("*")
+        if p.is_file()
+    }
+    assert {"manifest.csv", "croissant.json", "webdataset/train-000000.tar"} <= set(modes)
+    assert any(rel.startswith("parquet/") for rel in modes)
+    wrong = {rel: oct(m) for rel, m in modes.items() if m != 0o666 & ~umask}
+    assert not wrong
