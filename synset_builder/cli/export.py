@@ -85,6 +85,11 @@ def export(
     # export that failed half-way never looks complete.
     with writing_to(out), open_session(cfg) as session:
         report = run_export(session, cfg.data_dir, config, database=describe(cfg.database_url))
+    if cfg.contact == type(cfg).model_fields["contact"].default:
+        report.warnings.append(
+            f"the takedown contact in croissant.json and the datasheet is the tool's page "
+            f"({cfg.contact}), not yours: set SYNSET_CONTACT to an address you read."
+        )
     if as_json:
         print_json(report.as_json())
     else:

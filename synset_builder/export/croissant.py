@@ -106,6 +106,9 @@ def licence_list(licences: Mapping[str, int]) -> list[str]:
     for text, _ in sorted(licences.items(), key=lambda kv: (-kv[1], kv[0])):
         if text:
             out[LICENCE_URLS.get(licence_family(text), text)] = None
+    # An empty list reads as "no licence" (and mlcroissant warns): say what is known.
+    if unknown := licences.get("", 0):
+        out[f"{unknown} images have no recorded licence (see manifest.csv)"] = None
     return list(out)
 
 

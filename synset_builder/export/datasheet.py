@@ -34,6 +34,12 @@ from synset_builder.export.datasheet_figures import (
     size_histogram,
 )
 from synset_builder.export.datasheet_render import Block, to_html, to_markdown
+from synset_builder.export.protocol import (
+    collection_text,
+    labelling_text,
+    methods_of,
+    model_based,
+)
 from synset_builder.export.select import Selection
 from synset_builder.export.splits import SPLITS, SplitSpec, missing_line
 from synset_builder.export.spool import Entry
@@ -153,13 +159,20 @@ def _composition(stats: SheetStats, class_rows: list[dict[str, object]]) -> list
     ]
 
 
-def _audited(session: Session, sel: Selection, mean_p: float) -> Block:
+def _audited(session: Session, sel: Selection, mean_p: float, by_model: bool) -> Block:
     """The blind audit's measured precision beside the consensus model's own estimate:
-    the model's belief is no measurement, and a reader should see both."""
+    the model's belief is no measurement, and a reader should see both. Under majority
+    vote P(yes) is a share of votes, and is called that."""
     rows = [s for s in funnel(session) if s.wnid in sel.contributing]
     per = {k: r.audit for k, r in enumerate(rows) if r.audit is not None}
     found = pooled(per, {k: rows[k].counts["accepted"] for k in per})
-    model = f"The consensus model's own estimate of precision (mean P(yes)) is {mean_p:.3f}"
+    if by_model:
+        model = f"The consensus model's own estimate of precision (mean P(yes)) is {mean_p:.3f}"
+    else:
+        model = (
+            f"Mean P(yes) {mean_p:.3f} is the share of yes votes (majority vote), "
+            "not an estimate of precision"
+        )
     if found.precision is None:
         return ("p", f"{model}; no blind audit was judged for these classes, so precision "
                      "is not measured (synset audit start WNID).")  # fmt: skip
@@ -195,6 +208,7 @@ def _collection(session: Session, sel: Selection, stats: SheetStats) -> list[Blo
         ("p", "Per synset the images were accepted for (before mapping to the export level)."),
         _funnel(session, sel),
         ("h2", "Sources and licences"),
+        ("p", collection_text(stats.sources)),
         _table_counts(stats.sources, "source", LICENCES_SHOWN),
         _table_counts(stats.licences, "licence", LICENCES_SHOWN),
     ]
@@ -212,16 +226,17 @@ def _labelling(session: Session, sel: Selection, stats: SheetStats) -> list[Bloc
     mean_votes = sum(k * v for k, v in stats.votes.items()) / max(1, stats.images)
     mean_p = stats.p_yes_sum / max(1, stats.images)
     votes = sorted(stats.votes.items())
+    methods = methods_of(session, sel.contributing)
     blocks: list[Block] = [
         ("h2", "Labelling: votes and precision"),
+        ("p", labelling_text(session, methods)),
         ("p", f"Mean votes per image {mean_votes:.2f}; mean consensus P(yes) {mean_p:.3f}."),
-        _audited(session, sel, mean_p),
+        _audited(session, sel, mean_p, model_based(methods)),
         ("table", ["votes", "images"], [[str(k), str(v)] for k, v in votes]),
     ]
     n_gold, true_gold = gold_precision(session)
     if not n_gold:
-        said = "No gold item was accepted, so precision is not estimated from gold."
-        return [*blocks, ("p", said)]
+        return blocks  # labelling_text says whether gold items were used at all
     lo, hi = wilson(true_gold, n_gold)
     said = (
         f"Estimated precision on gold items: {true_gold}/{n_gold} accepted gold items are "

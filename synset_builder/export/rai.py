@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from synset_builder.export.datasheet import Block, SheetStats
+from synset_builder.export.protocol import bias_text, source_kind
 
 # Croissant RAI's suggested values for rai:dataCollectionType, by source kind.
 COLLECTION_TYPE = {
@@ -40,7 +41,7 @@ def section(blocks: Sequence[Block], heading: str, *, tables: bool = True) -> st
 
 
 def _kinds(sources: Mapping[str, int]) -> list[str]:
-    kinds = {COLLECTION_TYPE.get(s.split(":")[0], "Others") for s in sources if s}
+    kinds = {COLLECTION_TYPE.get(source_kind(s), "Others") for s in sources if s}
     return sorted(kinds) or ["Others"]
 
 
@@ -59,25 +60,16 @@ def rai_fields(
     left_out = section(blocks, "Left out")
     return {
         "dataCollection": (
-            "Candidate images were found by searching image sources with each synset's "
-            "WordNet lemmas (English), downloaded, filtered for quality and near duplicates, "
-            f"then voted on. Images per source: {_counted(stats.sources)}. "
-            + section(blocks, "Sources", tables=False)
+            section(blocks, "Sources", tables=False)
+            + f" Images per source: {_counted(stats.sources)}."
         ).strip(),
         "dataCollectionType": _kinds(stats.sources),
         "dataCollectionTimeframe": [t[:10] for t in (stats.first_fetch, stats.last_fetch) if t],
-        "dataAnnotationProtocol": (
-            "Annotators answer whether an image shows the synset (its name, gloss and "
-            "accepted examples shown), gold items mixed in unseen; a consensus model "
-            "decides each image, asking for more votes where a synset is hard, and a "
-            "curator's decision overrides it. " + labelling
-        ).strip(),
+        "dataAnnotationProtocol": labelling,
         "dataAnnotationPlatform": ["synset-builder annotator web app"],
         "annotationsPerItem": f"Mean {mean_votes:.2f} votes per image ({spread}).",
         "dataBiases": [
-            "Queries are English WordNet lemmas: images are those English-language "
-            "searches find on the sources used, which over-represent some regions, "
-            "styles and photographers.",
+            bias_text(stats.sources),
             f"Sources: {_counted(stats.sources)}. Licences: {_counted(stats.licences)}.",
             "Images accepted for unrelated classes are left out (not given one label), "
             "so classes that co-occur in photos are thinner. " + left_out,

@@ -9,6 +9,7 @@ no tags, links, emphasis, headings or broken table rows.
 from __future__ import annotations
 
 import io
+import json
 from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,7 +19,7 @@ from markdown_it import MarkdownIt
 from PIL import Image as PILImage
 from sqlalchemy import select, update
 
-from synset_builder.db.models import Candidate, Synset
+from synset_builder.db.models import Candidate, Consensus, Gold, Synset
 from synset_builder.export.datasheet_figures import FULL, class_size_chart, size_histogram
 from synset_builder.export.run import ExportConfig, run_export
 from tests.export_data import LEAVES, WHIPPET, build_collection
@@ -124,3 +125,41 @@ def test_hostile_names_and_licences_stay_text_in_the_datasheet(
     assert_only_our_markup(page)
     page_text = "".join(page.text)
     assert HOSTILE_NAME.split("\n")[0] in page_text and HOSTILE_LICENCE in page_text
+
+
+def _rai(out: Path) -> dict[str, object]:
+    doc = json.loads((out / "croissant.json").read_text())
+    return {k.removeprefix("rai:"): v for k, v in doc.items() if k.startswith("rai:")}
+
+
+def test_collection_and_labelling_are_told_from_the_data(session, tmp_path, photos) -> None:
+    """The first user trial: a local `dir:` import decided by majority vote was described
+    as WordNet searches, gold items and the dynamic consensus."""
+    col = build_collection(session, tmp_path / "data", photos, per_class=3)
+    searched = tmp_path / "searched"
+    run_export(session, col.data_dir, ExportConfig(out=searched, workers=1), database="t")
+    rai = _rai(searched)
+    assert "searching Openverse" in str(rai["dataCollection"])
+    assert "Wikimedia Commons" in str(rai["dataCollection"])
+    assert "dynamic consensus model" in str(rai["dataAnnotationProtocol"])
+    assert "Gold items with known answers" in str(rai["dataAnnotationProtocol"])
+    assert "WordNet lemmas" in str(rai["dataBiases"])
+    # Now as the trial had it: a local folder, majority vote, no gold, no licences.
+    session.execute(update(Candidate).values(source="dir", license=None))
+    session.execute(update(Consensus).values(method="majority"))
+    session.query(Gold).delete()
+    session.flush()
+    local = tmp_path / "local"
+    run_export(session, col.data_dir, ExportConfig(out=local, workers=1), database="t")
+    rai = _rai(local)
+    collection, protocol = str(rai["dataCollection"]), str(rai["dataAnnotationProtocol"])
+    assert "imported from a local folder" in collection and "WordNet" not in collection
+    assert "majority vote (no model)" in protocol
+    for claim in ("gold", "Gold", "dynamic", "model's own estimate"):
+        assert claim not in protocol, claim
+    assert "share of yes votes" in protocol
+    assert "WordNet" not in str(rai["dataBiases"])
+    sheet = (local / "datasheet.md").read_text()
+    assert "imported from a local folder" in sheet and "own estimate" not in sheet
+    doc = json.loads((local / "croissant.json").read_text())
+    assert doc["license"] and "have no recorded licence" in doc["license"][0]

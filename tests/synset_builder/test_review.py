@@ -143,5 +143,7 @@ def test_the_datasheet_shows_the_audit_beside_the_models_estimate(
     judge(settings, [(cid, cid != drawn[0]) for cid in drawn])
     exported(cli, tmp_path / "after")
     sheet = (tmp_path / "after" / "datasheet.md").read_text()
-    assert "The consensus model's own estimate of precision (mean P(yes)) is" in sheet
+    # Decided by majority vote: P(yes) is a share of votes, not a model's estimate.
+    assert "is the share of yes votes (majority vote), not an estimate of precision" in sheet
+    assert "own estimate" not in sheet
     assert "a blind audit by curators measured 0.750 (95% Wilson interval" in sheet
