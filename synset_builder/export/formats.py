@@ -7,7 +7,8 @@ The layouts are the contract with trainers (and with ``synset_builder.train``):
   with its readable class name at its ``classes.json`` index (``hf.py`` says why);
 * ``webdataset``: ``webdataset/<split>-000000.tar`` shards of about ``shard_size``
   bytes, each sample three members ``<sha256>.jpg``, ``.cls`` (class index as text)
-  and ``.json`` (its manifest row), samples contiguous as WebDataset expects;
+  and ``.json`` (its manifest row, numbers as numbers, plus ``class_name``), samples
+  contiguous as WebDataset expects;
 * ``parquet``: ``parquet/<split>-NNNNN-of-MMMMM.parquet``, images embedded as the
   Hugging Face ``Image`` feature stores them, cut past ``shard_size``;
 * ``csv``: no image files, the manifest only (paths point at the stored originals).
@@ -46,6 +47,8 @@ MANIFEST_COLUMNS = (
     # how many faces were blurred in this file.
     "group", "faces",
 )  # fmt: skip
+# Manifest columns that are whole numbers (the webdataset .json writes them as such).
+SIDECAR_INTS = ("class_index", "width", "height", "votes_yes", "votes_no", "faces")
 TAR_MTIME = 946_684_800  # 2000-01-01: fixed, so shards are reproducible
 DEFAULT_SHARD_SIZE = 1_000_000_000
 
@@ -135,6 +138,7 @@ class WebDatasetWriter:
     def __init__(self, out: Path, shard_size: int, labels: LabelSpace) -> None:
         self.folder = out / "webdataset"
         self.shard_size = shard_size
+        self.names = labels.names
         self.open: dict[str, tuple[tarfile.TarFile, Path, Path, int]] = {}
         self.count: dict[str, int] = {}
         self.files: list[str] = []
@@ -163,13 +167,27 @@ class WebDatasetWriter:
         tar, shard = self._shard(split, len(data) + 2048)
         if not row.get("path"):
             row["path"] = f"webdataset/{shard}#{row['sha256']}.jpg"
-        meta = json.dumps(row, ensure_ascii=False, sort_keys=True).encode()
+        meta = json.dumps(self._sidecar(row), ensure_ascii=False, sort_keys=True).encode()
         for ext, payload in (("jpg", data), ("cls", row["class_index"].encode()), ("json", meta)):
             info = tarfile.TarInfo(f"{row['sha256']}.{ext}")
             info.size, info.mtime, info.mode = len(payload), TAR_MTIME, 0o644
             tar.addfile(info, io.BytesIO(payload))
         t, tmp, final, size = self.open[split]
         self.open[split] = (t, tmp, final, size + len(data) + len(meta) + 3 * 512)
+
+    def _sidecar(self, row: dict[str, str]) -> dict[str, object]:
+        """The sample's ``.json``: its manifest row with numbers as JSON numbers (the
+        layouts get the row as text) and the class's readable name beside its index."""
+        meta: dict[str, object] = dict(row)
+        for key in SIDECAR_INTS:
+            meta[key] = int(row[key])
+        meta["p_yes"] = float(row["p_yes"])
+        meta["class_name"] = self.names[int(row["class_index"])] if self.names else row["wnid"]
+        if "labels" in row:  # multi-label: every class index, and their names
+            indices = [int(x) for x in row["labels"].split(",")]
+            meta["labels"] = indices
+            meta["label_names"] = [self.names[i] for i in indices] if self.names else []
+        return meta
 
     def _close(self, split: str) -> None:
         tar, tmp, final, _ = self.open.pop(split)

@@ -90,6 +90,7 @@ def test_imagefolder_holds_exactly_the_accepted_images(session, col, tmp_path) -
     # The webdataset shards hold the same samples, readable by the trainer's reader.
     shards = sorted((out / "webdataset").glob("*.tar"))
     assert {p.name.split("-")[0] for p in shards} == {"train", "val", "test"}
+    label_of = {c["index"]: c["label"] for c in classes}
     samples = {}
     for shard in shards:
         with tarfile.open(shard) as tar:
@@ -104,6 +105,10 @@ def test_imagefolder_holds_exactly_the_accepted_images(session, col, tmp_path) -
                 ]
                 meta = json.loads(tar.extractfile(f"{key}.json").read())
                 cls = int(tar.extractfile(f"{key}.cls").read())
+                # Numbers as JSON numbers, and the class's name (the first trial: all text).
+                assert meta["class_index"] == cls and isinstance(meta["height"], int)
+                assert isinstance(meta["p_yes"], float) and isinstance(meta["votes_yes"], int)
+                assert meta["class_name"] == label_of[cls]
                 assert tar.extractfile(f"{key}.jpg").read() == (out / meta["path"]).read_bytes()
                 samples[key] = (shard.name.split("-")[0], cls)
     assert samples == {r["sha256"]: (r["split"], int(r["class_index"])) for r in rows}
@@ -185,7 +190,8 @@ def test_multi_label_keeps_ambiguous_images_with_both_labels(session, col, tmp_p
         assert names.count(f"{col.ambiguous}.jpg") == 1
         meta = json.loads(tar.extractfile(f"{col.ambiguous}.json").read())
     classes = {c["wnid"]: c["index"] for c in json.loads((out / "classes.json").read_text())}
-    assert meta["labels"] == f"{classes[WHIPPET]},{classes[TABBY]}"
+    assert meta["labels"] == [classes[WHIPPET], classes[TABBY]]
+    assert meta["label_names"] == ["whippet", "tabby"]
     assert verify_export(out).ok
 
 
