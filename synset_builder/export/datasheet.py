@@ -342,7 +342,8 @@ def write_datasheet(
         return rel
 
     counts = {str(c["wnid"]): stats.per_class[str(c["wnid"])] for c in class_rows}
-    figures = {"chart": put(f"{FOLDER}/class_sizes.png", class_size_chart(counts))}
+    names = {str(c["wnid"]): str(c["name"]) for c in class_rows}
+    figures = {"chart": put(f"{FOLDER}/class_sizes.png", class_size_chart(counts, names))}
     if len(counts) > FULL:
         buckets = size_histogram([sum(c.values()) for c in counts.values()])
         figures["histogram"] = put(f"{FOLDER}/class_size_histogram.png", histogram_chart(buckets))

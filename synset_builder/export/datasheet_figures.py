@@ -53,16 +53,20 @@ def _png(img: PILImage.Image) -> bytes:
     return buf.getvalue()
 
 
-def class_size_chart(counts: Mapping[str, Counter[str]]) -> bytes:
+def class_size_chart(
+    counts: Mapping[str, Counter[str]], names: Mapping[str, str] | None = None
+) -> bytes:
     """Stacked horizontal bars per class and split, largest class first.
 
-    Every row is 18 px with its wnid and total; past ``FULL`` classes the middle
-    rows give way to one line saying how many classes lie between.
+    Every row is 18 px with its wnid, the class's name (cut to fit: a wnid alone
+    tells a reader nothing) and total; past ``FULL`` classes the middle rows give
+    way to one line saying how many classes lie between.
     """
+    names = names or {}
     totals = {w: sum(c.values()) for w, c in counts.items()}
     head, omitted, tail = ends(largest_first(totals))
     lines: list[str | None] = [*head, *([None] if omitted else []), *tail]
-    row, left, top, width = 18, 110, 40, 520
+    row, left, top, width = 18, 230 if names else 110, 40, 520
     height = top + max(1, len(lines)) * row + 30
     img = PILImage.new("RGB", (left + width + 60, height), "white")
     draw = ImageDraw.Draw(img)
@@ -87,7 +91,9 @@ def class_size_chart(counts: Mapping[str, Counter[str]]) -> bytes:
             if w:
                 draw.rectangle((x0, y + 1, x0 + w - 1, y + row - 2), fill=colour)
             x0 += w
-        draw.text((4, y + 2), wnid, fill="black", font=font)
+        name = names.get(wnid, "")
+        label = f"{wnid} {name[:18] + '...' if len(name) > 20 else name}".strip()
+        draw.text((4, y + 2), label, fill="black", font=font)
         draw.text((x0 + 4, y + 2), str(totals[wnid]), fill="black", font=font)
     note = f"; the {SHOWN} largest and {SHOWN} smallest shown" if omitted else ""
     draw.text(

@@ -163,3 +163,16 @@ def test_collection_and_labelling_are_told_from_the_data(session, tmp_path, phot
     assert "imported from a local folder" in sheet and "own estimate" not in sheet
     doc = json.loads((local / "croissant.json").read_text())
     assert doc["license"] and "have no recorded licence" in doc["license"][0]
+
+
+def test_the_chart_names_classes_and_the_split_rule_is_words(session, tmp_path, photos) -> None:
+    counts = {"n02084071": Counter(train=3), "n01503061": Counter(train=2)}
+    bare = PILImage.open(io.BytesIO(class_size_chart(counts)))
+    named = PILImage.open(io.BytesIO(class_size_chart(counts, {"n02084071": "dog"})))
+    assert named.width > bare.width  # room for "n02084071 dog" left of the bars
+    col = build_collection(session, tmp_path / "data", photos, per_class=3)
+    out = tmp_path / "out"
+    run_export(session, col.data_dir, ExportConfig(out=out, workers=1), database="t")
+    first = (out / "datasheet.md").read_text().splitlines()[2]
+    assert "splits: 80% train, 10% val, 10% test of each class (seed 0)" in first
+    assert "fractions" not in first
