@@ -54,11 +54,9 @@ def export(
     workers: int = typer.Option(0, "--workers", min=0, help="Processes; 0 = one per core."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Write train/val/test splits of the accepted images, with a datasheet.
-
-    Long by its option list only; the options are parsed and the report printed
-    in helpers.
-    """
+    """Write train/val/test splits of the accepted images, with a datasheet."""
+    # Long by its option list only; the options are parsed and the report printed in
+    # helpers. (A comment, not the docstring: typer shows the docstring in --help.)
     from synset_builder.db.session import describe
     from synset_builder.export.formats import parse_size
     from synset_builder.export.labels import parse_level

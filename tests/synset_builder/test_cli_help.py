@@ -68,3 +68,11 @@ def test_export_help_names_every_format() -> None:
     (formats,) = [p for p in export.params if "--format" in p.opts]
     for name in WRITERS:
         assert name in formats.help
+
+
+def test_export_help_is_for_users(capsys) -> None:
+    """The first user trial read a developer's note in 'synset export --help'."""
+    assert main(["export", "--help"]) == 0
+    shown = _flat(capsys.readouterr().out)
+    assert "Write train/val/test splits of the accepted images, with a datasheet." in shown
+    assert "helpers" not in shown and "Long by" not in shown
