@@ -95,8 +95,11 @@ class BodyLimit:
 
 # A browser's words for the router's bare "Not Found" and "Method Not Allowed".
 PAGE_ERRORS = {
+    403: ("Not allowed", "Your account cannot open this page."),
     404: ("Page not found", "There is no page at this address."),
     405: ("Not allowed here", "This page cannot be used that way; go back and try again."),
+    415: ("Not understood", "The page sent something this address does not take."),
+    429: ("Too many requests", "Wait a little and try again."),
 }
 
 
@@ -246,6 +249,11 @@ def _handle_errors(app: FastAPI) -> None:
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
             problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
         message = "Invalid request: " + "; ".join(problems)
+        if _wants_html(request):  # a typo in an address or an old bookmark: a page
+            where = ", ".join(sorted({str(e.get("loc", ("", "?"))[-1]) for e in exc.errors()}))
+            return _message_page(request, "Address not understood",
+                                 f"This address has a value the page cannot use ({where}); "
+                                 "go back and use the page's own links.", 422, None)  # fmt: skip
         return JSONResponse({"detail": message, "errors": jsonable(exc.errors())}, status_code=422)
 
     @app.exception_handler(OperationalError)

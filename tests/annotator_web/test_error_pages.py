@@ -44,3 +44,19 @@ def test_api_and_non_browser_clients_keep_json(web: Web) -> None:
     assert r.status_code == 404 and "Unknown synset" in r.json()["detail"]
     r = ann.get("/api/votes", headers=BROWSER)
     assert r.status_code == 405 and r.json() == {"detail": "Method Not Allowed"}
+
+
+def test_a_bad_value_in_an_address_is_a_page_and_forbidden_says_so(web: Web) -> None:
+    """A typo or an old bookmark (``?sort=bogus``, ``?page=-1``) is a page, not the
+    validator's JSON; an annotator on a curator page gets a titled page too."""
+    cur = web.client("cur")
+    for path in ("/dashboard?sort=bogus", "/dashboard?page=-1",
+                 f"/review/{web.seeded.wnid}?decision=bogus"):  # fmt: skip
+        r = cur.get(path, headers=BROWSER)
+        _is_page(r, 422)
+        assert "Address not understood" in r.text
+    api = cur.get("/api/review/next?n=abc", headers=BROWSER)
+    assert api.status_code == 422 and "Invalid request" in api.json()["detail"]
+    denied = web.client("ann").get("/dashboard", headers=BROWSER)
+    _is_page(denied, 403)
+    assert "Not allowed" in denied.text and "Error 403" not in denied.text
