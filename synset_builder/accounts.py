@@ -85,7 +85,16 @@ def add_user(
     user.role = role
     user.password_hash = hash_password(password)
     session.flush()
+    _joined_team(session, user)
     return user
+
+
+def _joined_team(session: Session, user: Annotator) -> None:
+    """A new member, or one back on the team: the items closed because nobody was left
+    open again for them (consensus/team_growth.py)."""
+    from synset_builder.consensus.team_growth import reopen_for
+
+    reopen_for(session, user.id)
 
 
 def find_user(session: Session, username: str) -> Annotator:
@@ -112,6 +121,8 @@ def set_disabled(session: Session, user: Annotator, disabled: bool) -> None:
     a disable must not come back to life when the account is enabled again."""
     user.disabled = disabled
     end_sessions(session, user)
+    if not disabled:
+        _joined_team(session, user)
 
 
 def authenticate(session: Session, username: str, password: str) -> Annotator | None:
@@ -168,6 +179,7 @@ def crowd_worker(session: Session, worker_id: str) -> Annotator:
         )
         session.add(user)
         session.flush()
+        _joined_team(session, user)
     return user
 
 

@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 from annotator_web.app import create_app
 from synset_builder.config import Settings
+from synset_builder.consensus.dynamic import NO_VOTERS
 from synset_builder.db.models import Candidate, Consensus, Image, Synset
 from synset_builder.db.session import make_engine, session_scope
 from tests.annotator_web.webtools import PASSWORD, web_settings
@@ -54,6 +55,11 @@ class Annotator:
         self.cast += 1
         wrong = self.name == CARELESS and self.cast % CARELESS_EVERY == 0
         return truth != wrong
+
+    def split(self, truth: bool) -> bool:
+        """Wrong on every third vote: with one other, always right, a 1-1 split."""
+        self.cast += 1
+        return truth != (self.cast % 3 == 0)
 
 
 def make_collection(root: Path, photos: list[Path]) -> dict[str, list[str]]:
@@ -163,19 +169,15 @@ def cfg(settings: Settings) -> Settings:
     return web_settings(settings)
 
 
-def test_three_annotators_leave_nothing_pending(
-    cli: Callable,
-    cfg: Settings,
-    team: Callable[[str], TestClient],
-    photos: list[Path],
-    tmp_path: Path,
-    wordnet_env: Path,
-) -> None:
-    # The curator: two WordNet synsets, an existing folder imported in place, accounts.
+def curate(
+    cli: Callable, cfg: Settings, photos: list[Path], root: Path, names: tuple[str, ...]
+) -> tuple[dict[int, tuple[str, bool]], dict[str, int]]:
+    """The curator: two WordNet synsets, an existing folder imported in place, accounts.
+    Returns the truth per candidate and the pool (clean candidates) per synset."""
     added = cli("hierarchy", "add", ANT, BEE, "--depth", "0")
     assert added.code == 0, added.err
-    files = make_collection(tmp_path / "collection", photos)
-    crawled = cli("crawl", "--source", f"dir:{tmp_path / 'collection'}", "--quiet")
+    files = make_collection(root / "collection", photos)
+    crawled = cli("crawl", "--source", f"dir:{root / 'collection'}", "--quiet")
     assert crawled.code == 0, crawled.err
     assert cli("clean").code == 0
     before = counts_by_wnid(cli, "status", "--json")
@@ -185,12 +187,28 @@ def test_three_annotators_leave_nothing_pending(
     # Photos the clean stage took out are not served; the rest must all be decided.
     pool = {wnid: before[wnid]["candidates"] - before[wnid]["rejected"] for wnid in (ANT, BEE)}
     assert all(n >= 10 for n in pool.values()), before
-    for name in ANNOTATORS:
-        made = cli("users", "add", name, "--role", "annotator", "--password-stdin",
-                   input=f"{PASSWORD}\n")  # fmt: skip
-        assert made.code == 0, made.err
+    for name in names:
+        add_annotator(cli, name)
     truth = truths(cfg, files)
     assert len(truth) == 2 * PER_SYNSET
+    return truth, pool
+
+
+def add_annotator(cli: Callable, name: str) -> None:
+    made = cli("users", "add", name, "--role", "annotator", "--password-stdin",
+               input=f"{PASSWORD}\n")  # fmt: skip
+    assert made.code == 0, made.err
+
+
+def test_three_annotators_leave_nothing_pending(
+    cli: Callable,
+    cfg: Settings,
+    team: Callable[[str], TestClient],
+    photos: list[Path],
+    tmp_path: Path,
+    wordnet_env: Path,
+) -> None:
+    truth, pool = curate(cli, cfg, photos, tmp_path, ANNOTATORS)
 
     # The team: each takes a page in turn and answers every item on it, until a whole
     # round serves nobody anything.
@@ -233,3 +251,38 @@ def test_three_annotators_leave_nothing_pending(
     # A team that agrees learns to trust itself: most items are decided, not shelved.
     settled = sum(1 for d in final.values() if d in ("accepted", "rejected"))
     assert settled >= 0.6 * len(final), f"only {settled} of {len(final)} decided: {after}"
+
+
+def test_a_newcomer_is_served_what_nobody_was_left_for(
+    cli: Callable,
+    cfg: Settings,
+    team: Callable[[str], TestClient],
+    photos: list[Path],
+    tmp_path: Path,
+    wordnet_env: Path,
+) -> None:
+    """Two annotators who split on every third item close those items undecided (nobody
+    left); an annotator added then is served exactly those, and nothing stays pending."""
+    truth, _ = curate(cli, cfg, photos, tmp_path, ("ada", "ben"))
+    people = [Annotator("ada", team("ada")), Annotator("ben", team("ben"))]
+    people[1].answer = lambda right, ben=people[1]: ben.split(right)  # type: ignore[method-assign]
+    vote_until_nothing_is_served(people, truth, 0)
+    engine = make_engine(cfg.database_url)
+    try:
+        with session_scope(engine) as s:
+            stuck = set(s.scalars(select(Consensus.candidate_id).where(
+                Consensus.decision == "undecided", Consensus.reason == NO_VOTERS)))  # fmt: skip
+        assert stuck, "no 1-1 split was left undecided: the test shows nothing"
+
+        add_annotator(cli, "dee")
+        dee = Annotator("dee", team("dee"))
+        with session_scope(engine) as s:
+            reopened = dict(s.execute(select(Consensus.candidate_id, Consensus.decision)
+                                      .where(Consensus.candidate_id.in_(stuck))).all())  # fmt: skip
+        assert set(reopened.values()) == {"pending"}
+        vote_until_nothing_is_served([dee], truth, 0)
+        assert dee.voted == stuck
+        status = counts_by_wnid(cli, "status", "--json")
+        assert {w: status[w]["pending"] for w in (ANT, BEE)} == {ANT: 0, BEE: 0}, status
+    finally:
+        engine.dispose()
