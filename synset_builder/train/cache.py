@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import sys
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from tqdm import tqdm
 
+from synset_builder.progress import phase
 from synset_builder.train.export_reader import Export, ExportItem, ExportUnreadable
 
 CROP_RATIO = 0.875
@@ -133,18 +132,12 @@ def _build(
             return f"cannot decode: {exc}"
 
     total = export.format.count(export.root, split)
-    # The bar stays once done (100% and the count, or where it stopped): closed by the
-    # with-block even on an error, so the error line starts on a line of its own.
-    bar = tqdm(
-        total=total,
-        desc=f"decode {split}",
-        unit="img",
-        disable=not progress or total == 0,
-        file=sys.stderr,
-        leave=True,
-    )
+    shown = progress and (total is None or total > 0)  # None: the format cannot tell
     # Pillow releases the GIL while decoding, so threads use every core without pickling.
-    with bar, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with (
+        phase(total, f"decode {split}", "img", enabled=shown) as bar,
+        ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
+    ):
         for chunk in _chunks(export.format.read(export.root, split), 256):
             for (item, _), out in zip(chunk, pool.map(decode, chunk), strict=True):
                 if 0 <= item.class_index < n_classes and item.wnid not in (

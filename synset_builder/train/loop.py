@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from synset_builder.errors import InvalidInput
+from synset_builder.progress import phase
 from synset_builder.train import augment, checkpoint
 from synset_builder.train.cache import SplitCache, load_split
 from synset_builder.train.config import TrainConfig
@@ -184,21 +184,13 @@ def _epoch(run: _Run, epoch: int, cfg: TrainConfig, device: torch.device) -> dic
     batches = augment.epoch_batches(run.size, cfg.batch_size, gen)
     run.model.train()
     # One line per epoch stays (100%, the epoch's mean loss and speed), on a terminal
-    # and in a log; the with-block closes it even when a step fails, so an error
-    # printed next starts on a line of its own.
-    bar = tqdm(
-        total=len(batches),
-        desc=f"epoch {epoch + 1}/{cfg.epochs}",
-        unit="batch",
-        disable=not cfg.progress,
-        file=sys.stderr,
-        leave=True,
-    )
+    # and in a log (synset_builder/progress.py).
     loss_sum, correct, count = 0.0, 0, 0
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     t0 = time.perf_counter()
-    with bar:
+    desc = f"epoch {epoch + 1}/{cfg.epochs}"
+    with phase(len(batches), desc, "batch", enabled=cfg.progress) as bar:
         for i, (x, y) in enumerate(run.feeder.batches(batches)):
             step = epoch * run.steps_per_epoch + i
             for group in run.optimizer.param_groups:
