@@ -38,6 +38,9 @@ class _Plain:
     def set_postfix(self, refresh: bool = True, **values: object) -> None:  # noqa: ARG002
         self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
 
+    def refresh(self) -> None:
+        """Nothing to redraw (a caller that changed ``total`` asks for one)."""
+
     def finish(self) -> None:
         total = self.total if self.total is not None else self.n
         share = f"{100 * self.n // total}%" if total else "100%"

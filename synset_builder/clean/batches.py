@@ -20,7 +20,6 @@ of two definitions.
 from __future__ import annotations
 
 import json
-import sys
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import fields
@@ -29,7 +28,6 @@ from pathlib import Path
 
 from sqlalchemy import ColumnElement, delete, exists, insert, select, update
 from sqlalchemy.orm import Session
-from tqdm import tqdm
 
 from synset_builder.clean.fingerprint import HASH_VERSION, Fingerprint, fingerprint
 from synset_builder.clean.quality import verdict
@@ -37,6 +35,7 @@ from synset_builder.config.clean import CleanConfig
 from synset_builder.db.models import Image, ImageHash
 from synset_builder.db.session import session_scope
 from synset_builder.distributed import BatchRunner, worker_engine, worker_url
+from synset_builder.progress import phase
 
 Row = dict[str, object]
 # Rows written (and, on real runs, committed) at once; fingerprints kept at once.
@@ -247,7 +246,7 @@ def hash_on_cluster(
     batches = [ids[i : i + size] for i in range(0, len(ids), size)]
     task = partial(hash_batch, database_url, data_dir, cfg)
     hashed = missing = 0
-    with tqdm(total=len(ids), desc="hash", unit="img", file=sys.stderr) as bar:
+    with phase(len(ids), "hash", "img") as bar:
         for batch, (h, m) in zip(batches, runner.map(task, batches), strict=True):
             hashed, missing = hashed + h, missing + m
             bar.update(len(batch))

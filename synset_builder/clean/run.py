@@ -18,7 +18,6 @@ from pathlib import Path
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
-from tqdm import tqdm
 
 from synset_builder.clean import dedup
 from synset_builder.clean.batches import (
@@ -42,6 +41,7 @@ from synset_builder.config.clean import CleanConfig
 from synset_builder.db.models import Candidate, Image, ImageHash, SynsetEdge
 from synset_builder.distributed import BatchRunner
 from synset_builder.errors import InvalidInput, NotFound
+from synset_builder.progress import phase
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -119,23 +119,23 @@ def _fingerprint_new(
     elif todo:
         paths = [image_file(data_dir, r.path) for r in todo]
         results = fingerprint_all(paths, cfg.hash, cfg.workers, runner=runner)
-        bar = tqdm(zip(todo, results, strict=True), total=len(todo), desc="hash", unit="img")
-        found = ((r, fp) for r, fp in bar)
+        with phase(len(todo), "hash", "img") as bar:
 
-        def computed() -> Iterator[tuple[int, str | None, Fingerprint]]:
-            batch: list[tuple[str, Fingerprint]] = []
-            for r, fp in found:
-                report.missing += is_missing(fp)
-                report.hashed += not is_missing(fp)
-                batch.append((r.sha256, fp))
-                if not commit and len(batch) >= KEEP_EVERY:
+            def computed() -> Iterator[tuple[int, str | None, Fingerprint]]:
+                batch: list[tuple[str, Fingerprint]] = []
+                for r, fp in zip(todo, results, strict=True):
+                    report.missing += is_missing(fp)
+                    report.hashed += not is_missing(fp)
+                    batch.append((r.sha256, fp))
+                    if not commit and len(batch) >= KEEP_EVERY:
+                        keep_fingerprints(data_dir, cfg.hash, batch)
+                        batch = []
+                    bar.update(1)
+                    yield r.id, r.quality, fp
+                if not commit:
                     keep_fingerprints(data_dir, cfg.hash, batch)
-                    batch = []
-                yield r.id, r.quality, fp
-            if not commit:
-                keep_fingerprints(data_dir, cfg.hash, batch)
 
-        write_fingerprints(session, computed(), cfg, commit)
+            write_fingerprints(session, computed(), cfg, commit)
     session.flush()
     if (
         todo

@@ -19,20 +19,19 @@ the one found first becomes the candidate, whichever download finished first.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.orm import Session
-from tqdm import tqdm
 
 from synset_builder.crawl import records
 from synset_builder.crawl.plan import CrawlConfig, Item, Job, failure_stream, hit_stream, open_jobs
 from synset_builder.crawl.records import PageDone, Tally
 from synset_builder.crawl.sources import Hit, Source
 from synset_builder.crawl.store import sweep_temp
+from synset_builder.progress import phase
 
 if TYPE_CHECKING:
     from synset_builder.distributed import DaskRunner
@@ -183,7 +182,6 @@ def _schedule(
     # exactly when the crawl ends, never at "398/2000".
     share = {j.synset_id: max(0, j.want - counts.get(j.synset_id, 0)) for j in jobs}
     total = None if cfg.retry_failed else sum(share.values())
-    bar = tqdm(total=total, unit="img", desc="crawl", file=sys.stderr, disable=not cfg.progress)
 
     def start(job: Job) -> Lane:
         have = counts.get(job.synset_id, 0)
@@ -196,30 +194,32 @@ def _schedule(
         session.rollback()  # hold no transaction open while others write
         return lane
 
-    waiting = list(reversed(jobs))
-    active: list[Lane] = []
-    while True:
-        while len(active) < ACTIVE_SYNSETS and waiting:
-            active.append(start(waiting.pop()))
-        _fill(executor, active, tallies)
-        finished = [lane for lane in active if not (lane.writes or lane.room(size))]
-        active = [lane for lane in active if lane.writes or lane.room(size)]
-        if total is not None and finished:
-            # Each lane began with ``have`` = its count then.
-            bar.total -= sum(
-                share[f.job.synset_id] - (f.have - counts.get(f.job.synset_id, 0)) for f in finished
-            )
-            bar.refresh()
-        if not executor.busy():
-            if not active and not waiting:
-                break
-            continue
-        for lane, unit, statuses in executor.completed():
-            new = _tally(tallies, unit, statuses)
-            lane.have += new
-            lane.pending -= len(unit.hits)
-            lane.writes -= 1
-            bar.update(new)
-        bar.set_postfix(failed=sum(sum(t.failed.values()) for t in tallies.values()))
-    bar.close()
+    # On a terminal a bar, in a log one line at the end (synset_builder/progress.py).
+    with phase(total, "crawl", "img", enabled=cfg.progress) as bar:
+        waiting = list(reversed(jobs))
+        active: list[Lane] = []
+        while True:
+            while len(active) < ACTIVE_SYNSETS and waiting:
+                active.append(start(waiting.pop()))
+            _fill(executor, active, tallies)
+            finished = [lane for lane in active if not (lane.writes or lane.room(size))]
+            active = [lane for lane in active if lane.writes or lane.room(size)]
+            if total is not None and finished:
+                # Each lane began with ``have`` = its count then.
+                bar.total -= sum(
+                    share[f.job.synset_id] - (f.have - counts.get(f.job.synset_id, 0))
+                    for f in finished
+                )
+                bar.refresh()
+            if not executor.busy():
+                if not active and not waiting:
+                    break
+                continue
+            for lane, unit, statuses in executor.completed():
+                new = _tally(tallies, unit, statuses)
+                lane.have += new
+                lane.pending -= len(unit.hits)
+                lane.writes -= 1
+                bar.update(new)
+            bar.set_postfix(failed=sum(sum(t.failed.values()) for t in tallies.values()))
     return tallies
