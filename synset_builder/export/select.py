@@ -278,7 +278,7 @@ def _add_image(
                 group=group,
                 wnid=wnid_of[label],
                 source=source,
-                url=url or "",
+                url=public_url(url),
                 license=licence or "",
                 creator=creator or "",
                 votes_yes=yes,
@@ -290,6 +290,16 @@ def _add_image(
         )
         sel.contributing.add(wnid_of[synset_id])
     spool.add_image(entries, cap_hash, shash)
+
+
+def public_url(url: str | None) -> str:
+    """The address an export publishes: a web address as crawled; nothing for a file
+    imported from a local folder (``dir:``), whose ``file://`` path tells the world
+    how the curator's disk is laid out and lets nobody fetch it. The database keeps
+    the path; ``source`` says the image came from a folder."""
+    if not url or url.lower().startswith("file:"):
+        return ""
+    return url
 
 
 def _floor_and_cap(

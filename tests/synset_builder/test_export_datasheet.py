@@ -8,6 +8,7 @@ no tags, links, emphasis, headings or broken table rows.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from collections import Counter
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from markdown_it import MarkdownIt
 from PIL import Image as PILImage
-from sqlalchemy import select, update
+from sqlalchemy import String, cast, literal, select, update
 
 from synset_builder.db.models import Candidate, Consensus, Gold, Synset
 from synset_builder.export.datasheet_figures import FULL, class_size_chart, size_histogram
@@ -145,7 +146,8 @@ def test_collection_and_labelling_are_told_from_the_data(session, tmp_path, phot
     assert "Gold items with known answers" in str(rai["dataAnnotationProtocol"])
     assert "WordNet lemmas" in str(rai["dataBiases"])
     # Now as the trial had it: a local folder, majority vote, no gold, no licences.
-    session.execute(update(Candidate).values(source="dir", license=None))
+    home = literal("file:///home/curator/photos/") + cast(Candidate.id, String) + ".jpg"
+    session.execute(update(Candidate).values(source="dir", license=None, url=home))
     session.execute(update(Consensus).values(method="majority"))
     session.query(Gold).delete()
     session.flush()
@@ -163,6 +165,13 @@ def test_collection_and_labelling_are_told_from_the_data(session, tmp_path, phot
     assert "imported from a local folder" in sheet and "own estimate" not in sheet
     doc = json.loads((local / "croissant.json").read_text())
     assert doc["license"] and "have no recorded licence" in doc["license"][0]
+    # The curator's disk layout is not published: a local file has no public address.
+    with (local / "manifest.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and all(r["url"] == "" and r["source"] == "dir" for r in rows)
+    for path in local.rglob("*"):
+        if path.suffix in (".csv", ".json", ".md", ".html"):
+            assert "/home/curator" not in path.read_text(errors="replace"), path
 
 
 def test_the_chart_names_classes_and_the_split_rule_is_words(session, tmp_path, photos) -> None:
