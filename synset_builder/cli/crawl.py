@@ -69,9 +69,11 @@ def crawl_command(
 ) -> None:
     """Search the sources with every synset's queries and download the hits.
 
-    Long by its option list only (each option's help is the CLI's documentation);
-    the configuration and the report are built in helpers.
+    Resumable: run it again to go on where it stopped; what is stored is not fetched
+    twice.
     """
+    # Long by its option list only (each option's help is the CLI's documentation);
+    # the configuration and the report are built in helpers.
     from synset_builder.crawl.run import crawl
     from synset_builder.crawl.sources import SourceError, make_source
     from synset_builder.distributed import cluster_runner

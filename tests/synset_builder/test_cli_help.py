@@ -52,6 +52,8 @@ def test_help_keeps_bracketed_words_and_shows_no_bool_placeholder(path, capsys) 
     assert main([*path, "--help"]) == 0
     shown = capsys.readouterr().out
     assert "<bool>" not in shown
+    # Notes for developers belong in comments (the user trials read two in help).
+    assert "helpers" not in shown and "Long by" not in shown, shown
     flat = _flat(shown)
     sources = [command.help or ""] + [p.help or "" for p in command.params if hasattr(p, "help")]
     for phrase in BRACKETED.findall(_flat("\n".join(sources))):
