@@ -124,8 +124,9 @@ def clean(
 ) -> None:
     """Reject broken, tiny, blurred, blank and placeholder images; mark near duplicates.
 
-    Long only by its list of typer options; the work is in the helpers below.
+    Nothing is deleted: a rejected image keeps its row and file, with the reason.
     """
+    # Long only by its list of typer options; the work is in the helpers below.
     from synset_builder.clean.fingerprint import HASHERS
     from synset_builder.clean.run import keep, run_clean
     from synset_builder.distributed import cluster_runner
