@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
+from annotator_web import flash
 from annotator_web.deps import (
     ApiCaller,
     ApiUser,
@@ -176,6 +177,7 @@ def undo(
         )
     except UndoRefused as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from exc
+    flash.put(caller.request, undone=got.votes)  # what the next /task page says
     return _json(UndoOut(undone=got.votes, leased=got.leased))
 
 

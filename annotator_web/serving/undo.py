@@ -6,7 +6,8 @@ one clock reading), so the last page is the annotator's votes at their latest
 ``vote``: the counters' triggers see an ordinary vote delete), takes back the
 page's "unsure" skips, counts the page off, re-decides the items the way a submit
 does (``live.after_votes``), counts the annotator's raw answers again without it,
-and leases the page to the annotator again, so the next task fetch serves it.
+and leases the page to the annotator again, so the next task fetch serves it, its
+answers shown as they were sent (``undone_answers``).
 
 Only the annotator's own last page, only within ``web_undo_seconds`` of its
 submit, and only once: a page before an undone one cannot be undone, which is
@@ -148,6 +149,33 @@ def undo_last_page(
     _recount_answers(session, annotator_id)
     leased = _lease_again(session, sql, annotator_id, items + skipped, cfg)
     return Undone(votes=len(items), leased=leased)
+
+
+def undone_answers(
+    session: Session, annotator_id: int, candidate_ids: list[int]
+) -> dict[int, bool]:
+    """The answers the annotator's last undo took back, for those of ``candidate_ids``
+    it covered: the page served after an undo shows them as they were sent.
+
+    Undo is there to fix a wrong tile or two; a page that came back all "no" made the
+    annotator answer every tile again. Only the last undone page: an older one's
+    answers were taken back and answered again since.
+    """
+    if not candidate_ids:
+        return {}
+    last = (
+        select(func.max(VoteUndone.undone_at))
+        .where(VoteUndone.annotator_id == annotator_id)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(VoteUndone.candidate_id, VoteUndone.answer).where(
+            VoteUndone.annotator_id == annotator_id,
+            VoteUndone.undone_at == last,
+            VoteUndone.candidate_id.in_(candidate_ids),
+        )
+    )
+    return {candidate: bool(answer) for candidate, answer in rows}
 
 
 def _recount_answers(session: Session, annotator_id: int) -> None:

@@ -18,7 +18,7 @@ from synset_builder.db.models import (
     utcnow,
 )
 from synset_builder.db.session import session_scope
-from tests.annotator_web.webtools import Web, csrf_of, make_web
+from tests.annotator_web.webtools import PASSWORD, Web, csrf_of, make_web
 
 
 def votes_in_db(web: Web) -> list[tuple[int, int, bool]]:
@@ -278,11 +278,45 @@ def test_task_page_submit_records_marked_as_yes_and_rest_as_no(web: Web) -> None
     assert len(ids) == 5
     form = {"csrf_token": csrf_of(page.text), "item": ids, "yes": ids[:2], "elapsed_ms": 5000}
     r = ann.post("/task", data=form)
-    assert r.status_code == 303 and "saved=5" in r.headers["location"]
+    assert r.status_code == 303 and r.headers["location"] == "/task"
     assert sorted((c, a) for c, _, a in votes_in_db(web)) == sorted(
         [(c, c in ids[:2]) for c in ids]
     )
+    assert "Saved 5 votes" in ann.get("/task").text
     again = ann.post("/task", data=form)  # the back button
-    assert "saved=0" in again.headers["location"] and "already=5" in again.headers["location"]
+    assert "That page was already recorded" in ann.get(again.headers["location"]).text
     assert len(votes_in_db(web)) == 5
-    assert "Saved 5 votes" in ann.get("/task?saved=5&already=0").text
+
+
+def test_the_saved_flash_is_said_once_and_never_read_from_the_address(web: Web) -> None:
+    """The counts come from the server's flash in the signed cookie: a reload does not
+    repeat them, and an address cannot make the page claim votes nobody sent."""
+    ann = web.client("ann")
+    page = ann.get("/task?saved=999&already=0&undone=23")
+    assert "Saved" not in page.text and "Took back" not in page.text
+    ids = [int(x) for x in __import__("re").findall(r'name="item" value="(\d+)"', page.text)]
+    ann.post("/task", data={"csrf_token": csrf_of(page.text), "item": ids})
+    assert "Saved 5 votes" in ann.get("/task").text
+    assert "Saved" not in ann.get("/task").text  # the reload
+
+
+def test_a_script_submit_reads_where_to_go_or_that_the_session_ended(web: Web) -> None:
+    """task.js sends the page with Accept: application/json: it gets the next address
+    as JSON, and an ended session as a 401 it can say, not the login form's HTML."""
+    ann = web.client("ann")
+    page = ann.get("/task?synset=" + web.seeded.wnid)
+    ids = [int(x) for x in __import__("re").findall(r'name="item" value="(\d+)"', page.text)]
+    form = {"csrf_token": csrf_of(page.text), "item": ids, "synset": web.seeded.wnid}
+    script = {"Accept": "application/json"}
+    ann.delete("/api/session")  # logged out on another device: every session ends
+    r = ann.post("/task", data=form, headers=script)
+    assert r.status_code == 401
+    assert r.json()["detail"].startswith("Your session ended; log in again")
+    assert votes_in_db(web) == []
+    plain = ann.post("/task", data=form)  # a form without the script: the login form
+    assert plain.status_code == 303 and plain.headers["location"].startswith("/login?next=")
+    ann.post("/api/session", json={"username": "ann", "password": PASSWORD})
+    page = ann.get("/task?synset=" + web.seeded.wnid)
+    r = ann.post("/task", data={**form, "csrf_token": csrf_of(page.text)}, headers=script)
+    assert r.status_code == 200 and r.json() == {"next": f"/task?synset={web.seeded.wnid}"}
+    assert len(votes_in_db(web)) == 5
