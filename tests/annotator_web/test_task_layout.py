@@ -191,8 +191,8 @@ def test_undo_the_page_just_submitted(server, tmp_path) -> None:
         with session_scope(engine) as s:
             assert s.scalar(select(func.count()).select_from(Vote)) == 24
         page.keyboard.press("z")
-        expect(page).to_have_url(f"{base}/task?undone=24", timeout=WAIT)
         expect(page.locator(".flash.ok")).to_contain_text("Took back 24 votes", timeout=WAIT)
+        expect(page).to_have_url(f"{base}/task")  # the counts are the server's flash
         expect(page.locator("#undo")).to_have_count(0, timeout=WAIT)
         again = page.locator(".tile").evaluate_all("ts => ts.map(t => Number(t.dataset.id))")
         assert sorted(again) == sorted(first)
@@ -202,7 +202,7 @@ def test_undo_the_page_just_submitted(server, tmp_path) -> None:
         expect(page.locator(".flash.ok")).to_contain_text("Saved 24 votes", timeout=WAIT)
         page.wait_for_selector("body[data-ready]")
         page.locator("#undo").click()
-        expect(page).to_have_url(f"{base}/task?undone=24", timeout=WAIT)
+        expect(page.locator(".flash.ok")).to_contain_text("Took back 24 votes", timeout=WAIT)
         browser.close()
     with session_scope(engine) as s:
         assert s.scalar(select(func.count()).select_from(Vote)) == 0
