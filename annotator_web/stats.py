@@ -217,6 +217,7 @@ class AnnotatorRow:
     gold_answered: int
     gold_accuracy: float | None
     consensus_agreement: float | None
+    consensus_decided: int  # decided items it is measured on: 100% of 4 is little
     # Why consensus stopped counting their votes (spammer, near chance), or None.
     excluded: str | None = None
 
@@ -249,6 +250,7 @@ def annotator_rows(session: Session) -> list[AnnotatorRow]:
                 gold_answered=f["gold_answered"],
                 gold_accuracy=_ratio(f["gold_correct"], f["gold_answered"]),
                 consensus_agreement=_ratio(f["agreed"], f["decided"]),
+                consensus_decided=f["decided"],
                 excluded=(excluded[a.id] or "excluded") if a.id in excluded else None,
             )
         )

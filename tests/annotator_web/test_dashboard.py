@@ -162,3 +162,21 @@ def test_openapi_documents_the_api(web: Web) -> None:
     for path in ("/api/session", "/api/tasks/next", "/api/votes", "/api/synsets", "/api/me"):
         assert path in spec["paths"]
     assert "/task" not in spec["paths"]
+
+
+def test_every_column_says_what_it_counts(web: Web) -> None:
+    """A user trial could not tell what "agreement" or "rejected" counted: every header
+    of both tables carries its meaning, and a ratio shows what it is measured on."""
+    cur = web.client("cur")
+    items = vote_page(web.client("ann"), True)
+    with session_scope(web.engine) as s:
+        s.execute(update(Consensus).where(Consensus.candidate_id.in_(items))
+                  .values(decision="accepted"))  # fmt: skip
+    html = cur.get("/dashboard").text
+    heads = re.findall(r"<th([^>]*)>([^<]+)</th>", html)
+    assert len(heads) >= 20
+    untitled = [name for attrs, name in heads if "title=" not in attrs and name != "name"]
+    assert untitled == ["synset", "role"], untitled
+    assert "rejected_by_vote" in html  # the CLI's name for the dashboard's "rejected"
+    assert re.search(r"\d+% <span class=\"muted\">\(\d+\)</span>", html)  # agreement (n)
+    assert re.search(r"\d+ / \d+ \(\d+%\)", html)  # progress toward the goal, in numbers
