@@ -181,3 +181,15 @@ def photos() -> list[Path]:
 
 
 from tests.wordnet_fixtures import nltk_data_dir, wn, wordnet_env  # noqa: E402, F401
+
+
+@pytest.fixture(scope="module")
+def two_threads() -> Iterator[None]:
+    """torch on two threads for a module (this machine's cores; more only contend).
+    A module asks for it with ``pytestmark = pytest.mark.usefixtures("two_threads")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)

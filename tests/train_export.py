@@ -29,6 +29,11 @@ COLUMNS = [
 SPLIT_OF = ["train"] * 6 + ["val"] * 2 + ["test"] * 2
 
 
+# The smallest run the trainer's command line takes, for tests that train end to end.
+TINY = ["--image-size", "32", "--width", "8", "--batch-size", "8", "--device", "cpu",
+        "--workers", "1", "--seed", "3"]  # fmt: skip
+
+
 @dataclass
 class BuiltExport:
     root: Path

@@ -10,26 +10,16 @@ the page shows.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-from collections.abc import Iterator
 
-import pytest
 from sqlalchemy import select
 
-from synset_builder.config import Settings
 from synset_builder.db.models import Unsure, Vote
-from synset_builder.db.session import make_engine, session_scope
+from synset_builder.db.session import session_scope
 from tests.annotator_web.webtools import (
     BROWSER_MARKS,
     PASSWORD,
-    SYNSET,
-    free_port,
     launch_chromium,
-    seed,
-    wait_for_server,
 )
 
 WAIT = 30_000  # ms: a loaded test machine serves a page slowly
@@ -37,30 +27,6 @@ ENDED = "Your session ended; log in again: your answers on this page are kept."
 IDS = "ts => ts.map(t => Number(t.dataset.id))"
 
 pytestmark = BROWSER_MARKS
-
-
-@pytest.fixture
-def server(db_factory, photos, tmp_path) -> Iterator[tuple[str, object]]:
-    """``synset serve`` on a seeded PostgreSQL database: (base URL, engine)."""
-    cfg = Settings(database_url=db_factory.migrated("postgresql"), data_dir=tmp_path / "data")
-    engine = make_engine(cfg.database_url)
-    seed(engine, cfg, photos, n=60)
-    port = free_port()
-    env = {
-        **os.environ,
-        "SYNSET_DATABASE_URL": cfg.database_url,
-        "SYNSET_DATA_DIR": str(cfg.data_dir),
-        "SYNSET_WEB_GOLD_FRACTION": "0",
-    }
-    proc = subprocess.Popen([SYNSET, "serve", "--port", str(port)], env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_server(f"{base}/login", proc)
-        yield base, engine
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=20)
-        engine.dispose()
 
 
 def _log_in(page, base: str) -> None:

@@ -111,7 +111,10 @@ def test_decision_rule() -> None:
     assert word(0.01, 3, [3.0, 0.0]) == "rejected"
     assert word(0.70, 3) == "pending"
     assert word(0.70, 5) == "undecided"
-    assert word(0.99, 5, [0.0, 3.0], initial_needed=10) == "pending"  # initial items get 10
+    assert word(0.99, 4, [0.0, 3.0], initial_needed=10) == "pending"  # initial items wait
+    # ... for their round, but never past the cap (here 5): an initial item used to
+    # wait for 10 votes whatever --max-votes said.
+    assert word(0.99, 5, [0.0, 3.0], initial_needed=10) == "accepted"
     assert word(0.5, 0) == "pending"
     # Never on the prior alone: a 0.99 from a skewed prior with votes against it waits.
     assert word(0.99, 3, [1.0, 0.0]) == "pending"

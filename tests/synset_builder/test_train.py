@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,10 +27,10 @@ from synset_builder.train.config import TrainConfig  # noqa: E402
 from synset_builder.train.export_reader import open_export  # noqa: E402
 from synset_builder.train.loop import train  # noqa: E402
 from synset_builder.train.resnet import build_model  # noqa: E402
-from tests.train_export import BuiltExport, build_export  # noqa: E402
+from tests.train_export import TINY, BuiltExport, build_export  # noqa: E402
 
-TINY = ["--image-size", "32", "--width", "8", "--batch-size", "8", "--device", "cpu",
-        "--workers", "1", "--seed", "3"]  # fmt: skip
+pytestmark = pytest.mark.usefixtures("two_threads")
+
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -38,14 +38,6 @@ def tiny(**over: object) -> TrainConfig:
     base = {"epochs": 2, "device": "cpu", "image_size": 32, "width": 8, "batch_size": 8,
             "workers": 1, "seed": 3, "progress": False}  # fmt: skip
     return TrainConfig(**(base | over))  # type: ignore[arg-type]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _two_threads() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,18 +19,9 @@ import numpy as np  # noqa: E402
 
 from synset_builder.cli import main  # noqa: E402
 from synset_builder.train import plots  # noqa: E402
-from tests.train_export import BuiltExport, build_export  # noqa: E402
+from tests.train_export import TINY, BuiltExport, build_export  # noqa: E402
 
-TINY = ["--image-size", "32", "--width", "8", "--batch-size", "8", "--device", "cpu",
-        "--workers", "1", "--seed", "3"]  # fmt: skip
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _two_threads() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("two_threads")
 
 
 @pytest.fixture(scope="module")
