@@ -24,7 +24,6 @@ from itertools import islice
 from pathlib import Path
 
 from PIL import Image as PILImage
-from tqdm import tqdm
 
 from synset_builder.export.cache import RenderCache
 from synset_builder.export.datasheet import SheetStats
@@ -35,6 +34,7 @@ from synset_builder.export.hf import LabelSpace
 from synset_builder.export.render import Rendered, RenderSpec, render
 from synset_builder.export.spool import Entry, ExportSpool
 from synset_builder.export.worker import FileJob, render_file, render_files
+from synset_builder.progress import phase
 
 # Files a worker renders per task, and tasks in flight per worker: enough to keep
 # the workers busy, few enough that finished files never pile up in memory.
@@ -247,15 +247,14 @@ def write_files(
         # Stripping metadata from JPEGs is a byte copy: shipping the bytes to worker
         # processes and back costs more than it saves.
         workers = 1
-    bar = tqdm(
-        total=sum(spool.sizes.values()), desc="export", unit="img", disable=None, leave=False
-    )
     stream = _Peekable(render_stream(_jobs(spool, plan, cache), workers))
     need_sample = dict.fromkeys(plan.sample_classes, plan.samples_per_class)
     stats = SheetStats()
     held: dict[str, tuple[Rendered, bool, int]] = {}  # multi-label: until its last label
     unreadable = report.unreadable
-    try:
+    n = 0
+    # On a terminal a bar, in a log one line at the end (synset_builder/progress.py).
+    with phase(sum(spool.sizes.values()), "export", "img") as bar:
         for n, (e, split, labels) in enumerate(spool.ordered(), 1):
             if n % 1000 == 0:
                 bar.update(1000)
@@ -301,8 +300,7 @@ def write_files(
                     spool.add_file(folder_path, pixels.file_sha256)
             spool.add_row(values)
             stats.add(e, split, first=e.wnid == labels[0])
-    finally:
-        bar.close()
+        bar.update(n - bar.n)
     for writer in writers:
         for rel in writer.finish():
             if rel not in spool:

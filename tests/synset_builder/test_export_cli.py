@@ -35,6 +35,9 @@ def test_export_then_verify_catches_a_tampered_file(cli, collection, tmp_path) -
     # SYNSET_CONTACT unset: croissant.json names the tool's page for takedowns; say so.
     assert "warning: the takedown contact" in done.err and "SYNSET_CONTACT" in done.err
     report = json.loads(done.out)
+    # Progress in a log: one line at 100%, no redraws (synset_builder/progress.py).
+    (progress,) = [line for line in done.err.splitlines() if line.startswith("export: ")]
+    assert progress.startswith("export: 100% ") and "\r" not in done.err, done.err
     assert (
         json.loads((tmp_path / "out" / "export.json").read_text())["counts"]["export_id"]
         == (report["export_id"])
