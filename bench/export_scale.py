@@ -181,10 +181,11 @@ def check(out: Path) -> str:
     with (out / "manifest.csv").open() as fh:
         rows = sum(1 for _ in fh) - 1
     sheet = (out / "datasheet.md").stat().st_size
+    charts = len(list((out / "datasheet").glob("*.png")))
+    samples = len(list((out / "datasheet" / "samples").glob("*.jpg")))  # JPEG since 9880ce0
     return (
         f"{len(classes)} classes, {rows} manifest rows, counts {meta['counts']['splits']}, "
-        f"datasheet.md {sheet // 1024} KB, "
-        f"{len(list((out / 'datasheet').rglob('*.png')))} figures"
+        f"datasheet.md {sheet // 1024} KB, {charts} charts, {samples} sample grids"
     )
 
 
