@@ -70,9 +70,10 @@ def test_serve_prints_the_address_and_serves(settings, photos) -> None:
         "SYNSET_DATABASE_URL": settings.database_url,
         "SYNSET_DATA_DIR": str(settings.data_dir),
     }
-    proc = subprocess.Popen(
-        [SYNSET, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE, text=True
-    )
+    log = settings.data_dir / "serve.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen([SYNSET, "serve", "--port", str(port), "--access-log"], env=env,
+                                stdout=subprocess.PIPE, stderr=err, text=True)  # fmt: skip
     try:
         line = proc.stdout.readline()
         assert f"http://127.0.0.1:{port}/" in line
@@ -80,6 +81,10 @@ def test_serve_prints_the_address_and_serves(settings, photos) -> None:
         r = httpx.get(f"http://127.0.0.1:{port}/login", timeout=10)
         assert r.status_code == 200 and "Log in" in r.text
         assert (settings.data_dir / "secret_key").stat().st_mode & 0o077 == 0
+        assert httpx.get(f"http://127.0.0.1:{port}/api/me", timeout=10).status_code == 401
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
+    # --access-log: a line per request, refusals included (a curator's record of 401s).
+    logged = log.read_text()
+    assert '"GET /login HTTP/1.1" 200' in logged and '"GET /api/me HTTP/1.1" 401' in logged
