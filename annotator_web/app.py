@@ -219,7 +219,7 @@ def _message_page(
     return request.app.state.templates.TemplateResponse(
         request,
         "message.html",
-        {"title": title, "message": message, "user": None},
+        {"title": title, "message": message, "user": getattr(request.state, "viewer", None)},
         status_code=status,
         headers=headers,
     )

@@ -115,7 +115,18 @@ def page_user(request: Request, session: SessionDep) -> Annotator:
     if user is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(quote(target, safe="/?=&"))
+    # Who is looking, for an error page raised after this (a 403, a 404): its header
+    # shows the name and Log out as every page does. A copy, not the session's object.
+    request.state.viewer = Viewer(user.username, user.role)
     return user
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """What the page header shows of the account (templates/base.html)."""
+
+    username: str
+    role: str
 
 
 AccountT = TypeVar("AccountT", bound="Annotator | Account | Voter")

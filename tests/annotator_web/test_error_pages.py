@@ -60,3 +60,5 @@ def test_a_bad_value_in_an_address_is_a_page_and_forbidden_says_so(web: Web) -> 
     denied = web.client("ann").get("/dashboard", headers=BROWSER)
     _is_page(denied, 403)
     assert "Not allowed" in denied.text and "Error 403" not in denied.text
+    # The header as on every page: who is logged in, and a way out.
+    assert '<span class="name">ann</span>' in denied.text and "Log out" in denied.text
