@@ -307,7 +307,8 @@ def evaluate_cmd(
     table = []
     for r in results:
         row = [r.method, f"{r.accuracy:.4f}", f"{r.mean_votes:.2f}",
-               f"{r.accuracy_min:.4f}-{r.accuracy_max:.4f}", f"{r.decided:.3f}",
+               f"{r.accuracy_min:.4f}-{r.accuracy_max:.4f}" if orders > 1 else "-",
+               f"{r.decided:.3f}",
                f"{r.expected_accuracy:.4f}"]  # fmt: skip
         if binary:
             row += [_fmt(r.precision, "{:.4f}"), _fmt(r.recall, "{:.4f}")]

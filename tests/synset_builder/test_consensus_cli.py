@@ -239,6 +239,7 @@ def test_evaluate_on_face_sentiment(capsys: pytest.CaptureFixture[str]) -> None:
     assert capped.code == 0
     (row,) = [ln.split() for ln in capped.out.splitlines() if ln.startswith("majority")]
     assert float(row[2]) == 3.0
+    assert row[3] == "-"  # one order: no range to show
 
 
 def test_evaluate_applies_the_settings_and_the_cap(
