@@ -1,7 +1,8 @@
 // Review grid: keyboard-first judging. Arrows move, Y / N judge the focused item (sent at
 // once to POST /api/review, the session cookie authenticates), U skips, V opens the
 // large view, B hands the item back to the crowd. Focus moves on after each judgement,
-// so a page of 24 is 24 key presses.
+// so a page of 24 is 24 key presses. Without a keyboard (a phone hides the key hints),
+// each tile's Yes / No buttons focus their tile and judge it as Y / N do.
 (() => {
   "use strict";
   const grid = document.querySelector(".review-grid");
@@ -65,16 +66,20 @@
     viewer.showModal();
   }
 
+  // A button's data-act, in a tile or the large view.
+  function act(e) {
+    const name = e.target.closest("[data-act]")?.dataset.act;
+    if (name === "yes") judge(true);
+    else if (name === "no") judge(false);
+    else if (name === "close") viewer.close();
+  }
+
   tiles.forEach((t, k) => {
-    t.addEventListener("click", () => focus(k));
-    t.addEventListener("dblclick", () => { focus(k); large(); });
+    t.addEventListener("click", (e) => { focus(k); act(e); });
+    // Two quick taps on a tile's button are two judgements, not a large view.
+    t.addEventListener("dblclick", (e) => { if (!e.target.closest("button")) { focus(k); large(); } });
   });
-  viewer.addEventListener("click", (e) => {
-    const act = e.target.closest("[data-act]")?.dataset.act;
-    if (act === "yes") judge(true);
-    else if (act === "no") judge(false);
-    else if (act === "close") viewer.close();
-  });
+  viewer.addEventListener("click", act);
 
   document.addEventListener("keydown", (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey) return;
