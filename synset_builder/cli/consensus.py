@@ -319,8 +319,14 @@ def evaluate_cmd(
         typer.echo("  ".join([row[0].ljust(widths[0]), *cells[1:]]))
     replayed = "file order" if orders == 1 else f"mean of {orders} random orders (seed {seed})"
     extra = f"; spammers added: {spammers:g} x workers" if spammers else ""
-    if any(r.method == "dynamic" for r in results):
+    for r in results:
+        if r.method != "dynamic":
+            continue
         extra += f"; dynamic: {passes} passes" if passes != 1 else "; dynamic: one pass"
+        if r.excluded_spammers is not None:
+            extra += f", {r.excluded_spammers:.0%} of the spammers excluded"
+        if r.excluded_workers:
+            extra += f", {r.excluded_workers:g} real workers excluded"
     typer.echo(f"{results[0].items} items with truth; {replayed}{extra}.")
 
 

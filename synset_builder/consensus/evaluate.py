@@ -32,6 +32,11 @@ point is to stay sound when some workers answer without looking:
   that order*, which does depend on it. Scoring them per order keeps one rule for
   all methods and costs one fit per order.
 
+``dynamic`` also reports ``excluded_workers`` (real workers its exclusion rule
+caught, mean per order) and, with spammers, ``excluded_spammers`` (the share of
+them it caught): a robustness run says whether the rule saw them, not only what
+they cost.
+
 Scores per order: ``accuracy`` and ``expected_accuracy`` (the model's own mean
 top posterior, i.e. what it believes its accuracy is) over the items with truth;
 ``mean_votes`` and ``decided`` over every item with a vote. An item is decided
@@ -45,7 +50,7 @@ order leaves it undefined.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
@@ -89,6 +94,10 @@ class Evaluation:
     binary: bool = False
     precision: float | None = None  # binary sets only
     recall: float | None = None
+    # Dynamic only: real workers the rule excluded (mean per order), and the share of
+    # the added spammers it excluded (None without spammers).
+    excluded_workers: float | None = None
+    excluded_spammers: float | None = None
 
     def as_json(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -104,6 +113,10 @@ class Evaluation:
         if self.binary:
             out["precision"] = self.precision
             out["recall"] = self.recall
+        if self.excluded_workers is not None:
+            out["excluded_workers"] = self.excluded_workers
+        if self.excluded_spammers is not None:
+            out["excluded_spammers"] = self.excluded_spammers
         return out
 
 
@@ -118,6 +131,7 @@ class Score:
     expected_accuracy: float
     precision: float | None
     recall: float | None
+    excluded: tuple[int, int] | None = None  # dynamic: (real workers, spammers) excluded
 
 
 def cap_votes(votes: Sequence[VoteRow], max_votes: int | None) -> list[VoteRow]:
@@ -184,12 +198,17 @@ def score_order(
     max_votes: int | None,
     config: DynamicConfig,
     passes: int = PASSES,
+    spammers: Collection[Hashable] = (),
 ) -> Score:
-    """Fit (or replay) one method on one vote order and score it against the truth."""
+    """Fit (or replay) one method on one vote order and score it against the truth;
+    ``spammers``: the synthetic workers' names, to count the ones the rule caught."""
+    excluded = None
     if name == "dynamic":
         model = DynamicConsensus(config=config).replay(votes, classes=classes, passes=passes)
         used = model.used_
         decided = [bool(d) for d in model.decided_.values()]
+        caught = sum(1 for w in model.excluded_ if w in spammers)
+        excluded = (len(model.excluded_) - caught, caught)
     else:
         taken = cap_votes(votes, max_votes)
         model = METHODS[name](config).fit(taken, classes=classes)
@@ -214,6 +233,7 @@ def score_order(
         expected_accuracy=fmean(max(model.probas_[item].values()) for item in scored),
         precision=_ratio(true_pos, sum(said[i] is True for i in scored)) if binary else None,
         recall=_ratio(true_pos, sum(truth[i] is True for i in scored)) if binary else None,
+        excluded=excluded,
     )
 
 
@@ -222,8 +242,9 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return fmean(known) if known else None
 
 
-def summarise(name: str, scores: Sequence[Score], binary: bool) -> Evaluation:
+def summarise(name: str, scores: Sequence[Score], binary: bool, spammers: int = 0) -> Evaluation:
     accuracy = [s.accuracy for s in scores]
+    caught = [s.excluded for s in scores if s.excluded is not None]
     return Evaluation(
         method=name,
         accuracy=fmean(accuracy),
@@ -236,6 +257,8 @@ def summarise(name: str, scores: Sequence[Score], binary: bool) -> Evaluation:
         binary=binary,
         precision=_mean([s.precision for s in scores]),
         recall=_mean([s.recall for s in scores]),
+        excluded_workers=fmean(real for real, _ in caught) if caught else None,
+        excluded_spammers=fmean(s / spammers for _, s in caught) if caught and spammers else None,
     )
 
 
@@ -280,10 +303,12 @@ def evaluate(
     if max_votes is not None:
         cfg = cfg.with_options(max_votes=max_votes)
     spam = spam_votes(votes, spammers, [True, False] if binary else classes)
+    fake = {w for rows in spam.values() for _, w, _ in rows}
     scores: dict[str, list[Score]] = {name: [] for name in methods}
     for stream in vote_orders(votes, spam, orders, seed):
         for name in methods:
             one = score_order(name, stream, truth, classes=classes, binary=binary,
-                              max_votes=max_votes, config=cfg, passes=passes)  # fmt: skip
+                              max_votes=max_votes, config=cfg, passes=passes,
+                              spammers=fake)  # fmt: skip
             scores[name].append(one)
-    return [summarise(name, scores[name], binary) for name in methods]
+    return [summarise(name, scores[name], binary, len(fake)) for name in methods]

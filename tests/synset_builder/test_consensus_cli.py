@@ -410,6 +410,26 @@ def test_evaluate_adds_spammers(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     )
 
 
+def test_evaluate_says_which_spammers_the_dynamic_rule_caught(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A robustness run says whether the rule saw the spammers, not only what they
+    cost: on face_sentiment every always-one-answer worker is excluded, no real one."""
+    res = run_main(capsys, "consensus", "evaluate", str(FACES / "answer.csv"),
+                   "--truth", str(FACES / "truth.csv"), "--spammers", "0.2", "--json")  # fmt: skip
+    assert res.code == 0, res.err
+    rows = {r["method"]: r for r in json.loads(res.out)}
+    assert rows["dynamic"]["excluded_spammers"] == 1.0
+    assert rows["dynamic"]["excluded_workers"] == 0.0
+    assert "excluded_spammers" not in rows["majority"]
+    plain = run_main(capsys, "consensus", "evaluate", str(FACES / "answer.csv"),
+                     "--truth", str(FACES / "truth.csv"), "--method", "dynamic")  # fmt: skip
+    (row,) = json.loads(run_main(capsys, "consensus", "evaluate", str(FACES / "answer.csv"),
+                                 "--truth", str(FACES / "truth.csv"), "--method", "dynamic",
+                                 "--json").out)  # fmt: skip
+    assert "excluded_spammers" not in row and "spammers excluded" not in plain.out
+
+
 def test_spammers_never_clash_and_come_after_each_first_vote() -> None:
     votes = [("x", "__spam0", "a"), ("y", "w1", "b"), ("x", "w1", "c")]
     spam = spam_votes(votes, 1.5, ["a", "b", "c"])
