@@ -198,16 +198,17 @@ def _worker(
     already holds the name it would get. Its earlier votes are loaded into
     ``existing`` so repeats are counted, not added.
 
-    A crowd worker id first (the web app's account for it, made if new); then an
-    account's own name, as ``votes export`` writes it.
+    A crowd worker id first (the web app's account for it); then an account's own
+    name, as ``votes export`` writes it; else a new crowd account for the id.
     """
-    named = None
-    if find_crowd_worker(session, worker) is None:
-        named = session.scalar(select(Annotator).where(Annotator.username == worker))
-    try:
-        user = named if named is not None else crowd_worker(session, worker)
-    except NameTaken:
-        return None, False
+    user = find_crowd_worker(session, worker) or session.scalar(
+        select(Annotator).where(Annotator.username == worker)
+    )
+    if user is None:
+        try:
+            user = crowd_worker(session, worker)
+        except NameTaken:
+            return None, False
     aid = user.id
     existing.update(
         ((c, aid), a)
