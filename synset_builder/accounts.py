@@ -94,7 +94,7 @@ def _joined_team(session: Session, user: Annotator) -> None:
     open again for them (consensus/team_growth.py)."""
     from synset_builder.consensus.team_growth import reopen_for
 
-    reopen_for(session, user.id)
+    reopen_for(session, [user.id])
 
 
 def find_user(session: Session, username: str) -> Annotator:
@@ -161,11 +161,13 @@ def crowd_name_free(session: Session, worker_id: str) -> None:
         )
 
 
-def crowd_worker(session: Session, worker_id: str) -> Annotator:
+def crowd_worker(session: Session, worker_id: str, *, reopen: bool = True) -> Annotator:
     """The account tied to a crowd platform's worker id, created on first arrival.
 
     Raises :class:`NameTaken` when a staff account already has the name the worker
-    would get (``crowd-ID``): the insert would break the unique name.
+    would get (``crowd-ID``): the insert would break the unique name. A new account
+    joins the team (:func:`_joined_team`); ``reopen=False`` leaves that to a caller
+    that makes many at once (``votes import``: one statement for all of them).
     """
     user = find_crowd_worker(session, worker_id)
     if user is None:
@@ -179,7 +181,8 @@ def crowd_worker(session: Session, worker_id: str) -> Annotator:
         )
         session.add(user)
         session.flush()
-        _joined_team(session, user)
+        if reopen:
+            _joined_team(session, user)
     return user
 
 

@@ -19,7 +19,9 @@ the rule as always.
 
 from __future__ import annotations
 
-from sqlalchemy import exists, select, update
+from collections.abc import Collection
+
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from synset_builder.consensus.dynamic import NO_VOTERS
@@ -28,28 +30,42 @@ from synset_builder.db.models import Annotator, AnnotatorQuality, Consensus, Vot
 from synset_builder.decision import Decision
 
 
-def on_team(session: Session, annotator_id: int) -> bool:
-    """Whether the rule waits for this account (:func:`.live_sql.team_clause`)."""
-    found = session.scalar(
-        select(Annotator.id)
-        .outerjoin(AnnotatorQuality, AnnotatorQuality.annotator_id == Annotator.id)
-        .where(Annotator.id == annotator_id, team_clause())
+def on_team(session: Session, annotator_ids: Collection[int]) -> list[int]:
+    """Those of ``annotator_ids`` the rule waits for (:func:`.live_sql.team_clause`)."""
+    if not annotator_ids:
+        return []
+    return list(
+        session.scalars(
+            select(Annotator.id)
+            .outerjoin(AnnotatorQuality, AnnotatorQuality.annotator_id == Annotator.id)
+            .where(Annotator.id.in_(sorted(annotator_ids)), team_clause())
+        )
     )
-    return found is not None
 
 
-def reopen_for(session: Session, annotator_id: int) -> int:
+def reopen_for(session: Session, annotator_ids: Collection[int]) -> int:
     """Reopen, in the caller's transaction, the items closed for want of a voter that
-    ``annotator_id`` (now on the team) has not voted on; returns how many."""
+    one of ``annotator_ids`` (now on the team) has not voted on; returns how many.
+
+    One statement for any number of newcomers: ``votes import`` names a file's new
+    workers together, and a scan of the decisions per worker would be one per worker.
+    """
     session.flush()
-    if not on_team(session, annotator_id):
+    members = on_team(session, annotator_ids)
+    if not members:
         return 0
-    voted = exists().where(
-        Vote.candidate_id == Consensus.candidate_id, Vote.annotator_id == annotator_id
+    voted = (
+        select(func.count())
+        .where(Vote.candidate_id == Consensus.candidate_id, Vote.annotator_id.in_(members))
+        .scalar_subquery()
     )
     done = session.execute(
         update(Consensus)
-        .where(Consensus.decision == Decision.undecided, Consensus.reason == NO_VOTERS, ~voted)
+        .where(
+            Consensus.decision == Decision.undecided,
+            Consensus.reason == NO_VOTERS,
+            voted < len(members),
+        )
         .values(decision=Decision.pending, reason=None)
         .execution_options(synchronize_session=False)
     )

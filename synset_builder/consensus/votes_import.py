@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session
 from synset_builder.accounts import WORKER_ID, NameTaken, crowd_worker, find_crowd_worker
 from synset_builder.consensus.crowd_files import binary_label
 from synset_builder.consensus.live import after_votes
+from synset_builder.consensus.team_growth import reopen_for
 from synset_builder.consensus.vote_formats import VoteRecord, read_votes
 from synset_builder.db.models import Annotator, Candidate, Image, Synset, Vote
 from synset_builder.errors import NotFound
@@ -192,7 +193,7 @@ def _answer(label: str, synset_id: int, names: dict[str, set[int]] | None) -> bo
 
 
 def _worker(
-    session: Session, worker: str, existing: dict[tuple[int, int], bool]
+    session: Session, worker: str, existing: dict[tuple[int, int], bool], new: list[int]
 ) -> tuple[int | None, bool]:
     """The account of ``worker`` and whether it is staff; (None, False) when a person
     already holds the name it would get. Its earlier votes are loaded into
@@ -206,9 +207,10 @@ def _worker(
     )
     if user is None:
         try:
-            user = crowd_worker(session, worker)
+            user = crowd_worker(session, worker, reopen=False)
         except NameTaken:
             return None, False
+        new.append(user.id)
     aid = user.id
     existing.update(
         ((c, aid), a)
@@ -242,6 +244,7 @@ def import_votes(
     if any(binary_label(rec.answer) is None for rec, _, _ in usable):
         names = _class_names(session)
     workers: dict[str, tuple[int | None, bool]] = {}
+    newcomers: list[int] = []  # crowd accounts this file makes: they join the team
     existing: dict[tuple[int, int], bool] = {}
     touched: set[int] = set()
     for rec, cid, sid in usable:
@@ -253,7 +256,7 @@ def import_votes(
             result.skipped.append(Skip(rec.where, BAD_WORKER, rec.worker))
             continue
         if rec.worker not in workers:
-            workers[rec.worker] = _worker(session, rec.worker, existing)
+            workers[rec.worker] = _worker(session, rec.worker, existing, newcomers)
         aid, staff = workers[rec.worker]
         if aid is None:
             result.skipped.append(Skip(rec.where, NAME_TAKEN, rec.worker))
@@ -275,6 +278,9 @@ def import_votes(
         touched.add(cid)
         result.added += 1
     session.flush()
+    # What nobody was left for reopens for the file's new workers, once, after their
+    # votes (an item they voted on here is not reopened for them).
+    reopen_for(session, newcomers)
     ordered = sorted(touched)
     for start in range(0, len(ordered), CHUNK):
         after_votes(session, ordered[start : start + CHUNK])
